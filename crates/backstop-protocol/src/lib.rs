@@ -1,0 +1,32 @@
+//! Wire types, codecs and translation for the LLM APIs Backstop speaks: OpenAI Chat Completions,
+//! Anthropic Messages and Gemini `generateContent`.
+//!
+//! This crate does no I/O. It gives the gateway three things:
+//!
+//! * a fast passthrough path ([`read_envelope`], [`rewrite_model`]) that looks at only the few
+//!   fields routing needs and forwards every other byte untouched, so same-protocol traffic pays
+//!   no re-serialisation cost;
+//! * a protocol-neutral model ([`ChatRequest`], [`ChatResponse`], [`StreamEvent`]) with decoders and
+//!   encoders per provider, used when the caller and the upstream speak different protocols;
+//! * SSE framing ([`SseDecoder`], [`write_sse`]) and error handling ([`classify_error`],
+//!   [`error_body`]) that map each provider's real error wording onto one set of failure kinds.
+//!
+//! ```
+//! use backstop_protocol::{read_envelope, rewrite_model};
+//! let body = br#"{"model":"smart","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+//! let env = read_envelope(body).unwrap();
+//! assert_eq!(env.model, "smart");
+//! assert!(env.stream);
+//! let out = rewrite_model(body, "gpt-4o").unwrap();
+//! assert_eq!(&out[..], &br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#[..]);
+//! ```
+
+mod envelope;
+mod error;
+mod protocol;
+mod sse;
+
+pub use envelope::{read_envelope, rewrite_model, Envelope};
+pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
+pub use protocol::{Protocol, ProtocolError};
+pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
