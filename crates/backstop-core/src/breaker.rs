@@ -20,6 +20,7 @@
 //! the breaker changed state is stale and its record is ignored: only the probes decide a half-open breaker.
 
 use crate::class::{FailureClass, Verdict};
+use crate::deadline::later;
 use crate::observer::{NoopObserver, Observer};
 use crate::window::SlotRing;
 use std::fmt;
@@ -315,7 +316,7 @@ impl Breaker {
                 }
             }
             Mode::Open { until } => Err(Rejected {
-                retry_at: until.unwrap_or(now + shared.config.open_for),
+                retry_at: until.unwrap_or(later(now, shared.config.open_for)),
                 state: BreakerState::Open,
             }),
         });
@@ -369,7 +370,7 @@ impl Breaker {
     pub fn force_open(&self, for_: Option<Duration>) {
         let now = Instant::now();
         self.shared.with(now, |inner| {
-            let until = for_.map(|d| now + d);
+            let until = for_.map(|d| later(now, d));
             inner.trip(now, until, TripReason::Forced);
         });
     }
@@ -414,7 +415,7 @@ impl Shared {
             match (inner.mode, health) {
                 (Mode::Open { .. }, _) => {}
                 (_, Health::Broken(detail)) => {
-                    let until = Some(now + config.open_for);
+                    let until = Some(later(now, config.open_for));
                     inner.trip(now, until, TripReason::TargetBroken(detail));
                 }
                 (Mode::Closed, Health::Good) => {
@@ -427,7 +428,7 @@ impl Shared {
                     let (calls, failures) = inner.ring.sums(now);
                     let rate = failures as f64 / calls.max(1) as f64;
                     let rate_rule = config.failure_rate > 0.0 && config.failure_rate <= 1.0;
-                    let until = Some(now + config.open_for);
+                    let until = Some(later(now, config.open_for));
                     if config.failure_threshold > 0 && inner.consecutive >= config.failure_threshold
                     {
                         let n = inner.consecutive;
@@ -443,7 +444,7 @@ impl Shared {
                 (Mode::HalfOpen { .. }, Health::Bad) => {
                     inner.trip(
                         now,
-                        Some(now + config.open_for),
+                        Some(later(now, config.open_for)),
                         TripReason::HalfOpenProbeFailed,
                     );
                 }
