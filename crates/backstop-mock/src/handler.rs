@@ -1,0 +1,402 @@
+//! The provider endpoints: parse, pick a fault, answer (or misbehave).
+//!
+//! One function, [`serve`], handles all three wire formats so that a fault behaves the same way
+//! whichever protocol it hits; only parsing and encoding differ per provider.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::ask::{self, Ask};
+use crate::errors::{self, Context, ErrorCase};
+use crate::fault::{FaultKind, Route};
+use crate::log::{Draft, LogGuard, RequestLog};
+use crate::registry::Faults;
+use crate::reply::{plan, Reply, Script};
+use crate::stream::{self, Delivery, Events};
+use crate::{anthropic, gemini, openai};
+
+/// State shared by every request of one mock server.
+pub(crate) struct Shared {
+    pub(crate) script: Script,
+    pub(crate) faults: Faults,
+    pub(crate) log: Arc<RequestLog>,
+    pub(crate) serial: AtomicU64,
+}
+
+/// Lets a handler ask its connection to be reset (inserted per connection by the server).
+#[derive(Clone)]
+pub(crate) struct ConnReset(pub(crate) Arc<Notify>);
+
+/// The wire format and, for Gemini, what the path says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Target {
+    Openai,
+    Anthropic,
+    Gemini {
+        model: String,
+        stream: bool,
+        sse: bool,
+    },
+}
+
+impl Target {
+    fn route(&self) -> Route {
+        match self {
+            Target::Openai => Route::Openai,
+            Target::Anthropic => Route::Anthropic,
+            Target::Gemini { .. } => Route::Gemini,
+        }
+    }
+}
+
+/// Everything about one incoming request.
+pub(crate) struct Incoming {
+    pub(crate) target: Target,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) reset: Option<ConnReset>,
+    pub(crate) body: Bytes,
+}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const SSE: HeaderValue = HeaderValue::from_static("text/event-stream; charset=utf-8");
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds a response; `extra` headers that are not valid header values are skipped.
+fn respond(
+    status: u16,
+    content_type: HeaderValue,
+    extra: &[(&'static str, String)],
+    body: Body,
+) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    response
+}
+
+fn request_id_header(route: Route, serial: u64) -> Vec<(&'static str, String)> {
+    match route {
+        Route::Openai | Route::Models => vec![("x-request-id", format!("req_mock{serial:016x}"))],
+        Route::Anthropic => vec![("request-id", format!("req_011mock{serial:016x}"))],
+        Route::Gemini => Vec::new(),
+    }
+}
+
+fn error_response(
+    route: Route,
+    case: ErrorCase,
+    cx: &Context<'_>,
+    serial: u64,
+    guard: &mut LogGuard,
+) -> Response {
+    let rendered = errors::render(route, case, cx);
+    let mut extra = request_id_header(route, serial);
+    extra.extend(rendered.headers);
+    guard.set_status(rendered.status);
+    guard.finish(format!("status {}", rendered.status));
+    let body = serde_json::to_vec(&rendered.body).unwrap_or_default();
+    respond(rendered.status, JSON, &extra, Body::from(body))
+}
+
+fn invalid_json_message(route: Route, err: &serde_json::Error) -> String {
+    match route {
+        Route::Openai | Route::Models => "We could not parse the JSON body of your request. (HINT: This likely means you \
+            aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not \
+            valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at \
+            help.openai.com.)"
+            .to_owned(),
+        Route::Anthropic => format!("There was an error parsing the body: {err}"),
+        Route::Gemini => format!("Invalid JSON payload received. {err}"),
+    }
+}
+
+/// Reads the request as its wire format says.
+fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
+    let route = incoming.target.route();
+    let value: Value = serde_json::from_slice(&incoming.body)
+        .map_err(|e| ErrorCase::Invalid(invalid_json_message(route, &e)))?;
+    match &incoming.target {
+        Target::Openai => ask::openai(&value),
+        Target::Anthropic => {
+            if !incoming.headers.contains_key("anthropic-version") {
+                return Err(ErrorCase::Invalid(
+                    "anthropic-version: header is required".to_owned(),
+                ));
+            }
+            ask::anthropic(&value)
+        }
+        Target::Gemini { model, stream, .. } => ask::gemini(model, *stream, &value),
+    }
+    .map_err(ErrorCase::Invalid)
+}
+
+/// The error a fault kind stands for, if it is an error fault.
+pub(crate) fn error_case(kind: &FaultKind) -> Option<ErrorCase> {
+    match kind {
+        FaultKind::Status { status, .. } => Some(ErrorCase::Status(*status)),
+        FaultKind::RateLimit { .. } => Some(ErrorCase::RateLimit),
+        FaultKind::Overloaded => Some(ErrorCase::Overloaded),
+        FaultKind::ContextLength => Some(ErrorCase::ContextLength),
+        FaultKind::ContentFilter => Some(ErrorCase::ContentFilter),
+        FaultKind::Unauthorized => Some(ErrorCase::Unauthorized),
+        FaultKind::Forbidden => Some(ErrorCase::Forbidden),
+        FaultKind::InsufficientQuota => Some(ErrorCase::InsufficientQuota),
+        FaultKind::UnknownModel => Some(ErrorCase::UnknownModel),
+        FaultKind::RejectPrefill => Some(ErrorCase::RejectPrefill),
+        FaultKind::Reset
+        | FaultKind::Hang
+        | FaultKind::DelayHeaders { .. }
+        | FaultKind::SlowFirstToken { .. }
+        | FaultKind::SlowStream { .. }
+        | FaultKind::CutAfter { .. }
+        | FaultKind::Stall { .. }
+        | FaultKind::MalformedEvent { .. }
+        | FaultKind::NoDone
+        | FaultKind::WrongModel { .. } => None,
+    }
+}
+
+fn retry_after(kind: &FaultKind) -> Option<&str> {
+    match kind {
+        FaultKind::Status { retry_after, .. } | FaultKind::RateLimit { retry_after } => {
+            retry_after.as_deref()
+        }
+        FaultKind::Overloaded
+        | FaultKind::ContextLength
+        | FaultKind::ContentFilter
+        | FaultKind::Unauthorized
+        | FaultKind::Forbidden
+        | FaultKind::InsufficientQuota
+        | FaultKind::UnknownModel
+        | FaultKind::Reset
+        | FaultKind::Hang
+        | FaultKind::DelayHeaders { .. }
+        | FaultKind::SlowFirstToken { .. }
+        | FaultKind::SlowStream { .. }
+        | FaultKind::CutAfter { .. }
+        | FaultKind::Stall { .. }
+        | FaultKind::MalformedEvent { .. }
+        | FaultKind::NoDone
+        | FaultKind::RejectPrefill
+        | FaultKind::WrongModel { .. } => None,
+    }
+}
+
+/// Drops the connection with a TCP reset (or, without a connection handle, aborts the body).
+async fn reset(handle: Option<ConnReset>, mut guard: LogGuard) -> Response {
+    guard.finish("reset");
+    match handle {
+        Some(ConnReset(notify)) => {
+            notify.notify_one();
+            std::future::pending::<Response>().await
+        }
+        None => Response::new(stream::single(Bytes::new(), None, true, guard)),
+    }
+}
+
+/// Handles one provider request from arrival to the last byte.
+pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
+    let route = incoming.target.route();
+    let serial = shared.serial.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut guard = shared.log.begin(Draft {
+        route,
+        method: incoming.method.to_string(),
+        path: incoming
+            .uri
+            .path_and_query()
+            .map_or_else(|| incoming.uri.path().to_owned(), |p| p.to_string()),
+        headers: incoming.headers.clone(),
+        body: incoming.body.clone(),
+    });
+    let ask = match parse(&incoming) {
+        Ok(ask) => ask,
+        Err(case) => {
+            let model = match &incoming.target {
+                Target::Gemini { model, .. } => model.as_str(),
+                Target::Openai | Target::Anthropic => "",
+            };
+            let cx = Context {
+                model,
+                retry_after: None,
+                input_tokens: 0,
+            };
+            return error_response(route, case, &cx, serial, &mut guard);
+        }
+    };
+    guard.set_request(&ask.model, ask.stream);
+    let has_prefill = ask.prefill.is_some();
+    let fault = shared
+        .faults
+        .pick(route, &ask.model, Instant::now(), |kind| {
+            has_prefill || !matches!(kind, FaultKind::RejectPrefill)
+        });
+    let mut model = ask.model.clone();
+    if let Some(kind) = &fault {
+        guard.set_fault(kind.name());
+        if let Some(case) = error_case(kind) {
+            let cx = Context {
+                model: &ask.model,
+                retry_after: retry_after(kind),
+                input_tokens: ask.input_tokens,
+            };
+            if let (
+                Target::Gemini {
+                    stream: true, sse, ..
+                },
+                ErrorCase::ContentFilter,
+            ) = (&incoming.target, &case)
+            {
+                return gemini_blocked_stream(&cx, *sse, guard);
+            }
+            return error_response(route, case, &cx, serial, &mut guard);
+        }
+        match kind {
+            FaultKind::Reset => return reset(incoming.reset, guard).await,
+            FaultKind::Hang => {
+                guard.finish("hang");
+                return std::future::pending::<Response>().await;
+            }
+            FaultKind::DelayHeaders { delay } => tokio::time::sleep(*delay).await,
+            FaultKind::WrongModel { name } => model = name.clone(),
+            FaultKind::Status { .. }
+            | FaultKind::RateLimit { .. }
+            | FaultKind::Overloaded
+            | FaultKind::ContextLength
+            | FaultKind::ContentFilter
+            | FaultKind::Unauthorized
+            | FaultKind::Forbidden
+            | FaultKind::InsufficientQuota
+            | FaultKind::UnknownModel
+            | FaultKind::RejectPrefill
+            | FaultKind::SlowFirstToken { .. }
+            | FaultKind::SlowStream { .. }
+            | FaultKind::CutAfter { .. }
+            | FaultKind::Stall { .. }
+            | FaultKind::MalformedEvent { .. }
+            | FaultKind::NoDone => {}
+        }
+    }
+    let reply = plan(&shared.script, &ask, model, serial, unix_now());
+    let delivery = Delivery::for_fault(fault.as_ref());
+    let extra = request_id_header(route, serial);
+    guard.set_status(200);
+    if ask.stream {
+        let (events, malformed) = encode_stream(&incoming.target, &reply, &ask);
+        let mut extra = extra;
+        extra.push(("cache-control", "no-cache".to_owned()));
+        let content_type = match &incoming.target {
+            Target::Gemini { sse: false, .. } => JSON,
+            Target::Gemini { sse: true, .. } | Target::Openai | Target::Anthropic => SSE,
+        };
+        return respond(
+            200,
+            content_type,
+            &extra,
+            stream::body(events, malformed, delivery, guard),
+        );
+    }
+    let body = Bytes::from(match &incoming.target {
+        Target::Openai => openai::body(&reply),
+        Target::Anthropic => anthropic::body(&reply),
+        Target::Gemini { .. } => gemini::body(&reply),
+    });
+    if delivery.is_plain() {
+        guard.finish("ok");
+        return respond(200, JSON, &extra, Body::from(body));
+    }
+    non_stream_fault(fault.as_ref(), body, &reply, extra, guard)
+}
+
+/// A non-streaming reply under a stream fault: delays delay the body after the headers, a cut
+/// sends half the body then drops the connection, a malformed event truncates the JSON.
+fn non_stream_fault(
+    fault: Option<&FaultKind>,
+    body: Bytes,
+    reply: &Reply,
+    mut extra: Vec<(&'static str, String)>,
+    mut guard: LogGuard,
+) -> Response {
+    extra.push(("content-length", body.len().to_string()));
+    let (delay, cut) = match fault {
+        Some(FaultKind::SlowFirstToken { delay }) => (Some(*delay), false),
+        Some(FaultKind::SlowStream { delay }) => {
+            let events = u32::try_from(reply.output_tokens().max(1)).unwrap_or(u32::MAX);
+            (Some(delay.saturating_mul(events)), false)
+        }
+        Some(FaultKind::Stall { duration, .. }) => (Some(*duration), false),
+        Some(FaultKind::CutAfter { .. }) => (None, true),
+        Some(FaultKind::MalformedEvent { .. }) => {
+            let truncated = body.slice(..body.len() / 2);
+            extra.retain(|(name, _)| *name != "content-length");
+            guard.finish("malformed body");
+            return respond(200, JSON, &extra, Body::from(truncated));
+        }
+        Some(
+            FaultKind::Status { .. }
+            | FaultKind::RateLimit { .. }
+            | FaultKind::Overloaded
+            | FaultKind::ContextLength
+            | FaultKind::ContentFilter
+            | FaultKind::Unauthorized
+            | FaultKind::Forbidden
+            | FaultKind::InsufficientQuota
+            | FaultKind::UnknownModel
+            | FaultKind::Reset
+            | FaultKind::Hang
+            | FaultKind::DelayHeaders { .. }
+            | FaultKind::NoDone
+            | FaultKind::RejectPrefill
+            | FaultKind::WrongModel { .. },
+        )
+        | None => (None, false),
+    };
+    respond(200, JSON, &extra, stream::single(body, delay, cut, guard))
+}
+
+fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> (Events, Bytes) {
+    match target {
+        Target::Openai => (
+            openai::events(reply, ask.include_usage),
+            openai::malformed(),
+        ),
+        Target::Anthropic => (anthropic::events(reply), anthropic::malformed()),
+        Target::Gemini { sse, .. } => (gemini::events(reply, *sse), gemini::malformed(*sse)),
+    }
+}
+
+/// Gemini's content filter on a stream: one response with `promptFeedback.blockReason`.
+fn gemini_blocked_stream(cx: &Context<'_>, sse: bool, mut guard: LogGuard) -> Response {
+    let rendered = errors::render(Route::Gemini, ErrorCase::ContentFilter, cx);
+    let json = serde_json::to_string(&rendered.body).unwrap_or_default();
+    let body = if sse {
+        format!("data: {json}\r\n\r\n")
+    } else {
+        format!("[{json}]")
+    };
+    guard.set_status(200);
+    guard.finish("blocked");
+    respond(200, if sse { SSE } else { JSON }, &[], Body::from(body))
+}

@@ -1,0 +1,55 @@
+//! `backstop-mock`: a fake LLM provider that misbehaves exactly as real ones do.
+//!
+//! Failover cannot be tested against real providers on demand, and tests have no network. This
+//! crate speaks the OpenAI Chat Completions, Anthropic Messages and Gemini `generateContent`
+//! wire formats (streaming and not, tools included) with a deterministic answer, and injects
+//! the failures a resilience gateway must survive: provider error statuses with their real
+//! bodies and headers, TCP resets, hangs, slow or cut or stalled or corrupted streams, prefill
+//! rejections and silent model swaps. Each [`Fault`] applies to a selection of requests (route,
+//! model glob) for a count, a time window, always, or with a seeded probability.
+//!
+//! Every request is recorded, so a test can assert how many attempts reached the provider and
+//! how far apart they were.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use backstop_mock::{Fault, MockConfig, MockServer, Route};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let mock = MockServer::start(MockConfig::default()).await?;
+//! // The next two OpenAI requests for any gpt-* model get a 503 with OpenAI's error body.
+//! mock.add_fault(Fault::status(503).route(Route::Openai).model("gpt-*").count(2));
+//! let base_url = format!("{}/v1", mock.url()); // give this to an OpenAI client
+//! # let _ = base_url;
+//! assert!(mock.requests().is_empty());
+//! mock.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The script format, the control API and every fault are described in `docs/mock.md`.
+
+mod anthropic;
+mod ask;
+mod config;
+mod control;
+mod duration;
+mod errors;
+mod fault;
+mod gemini;
+mod handler;
+mod log;
+mod openai;
+mod registry;
+mod reply;
+mod routes;
+mod server;
+mod spec;
+mod stream;
+
+pub use config::{answer_chunks, MockConfig, MockError, ScriptFormat, DEFAULT_ANSWER};
+pub use duration::{format_duration, parse_duration};
+pub use fault::{glob_match, Fault, FaultKind, Mode, Route, Selector};
+pub use log::RecordedRequest;
+pub use server::{run, MockServer};

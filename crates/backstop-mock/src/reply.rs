@@ -1,0 +1,194 @@
+//! The deterministic answer to one request, before it is put into any wire format.
+//!
+//! Text replies are the configured chunks (minus a matching prefill, cut at `max_tokens`); tool
+//! replies call the first tool with the configured arguments, split into a few deltas so that
+//! streamed argument assembly is exercised.
+
+use crate::ask::Ask;
+use crate::config::split_text;
+
+/// Why a text reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// The whole answer (or its remainder after a prefill) was sent.
+    Stop,
+    /// `max_tokens` cut it short.
+    Length,
+}
+
+/// The body of a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Content {
+    Text {
+        chunks: Vec<String>,
+        finish: Finish,
+    },
+    Tool {
+        name: String,
+        arguments: String,
+        pieces: Vec<String>,
+    },
+}
+
+/// One reply, ready to be encoded by a provider module.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reply {
+    /// A per-request number that provider modules turn into their id formats.
+    pub(crate) serial: u64,
+    pub(crate) model: String,
+    pub(crate) content: Content,
+    pub(crate) input_tokens: u64,
+    pub(crate) created: u64,
+}
+
+impl Reply {
+    /// Output tokens: one per chunk or argument delta served.
+    pub(crate) fn output_tokens(&self) -> u64 {
+        match &self.content {
+            Content::Text { chunks, .. } => chunks.len() as u64,
+            Content::Tool { pieces, .. } => pieces.len() as u64,
+        }
+    }
+
+    /// The whole text of a text reply.
+    pub(crate) fn text(&self) -> String {
+        match &self.content {
+            Content::Text { chunks, .. } => chunks.concat(),
+            Content::Tool { .. } => String::new(),
+        }
+    }
+}
+
+/// What the reply is built from, shared by every request.
+pub(crate) struct Script {
+    pub(crate) answer: String,
+    pub(crate) chunks: Vec<String>,
+    /// `tool_arguments` serialized once.
+    pub(crate) tool_arguments: String,
+}
+
+/// The chunks left after a prefill that is a prefix of the answer (the whole answer otherwise).
+fn after_prefill(script: &Script, prefill: Option<&str>) -> Vec<String> {
+    let Some(prefix) = prefill.filter(|p| !p.is_empty() && script.answer.starts_with(*p)) else {
+        return script.chunks.clone();
+    };
+    let mut consumed = 0;
+    let mut rest = Vec::new();
+    for chunk in &script.chunks {
+        let end = consumed + chunk.len();
+        if end <= prefix.len() {
+            consumed = end;
+            continue;
+        }
+        let skip = prefix.len().saturating_sub(consumed);
+        rest.push(chunk[skip..].to_owned());
+        consumed = end;
+    }
+    rest
+}
+
+/// Builds the reply to `ask`; `model` is what the response will claim (normally the requested one).
+pub(crate) fn plan(script: &Script, ask: &Ask, model: String, serial: u64, created: u64) -> Reply {
+    let content = match &ask.tool {
+        Some(name) => Content::Tool {
+            name: name.clone(),
+            arguments: script.tool_arguments.clone(),
+            pieces: split_text(&script.tool_arguments, 4),
+        },
+        None => {
+            let mut chunks = after_prefill(script, ask.prefill.as_deref());
+            let limit = ask
+                .max_tokens
+                .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+            let finish = if chunks.len() > limit {
+                chunks.truncate(limit);
+                Finish::Length
+            } else {
+                Finish::Stop
+            };
+            Content::Text { chunks, finish }
+        }
+    };
+    Reply {
+        serial,
+        model,
+        content,
+        input_tokens: ask.input_tokens,
+        created,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script() -> Script {
+        Script {
+            answer: "one two three four".into(),
+            chunks: vec!["one".into(), " two".into(), " three".into(), " four".into()],
+            tool_arguments: r#"{"city":"Paris"}"#.into(),
+        }
+    }
+
+    fn ask() -> Ask {
+        Ask {
+            model: "m".into(),
+            input_tokens: 3,
+            ..Ask::default()
+        }
+    }
+
+    #[test]
+    fn prefill_continues_from_the_middle_of_a_chunk() {
+        let a = Ask {
+            prefill: Some("one tw".into()),
+            ..ask()
+        };
+        let reply = plan(&script(), &a, "m".into(), 1, 0);
+        assert_eq!(reply.text(), "o three four");
+        assert_eq!(reply.output_tokens(), 3);
+        let a = Ask {
+            prefill: Some("not the answer".into()),
+            ..ask()
+        };
+        assert_eq!(
+            plan(&script(), &a, "m".into(), 1, 0).text(),
+            "one two three four"
+        );
+    }
+
+    #[test]
+    fn max_tokens_truncates_with_length() {
+        let a = Ask {
+            max_tokens: Some(2),
+            ..ask()
+        };
+        let reply = plan(&script(), &a, "m".into(), 1, 0);
+        assert_eq!(
+            reply.content,
+            Content::Text {
+                chunks: vec!["one".into(), " two".into()],
+                finish: Finish::Length
+            }
+        );
+    }
+
+    #[test]
+    fn tool_calls_split_arguments_into_deltas() {
+        let a = Ask {
+            tool: Some("get_weather".into()),
+            ..ask()
+        };
+        let Content::Tool {
+            name,
+            arguments,
+            pieces,
+        } = plan(&script(), &a, "m".into(), 1, 0).content
+        else {
+            panic!("expected a tool call");
+        };
+        assert_eq!(name, "get_weather");
+        assert_eq!(pieces.concat(), arguments);
+        assert!(pieces.len() > 1);
+    }
+}

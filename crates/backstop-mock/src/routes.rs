@@ -1,0 +1,257 @@
+//! The HTTP surface: provider endpoints, model lists, the control API, and a 404 for the rest.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::control;
+use crate::errors::{self, Context};
+use crate::fault::{FaultKind, Route};
+use crate::handler::{error_case, serve, ConnReset, Incoming, Shared, Target};
+use crate::log::Draft;
+
+/// Models listed by `GET /v1/models` (any name is accepted in requests).
+const MODELS: [(&str, &str); 6] = [
+    ("gpt-4o", "openai"),
+    ("gpt-4o-mini", "openai"),
+    ("claude-sonnet-4-5-20250929", "anthropic"),
+    ("claude-haiku-4-5-20251001", "anthropic"),
+    ("gemini-2.0-flash", "google"),
+    ("gemini-2.5-pro", "google"),
+];
+
+/// Builds the router over shared state.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai))
+        .route("/v1/messages", post(anthropic))
+        .route("/v1beta/models/{call}", post(gemini))
+        .route("/v1/models", get(models))
+        .route("/v1beta/models", get(models))
+        .route(
+            "/_mock/faults",
+            get(control::list_faults)
+                .post(control::post_faults)
+                .delete(control::delete_faults),
+        )
+        .route(
+            "/_mock/requests",
+            get(control::list_requests).delete(control::delete_requests),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(shared)
+}
+
+type Reset = Option<Extension<ConnReset>>;
+
+async fn openai(
+    State(s): State<Arc<Shared>>,
+    reset: Reset,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reset = reset.map(|Extension(r)| r);
+    serve(
+        s,
+        Incoming {
+            target: Target::Openai,
+            method,
+            uri,
+            headers,
+            reset,
+            body,
+        },
+    )
+    .await
+}
+
+async fn anthropic(
+    State(s): State<Arc<Shared>>,
+    reset: Reset,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reset = reset.map(|Extension(r)| r);
+    serve(
+        s,
+        Incoming {
+            target: Target::Anthropic,
+            method,
+            uri,
+            headers,
+            reset,
+            body,
+        },
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn gemini(
+    State(s): State<Arc<Shared>>,
+    reset: Reset,
+    Path(call): Path<String>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((model, action)) = call.rsplit_once(':') else {
+        return not_found(uri).await;
+    };
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return not_found(uri).await,
+    };
+    let sse = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    let target = Target::Gemini {
+        model: model.to_owned(),
+        stream,
+        sse,
+    };
+    let reset = reset.map(|Extension(r)| r);
+    serve(
+        s,
+        Incoming {
+            target,
+            method,
+            uri,
+            headers,
+            reset,
+            body,
+        },
+    )
+    .await
+}
+
+/// `GET /v1/models` (OpenAI list, or Anthropic's when `anthropic-version` is sent) and
+/// `GET /v1beta/models` (Gemini's). Error faults on route `models` apply here.
+async fn models(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut guard = s.log.begin(Draft {
+        route: Route::Models,
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers.clone(),
+        body: Bytes::new(),
+    });
+    let fault = s
+        .faults
+        .pick(Route::Models, "", Instant::now(), |kind| match kind {
+            FaultKind::Status { .. }
+            | FaultKind::RateLimit { .. }
+            | FaultKind::Overloaded
+            | FaultKind::Unauthorized
+            | FaultKind::Forbidden => true,
+            FaultKind::ContextLength
+            | FaultKind::ContentFilter
+            | FaultKind::InsufficientQuota
+            | FaultKind::UnknownModel
+            | FaultKind::Reset
+            | FaultKind::Hang
+            | FaultKind::DelayHeaders { .. }
+            | FaultKind::SlowFirstToken { .. }
+            | FaultKind::SlowStream { .. }
+            | FaultKind::CutAfter { .. }
+            | FaultKind::Stall { .. }
+            | FaultKind::MalformedEvent { .. }
+            | FaultKind::NoDone
+            | FaultKind::RejectPrefill
+            | FaultKind::WrongModel { .. } => false,
+        });
+    let case = fault.as_ref().and_then(error_case);
+    if let (Some(kind), Some(case)) = (&fault, case) {
+        guard.set_fault(kind.name());
+        let rendered = errors::render(
+            Route::Models,
+            case,
+            &Context {
+                model: "",
+                retry_after: None,
+                input_tokens: 0,
+            },
+        );
+        guard.set_status(rendered.status);
+        guard.finish(format!("status {}", rendered.status));
+        let status =
+            StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, Json(rendered.body)).into_response();
+    }
+    guard.set_status(200);
+    guard.finish("ok");
+    let body = if uri.path().starts_with("/v1beta") {
+        gemini_models()
+    } else if headers.contains_key("anthropic-version") {
+        anthropic_models()
+    } else {
+        openai_models()
+    };
+    Json(body).into_response()
+}
+
+fn openai_models() -> Value {
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|(id, owner)| json!({ "id": id, "object": "model", "created": 1_715_367_049, "owned_by": owner }))
+        .collect();
+    json!({ "object": "list", "data": data })
+}
+
+fn anthropic_models() -> Value {
+    let data: Vec<Value> = MODELS
+        .iter()
+        .filter(|(_, owner)| *owner == "anthropic")
+        .map(|(id, _)| json!({ "type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z" }))
+        .collect();
+    let first = data.first().map(|m| m["id"].clone());
+    let last = data.last().map(|m| m["id"].clone());
+    json!({ "data": data, "has_more": false, "first_id": first, "last_id": last })
+}
+
+fn gemini_models() -> Value {
+    let models: Vec<Value> = MODELS
+        .iter()
+        .filter(|(_, owner)| *owner == "google")
+        .map(|(id, _)| {
+            json!({
+                "name": format!("models/{id}"), "displayName": id, "inputTokenLimit": 1_048_576,
+                "outputTokenLimit": 8192,
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]
+            })
+        })
+        .collect();
+    json!({ "models": models })
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let message = format!(
+        "backstop-mock has no endpoint {}; it serves POST /v1/chat/completions, POST /v1/messages, \
+         POST /v1beta/models/MODEL:generateContent, GET /v1/models and /_mock/faults, /_mock/requests",
+        uri.path()
+    );
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": { "type": "not_found", "message": message } })),
+    )
+        .into_response()
+}

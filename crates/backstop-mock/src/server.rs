@@ -1,0 +1,232 @@
+//! Running the mock: [`MockServer`] for tests and embedding, [`run`] for the command line.
+//!
+//! The accept loop is our own (hyper-util's auto HTTP/1 + HTTP/2 builder) rather than
+//! `axum::serve`, because two faults live below HTTP: a TCP reset needs the socket itself
+//! (`SO_LINGER` 0, then close), and a shutdown must drop hung connections at once. Each
+//! connection keeps a duplicate of its socket handle and a [`Notify`] that a handler can fire to
+//! have the connection reset.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::config::{answer_chunks, MockConfig, MockError};
+use crate::fault::Fault;
+use crate::handler::{ConnReset, Shared};
+use crate::log::{RecordedRequest, RequestLog};
+use crate::registry::Faults;
+use crate::reply::Script;
+use crate::routes::router;
+
+/// A running mock provider. Dropping it stops it too; [`MockServer::shutdown`] also waits.
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Starts a mock on `127.0.0.1` with an OS-assigned port.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a mock on a listener the caller bound.
+    pub async fn start_on(
+        listener: TcpListener,
+        config: MockConfig,
+    ) -> std::io::Result<MockServer> {
+        let addr = listener.local_addr()?;
+        let now = Instant::now();
+        let script = Script {
+            chunks: answer_chunks(&config),
+            answer: config.answer,
+            tool_arguments: serde_json::to_string(&config.tool_arguments)
+                .unwrap_or_else(|_| "{}".to_owned()),
+        };
+        let shared = Arc::new(Shared {
+            script,
+            faults: Faults::new(config.seed, config.faults, now),
+            log: Arc::new(RequestLog::new(config.log_capacity, now)),
+            serial: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let app = router(Arc::clone(&shared));
+        let task = tokio::spawn(accept_loop(listener, app, stopped));
+        Ok(MockServer {
+            addr,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL for OpenAI (`{url}/v1`), Anthropic and Gemini clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a fault at the end of the list; its window (if any) starts now.
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.faults.add(fault, Instant::now());
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Every recorded request, in arrival order (what `GET /_mock/requests` returns).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.log.list()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.log.clear();
+    }
+
+    /// Stops accepting, drops every open connection (hung ones included) and waits for the
+    /// accept loop to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, app: Router, mut stopped: watch::Receiver<bool>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    app.clone(),
+                    builder.clone(),
+                    stopped.clone(),
+                ));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %err, "backstop-mock: accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    builder: auto::Builder<TokioExecutor>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    // A second handle on the same socket, so that a reset can set SO_LINGER 0 and close it
+    // after hyper has been dropped.
+    let (stream, twin) = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
+        Ok((std_stream, twin)) => match TcpStream::from_std(std_stream) {
+            Ok(stream) => (stream, twin),
+            Err(_) => return,
+        },
+        Err(_) => return,
+    };
+    let reset = Arc::new(Notify::new());
+    let handle = ConnReset(Arc::clone(&reset));
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(handle.clone());
+        app.clone().oneshot(request)
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = reset.notified() => {
+            let _ = socket2::SockRef::from(&twin).set_linger(Some(Duration::ZERO));
+        }
+        _ = stopped.changed() => {}
+    }
+    drop(twin);
+}
+
+/// Runs the mock until SIGINT or SIGTERM: loads `script` (TOML, or JSON for `.json`), binds
+/// `listen`, and prints `listening on http://ADDR` as the first line of stdout.
+pub async fn run(listen: SocketAddr, script: Option<PathBuf>) -> Result<(), MockError> {
+    let config = match script {
+        Some(path) => MockConfig::from_script_file(path)?,
+        None => MockConfig::default(),
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| MockError::Io {
+            context: format!("cannot listen on {listen}"),
+            source,
+        })?;
+    let server = MockServer::start_on(listener, config)
+        .await
+        .map_err(|source| MockError::Io {
+            context: "cannot start the mock".to_owned(),
+            source,
+        })?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", server.url());
+        let _ = out.flush();
+    }
+    wait_for_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,182 @@
+//! Delivering a response body event by event, with the stream faults applied.
+//!
+//! The provider modules produce the complete, correct list of events; this module decides
+//! *when* each one leaves and whether it leaves at all: a slow first token, a delay per event,
+//! a stall, a corrupted event, a missing terminator, or a cut that drops the connection
+//! mid-body (the body stream returns an error, so hyper closes the connection without the
+//! final chunk, exactly what a client sees when a provider dies mid-answer).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::stream;
+
+use crate::fault::FaultKind;
+use crate::log::LogGuard;
+
+/// The events of a streamed reply and its terminator (`[DONE]`, `message_stop`, `]`), if any.
+pub(crate) struct Events {
+    pub(crate) events: Vec<Bytes>,
+    pub(crate) terminator: Option<Bytes>,
+}
+
+/// How the events are delivered.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Delivery {
+    first_delay: Option<Duration>,
+    per_event: Option<Duration>,
+    cut_after: Option<usize>,
+    stall: Option<(usize, Duration)>,
+    malformed_at: Option<usize>,
+    drop_terminator: bool,
+}
+
+impl Delivery {
+    /// The delivery a fault asks for (the default, prompt and complete, for any other fault).
+    pub(crate) fn for_fault(kind: Option<&FaultKind>) -> Self {
+        let mut d = Delivery::default();
+        match kind {
+            Some(FaultKind::SlowFirstToken { delay }) => d.first_delay = Some(*delay),
+            Some(FaultKind::SlowStream { delay }) => d.per_event = Some(*delay),
+            Some(FaultKind::CutAfter { events }) => d.cut_after = Some(*events),
+            Some(FaultKind::Stall { after, duration }) => d.stall = Some((*after, *duration)),
+            Some(FaultKind::MalformedEvent { at }) => d.malformed_at = Some(*at),
+            Some(FaultKind::NoDone) => d.drop_terminator = true,
+            Some(
+                FaultKind::Status { .. }
+                | FaultKind::RateLimit { .. }
+                | FaultKind::Overloaded
+                | FaultKind::ContextLength
+                | FaultKind::ContentFilter
+                | FaultKind::Unauthorized
+                | FaultKind::Forbidden
+                | FaultKind::InsufficientQuota
+                | FaultKind::UnknownModel
+                | FaultKind::Reset
+                | FaultKind::Hang
+                | FaultKind::DelayHeaders { .. }
+                | FaultKind::RejectPrefill
+                | FaultKind::WrongModel { .. },
+            )
+            | None => {}
+        }
+        d
+    }
+
+    /// Whether anything but prompt, complete delivery was asked for.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.first_delay.is_none()
+            && self.per_event.is_none()
+            && self.cut_after.is_none()
+            && self.stall.is_none()
+            && self.malformed_at.is_none()
+            && !self.drop_terminator
+    }
+}
+
+struct State {
+    queue: VecDeque<Bytes>,
+    total: usize,
+    sent: usize,
+    terminator: Option<Bytes>,
+    malformed: Bytes,
+    delivery: Delivery,
+    guard: LogGuard,
+    finished: bool,
+}
+
+fn cut_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "backstop-mock: stream cut by fault",
+    )
+}
+
+/// A streaming body that delivers `events` as `delivery` says and records the outcome.
+pub(crate) fn body(events: Events, malformed: Bytes, delivery: Delivery, guard: LogGuard) -> Body {
+    let total = events.events.len();
+    let state = State {
+        queue: events.events.into(),
+        total,
+        sent: 0,
+        terminator: events.terminator,
+        malformed,
+        delivery,
+        guard,
+        finished: false,
+    };
+    Body::from_stream(stream::unfold(state, next))
+}
+
+async fn next(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
+    if st.finished {
+        return None;
+    }
+    if st.sent == 0 {
+        if let Some(delay) = st.delivery.first_delay.take() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    if let Some(n) = st.delivery.cut_after {
+        if st.sent >= n || st.queue.is_empty() {
+            st.guard.finish(format!("cut after {}", st.sent));
+            st.finished = true;
+            return Some((Err(cut_error()), st));
+        }
+    }
+    if let Some((after, duration)) = st.delivery.stall {
+        if st.sent == after {
+            st.delivery.stall = None;
+            tokio::time::sleep(duration).await;
+        }
+    }
+    if let Some(delay) = st.delivery.per_event {
+        if !st.queue.is_empty() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    if let Some(event) = st.queue.pop_front() {
+        let index = st.sent;
+        st.sent += 1;
+        let bytes = if st.delivery.malformed_at == Some(index) {
+            st.malformed.clone()
+        } else {
+            event
+        };
+        return Some((Ok(bytes), st));
+    }
+    st.finished = true;
+    let outcome = match st.delivery.malformed_at {
+        Some(at) if at < st.total => format!("malformed event at {at}"),
+        Some(_) | None if st.delivery.drop_terminator && st.terminator.is_some() => {
+            "no terminator".to_owned()
+        }
+        Some(_) | None => "ok".to_owned(),
+    };
+    st.guard.finish(outcome);
+    match st.terminator.take() {
+        Some(done) if !st.delivery.drop_terminator => Some((Ok(done), st)),
+        Some(_) | None => None,
+    }
+}
+
+/// A non-streaming body: `body` after `delay` (headers already sent), or only its first half
+/// before the connection drops when `cut` is set.
+pub(crate) fn single(body: Bytes, delay: Option<Duration>, cut: bool, mut guard: LogGuard) -> Body {
+    let once = async move {
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if cut {
+            let half = body.slice(..body.len() / 2);
+            guard.finish("cut after 0");
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(cut_error())];
+            return stream::iter(parts);
+        }
+        guard.finish("ok");
+        stream::iter(vec![Ok(body)])
+    };
+    Body::from_stream(futures_util::StreamExt::flatten(stream::once(once)))
+}
