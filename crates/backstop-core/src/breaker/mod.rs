@@ -1,0 +1,258 @@
+//! A circuit breaker, one per target.
+//!
+//! Retrying a target that is down wastes the caller's time (every request waits for its own timeouts) and the
+//! target's recovery (every request adds load). A breaker remembers: after enough failures it *opens* and the target
+//! is skipped without a call, so requests go straight to the next candidate. After `open_for` it lets a few *probe*
+//! requests through (*half-open*); if they succeed it closes again, if one fails it reopens.
+//!
+//! It opens on whichever comes first:
+//! - `failure_threshold` consecutive failures (a hard outage is caught after a handful of calls),
+//! - a failure rate of at least `failure_rate` over the sliding `window`, once `min_calls` calls were seen there
+//!   (a flaky target that sometimes succeeds never reaches the consecutive count),
+//! - one [`FailureClass::TargetBroken`] (bad key, no quota): no amount of retrying fixes that.
+//!
+//! Only failures of the target count: context-length, content-filter and permanent errors are the request's fault
+//! and count as successes (see [`FailureClass::is_target_failure`]).
+//!
+//! A [`Permit`] is taken before each call and must live until the call has really ended: for a streamed response,
+//! until the end of the body, so that a stream that dies after its headers still counts. A permit dropped without
+//! a record (the client went away) counts for nothing, but frees its half-open probe slot. A permit issued before
+//! the breaker changed state is stale and its record is ignored: only the probes decide a half-open breaker.
+
+mod state;
+mod types;
+
+pub use types::{BreakerConfig, BreakerSnapshot, BreakerState, Rejected, TripReason};
+
+use crate::class::{FailureClass, Verdict};
+use crate::deadline::later;
+use crate::observer::{NoopObserver, Observer};
+use crate::window::SlotRing;
+use state::{Health, Inner, Mode, Shared};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The slots of the failure-rate window.
+const SLOTS: u32 = 10;
+
+/// A circuit breaker; see the [module documentation](self). Cheap to clone (clones share the state).
+#[derive(Clone)]
+pub struct Breaker {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.shared.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// The right to make one call; record its outcome with [`Permit::record`] (or drop it to ignore the call).
+#[must_use = "a permit must be recorded when the call ends"]
+pub struct Permit {
+    shared: Option<Arc<Shared>>,
+    epoch: u64,
+    probe: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("epoch", &self.epoch)
+            .field("probe", &self.probe)
+            .finish()
+    }
+}
+
+impl Breaker {
+    /// A breaker without a name or observer.
+    pub fn new(config: BreakerConfig) -> Self {
+        Breaker::new_with_observer("", config, Arc::new(NoopObserver))
+    }
+
+    /// A breaker that reports its transitions to `observer` under the target name `name`.
+    pub fn new_with_observer(
+        name: impl Into<String>,
+        config: BreakerConfig,
+        observer: Arc<dyn Observer>,
+    ) -> Self {
+        let ring = SlotRing::new(config.window, SLOTS, Instant::now());
+        let inner = Inner {
+            mode: Mode::Closed,
+            epoch: 0,
+            consecutive: 0,
+            ring,
+            last_trip: None,
+            opened_at: None,
+            trips: 0,
+            pending: Vec::new(),
+        };
+        Breaker {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                config,
+                observer,
+                inner: Mutex::new(inner),
+            }),
+        }
+    }
+
+    /// The target name given at creation.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.shared.config
+    }
+
+    /// Asks to make one call.
+    pub fn try_acquire(&self) -> Result<Permit, Rejected> {
+        let now = Instant::now();
+        let shared = &self.shared;
+        let result = shared.with(now, |inner| match inner.mode {
+            Mode::Closed => Ok((inner.epoch, false)),
+            Mode::HalfOpen {
+                in_flight,
+                successes,
+            } => {
+                if in_flight < shared.config.half_open_probes.max(1) {
+                    inner.mode = Mode::HalfOpen {
+                        in_flight: in_flight + 1,
+                        successes,
+                    };
+                    Ok((inner.epoch, true))
+                } else {
+                    Err(Rejected {
+                        retry_at: now,
+                        state: BreakerState::HalfOpen,
+                    })
+                }
+            }
+            Mode::Open { until } => Err(Rejected {
+                retry_at: until.unwrap_or(later(now, shared.config.open_for)),
+                state: BreakerState::Open,
+            }),
+        });
+        result.map(|(epoch, probe)| Permit {
+            shared: Some(Arc::clone(&self.shared)),
+            epoch,
+            probe,
+        })
+    }
+
+    /// The current state (an open breaker whose `open_for` has passed reports, and becomes, half-open).
+    pub fn state(&self) -> BreakerState {
+        self.shared.with(Instant::now(), |inner| inner.mode.state())
+    }
+
+    /// A view of the counters, for status pages.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let now = Instant::now();
+        self.shared.with(now, |inner| {
+            let (calls, failures) = match inner.mode {
+                Mode::Closed => inner.ring.sums(now),
+                Mode::Open { .. } | Mode::HalfOpen { .. } => (0, 0),
+            };
+            let (reopens_at, half_open_in_flight) = match inner.mode {
+                Mode::Closed => (None, 0),
+                Mode::Open { until } => (until, 0),
+                Mode::HalfOpen { in_flight, .. } => (None, in_flight),
+            };
+            BreakerSnapshot {
+                state: inner.mode.state(),
+                consecutive_failures: inner.consecutive,
+                window_calls: calls,
+                window_failures: failures,
+                error_rate: if calls == 0 {
+                    0.0
+                } else {
+                    failures as f64 / calls as f64
+                },
+                last_trip: inner.last_trip.clone(),
+                opened_at: inner.opened_at,
+                reopens_at,
+                half_open_in_flight,
+                trips: inner.trips,
+            }
+        })
+    }
+
+    /// Opens the breaker by hand, for `for_` (then half-open as usual) or, with `None`, until [`force_close`].
+    ///
+    /// [`force_close`]: Breaker::force_close
+    pub fn force_open(&self, for_: Option<Duration>) {
+        let now = Instant::now();
+        self.shared.with(now, |inner| {
+            let until = for_.map(|d| later(now, d));
+            inner.trip(now, until, TripReason::Forced);
+        });
+    }
+
+    /// Closes the breaker by hand and forgets its failure counts.
+    pub fn force_close(&self) {
+        self.shared.with(Instant::now(), Inner::close);
+    }
+}
+
+impl Permit {
+    /// Records the call's verdict: successes and request-side failures are good for the target's health,
+    /// target failures are bad, and [`FailureClass::TargetBroken`] opens the breaker at once.
+    pub fn record(self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Success => self.record_success(),
+            Verdict::Failure { class, .. } => self.record_failure(*class),
+        }
+    }
+
+    /// Records a success.
+    pub fn record_success(self) {
+        self.finish(Health::Good);
+    }
+
+    /// Records a failure of the given class.
+    pub fn record_failure(self, class: FailureClass) {
+        let health = match class {
+            FailureClass::TargetBroken => Health::Broken(class.as_str().to_owned()),
+            FailureClass::Transient | FailureClass::Unavailable => Health::Bad,
+            FailureClass::ContextLength | FailureClass::ContentFilter | FailureClass::Permanent => {
+                Health::Good
+            }
+        };
+        self.finish(health);
+    }
+
+    /// Records a [`FailureClass::TargetBroken`] failure with a detail for [`TripReason::TargetBroken`]
+    /// (e.g. `"401 invalid_api_key"`; never put a secret in it).
+    pub fn record_target_broken(self, detail: impl Into<String>) {
+        self.finish(Health::Broken(detail.into()));
+    }
+
+    /// Whether this permit is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    fn finish(mut self, health: Health) {
+        if let Some(shared) = self.shared.take() {
+            shared.record(self.epoch, self.probe, health);
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let (Some(shared), true) = (self.shared.take(), self.probe) {
+            shared.release(self.epoch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
