@@ -21,12 +21,26 @@
 //! assert_eq!(&out[..], &br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#[..]);
 //! ```
 
+pub mod anthropic;
+mod canonical;
 mod envelope;
 mod error;
+pub mod gemini;
+mod json;
+pub mod openai;
 mod protocol;
 mod sse;
+mod stream;
+mod translate;
+
+pub use canonical::{
+    join_text, ChatRequest, ChatResponse, ContentPart, Encoded, FinishReason, ImageSource, Message,
+    Role, StreamEvent, Tool, ToolChoice, Usage,
+};
 
 pub use envelope::{read_envelope, rewrite_model, Envelope};
 pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
 pub use protocol::{Protocol, ProtocolError};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
+pub use stream::{StreamDecoder, StreamEncoder};
+pub use translate::{decode_request, decode_response, encode_request, encode_response};

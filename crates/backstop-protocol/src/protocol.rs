@@ -61,6 +61,14 @@ pub enum ProtocolError {
     /// The body is well-formed JSON but not a valid request, response or event.
     #[error("invalid body: {0}")]
     Invalid(String),
+    /// The upstream reported an error inside an otherwise successful stream.
+    #[error("upstream error in stream ({}): {message}", kind.as_str())]
+    Upstream {
+        /// The classified kind.
+        kind: crate::UpstreamErrorKind,
+        /// The provider's message.
+        message: String,
+    },
     /// A server-sent event grew beyond [`crate::MAX_EVENT_SIZE`].
     #[error(
         "server-sent event exceeds the maximum size of {} bytes",

@@ -1,0 +1,115 @@
+//! Stream translation: upstream SSE events -> canonical [`StreamEvent`]s -> client SSE bytes.
+//!
+//! A translated stream runs through one [`StreamDecoder`] (the upstream's protocol) and one
+//! [`StreamEncoder`] (the client's). The canonical events in between carry no indexes for text
+//! and no protocol framing, so each encoder owns its protocol's bookkeeping: OpenAI's constant
+//! chunk id and final usage chunk, Anthropic's content-block indexes and the `message_delta` that
+//! needs both the stop reason and the output token count. Encoders accept `Finish`, `Usage` and
+//! `Done` in any order and always write a well-formed stream.
+
+use bytes::BytesMut;
+
+use crate::canonical::StreamEvent;
+use crate::sse::SseEvent;
+use crate::{anthropic, gemini, openai, Protocol, ProtocolError};
+
+#[derive(Debug)]
+enum DecoderInner {
+    OpenAi(openai::stream::Decoder),
+    Anthropic(anthropic::stream::Decoder),
+    Gemini(gemini::stream::Decoder),
+}
+
+/// Turns an upstream's SSE events into canonical stream events.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    inner: DecoderInner,
+}
+
+impl StreamDecoder {
+    /// A decoder for a stream in protocol `p`.
+    pub fn new(p: Protocol) -> Self {
+        let inner = match p {
+            Protocol::OpenAi => DecoderInner::OpenAi(Default::default()),
+            Protocol::Anthropic => DecoderInner::Anthropic(Default::default()),
+            Protocol::Gemini => DecoderInner::Gemini(Default::default()),
+        };
+        Self { inner }
+    }
+
+    /// Decodes one event. A malformed event gives an error and leaves the decoder usable; an
+    /// error reported by the upstream inside the stream gives [`ProtocolError::Upstream`].
+    pub fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
+        match &mut self.inner {
+            DecoderInner::OpenAi(d) => d.decode(ev),
+            DecoderInner::Anthropic(d) => d.decode(ev),
+            DecoderInner::Gemini(d) => d.decode(ev),
+        }
+    }
+
+    /// Whether the protocol's terminator was seen (`[DONE]`, `message_stop`, or Gemini's final
+    /// chunk with a `finishReason`). A stream that ends without it was cut short.
+    pub fn saw_terminator(&self) -> bool {
+        match &self.inner {
+            DecoderInner::OpenAi(d) => d.terminated,
+            DecoderInner::Anthropic(d) => d.terminated,
+            DecoderInner::Gemini(d) => d.terminated,
+        }
+    }
+
+    /// Whether a finish reason was seen.
+    pub fn saw_finish(&self) -> bool {
+        match &self.inner {
+            DecoderInner::OpenAi(d) => d.finished,
+            DecoderInner::Anthropic(d) => d.finished,
+            DecoderInner::Gemini(d) => d.finished,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum EncoderInner {
+    OpenAi(openai::stream::Encoder),
+    Anthropic(anthropic::stream::Encoder),
+    Gemini(gemini::stream::Encoder),
+}
+
+/// Writes canonical stream events as SSE in a client's protocol.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    inner: EncoderInner,
+}
+
+impl StreamEncoder {
+    /// An encoder for protocol `p`. `include_usage` (OpenAI only) adds the final usage chunk;
+    /// Anthropic and Gemini streams always carry usage.
+    pub fn new(p: Protocol, include_usage: bool) -> Self {
+        let inner = match p {
+            Protocol::OpenAi => EncoderInner::OpenAi(openai::stream::Encoder::new(include_usage)),
+            Protocol::Anthropic => EncoderInner::Anthropic(Default::default()),
+            Protocol::Gemini => EncoderInner::Gemini(Default::default()),
+        };
+        Self { inner }
+    }
+
+    /// Appends the SSE bytes for one event (possibly none, when the event is buffered).
+    /// Events after `Done` or an error are ignored.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        match &mut self.inner {
+            EncoderInner::OpenAi(e) => e.encode(ev, out),
+            EncoderInner::Anthropic(e) => e.encode(ev, out),
+            EncoderInner::Gemini(e) => e.encode(ev, out),
+        }
+    }
+
+    /// Ends the stream with an error in the client's protocol: OpenAI gets a `data:
+    /// {"error":{...}}` chunk (no finish reason, no `[DONE]`), Anthropic an `event: error`.
+    /// `kind` is the client protocol's error type (e.g. `overloaded_error`).
+    pub fn encode_error(&mut self, kind: &str, message: &str, out: &mut BytesMut) {
+        match &mut self.inner {
+            EncoderInner::OpenAi(e) => e.encode_error(kind, message, out),
+            EncoderInner::Anthropic(e) => e.encode_error(kind, message, out),
+            EncoderInner::Gemini(e) => e.encode_error(kind, message, out),
+        }
+    }
+}
