@@ -7,7 +7,7 @@
 //!
 //! For each candidate in order:
 //! 1. take a breaker permit; an open breaker means the candidate is skipped without a call;
-//! 2. call, within the shared [`Deadline`](crate::Deadline);
+//! 2. call, within the shared [`Deadline`];
 //! 3. classify the error and record it on the permit;
 //! 4. act on the class: [`Transient`](FailureClass::Transient) retries the same candidate after the backoff (or the
 //!    server's hint) while it has attempts left, the budget agrees and the deadline allows the sleep, then moves on;
@@ -282,7 +282,6 @@ where
             let elapsed = started.elapsed();
             let error = match result {
                 Ok(value) => {
-                    permit.record_success();
                     observer.attempt(&AttemptEvent {
                         target: &candidate.name,
                         candidate: index,
@@ -290,6 +289,7 @@ where
                         class: None,
                         elapsed,
                     });
+                    permit.record_success();
                     return Ok(Outcome {
                         value,
                         served_by: index,
@@ -302,7 +302,6 @@ where
                 Verdict::Failure { class, retry_after } => (class, retry_after),
                 Verdict::Success => (FailureClass::Permanent, None),
             };
-            permit.record_failure(class);
             observer.attempt(&AttemptEvent {
                 target: &candidate.name,
                 candidate: index,
@@ -310,6 +309,7 @@ where
                 class: Some(class),
                 elapsed,
             });
+            permit.record_failure(class);
             run.attempts.push(AttemptRecord {
                 candidate: index,
                 name: candidate.name.clone(),

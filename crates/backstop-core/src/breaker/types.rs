@@ -90,7 +90,7 @@ pub enum TripReason {
     },
     /// A failure that no retry can fix (credentials, permission, billing), with a detail for the logs.
     TargetBroken(String),
-    /// Opened by hand ([`Breaker::force_open`]).
+    /// Opened by hand ([`Breaker::force_open`](super::Breaker::force_open)).
     Forced,
     /// A half-open probe failed.
     HalfOpenProbeFailed,
