@@ -409,3 +409,18 @@ async fn observer_sees_the_story() {
         ]
     );
 }
+
+#[test]
+fn shareable_across_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Breaker>();
+    send_sync::<crate::Permit>();
+    send_sync::<RetryBudget>();
+    send_sync::<crate::LatencyStats>();
+    fn send<T: Send>(_: &T) {}
+    let up = Upstreams::default();
+    let cands = [candidate("a", None)];
+    let p = policy();
+    let fut = execute(&p, &cands, classify, |c, n| up.call(c, n));
+    send(&fut);
+}
