@@ -121,6 +121,8 @@ async fn next(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
     }
     if let Some(n) = st.delivery.cut_after {
         if st.sent >= n || st.queue.is_empty() {
+            // Give hyper a pending poll first so that it flushes what was sent before the cut.
+            tokio::task::yield_now().await;
             st.guard.finish(format!("cut after {}", st.sent));
             st.finished = true;
             return Some((Err(cut_error()), st));
@@ -172,11 +174,16 @@ pub(crate) fn single(body: Bytes, delay: Option<Duration>, cut: bool, mut guard:
         if cut {
             let half = body.slice(..body.len() / 2);
             guard.finish("cut after 0");
-            let parts: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(cut_error())];
-            return stream::iter(parts);
+            let parts = stream::iter(vec![Ok(half)]);
+            let error = stream::once(async {
+                // A pending poll lets hyper flush the half body before the connection drops.
+                tokio::task::yield_now().await;
+                Err(cut_error())
+            });
+            return futures_util::StreamExt::boxed(futures_util::StreamExt::chain(parts, error));
         }
         guard.finish("ok");
-        stream::iter(vec![Ok(body)])
+        futures_util::StreamExt::boxed(stream::iter(vec![Ok(body)]))
     };
     Body::from_stream(futures_util::StreamExt::flatten(stream::once(once)))
 }
