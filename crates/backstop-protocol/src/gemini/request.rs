@@ -238,7 +238,7 @@ fn guess_mime(url: &str) -> &'static str {
 
 /// Decodes a Gemini `generateContent` body (used by the mock provider and tests). The model
 /// comes from the URL; `model` is left empty. Function calls get ids `call_<n>` in order, and
-/// function responses refer to the latest call of the same name.
+/// function responses answer the oldest unanswered call of the same name.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ProtocolError> {
     let o = parse_object(body)?;
     let mut req = ChatRequest::new(Protocol::Gemini, "");
@@ -359,11 +359,11 @@ fn decode_part(
         let name = req_str(f, "name", path)?;
         let call_id = match opt_str(f, "id", path)? {
             Some(id) => id.to_owned(),
-            None => calls
-                .iter()
-                .rev()
-                .find(|(_, n)| n == name)
-                .map_or_else(|| name.to_owned(), |(id, _)| id.clone()),
+            // The oldest unanswered call of that name.
+            None => match calls.iter().position(|(_, n)| n == name) {
+                Some(i) => calls.remove(i).0,
+                None => name.to_owned(),
+            },
         };
         let response = f.get("response").cloned().unwrap_or(Value::Null);
         return Ok(Some(ContentPart::ToolResult {
