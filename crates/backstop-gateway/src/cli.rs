@@ -1,0 +1,165 @@
+//! The `backstop` command line: `serve`, `check`, `mock`.
+
+use crate::config::{self, Config, ConfigError};
+use crate::pipeline::Gateway;
+use crate::server;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Backstop: a resilience gateway for LLM agents.
+#[derive(Debug, Parser)]
+#[command(name = "backstop", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (default ./backstop.toml; without it, zero-config from the environment).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config's `listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate the configuration and print the routing plan.
+    Check {
+        /// Configuration file (default ./backstop.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the fault-injecting mock provider.
+    Mock {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Fault script (TOML or JSON).
+        #[arg(long)]
+        script: Option<PathBuf>,
+    },
+}
+
+/// Exit code for usage and configuration errors.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
+        Command::Check { config } => check(config.as_deref()),
+        Command::Mock { listen, script } => match backstop_mock::run(listen, script).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("backstop mock: {error}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Loads the config named by `--config`, or `./backstop.toml`, or (for `serve` only) zero-config.
+fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => config::load(path),
+        None if Path::new("backstop.toml").exists() => config::load(Path::new("backstop.toml")),
+        None if allow_zero => Ok(config::zero_config(&|name| std::env::var(name).ok())),
+        None => Err(ConfigError::at(
+            "",
+            "no ./backstop.toml: pass --config FILE",
+        )),
+    }
+}
+
+fn check(path: Option<&Path>) -> ExitCode {
+    match load_config(path, false) {
+        Ok(config) => {
+            print!("{}", config::routing_plan(&config));
+            println!("\nconfiguration OK");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
+    let mut config = match load_config(path, true) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if config.zero_config && config.providers.is_empty() {
+        tracing::warn!("no provider configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or pass --config FILE");
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "cannot listen on {}: {error} (choose another address with --listen)",
+                config.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let grace = config.server.shutdown_grace;
+    let gateway = match Gateway::new(config) {
+        Ok(gateway) => Arc::new(gateway),
+        Err(error) => {
+            eprintln!("cannot build the upstream HTTP client: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!("backstop listening on http://{address}");
+    println!("listening on http://{address}");
+    match server::serve(gateway, listener, server::shutdown_signal(), grace).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("server error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

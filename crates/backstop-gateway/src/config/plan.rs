@@ -1,0 +1,83 @@
+//! The routing plan printed by `backstop check`: what each public model does.
+
+use super::types::*;
+use std::fmt::Write;
+
+/// A human-readable routing plan of every public model.
+pub fn routing_plan(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "listen {}  state {:?}", config.listen, config.state);
+    if config.zero_config {
+        let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "zero-config: any model name of {} is served directly",
+            if names.is_empty() {
+                "no provider (set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    let t = &config.timeouts;
+    let _ = writeln!(
+        out,
+        "timeouts: connect {:?}, first byte {:?}, idle {:?}, total {:?}",
+        t.connect, t.first_byte, t.idle, t.total
+    );
+    let b = &config.breaker;
+    let _ = writeln!(
+        out,
+        "circuit breaker per target: open after {} consecutive failures or {:.0}% of >= {} calls in {:?}; open {:?}; close after {} probe successes",
+        b.failure_threshold, b.failure_rate * 100.0, b.min_calls, b.window, b.open_for, b.success_threshold
+    );
+    for model in config.models.values() {
+        let _ = writeln!(out, "\nmodel {}", model.name);
+        let balance = match model.balance {
+            Balance::Weighted => "weighted",
+            Balance::LeastLatency => "least latency",
+        };
+        let _ = writeln!(out, "  targets ({balance}):");
+        for target in &model.targets {
+            let _ = writeln!(
+                out,
+                "    {}  [{} at {}, weight {}]",
+                target.label, target.provider.kind, target.provider.base_url, target.weight
+            );
+        }
+        if model.fallbacks.is_empty() {
+            let _ = writeln!(out, "  fallbacks: none");
+        } else {
+            let _ = writeln!(out, "  fallbacks: {}", model.fallbacks.join(" -> "));
+        }
+        let r = &model.retry;
+        let _ = writeln!(
+            out,
+            "  retry: {} attempts per target, backoff {:?}..{:?} full jitter, retry-after {}",
+            r.max_attempts,
+            r.base_delay,
+            r.max_delay,
+            if r.respect_retry_after {
+                "honoured"
+            } else {
+                "ignored"
+            }
+        );
+        if let Some(window) = model.context_window {
+            let _ = writeln!(out, "  context window: {window} tokens");
+        }
+        let filter = match model.on_content_filter {
+            ContentFilterPolicy::Fallback => "try fallbacks",
+            ContentFilterPolicy::Return => "return the refusal",
+        };
+        let _ = writeln!(out, "  content filter: {filter}");
+        if let Some(price) = model.price {
+            let _ = writeln!(
+                out,
+                "  price: ${} in / ${} out per million tokens",
+                price.input, price.output
+            );
+        }
+    }
+    out
+}

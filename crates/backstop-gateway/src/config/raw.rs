@@ -1,0 +1,118 @@
+//! The configuration file as written: serde structs that reject unknown keys.
+//! Values are checked and references resolved in [`super::validate`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub state: Option<String>,
+    pub auth: Option<RawAuth>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawModel>,
+    pub retry: Option<RawRetry>,
+    pub timeouts: Option<RawTimeouts>,
+    pub circuit_breaker: Option<RawBreaker>,
+    pub server: Option<RawServer>,
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub client_keys: Vec<String>,
+    pub admin_key: Option<String>,
+}
+
+/// `[providers.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub anthropic_version: Option<String>,
+}
+
+/// One entry of `targets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: String,
+    pub model: String,
+    pub weight: Option<u32>,
+}
+
+/// `[models.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    pub context_window: Option<u64>,
+    pub price: Option<RawPrice>,
+    pub retry: Option<RawRetry>,
+    pub balance: Option<String>,
+    pub on_content_filter: Option<String>,
+}
+
+/// `price = { input = 3.0, output = 15.0 }`, USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// `[retry]` and `[models.NAME.retry]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub base_delay: Option<String>,
+    pub max_delay: Option<String>,
+    pub respect_retry_after: Option<bool>,
+    pub budget_ratio: Option<f64>,
+    pub budget_min_per_second: Option<u32>,
+}
+
+/// `[timeouts]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub idle: Option<String>,
+    pub total: Option<String>,
+}
+
+/// `[circuit_breaker]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failure_threshold: Option<u32>,
+    pub open_for: Option<String>,
+    pub success_threshold: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<String>,
+    pub min_calls: Option<u32>,
+    pub half_open_probes: Option<u32>,
+}
+
+/// `[server]`: limits of the HTTP server itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub max_body_size: Option<String>,
+    pub shutdown_grace: Option<String>,
+}

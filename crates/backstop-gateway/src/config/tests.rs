@@ -1,0 +1,114 @@
+//! Config loading: the happy path and the exact error messages users see.
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "KEY" => Some("sk-test".into()),
+        _ => None,
+    }
+}
+
+fn error_of(text: &str) -> String {
+    match parse(text, &env) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+const BASE: &str = r#"
+[providers.a]
+kind = "anthropic"
+api_key = "${KEY}"
+[providers.o]
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1/"
+"#;
+
+#[test]
+fn full_config_is_validated() {
+    let text = format!(
+        "{BASE}\n[models.smart]\ntargets = [{{ provider = \"a\", model = \"claude\" }}, {{ provider = \"o\", model = \"gpt\", weight = 3 }}]\nfallbacks = [\"fast\"]\ncontext_window = 200000\nprice = {{ input = 3.0, output = 15.0 }}\nbalance = \"least_latency\"\n[models.smart.retry]\nmax_attempts = 5\n[models.fast]\ntargets = [{{ provider = \"o\", model = \"mini\" }}]\n[retry]\nbase_delay = \"100ms\"\n[timeouts]\nfirst_byte = \"2s\"\n"
+    );
+    let config = parse(&text, &env).unwrap();
+    let smart = &config.models["smart"];
+    assert_eq!(smart.targets[1].label, "o/gpt");
+    assert_eq!(smart.targets[1].weight, 3);
+    assert_eq!(smart.retry.max_attempts, 5);
+    assert_eq!(
+        smart.retry.base_delay,
+        std::time::Duration::from_millis(100)
+    );
+    assert_eq!(config.models["fast"].retry.max_attempts, 3);
+    assert_eq!(smart.balance, Balance::LeastLatency);
+    assert_eq!(config.providers["o"].base_url, "http://127.0.0.1:1/v1");
+    assert_eq!(
+        config.providers["a"].api_key.as_ref().map(Secret::expose),
+        Some("sk-test")
+    );
+    assert_eq!(format!("{:?}", config.providers["a"].api_key), "Some(***)");
+    assert_eq!(
+        config.timeouts.first_byte,
+        std::time::Duration::from_secs(2)
+    );
+    assert!(routing_plan(&config).contains("fallbacks: fast"));
+}
+
+#[test]
+fn error_messages_name_the_key() {
+    let cases = [
+        (
+            "[providers.a]\nkind = \"anthropic\"\napi_key = \"${MISSING}\"\n",
+            "config error at `providers.a.api_key`: environment variable `MISSING` is not set (export it, or remove the reference)",
+        ),
+        (
+            "lisen = \"127.0.0.1:1\"\n",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`",
+        ),
+        (
+            "[providers.a]\nkind = \"azure\"\n",
+            "config error at `providers.a.kind`: unknown provider kind `azure`: use \"openai\", \"anthropic\" or \"gemini\"",
+        ),
+        (
+            &format!("{BASE}[models.m]\ntargets = [{{ provider = \"x\", model = \"y\" }}]\n"),
+            "config error at `models.m.targets[0].provider`: unknown provider `x` (known: a, o)",
+        ),
+        (
+            &format!("{BASE}[models.m]\ntargets = [{{ provider = \"a\", model = \"y\" }}]\nfallbacks = [\"nope\"]\n"),
+            "config error at `models.m.fallbacks[0]`: unknown model `nope` (known: m)",
+        ),
+        (
+            &format!("{BASE}[models.m]\ntargets = [{{ provider = \"a\", model = \"y\" }}]\nfallbacks = [\"n\"]\n[models.n]\ntargets = [{{ provider = \"o\", model = \"z\" }}]\nfallbacks = [\"m\"]\n"),
+            "config error at `models.n.fallbacks[0]`: fallback cycle: m -> n -> m",
+        ),
+        (
+            "[timeouts]\nidle = \"30\"\n",
+            "config error at `timeouts.idle`: `30` has no unit: write e.g. \"250ms\", \"30s\", \"5m\"",
+        ),
+        (
+            "[retry]\nmax_attempts = \"three\"\n",
+            "config error at `retry.max_attempts`: invalid type: string \"three\", expected u32",
+        ),
+        (
+            "[models.m]\ntargets = [{ provider = \"a\", model = \"y\", wieght = 2 }]\n",
+            "config error at `models.m.targets[0].wieght`: unknown field `wieght`, expected one of `provider`, `model`, `weight`",
+        ),
+        ("state = \"postgres://x\"\n", "config error at `state`: `postgres://x` is not a state store: use \"memory\", \"sqlite:PATH\" or \"redis://HOST:PORT[/DB]\""),
+        ("[timeouts]\nfirst_byte = \"5m\"\ntotal = \"1m\"\n", "config error at `timeouts.first_byte`: is longer than timeouts.total, so it could never fire: lower it or raise total"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error_of(text), expected, "for config:\n{text}");
+    }
+    assert!(error_of("listen = [")
+        .starts_with("config error: invalid TOML: TOML parse error at line 1"));
+}
+
+#[test]
+fn zero_config_serves_provider_model_names() {
+    let lookup = |name: &str| (name == "ANTHROPIC_API_KEY").then(|| "k".to_string());
+    let config = zero_config(&lookup);
+    assert!(config.zero_config);
+    let model = zero_config_model(&config, "claude-sonnet-4-5").unwrap();
+    assert_eq!(model.targets[0].label, "anthropic/claude-sonnet-4-5");
+    assert!(zero_config_model(&config, "gpt-4o").is_none());
+}

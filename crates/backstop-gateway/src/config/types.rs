@@ -1,0 +1,271 @@
+//! The validated configuration: every reference resolved, every value parsed.
+
+use backstop_protocol::Protocol;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A secret string (API key). Its `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// Where shared state lives.
+    pub state: StateSpec,
+    /// Client and admin keys; `None` leaves the gateway open.
+    pub auth: Option<Auth>,
+    /// Upstream providers by name.
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    /// Public models by name.
+    pub models: BTreeMap<String, Arc<Model>>,
+    /// Timeouts shared by every request.
+    pub timeouts: Timeouts,
+    /// Circuit breaker settings, one breaker per target.
+    pub breaker: BreakerSettings,
+    /// Gateway-wide retry defaults (models may override them).
+    pub retry: RetrySettings,
+    /// HTTP server limits.
+    pub server: ServerSettings,
+    /// Built from the environment, with no file: any model name of a configured provider is served.
+    pub zero_config: bool,
+}
+
+/// Where breaker and queue state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateSpec {
+    /// In process memory only.
+    Memory,
+    /// An embedded SQLite database at this path.
+    Sqlite(String),
+    /// A Redis server shared by replicas.
+    Redis(String),
+}
+
+/// `[auth]`
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Keys accepted from clients (empty: any client is accepted).
+    pub client_keys: Vec<Secret>,
+    /// Key required for `/admin/*`.
+    pub admin_key: Option<Secret>,
+}
+
+/// An upstream provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Its name in the config.
+    pub name: String,
+    /// The wire protocol it speaks.
+    pub kind: Protocol,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Credential sent upstream.
+    pub api_key: Option<Secret>,
+    /// Free-form region label.
+    pub region: Option<String>,
+    /// Extra headers sent on every request.
+    pub headers: Vec<(String, String)>,
+    /// `anthropic-version` sent to Anthropic providers.
+    pub anthropic_version: String,
+}
+
+/// One channel serving a public model: a provider and the model name it knows.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The provider.
+    pub provider: Arc<Provider>,
+    /// The upstream model name.
+    pub model: String,
+    /// Balancing weight.
+    pub weight: u32,
+    /// `provider/model`, the label used in headers, logs and metrics.
+    pub label: String,
+}
+
+/// Load-balancing strategy across a model's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Weighted random.
+    Weighted,
+    /// Lowest EWMA time to first byte, power of two choices.
+    LeastLatency,
+}
+
+/// What a content-filter refusal does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentFilterPolicy {
+    /// Try the fallbacks.
+    Fallback,
+    /// Return the provider's refusal to the caller.
+    Return,
+}
+
+/// Token prices in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// Input (prompt) tokens.
+    pub input: f64,
+    /// Output (completion) tokens.
+    pub output: f64,
+}
+
+/// A public model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The public name clients send.
+    pub name: String,
+    /// Its channels, balanced.
+    pub targets: Vec<Target>,
+    /// Other public models to try, in order, when every target failed.
+    pub fallbacks: Vec<String>,
+    /// Context window in tokens, if known.
+    pub context_window: Option<u64>,
+    /// Token prices.
+    pub price: Option<Price>,
+    /// Retry policy for this model.
+    pub retry: RetrySettings,
+    /// Balancing strategy.
+    pub balance: Balance,
+    /// Content filter policy.
+    pub on_content_filter: ContentFilterPolicy,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    /// Attempts per target, the first included.
+    pub max_attempts: u32,
+    /// Base of the exponential backoff.
+    pub base_delay: Duration,
+    /// Longest wait; a server hint longer than this means "move on".
+    pub max_delay: Duration,
+    /// Honour Retry-After and rate-limit reset headers.
+    pub respect_retry_after: bool,
+    /// Fraction of requests that retries may add (retry budget).
+    pub budget_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio.
+    pub budget_min_per_second: u32,
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// Until response headers and, for a stream, its first event.
+    pub first_byte: Duration,
+    /// Between stream events.
+    pub idle: Duration,
+    /// The whole client request.
+    pub total: Duration,
+}
+
+/// Circuit breaker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open it.
+    pub failure_threshold: u32,
+    /// Open duration before half-open.
+    pub open_for: Duration,
+    /// Half-open successes needed to close.
+    pub success_threshold: u32,
+    /// Failure rate over `window` that opens it (with at least `min_calls`).
+    pub failure_rate: f64,
+    /// Sliding window for the failure rate.
+    pub window: Duration,
+    /// Minimum calls in the window before the rate counts.
+    pub min_calls: u32,
+    /// Concurrent probes allowed while half-open.
+    pub half_open_probes: u32,
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Largest accepted request body.
+    pub max_body_size: u64,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            respect_retry_after: true,
+            budget_ratio: 0.2,
+            budget_min_per_second: 10,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(30),
+            success_threshold: 2,
+            failure_rate: 0.5,
+            window: Duration::from_secs(30),
+            min_calls: 20,
+            half_open_probes: 1,
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_body_size: 10 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The default address: loopback, port 8080.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}

@@ -1,0 +1,458 @@
+//! The second phase of loading: raw values become a [`Config`], with every
+//! reference checked and every error naming its key path.
+
+use super::raw::{RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawTimeouts};
+use super::types::*;
+use super::units::{parse_duration, parse_size};
+use super::ConfigError;
+use backstop_protocol::Protocol;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `anthropic-version` header sent when a provider does not set one.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Validates a raw config.
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen = match raw.listen.as_deref() {
+        Some(text) => text.parse().map_err(|_| {
+            ConfigError::at(
+                "listen",
+                format!("`{text}` is not an address like \"127.0.0.1:8080\""),
+            )
+        })?,
+        None => default_listen(),
+    };
+    let state = parse_state(raw.state.as_deref())?;
+    let auth = raw.auth.map(|auth| Auth {
+        client_keys: auth
+            .client_keys
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+            .collect(),
+        admin_key: auth.admin_key.filter(|k| !k.is_empty()).map(Secret::new),
+    });
+    let mut providers = BTreeMap::new();
+    for (name, provider) in raw.providers {
+        let built = provider_from_raw(&name, provider)?;
+        providers.insert(name, Arc::new(built));
+    }
+    let retry = retry_from_raw(&RetrySettings::default(), raw.retry.as_ref(), "retry")?;
+    let timeouts = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
+    let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
+    let server = server_from_raw(raw.server.unwrap_or_default())?;
+
+    let mut models = BTreeMap::new();
+    for (name, model) in &raw.models {
+        let built = model_from_raw(name, model, &providers, &retry)?;
+        models.insert(name.clone(), Arc::new(built));
+    }
+    check_fallbacks(&models)?;
+    Ok(Config {
+        listen,
+        state,
+        auth,
+        providers,
+        models,
+        timeouts,
+        breaker,
+        retry,
+        server,
+        zero_config: false,
+    })
+}
+
+fn parse_state(text: Option<&str>) -> Result<StateSpec, ConfigError> {
+    let Some(text) = text else {
+        return Ok(StateSpec::Sqlite(".backstop/state.db".into()));
+    };
+    if text == "memory" {
+        Ok(StateSpec::Memory)
+    } else if let Some(path) = text.strip_prefix("sqlite:") {
+        if path.is_empty() {
+            return Err(ConfigError::at(
+                "state",
+                "`sqlite:` needs a path, e.g. \"sqlite:.backstop/state.db\"",
+            ));
+        }
+        Ok(StateSpec::Sqlite(path.into()))
+    } else if text.starts_with("redis://") || text.starts_with("rediss://") {
+        Ok(StateSpec::Redis(text.into()))
+    } else {
+        Err(ConfigError::at(
+            "state",
+            format!("`{text}` is not a state store: use \"memory\", \"sqlite:PATH\" or \"redis://HOST:PORT[/DB]\""),
+        ))
+    }
+}
+
+/// The official base URL of each provider kind.
+pub fn default_base_url(kind: Protocol) -> &'static str {
+    match kind {
+        Protocol::OpenAi => "https://api.openai.com/v1",
+        Protocol::Anthropic => "https://api.anthropic.com",
+        Protocol::Gemini => "https://generativelanguage.googleapis.com",
+    }
+}
+
+fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigError> {
+    let path = format!("providers.{name}");
+    let kind = match raw.kind.as_str() {
+        "openai" => Protocol::OpenAi,
+        "anthropic" => Protocol::Anthropic,
+        "gemini" => Protocol::Gemini,
+        other => {
+            return Err(ConfigError::at(
+                format!("{path}.kind"),
+                format!(
+                    "unknown provider kind `{other}`: use \"openai\", \"anthropic\" or \"gemini\""
+                ),
+            ))
+        }
+    };
+    let base_url = raw
+        .base_url
+        .unwrap_or_else(|| default_base_url(kind).to_string());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::at(
+            format!("{path}.base_url"),
+            format!("`{base_url}` is not an http:// or https:// URL"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (header, value) in raw.headers {
+        let lower = header.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err()
+            || http::HeaderValue::from_str(&value).is_err()
+        {
+            return Err(ConfigError::at(
+                format!("{path}.headers.{header}"),
+                "not a valid HTTP header",
+            ));
+        }
+        headers.push((lower, value));
+    }
+    Ok(Provider {
+        name: name.to_string(),
+        kind,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret::new),
+        region: raw.region,
+        headers,
+        anthropic_version: raw
+            .anthropic_version
+            .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.into()),
+    })
+}
+
+fn duration_at(
+    path: &str,
+    value: Option<&String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        Some(text) => parse_duration(text).map_err(|message| ConfigError::at(path, message)),
+        None => Ok(default),
+    }
+}
+
+fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::at(path, "must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn fraction(path: &str, value: Option<f64>, default: f64) -> Result<f64, ConfigError> {
+    match value {
+        Some(v) if !(0.0..=1.0).contains(&v) => {
+            Err(ConfigError::at(path, format!("{v} is not between 0 and 1")))
+        }
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn retry_from_raw(
+    base: &RetrySettings,
+    raw: Option<&RawRetry>,
+    path: &str,
+) -> Result<RetrySettings, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(base.clone());
+    };
+    let settings = RetrySettings {
+        max_attempts: positive(
+            &format!("{path}.max_attempts"),
+            raw.max_attempts,
+            base.max_attempts,
+        )?,
+        base_delay: duration_at(
+            &format!("{path}.base_delay"),
+            raw.base_delay.as_ref(),
+            base.base_delay,
+        )?,
+        max_delay: duration_at(
+            &format!("{path}.max_delay"),
+            raw.max_delay.as_ref(),
+            base.max_delay,
+        )?,
+        respect_retry_after: raw.respect_retry_after.unwrap_or(base.respect_retry_after),
+        budget_ratio: fraction(
+            &format!("{path}.budget_ratio"),
+            raw.budget_ratio,
+            base.budget_ratio,
+        )?,
+        budget_min_per_second: raw
+            .budget_min_per_second
+            .unwrap_or(base.budget_min_per_second),
+    };
+    if settings.max_delay < settings.base_delay {
+        return Err(ConfigError::at(
+            format!("{path}.max_delay"),
+            "is shorter than base_delay: raise max_delay or lower base_delay",
+        ));
+    }
+    Ok(settings)
+}
+
+fn timeouts_from_raw(raw: RawTimeouts) -> Result<Timeouts, ConfigError> {
+    let default = Timeouts::default();
+    let timeouts = Timeouts {
+        connect: duration_at("timeouts.connect", raw.connect.as_ref(), default.connect)?,
+        first_byte: duration_at(
+            "timeouts.first_byte",
+            raw.first_byte.as_ref(),
+            default.first_byte,
+        )?,
+        idle: duration_at("timeouts.idle", raw.idle.as_ref(), default.idle)?,
+        total: duration_at("timeouts.total", raw.total.as_ref(), default.total)?,
+    };
+    for (key, value) in [
+        ("connect", timeouts.connect),
+        ("first_byte", timeouts.first_byte),
+        ("idle", timeouts.idle),
+        ("total", timeouts.total),
+    ] {
+        if value.is_zero() {
+            return Err(ConfigError::at(
+                format!("timeouts.{key}"),
+                "must be longer than zero",
+            ));
+        }
+    }
+    if timeouts.first_byte > timeouts.total {
+        return Err(ConfigError::at(
+            "timeouts.first_byte",
+            "is longer than timeouts.total, so it could never fire: lower it or raise total",
+        ));
+    }
+    Ok(timeouts)
+}
+
+fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
+    let default = BreakerSettings::default();
+    Ok(BreakerSettings {
+        failure_threshold: positive(
+            "circuit_breaker.failure_threshold",
+            raw.failure_threshold,
+            default.failure_threshold,
+        )?,
+        open_for: duration_at(
+            "circuit_breaker.open_for",
+            raw.open_for.as_ref(),
+            default.open_for,
+        )?,
+        success_threshold: positive(
+            "circuit_breaker.success_threshold",
+            raw.success_threshold,
+            default.success_threshold,
+        )?,
+        failure_rate: fraction(
+            "circuit_breaker.failure_rate",
+            raw.failure_rate,
+            default.failure_rate,
+        )?,
+        window: duration_at(
+            "circuit_breaker.window",
+            raw.window.as_ref(),
+            default.window,
+        )?,
+        min_calls: positive(
+            "circuit_breaker.min_calls",
+            raw.min_calls,
+            default.min_calls,
+        )?,
+        half_open_probes: positive(
+            "circuit_breaker.half_open_probes",
+            raw.half_open_probes,
+            default.half_open_probes,
+        )?,
+    })
+}
+
+fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
+    let default = ServerSettings::default();
+    let max_body_size = match raw.max_body_size.as_deref() {
+        Some(text) => parse_size(text).map_err(|m| ConfigError::at("server.max_body_size", m))?,
+        None => default.max_body_size,
+    };
+    Ok(ServerSettings {
+        max_body_size,
+        shutdown_grace: duration_at(
+            "server.shutdown_grace",
+            raw.shutdown_grace.as_ref(),
+            default.shutdown_grace,
+        )?,
+    })
+}
+
+fn model_from_raw(
+    name: &str,
+    raw: &RawModel,
+    providers: &BTreeMap<String, Arc<Provider>>,
+    retry: &RetrySettings,
+) -> Result<Model, ConfigError> {
+    let path = format!("models.{name}");
+    if raw.targets.is_empty() {
+        return Err(ConfigError::at(
+            format!("{path}.targets"),
+            "needs at least one target",
+        ));
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (index, target) in raw.targets.iter().enumerate() {
+        let provider = providers.get(&target.provider).ok_or_else(|| {
+            ConfigError::at(
+                format!("{path}.targets[{index}].provider"),
+                format!(
+                    "unknown provider `{}` (known: {})",
+                    target.provider,
+                    join_keys(providers)
+                ),
+            )
+        })?;
+        if target.model.is_empty() {
+            return Err(ConfigError::at(
+                format!("{path}.targets[{index}].model"),
+                "must not be empty",
+            ));
+        }
+        targets.push(Target {
+            provider: provider.clone(),
+            model: target.model.clone(),
+            weight: positive(&format!("{path}.targets[{index}].weight"), target.weight, 1)?,
+            label: format!("{}/{}", target.provider, target.model),
+        });
+    }
+    let balance = match raw.balance.as_deref() {
+        None | Some("weighted") => Balance::Weighted,
+        Some("least_latency") => Balance::LeastLatency,
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{path}.balance"),
+                format!("unknown strategy `{other}`: use \"weighted\" or \"least_latency\""),
+            ))
+        }
+    };
+    let on_content_filter = match raw.on_content_filter.as_deref() {
+        None | Some("fallback") => ContentFilterPolicy::Fallback,
+        Some("return") => ContentFilterPolicy::Return,
+        Some(other) => {
+            return Err(ConfigError::at(
+                format!("{path}.on_content_filter"),
+                format!("unknown policy `{other}`: use \"fallback\" or \"return\""),
+            ))
+        }
+    };
+    if let Some(price) = raw.price {
+        if !(price.input >= 0.0 && price.output >= 0.0) {
+            return Err(ConfigError::at(
+                format!("{path}.price"),
+                "prices must be zero or more",
+            ));
+        }
+    }
+    Ok(Model {
+        name: name.to_string(),
+        targets,
+        fallbacks: raw.fallbacks.clone(),
+        context_window: raw.context_window,
+        price: raw.price.map(|p| Price {
+            input: p.input,
+            output: p.output,
+        }),
+        retry: retry_from_raw(retry, raw.retry.as_ref(), &format!("{path}.retry"))?,
+        balance,
+        on_content_filter,
+    })
+}
+
+fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks that every fallback names a model, and that no chain loops back on itself.
+fn check_fallbacks(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigError> {
+    for (name, model) in models {
+        let mut seen = BTreeSet::new();
+        for (index, fallback) in model.fallbacks.iter().enumerate() {
+            let path = format!("models.{name}.fallbacks[{index}]");
+            if !models.contains_key(fallback) {
+                return Err(ConfigError::at(
+                    path,
+                    format!("unknown model `{fallback}` (known: {})", join_keys(models)),
+                ));
+            }
+            if fallback == name {
+                return Err(ConfigError::at(
+                    path,
+                    format!("`{name}` cannot fall back to itself"),
+                ));
+            }
+            if !seen.insert(fallback) {
+                return Err(ConfigError::at(
+                    path,
+                    format!("`{fallback}` is listed twice"),
+                ));
+            }
+        }
+    }
+    for name in models.keys() {
+        let mut chain = vec![name.clone()];
+        find_cycle(models, &mut chain)?;
+    }
+    Ok(())
+}
+
+fn find_cycle(
+    models: &BTreeMap<String, Arc<Model>>,
+    chain: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let Some(current) = chain.last().and_then(|name| models.get(name)) else {
+        return Ok(());
+    };
+    for (index, next) in current.fallbacks.iter().enumerate() {
+        if chain.contains(next) {
+            let mut cycle = chain.clone();
+            cycle.push(next.clone());
+            return Err(ConfigError::at(
+                format!("models.{}.fallbacks[{index}]", current.name),
+                format!("fallback cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+        chain.push(next.clone());
+        find_cycle(models, chain)?;
+        chain.pop();
+    }
+    Ok(())
+}

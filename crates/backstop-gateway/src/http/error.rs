@@ -1,0 +1,128 @@
+//! Errors the gateway answers with, rendered in the caller's protocol.
+//! Rendering has no side effects: an error is logged once, at the edge.
+
+use axum::response::{IntoResponse, Response};
+use backstop_protocol::{error_body, Protocol};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use std::time::Duration;
+
+use super::ServedMeta;
+
+/// What went wrong, as a category with a status and a short code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or fails validation (400).
+    InvalidRequest,
+    /// Missing or wrong client key (401).
+    Unauthorized,
+    /// Unknown model or path (404).
+    NotFound,
+    /// Body over the configured limit (413).
+    TooLarge,
+    /// Every candidate failed with transient failures, or every circuit is open (503).
+    Unavailable,
+    /// No upstream can serve this model at all (e.g. no provider configured) (503).
+    NotConfigured,
+    /// An upstream rejected the request itself; its status is kept.
+    Upstream,
+    /// A bug in the gateway (500).
+    Internal,
+}
+
+impl ErrorKind {
+    /// Short code used as the metrics label and the error body's `type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::TooLarge => "request_too_large",
+            ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::NotConfigured => "api_error",
+            ErrorKind::Upstream => "upstream_error",
+            ErrorKind::Internal => "api_error",
+        }
+    }
+
+    fn default_status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unavailable | ErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer: kind, status, message, and an optional `Retry-After`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Category.
+    pub kind: ErrorKind,
+    /// HTTP status sent.
+    pub status: StatusCode,
+    /// Human-readable message naming what failed.
+    pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<Duration>,
+    /// An upstream error body already in the caller's protocol, sent as is.
+    pub body: Option<Bytes>,
+    /// The `x-backstop-*` headers, when the request reached the attempt loop.
+    pub meta: Option<Box<ServedMeta>>,
+}
+
+impl ApiError {
+    /// An error of `kind` with its usual status.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            status: kind.default_status(),
+            message: message.into(),
+            retry_after: None,
+            body: None,
+            meta: None,
+        }
+    }
+
+    /// Sets `Retry-After`.
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Renders the error in `protocol`.
+    pub fn render(&self, protocol: Protocol) -> Response {
+        let body = match &self.body {
+            Some(body) => body.clone(),
+            None => Bytes::from(error_body(
+                protocol,
+                self.status.as_u16(),
+                self.kind.code(),
+                &self.message,
+            )),
+        };
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        if let Some(meta) = &self.meta {
+            meta.apply(response.headers_mut());
+        }
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}

@@ -1,0 +1,48 @@
+//! The `x-backstop-*` response headers: which model and target served, after how
+//! many upstream calls, and at which tier.
+
+use http::{HeaderMap, HeaderValue};
+
+/// How a request was served (or last tried), reported in response headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedMeta {
+    /// Public model that served (or was asked for, on an error).
+    pub model: String,
+    /// `provider/upstream-model` that served or was tried last.
+    pub target: Option<String>,
+    /// Upstream calls made for this request.
+    pub attempts: u32,
+    /// True when a model other than the one asked for served.
+    pub fallback: bool,
+}
+
+impl ServedMeta {
+    /// `full`, or `reduced` when a fallback model served.
+    pub fn tier(&self) -> &'static str {
+        if self.fallback {
+            "reduced"
+        } else {
+            "full"
+        }
+    }
+
+    /// Writes the headers.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if let Ok(value) = HeaderValue::from_str(&self.model) {
+            headers.insert("x-backstop-model", value);
+        }
+        if let Some(value) = self
+            .target
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert("x-backstop-target", value);
+        }
+        headers.insert("x-backstop-attempts", HeaderValue::from(self.attempts));
+        headers.insert(
+            "x-backstop-fallback",
+            HeaderValue::from_static(if self.fallback { "true" } else { "false" }),
+        );
+        headers.insert("x-backstop-tier", HeaderValue::from_static(self.tier()));
+    }
+}

@@ -1,0 +1,233 @@
+//! One attempt against one target: send, wait for the first byte (for a stream, its
+//! first event), classify. A successful attempt returns the response to commit.
+
+use super::classify::{class_of, class_of_status};
+use super::failure::{describe_transport, Failure};
+use super::plan::Candidate;
+use super::relay::Relay;
+use super::request::ClientRequest;
+use super::Gateway;
+use crate::http::ApiError;
+use axum::body::Body;
+use axum::response::Response;
+use backstop_core::{FailureClass, Permit};
+use backstop_protocol::{classify_error, translate_error, Protocol};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use std::time::SystemTime;
+use tokio::time::{timeout_at, Instant};
+
+/// Largest upstream body read into memory (a non-streaming answer or an error).
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// The outcome of one attempt.
+pub enum AttemptError {
+    /// The request cannot be sent to this target at all (e.g. untranslatable); no call was made.
+    Unsendable(ApiError),
+    /// The upstream call failed.
+    Failed(Failure),
+}
+
+/// Sends `request` to `candidate`, holding `permit` until the answer (or stream) ends.
+pub async fn attempt(
+    gateway: &Gateway,
+    request: &ClientRequest,
+    candidate: &Candidate,
+    permit: Permit,
+    deadline: Instant,
+) -> Result<Response, AttemptError> {
+    let target = &candidate.target;
+    let body = request.body_for(target).map_err(AttemptError::Unsendable)?;
+    let stream = request.envelope.stream;
+    let timeouts = &gateway.config().timeouts;
+    let started = Instant::now();
+    let first_byte_deadline = deadline.min(started + timeouts.first_byte);
+    let send = gateway
+        .client()
+        .request(target, stream, body, request.protocol, &request.headers)
+        .send();
+    let response = match timeout_at(first_byte_deadline, send).await {
+        Err(_) => {
+            let failure = Failure::local(
+                FailureClass::Unavailable,
+                format!("no response within first_byte ({:?})", timeouts.first_byte),
+            );
+            permit.record_failure(failure.class);
+            return Err(AttemptError::Failed(failure));
+        }
+        Ok(Err(error)) => {
+            let failure = Failure::local(FailureClass::Transient, describe_transport(&error));
+            permit.record_failure(failure.class);
+            return Err(AttemptError::Failed(failure));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let failure = upstream_failure(target.provider.kind, response, first_byte_deadline).await;
+        record(permit, &failure);
+        return Err(AttemptError::Failed(failure));
+    }
+    if stream {
+        let mut relay = Relay::new(gateway, request, candidate, response, permit, deadline);
+        if let Err(failure) = relay.prime(first_byte_deadline).await {
+            return Err(AttemptError::Failed(failure));
+        }
+        candidate.health.latency.observe(started.elapsed());
+        let mut out = Response::new(Body::from_stream(relay.into_stream()));
+        let headers = out.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(out);
+    }
+    let bytes = match read_body(response, deadline).await {
+        Ok(bytes) => bytes,
+        Err(failure) => {
+            permit.record_failure(failure.class);
+            return Err(AttemptError::Failed(failure));
+        }
+    };
+    let body = match render_success(request.protocol, target.provider.kind, &bytes) {
+        Ok(body) => body,
+        Err(failure) => {
+            permit.record_failure(failure.class);
+            return Err(AttemptError::Failed(failure));
+        }
+    };
+    candidate.health.latency.observe(started.elapsed());
+    permit.record_success();
+    let mut out = Response::new(Body::from(body));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(out)
+}
+
+fn record(permit: Permit, failure: &Failure) {
+    if failure.class.is_target_failure() {
+        permit.record_failure(failure.class);
+    } else {
+        permit.record_success();
+    }
+}
+
+/// The body for the caller: the upstream's bytes when the protocols match (checked to be
+/// whole JSON), else a translation. A malformed or truncated body is a transient failure.
+fn render_success(caller: Protocol, upstream: Protocol, bytes: &Bytes) -> Result<Bytes, Failure> {
+    let malformed = |error: &dyn std::fmt::Display| {
+        Failure::local(
+            FailureClass::Transient,
+            format!("malformed response body: {error}"),
+        )
+    };
+    if caller == upstream {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+        return Ok(bytes.clone());
+    }
+    let decoded = match upstream {
+        Protocol::OpenAi => backstop_protocol::openai::decode_response(bytes),
+        Protocol::Anthropic => backstop_protocol::anthropic::decode_response(bytes),
+        Protocol::Gemini => backstop_protocol::gemini::decode_response(bytes),
+    }
+    .map_err(|e| malformed(&e))?;
+    let encoded = match caller {
+        Protocol::OpenAi => backstop_protocol::openai::encode_response(&decoded),
+        Protocol::Anthropic | Protocol::Gemini => {
+            backstop_protocol::anthropic::encode_response(&decoded)
+        }
+    };
+    Ok(Bytes::from(encoded))
+}
+
+async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result<Bytes, Failure> {
+    let mut buffer =
+        Vec::with_capacity(response.content_length().unwrap_or(4096).min(1 << 20) as usize);
+    loop {
+        match timeout_at(deadline, response.chunk()).await {
+            Err(_) => {
+                return Err(Failure::local(
+                    FailureClass::Unavailable,
+                    "response body not finished before the total deadline",
+                ))
+            }
+            Ok(Err(error)) => {
+                return Err(Failure::local(
+                    FailureClass::Transient,
+                    describe_transport(&error),
+                ))
+            }
+            Ok(Ok(None)) => return Ok(Bytes::from(buffer)),
+            Ok(Ok(Some(chunk))) => {
+                if buffer.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                    return Err(Failure::local(
+                        FailureClass::Transient,
+                        "upstream response body too large",
+                    ));
+                }
+                buffer.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Reads and classifies a non-2xx upstream answer.
+async fn upstream_failure(
+    kind: Protocol,
+    response: reqwest::Response,
+    deadline: Instant,
+) -> Failure {
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let retry_after = backstop_core::retry_hint(
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SystemTime::now(),
+    );
+    let body = read_body(response, deadline).await.unwrap_or_default();
+    let error = classify_error(kind, status, &body);
+    let class = if body.is_empty() {
+        class_of_status(status)
+    } else {
+        class_of(error.kind, status)
+    };
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("error");
+    let message = if error.message.is_empty() {
+        reason.to_string()
+    } else {
+        error.message.clone()
+    };
+    Failure {
+        class,
+        status: Some(status),
+        message,
+        retry_after,
+        upstream_body: Some((kind, body)),
+    }
+}
+
+/// The upstream's error re-rendered in the caller's protocol, keeping its status and message.
+pub fn upstream_error_for_caller(caller: Protocol, failure: &Failure) -> Option<ApiError> {
+    let (kind, body) = failure.upstream_body.as_ref()?;
+    let status = StatusCode::from_u16(failure.status?).ok()?;
+    let body = if *kind == caller {
+        body.clone()
+    } else {
+        Bytes::from(translate_error(*kind, caller, status.as_u16(), body))
+    };
+    let mut error = ApiError::new(crate::http::ErrorKind::Upstream, failure.message.clone());
+    error.status = status;
+    error.body = Some(body);
+    Some(error)
+}

@@ -1,0 +1,71 @@
+//! A failed attempt: its class, what the upstream said, and the hint it gave.
+
+use backstop_core::FailureClass;
+use backstop_protocol::Protocol;
+use bytes::Bytes;
+use std::fmt;
+use std::time::Duration;
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The contract's class, which decides the remedy.
+    pub class: FailureClass,
+    /// Upstream HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// What happened, in words (no secrets: upstream messages never echo keys).
+    pub message: String,
+    /// The upstream's hint of when to try again.
+    pub retry_after: Option<Duration>,
+    /// The upstream's error body and the protocol it is in, to return to the caller
+    /// when the failure is the request's own fault.
+    pub upstream_body: Option<(Protocol, Bytes)>,
+}
+
+impl Failure {
+    /// A failure with no upstream response (transport, timeout, malformed body).
+    pub fn local(class: FailureClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+            upstream_body: None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{} ({status}, {})", self.message, self.class.as_str()),
+            None => write!(f, "{} ({})", self.message, self.class.as_str()),
+        }
+    }
+}
+
+/// Describes a reqwest transport error without its URL (which may carry a key for some providers).
+pub fn describe_transport(error: &reqwest::Error) -> String {
+    let what = if error.is_connect() {
+        "connection failed"
+    } else if error.is_timeout() {
+        "timed out"
+    } else if error.is_body() || error.is_decode() {
+        "response body broke off"
+    } else if error.is_request() {
+        "connection reset or closed before a response"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut detail = String::new();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {detail}")
+    }
+}

@@ -1,0 +1,91 @@
+//! A client request as the pipeline sees it: the caller's protocol, the raw body,
+//! its envelope, and the body for each target, translated only when needed.
+
+use crate::config::Target;
+use crate::http::{ApiError, ErrorKind};
+use backstop_protocol::{ChatRequest, Envelope, Protocol};
+use bytes::Bytes;
+use http::HeaderMap;
+use std::sync::OnceLock;
+
+/// One client request.
+pub struct ClientRequest {
+    /// The protocol the caller speaks.
+    pub protocol: Protocol,
+    /// The caller's headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+    /// The fields routing needs.
+    pub envelope: Envelope,
+    canonical: OnceLock<Result<ChatRequest, String>>,
+}
+
+impl ClientRequest {
+    /// Reads the envelope of `body`; a malformed body is a 400 with the parser's message.
+    pub fn new(protocol: Protocol, headers: HeaderMap, body: Bytes) -> Result<Self, ApiError> {
+        let envelope = backstop_protocol::read_envelope(&body).map_err(|error| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!("invalid request body: {error}"),
+            )
+        })?;
+        Ok(Self {
+            protocol,
+            headers,
+            body,
+            envelope,
+            canonical: OnceLock::new(),
+        })
+    }
+
+    /// Cheap estimate of the prompt's size in tokens (a byte count over four).
+    pub fn estimated_tokens(&self) -> u64 {
+        self.body.len() as u64 / 4
+    }
+
+    /// The protocol-neutral form of the request, decoded once on first use.
+    pub fn canonical(&self) -> Result<&ChatRequest, ApiError> {
+        self.canonical
+            .get_or_init(|| {
+                match self.protocol {
+                    Protocol::OpenAi => backstop_protocol::openai::decode_request(&self.body),
+                    Protocol::Anthropic => backstop_protocol::anthropic::decode_request(&self.body),
+                    Protocol::Gemini => Err(backstop_protocol::ProtocolError::Invalid(
+                        "Gemini is an upstream protocol only".into(),
+                    )),
+                }
+                .map_err(|error| error.to_string())
+            })
+            .as_ref()
+            .map_err(|message| {
+                ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("invalid request: {message}"),
+                )
+            })
+    }
+
+    /// The body to send to `target`: the caller's bytes with the model renamed when the
+    /// protocols match, otherwise a translation. Untranslatable requests are a 400.
+    pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
+        let kind = target.provider.kind;
+        if kind == self.protocol {
+            return backstop_protocol::rewrite_model(&self.body, &target.model)
+                .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()));
+        }
+        let canonical = self.canonical()?;
+        let encoded = match kind {
+            Protocol::OpenAi => backstop_protocol::openai::encode_request(canonical, &target.model),
+            Protocol::Anthropic => {
+                backstop_protocol::anthropic::encode_request(canonical, &target.model)
+            }
+            Protocol::Gemini => backstop_protocol::gemini::encode_request(canonical, &target.model),
+        }
+        .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))?;
+        for warning in &encoded.warnings {
+            tracing::warn!(target = %target.label, "{warning}");
+        }
+        Ok(Bytes::from(encoded.body))
+    }
+}

@@ -1,0 +1,135 @@
+//! Shared helpers: a mock upstream and an in-process gateway, both on port 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use backstop_gateway::config;
+use backstop_gateway::pipeline::Gateway;
+use backstop_gateway::server;
+use backstop_mock::{MockConfig, MockServer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A gateway running in-process.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would).
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a gateway from config text.
+pub async fn gateway(config_text: &str) -> TestGateway {
+    let config = config::parse(config_text, &|_| None).expect("valid config");
+    let grace = config.server.shutdown_grace;
+    let gateway = Arc::new(Gateway::new(config).expect("client"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(
+        gateway,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        grace,
+    ));
+    TestGateway {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Starts a mock upstream with the default deterministic answer.
+pub async fn mock() -> MockServer {
+    MockServer::start(MockConfig::default())
+        .await
+        .expect("mock")
+}
+
+/// Config with one OpenAI-protocol model `gpt` on `primary`, falling back to `backup` on `secondary`.
+pub fn two_upstreams(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+    format!(
+        r#"
+state = "memory"
+[providers.primary]
+kind = "openai"
+base_url = "{}/v1"
+api_key = "sk-primary-secret"
+[providers.secondary]
+kind = "openai"
+base_url = "{}/v1"
+api_key = "sk-secondary-secret"
+[providers.anth]
+kind = "anthropic"
+base_url = "{}"
+api_key = "sk-anth-secret"
+[models.gpt]
+targets = [{{ provider = "primary", model = "gpt-4o-mini" }}]
+fallbacks = ["backup"]
+[models.backup]
+targets = [{{ provider = "secondary", model = "gpt-4o-backup" }}]
+[models.claude]
+targets = [{{ provider = "anth", model = "claude-sonnet-4-5" }}]
+[retry]
+base_delay = "10ms"
+max_delay = "100ms"
+[timeouts]
+first_byte = "2s"
+idle = "1s"
+total = "10s"
+{extra}
+"#,
+        primary.url(),
+        secondary.url(),
+        primary.url()
+    )
+}
+
+/// Adds a fault through the mock's control API.
+pub async fn fault(mock: &MockServer, fault: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_mock/faults", mock.url()))
+        .json(&fault)
+        .send()
+        .await
+        .expect("mock control");
+    assert!(
+        response.status().is_success(),
+        "fault rejected: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// An OpenAI chat request body.
+pub fn chat(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+/// Waits until `check` holds, polling every 10 ms, for at most `limit`.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    check()
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Rust unit, integration and doc tests, then the end-to-end
+# tests that drive the real `backstop` binary with the official OpenAI and Anthropic SDKs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c "import openai, anthropic, pytest" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+fi
+
+cargo build --workspace --bins
+cargo test --workspace
+python3 -m pytest tests/e2e -q
