@@ -86,7 +86,8 @@ def test_anthropic_sdk_plain(gateway, answer, model):
     assert "".join(block.text for block in message.content if block.type == "text") == answer
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens > 0
-    assert raw.headers["x-backstop-target"].endswith(model if model != "gpt" else "gpt-4o-mini")
+    expected = {"gpt": "oa/gpt-4o-mini", "claude": "an/claude-sonnet-4-5", "gemini": "ge/gemini-2.5-flash"}
+    assert raw.headers["x-backstop-target"] == expected[model]
 
 
 @pytest.mark.parametrize("model", ["gpt", "claude", "gemini"])
