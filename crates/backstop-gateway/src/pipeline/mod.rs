@@ -4,6 +4,7 @@
 
 mod attempt;
 mod classify;
+mod events;
 mod failure;
 mod plan;
 mod relay;
@@ -87,7 +88,11 @@ impl Gateway {
         map.entry(label.to_string())
             .or_insert_with(|| {
                 Arc::new(TargetHealth {
-                    breaker: Breaker::new(breaker_config(&self.config)),
+                    breaker: Breaker::new_with_observer(
+                        label,
+                        breaker_config(&self.config),
+                        Arc::new(events::LogObserver),
+                    ),
                     latency: LatencyStats::new(),
                 })
             })
