@@ -30,6 +30,8 @@
 //!
 //! The script format, the control API and every fault are described in `docs/mock.md`.
 
+#![warn(missing_docs)]
+
 mod anthropic;
 mod ask;
 mod config;
