@@ -21,8 +21,11 @@
 //! assert_eq!(&out[..], &br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#[..]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod anthropic;
 mod canonical;
+mod collect;
 mod envelope;
 mod error;
 pub mod gemini;
@@ -38,6 +41,7 @@ pub use canonical::{
     Role, StreamEvent, Tool, ToolChoice, Usage,
 };
 
+pub use collect::ResponseCollector;
 pub use envelope::{read_envelope, rewrite_model, Envelope};
 pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
 pub use protocol::{Protocol, ProtocolError};

@@ -6,6 +6,7 @@
 //! ([`ProtocolError::Unsupported`]); all of them become a 400 at the edge.
 
 use std::fmt;
+use std::str::FromStr;
 
 /// A wire protocol spoken by a client or an upstream provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +26,22 @@ impl Protocol {
             Protocol::OpenAi => "openai",
             Protocol::Anthropic => "anthropic",
             Protocol::Gemini => "gemini",
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ProtocolError;
+
+    /// Parses `openai`, `anthropic` or `gemini` (the configuration's provider `kind`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "openai" => Ok(Protocol::OpenAi),
+            "anthropic" => Ok(Protocol::Anthropic),
+            "gemini" => Ok(Protocol::Gemini),
+            other => Err(ProtocolError::Invalid(format!(
+                "unknown protocol `{other}` (expected openai, anthropic or gemini)"
+            ))),
         }
     }
 }
@@ -75,4 +92,17 @@ pub enum ProtocolError {
         crate::MAX_EVENT_SIZE
     )]
     EventTooLarge,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+            assert_eq!(p.to_string().parse::<Protocol>().unwrap(), p);
+        }
+        assert!("azure".parse::<Protocol>().is_err());
+    }
 }

@@ -98,17 +98,13 @@ impl Decoder {
                     }),
                     Some("input_json_delta") => {
                         let json = str_at(delta, "/partial_json")?;
+                        // Deltas of blocks we do not translate (server tools) are skipped.
                         let tool = self
                             .tool_blocks
                             .iter()
                             .find(|(b, _)| *b == index)
-                            .map(|(_, t)| *t)
-                            .ok_or_else(|| {
-                                ProtocolError::Invalid(format!(
-                                    "input_json_delta for unknown block {index}"
-                                ))
-                            })?;
-                        if !json.is_empty() {
+                            .map(|(_, t)| *t);
+                        if let Some(tool) = tool.filter(|_| !json.is_empty()) {
                             out.push(StreamEvent::ToolCallDelta {
                                 index: tool,
                                 arguments: json.to_owned(),
