@@ -32,9 +32,10 @@ def http(method, url, body=None, headers=None, timeout=10):
 class Process:
     """A child process that printed `listening on http://HOST:PORT` as its first stdout line."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, cwd=None):
         self.proc = subprocess.Popen(
             [BINARY, *args],
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

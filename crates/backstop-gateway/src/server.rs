@@ -6,6 +6,7 @@ use crate::routes;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use axum::Router;
 use http::HeaderValue;
 use std::future::{Future, IntoFuture};
@@ -50,6 +51,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let notify = stopping.clone();
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");

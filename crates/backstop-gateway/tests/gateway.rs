@@ -203,6 +203,57 @@ async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
 }
 
 #[tokio::test]
+async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    fault(
+        &primary,
+        serde_json::json!({"kind": "cut_after", "events": 10}),
+    )
+    .await;
+    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    assert!(!text.contains("[DONE]"));
+    assert!(!text.contains("\"finish_reason\":\"stop\""));
+    assert_eq!(
+        secondary.requests().len(),
+        0,
+        "after the commit point the stream is not restarted"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_dropped_and_the_stream_goes_on() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    fault(
+        &primary,
+        serde_json::json!({"kind": "malformed_event", "at": 5}),
+    )
+    .await;
+    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    for line in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+    {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "forwarded a malformed event: {line}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_stream_without_its_terminator_is_finished() {
     let (primary, secondary) = (mock().await, mock().await);
     let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;

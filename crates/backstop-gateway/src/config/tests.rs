@@ -112,3 +112,11 @@ fn zero_config_serves_provider_model_names() {
     assert_eq!(model.targets[0].label, "anthropic/claude-sonnet-4-5");
     assert!(zero_config_model(&config, "gpt-4o").is_none());
 }
+
+#[test]
+fn the_example_config_documents_a_valid_config() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../backstop.example.toml");
+    let config = load(&path).unwrap();
+    assert!(config.models.contains_key("smart"));
+    assert_eq!(config.models["smart"].fallbacks, vec!["gpt", "fast"]);
+}
