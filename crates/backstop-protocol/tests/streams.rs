@@ -348,3 +348,31 @@ fn truncated_stream_has_no_terminator() {
     let (_, dec) = decode_all(Protocol::OpenAi, cut.as_bytes());
     assert!(!dec.saw_terminator() && !dec.saw_finish());
 }
+
+#[test]
+fn openai_error_chunk_is_classified() {
+    let mut dec = StreamDecoder::new(Protocol::OpenAi);
+    let err = SseEvent {
+        event: None,
+        data: r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#.into(),
+    };
+    match dec.decode(&err) {
+        Err(backstop_protocol::ProtocolError::Upstream { kind, message }) => {
+            assert_eq!(kind, backstop_protocol::UpstreamErrorKind::ServerError);
+            assert_eq!(message, "The server had an error");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Escaped text in a chunk (not borrowable) decodes too.
+    let ev = SseEvent {
+        event: None,
+        data: r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"a\"b\n"},"finish_reason":null}],"usage":null}"#.into(),
+    };
+    let events = dec.decode(&ev).unwrap();
+    assert_eq!(
+        events[1],
+        StreamEvent::TextDelta {
+            text: "a\"b\n".into()
+        }
+    );
+}

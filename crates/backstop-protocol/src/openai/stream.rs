@@ -8,7 +8,8 @@ use crate::json::unix_now;
 use crate::sse::{write_sse, SseEvent};
 use crate::{classify_error, Protocol, ProtocolError};
 
-use super::{finish_from, finish_to, response_id, usage_from, usage_to};
+use super::chunk::{Chunk, ToolCallDelta};
+use super::{finish_from, finish_to, response_id, usage_to};
 
 /// Decoder state for one OpenAI stream.
 #[derive(Debug, Default)]
@@ -27,8 +28,8 @@ impl Decoder {
             self.terminated = true;
             return Ok(vec![StreamEvent::Done]);
         }
-        let v: Value = serde_json::from_str(data)?;
-        if v.get("error").is_some_and(|e| !e.is_null()) {
+        let chunk: Chunk<'_> = serde_json::from_str(data)?;
+        if chunk.error.is_some() {
             let e = classify_error(Protocol::OpenAi, 200, data.as_bytes());
             return Err(ProtocolError::Upstream {
                 kind: e.kind,
@@ -39,69 +40,60 @@ impl Decoder {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: v.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                model: v
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
+                id: chunk.id.as_deref().unwrap_or("").to_owned(),
+                model: chunk.model.as_deref().unwrap_or("").to_owned(),
             });
         }
-        if let Some(choice) = v.pointer("/choices/0") {
-            if let Some(delta) = choice.get("delta") {
-                for key in ["content", "refusal"] {
-                    if let Some(t) = delta
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .filter(|t| !t.is_empty())
-                    {
-                        out.push(StreamEvent::TextDelta { text: t.to_owned() });
+        // Only the first choice is translated (requests with n > 1 are not translated).
+        let choice = chunk.choices.iter().flatten().find(|c| c.index == 0);
+        if let Some(choice) = choice {
+            if let Some(delta) = &choice.delta {
+                for t in [&delta.content, &delta.refusal].into_iter().flatten() {
+                    if !t.is_empty() {
+                        out.push(StreamEvent::TextDelta {
+                            text: t.to_string(),
+                        });
                     }
                 }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for c in calls {
-                        self.tool_delta(c, &mut out)?;
-                    }
+                for c in delta.tool_calls.iter().flatten() {
+                    self.tool_delta(c, &mut out)?;
                 }
             }
-            if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(r) = &choice.finish_reason {
                 self.finished = true;
                 out.push(StreamEvent::Finish {
                     reason: finish_from(r),
                 });
             }
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            out.push(StreamEvent::Usage(usage_from(u)?));
+        if let Some(u) = &chunk.usage {
+            out.push(StreamEvent::Usage(u.to_usage()));
         }
         Ok(out)
     }
 
-    fn tool_delta(&mut self, c: &Value, out: &mut Vec<StreamEvent>) -> Result<(), ProtocolError> {
+    fn tool_delta(
+        &mut self,
+        c: &ToolCallDelta<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProtocolError> {
         let index = c
-            .get("index")
-            .and_then(Value::as_u64)
-            .and_then(|i| u32::try_from(i).ok())
+            .index
             .ok_or_else(|| ProtocolError::Invalid("tool call delta without an index".into()))?;
-        let f = c.get("function");
+        let f = c.function.as_ref();
         if !self.tools_started.contains(&index) {
             self.tools_started.push(index);
             out.push(StreamEvent::ToolCallStart {
                 index,
                 id: c
-                    .get("id")
-                    .and_then(Value::as_str)
+                    .id
+                    .as_deref()
                     .map_or_else(|| format!("call_{index}"), str::to_owned),
-                name: f
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
+                name: f.and_then(|f| f.name.as_deref()).unwrap_or("").to_owned(),
             });
         }
         if let Some(a) = f
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
+            .and_then(|f| f.arguments.as_deref())
             .filter(|a| !a.is_empty())
         {
             out.push(StreamEvent::ToolCallDelta {
