@@ -8,6 +8,5 @@ if ! python3 -c "import openai, anthropic, pytest" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 fi
 
-cargo build --workspace --bins
-cargo test --workspace
+cargo test --workspace   # also builds the binaries the end-to-end tests start
 python3 -m pytest tests/e2e -q

@@ -4,13 +4,15 @@
 //! presented as a complete answer: it ends with an error event in the caller's
 //! protocol, and the failure counts against the target. A malformed event is dropped.
 
+use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
 use super::plan::Candidate;
 use super::request::ClientRequest;
 use super::Gateway;
 use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{
-    write_sse, Protocol, SseDecoder, SseEvent, StreamDecoder, StreamEncoder, StreamEvent,
+    write_sse, Protocol, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEncoder,
+    StreamEvent,
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -196,6 +198,14 @@ impl Relay {
     fn relay_event(&mut self, event: SseEvent) -> Result<(), Failure> {
         let events = match self.decoder.decode(&event) {
             Ok(events) => events,
+            Err(ProtocolError::Upstream { kind, message }) => {
+                let failure = Failure::local(
+                    class_of(kind, 200),
+                    format!("upstream error event: {message}"),
+                );
+                self.record(Err(failure.class));
+                return Err(failure);
+            }
             Err(error) => {
                 self.malformed += 1;
                 tracing::warn!(target = %self.label, "dropped a malformed stream event: {error}");
