@@ -35,6 +35,7 @@ mod protocol;
 mod sse;
 mod stream;
 mod translate;
+mod usage;
 
 pub use canonical::{
     join_text, ChatRequest, ChatResponse, ContentPart, Encoded, FinishReason, ImageSource, Message,
@@ -48,3 +49,4 @@ pub use protocol::{Protocol, ProtocolError};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};
+pub use usage::read_usage;
