@@ -25,6 +25,26 @@ pub(crate) enum ErrorCase {
     Invalid(String),
 }
 
+impl ErrorCase {
+    /// Whether a request that carries neither a prompt nor a model name (`GET /v1/models`) can
+    /// get this error: availability and account errors can, errors about a prompt or model cannot.
+    pub(crate) fn on_model_list(&self) -> bool {
+        match self {
+            ErrorCase::Status(_)
+            | ErrorCase::RateLimit
+            | ErrorCase::Overloaded
+            | ErrorCase::Unauthorized
+            | ErrorCase::Forbidden => true,
+            ErrorCase::ContextLength
+            | ErrorCase::ContentFilter
+            | ErrorCase::InsufficientQuota
+            | ErrorCase::UnknownModel
+            | ErrorCase::RejectPrefill
+            | ErrorCase::Invalid(_) => false,
+        }
+    }
+}
+
 /// A rendered error response.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ErrorReply {

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::effect::{Effect, ErrorFault, StreamFault};
+use crate::errors::ErrorCase;
+
 /// The API surface a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -178,6 +181,61 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// What this fault does to a provider request.
+    pub(crate) fn effect(&self) -> Effect<'_> {
+        let error = |case| Effect::Error(ErrorFault::plain(case));
+        match self {
+            FaultKind::Status {
+                status,
+                retry_after,
+            } => Effect::Error(ErrorFault {
+                case: ErrorCase::Status(*status),
+                retry_after: retry_after.as_deref(),
+            }),
+            FaultKind::RateLimit { retry_after } => Effect::Error(ErrorFault {
+                case: ErrorCase::RateLimit,
+                retry_after: retry_after.as_deref(),
+            }),
+            FaultKind::Overloaded => error(ErrorCase::Overloaded),
+            FaultKind::ContextLength => error(ErrorCase::ContextLength),
+            FaultKind::ContentFilter => error(ErrorCase::ContentFilter),
+            FaultKind::Unauthorized => error(ErrorCase::Unauthorized),
+            FaultKind::Forbidden => error(ErrorCase::Forbidden),
+            FaultKind::InsufficientQuota => error(ErrorCase::InsufficientQuota),
+            FaultKind::UnknownModel => error(ErrorCase::UnknownModel),
+            FaultKind::RejectPrefill => error(ErrorCase::RejectPrefill),
+            FaultKind::Reset => Effect::Reset,
+            FaultKind::Hang => Effect::Hang,
+            FaultKind::DelayHeaders { delay } => Effect::DelayHeaders(*delay),
+            FaultKind::WrongModel { name } => Effect::WrongModel(name),
+            FaultKind::SlowFirstToken { delay } => {
+                Effect::Deliver(StreamFault::SlowFirstToken(*delay))
+            }
+            FaultKind::SlowStream { delay } => Effect::Deliver(StreamFault::SlowStream(*delay)),
+            FaultKind::CutAfter { events } => Effect::Deliver(StreamFault::CutAfter(*events)),
+            FaultKind::Stall { after, duration } => Effect::Deliver(StreamFault::Stall {
+                after: *after,
+                duration: *duration,
+            }),
+            FaultKind::MalformedEvent { at } => Effect::Deliver(StreamFault::MalformedEvent(*at)),
+            FaultKind::NoDone => Effect::Deliver(StreamFault::NoDone),
+        }
+    }
+
+    /// The error this fault answers `GET /v1/models` with, or `None` where it does not apply
+    /// there: only error faults that need neither a prompt nor a model name do.
+    pub(crate) fn models_error(&self) -> Option<ErrorCase> {
+        match self.effect() {
+            Effect::Error(error) if error.case.on_model_list() => Some(error.case),
+            Effect::Error(_)
+            | Effect::Reset
+            | Effect::Hang
+            | Effect::DelayHeaders(_)
+            | Effect::WrongModel(_)
+            | Effect::Deliver(_) => None,
+        }
+    }
+
     /// The snake_case name used as `kind` in scripts and as `fault` in the request log.
     pub fn name(&self) -> &'static str {
         match self {
@@ -282,6 +340,50 @@ mod tests {
         assert!(!glob_match("a*b*c", "abca"));
         assert!(glob_match("a*a", "aa"));
         assert!(!glob_match("a*a", "a"));
+    }
+
+    #[test]
+    fn effects_keep_the_parameters_of_their_kind() {
+        let status = FaultKind::Status {
+            status: 503,
+            retry_after: Some("2".into()),
+        };
+        assert_eq!(
+            status.effect(),
+            Effect::Error(ErrorFault {
+                case: ErrorCase::Status(503),
+                retry_after: Some("2"),
+            })
+        );
+        let stall = FaultKind::Stall {
+            after: 3,
+            duration: Duration::from_secs(1),
+        };
+        assert_eq!(
+            stall.effect(),
+            Effect::Deliver(StreamFault::Stall {
+                after: 3,
+                duration: Duration::from_secs(1)
+            })
+        );
+        let name = FaultKind::WrongModel { name: "x".into() };
+        assert_eq!(name.effect(), Effect::WrongModel("x"));
+    }
+
+    #[test]
+    fn only_availability_and_account_errors_apply_to_the_model_list() {
+        assert_eq!(
+            FaultKind::Overloaded.models_error(),
+            Some(ErrorCase::Overloaded)
+        );
+        assert_eq!(
+            FaultKind::RateLimit { retry_after: None }.models_error(),
+            Some(ErrorCase::RateLimit)
+        );
+        assert_eq!(FaultKind::ContextLength.models_error(), None);
+        assert_eq!(FaultKind::RejectPrefill.models_error(), None);
+        assert_eq!(FaultKind::Hang.models_error(), None);
+        assert_eq!(FaultKind::CutAfter { events: 1 }.models_error(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::ask::{self, Ask};
+use crate::effect::{Effect, StreamFault};
 use crate::errors::{self, Context, ErrorCase};
 use crate::fault::{FaultKind, Route};
 use crate::log::{Draft, LogGuard, RequestLog};
@@ -66,6 +68,21 @@ pub(crate) struct Incoming {
     pub(crate) headers: HeaderMap,
     pub(crate) reset: Option<ConnReset>,
     pub(crate) body: Bytes,
+}
+
+impl Incoming {
+    /// A request for `target` as axum hands it over: the parts (with the connection's reset
+    /// handle among the extensions) and the whole body.
+    pub(crate) fn new(target: Target, parts: Parts, body: Bytes) -> Self {
+        Incoming {
+            target,
+            reset: parts.extensions.get::<ConnReset>().cloned(),
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        }
+    }
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -153,58 +170,6 @@ fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
     .map_err(ErrorCase::Invalid)
 }
 
-/// The error a fault kind stands for, if it is an error fault.
-pub(crate) fn error_case(kind: &FaultKind) -> Option<ErrorCase> {
-    match kind {
-        FaultKind::Status { status, .. } => Some(ErrorCase::Status(*status)),
-        FaultKind::RateLimit { .. } => Some(ErrorCase::RateLimit),
-        FaultKind::Overloaded => Some(ErrorCase::Overloaded),
-        FaultKind::ContextLength => Some(ErrorCase::ContextLength),
-        FaultKind::ContentFilter => Some(ErrorCase::ContentFilter),
-        FaultKind::Unauthorized => Some(ErrorCase::Unauthorized),
-        FaultKind::Forbidden => Some(ErrorCase::Forbidden),
-        FaultKind::InsufficientQuota => Some(ErrorCase::InsufficientQuota),
-        FaultKind::UnknownModel => Some(ErrorCase::UnknownModel),
-        FaultKind::RejectPrefill => Some(ErrorCase::RejectPrefill),
-        FaultKind::Reset
-        | FaultKind::Hang
-        | FaultKind::DelayHeaders { .. }
-        | FaultKind::SlowFirstToken { .. }
-        | FaultKind::SlowStream { .. }
-        | FaultKind::CutAfter { .. }
-        | FaultKind::Stall { .. }
-        | FaultKind::MalformedEvent { .. }
-        | FaultKind::NoDone
-        | FaultKind::WrongModel { .. } => None,
-    }
-}
-
-fn retry_after(kind: &FaultKind) -> Option<&str> {
-    match kind {
-        FaultKind::Status { retry_after, .. } | FaultKind::RateLimit { retry_after } => {
-            retry_after.as_deref()
-        }
-        FaultKind::Overloaded
-        | FaultKind::ContextLength
-        | FaultKind::ContentFilter
-        | FaultKind::Unauthorized
-        | FaultKind::Forbidden
-        | FaultKind::InsufficientQuota
-        | FaultKind::UnknownModel
-        | FaultKind::Reset
-        | FaultKind::Hang
-        | FaultKind::DelayHeaders { .. }
-        | FaultKind::SlowFirstToken { .. }
-        | FaultKind::SlowStream { .. }
-        | FaultKind::CutAfter { .. }
-        | FaultKind::Stall { .. }
-        | FaultKind::MalformedEvent { .. }
-        | FaultKind::NoDone
-        | FaultKind::RejectPrefill
-        | FaultKind::WrongModel { .. } => None,
-    }
-}
-
 /// Drops the connection with a TCP reset (or, without a connection handle, aborts the body).
 async fn reset(handle: Option<ConnReset>, mut guard: LogGuard) -> Response {
     guard.finish("reset");
@@ -254,53 +219,38 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             has_prefill || !matches!(kind, FaultKind::RejectPrefill)
         });
     let mut model = ask.model.clone();
+    let mut stream_fault = None;
     if let Some(kind) = &fault {
         guard.set_fault(kind.name());
-        if let Some(case) = error_case(kind) {
-            let cx = Context {
-                model: &ask.model,
-                retry_after: retry_after(kind),
-                input_tokens: ask.input_tokens,
-            };
-            if let (
-                Target::Gemini {
-                    stream: true, sse, ..
-                },
-                ErrorCase::ContentFilter,
-            ) = (&incoming.target, &case)
-            {
-                return gemini_blocked_stream(&cx, *sse, guard);
+        match kind.effect() {
+            Effect::Error(error) => {
+                let cx = Context {
+                    model: &ask.model,
+                    retry_after: error.retry_after,
+                    input_tokens: ask.input_tokens,
+                };
+                if let (
+                    Target::Gemini {
+                        stream: true, sse, ..
+                    },
+                    ErrorCase::ContentFilter,
+                ) = (&incoming.target, &error.case)
+                {
+                    return gemini_blocked_stream(&cx, *sse, guard);
+                }
+                return error_response(route, error.case, &cx, serial, &mut guard);
             }
-            return error_response(route, case, &cx, serial, &mut guard);
-        }
-        match kind {
-            FaultKind::Reset => return reset(incoming.reset, guard).await,
-            FaultKind::Hang => {
+            Effect::Reset => return reset(incoming.reset, guard).await,
+            Effect::Hang => {
                 guard.finish("hang");
                 return std::future::pending::<Response>().await;
             }
-            FaultKind::DelayHeaders { delay } => tokio::time::sleep(*delay).await,
-            FaultKind::WrongModel { name } => model = name.clone(),
-            FaultKind::Status { .. }
-            | FaultKind::RateLimit { .. }
-            | FaultKind::Overloaded
-            | FaultKind::ContextLength
-            | FaultKind::ContentFilter
-            | FaultKind::Unauthorized
-            | FaultKind::Forbidden
-            | FaultKind::InsufficientQuota
-            | FaultKind::UnknownModel
-            | FaultKind::RejectPrefill
-            | FaultKind::SlowFirstToken { .. }
-            | FaultKind::SlowStream { .. }
-            | FaultKind::CutAfter { .. }
-            | FaultKind::Stall { .. }
-            | FaultKind::MalformedEvent { .. }
-            | FaultKind::NoDone => {}
+            Effect::DelayHeaders(delay) => tokio::time::sleep(delay).await,
+            Effect::WrongModel(name) => model = name.to_owned(),
+            Effect::Deliver(how) => stream_fault = Some(how),
         }
     }
     let reply = plan(&shared.script, &ask, model, serial, unix_now());
-    let delivery = Delivery::for_fault(fault.as_ref());
     let extra = request_id_header(route, serial);
     guard.set_status(200);
     if ask.stream {
@@ -315,7 +265,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             200,
             content_type,
             &extra,
-            stream::body(events, malformed, delivery, guard),
+            stream::body(events, malformed, Delivery::for_fault(stream_fault), guard),
         );
     }
     let body = Bytes::from(match &incoming.target {
@@ -323,17 +273,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Target::Anthropic => anthropic::body(&reply),
         Target::Gemini { .. } => gemini::body(&reply),
     });
-    if delivery.is_plain() {
-        guard.finish("ok");
-        return respond(200, JSON, &extra, Body::from(body));
+    match stream_fault {
+        Some(how) => non_stream_fault(how, body, &reply, extra, guard),
+        None => {
+            guard.finish("ok");
+            respond(200, JSON, &extra, Body::from(body))
+        }
     }
-    non_stream_fault(fault.as_ref(), body, &reply, extra, guard)
 }
 
 /// A non-streaming reply under a stream fault: delays delay the body after the headers, a cut
 /// sends half the body then drops the connection, a malformed event truncates the JSON.
 fn non_stream_fault(
-    fault: Option<&FaultKind>,
+    fault: StreamFault,
     body: Bytes,
     reply: &Reply,
     mut extra: Vec<(&'static str, String)>,
@@ -341,37 +293,20 @@ fn non_stream_fault(
 ) -> Response {
     extra.push(("content-length", body.len().to_string()));
     let (delay, cut) = match fault {
-        Some(FaultKind::SlowFirstToken { delay }) => (Some(*delay), false),
-        Some(FaultKind::SlowStream { delay }) => {
+        StreamFault::SlowFirstToken(delay) => (Some(delay), false),
+        StreamFault::SlowStream(delay) => {
             let events = u32::try_from(reply.output_tokens().max(1)).unwrap_or(u32::MAX);
             (Some(delay.saturating_mul(events)), false)
         }
-        Some(FaultKind::Stall { duration, .. }) => (Some(*duration), false),
-        Some(FaultKind::CutAfter { .. }) => (None, true),
-        Some(FaultKind::MalformedEvent { .. }) => {
+        StreamFault::Stall { duration, .. } => (Some(duration), false),
+        StreamFault::CutAfter(_) => (None, true),
+        StreamFault::MalformedEvent(_) => {
             let truncated = body.slice(..body.len() / 2);
             extra.retain(|(name, _)| *name != "content-length");
             guard.finish("malformed body");
             return respond(200, JSON, &extra, Body::from(truncated));
         }
-        Some(
-            FaultKind::Status { .. }
-            | FaultKind::RateLimit { .. }
-            | FaultKind::Overloaded
-            | FaultKind::ContextLength
-            | FaultKind::ContentFilter
-            | FaultKind::Unauthorized
-            | FaultKind::Forbidden
-            | FaultKind::InsufficientQuota
-            | FaultKind::UnknownModel
-            | FaultKind::Reset
-            | FaultKind::Hang
-            | FaultKind::DelayHeaders { .. }
-            | FaultKind::NoDone
-            | FaultKind::RejectPrefill
-            | FaultKind::WrongModel { .. },
-        )
-        | None => (None, false),
+        StreamFault::NoDone => (None, false),
     };
     respond(200, JSON, &extra, stream::single(body, delay, cut, guard))
 }

@@ -37,6 +37,7 @@ mod ask;
 mod config;
 mod control;
 mod duration;
+mod effect;
 mod errors;
 mod fault;
 mod gemini;

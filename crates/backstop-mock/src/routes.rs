@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::control;
 use crate::errors::{self, Context};
-use crate::fault::{FaultKind, Route};
-use crate::handler::{error_case, serve, ConnReset, Incoming, Shared, Target};
+use crate::fault::Route;
+use crate::handler::{serve, Incoming, Shared, Target};
 use crate::log::Draft;
 
 /// Models listed by `GET /v1/models` (any name is accepted in requests).
@@ -50,94 +51,38 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-type Reset = Option<Extension<ConnReset>>;
-
-async fn openai(
-    State(s): State<Arc<Shared>>,
-    reset: Reset,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let reset = reset.map(|Extension(r)| r);
-    serve(
-        s,
-        Incoming {
-            target: Target::Openai,
-            method,
-            uri,
-            headers,
-            reset,
-            body,
-        },
-    )
-    .await
+async fn openai(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
+    serve(s, Incoming::new(Target::Openai, parts, body)).await
 }
 
-async fn anthropic(
-    State(s): State<Arc<Shared>>,
-    reset: Reset,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let reset = reset.map(|Extension(r)| r);
-    serve(
-        s,
-        Incoming {
-            target: Target::Anthropic,
-            method,
-            uri,
-            headers,
-            reset,
-            body,
-        },
-    )
-    .await
+async fn anthropic(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
+    serve(s, Incoming::new(Target::Anthropic, parts, body)).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn gemini(
     State(s): State<Arc<Shared>>,
-    reset: Reset,
     Path(call): Path<String>,
-    RawQuery(query): RawQuery,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
     let Some((model, action)) = call.rsplit_once(':') else {
-        return not_found(uri).await;
+        return not_found(parts.uri).await;
     };
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
-        _ => return not_found(uri).await,
+        _ => return not_found(parts.uri).await,
     };
-    let sse = query
-        .as_deref()
+    let sse = parts
+        .uri
+        .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
     let target = Target::Gemini {
         model: model.to_owned(),
         stream,
         sse,
     };
-    let reset = reset.map(|Extension(r)| r);
-    serve(
-        s,
-        Incoming {
-            target,
-            method,
-            uri,
-            headers,
-            reset,
-            body,
-        },
-    )
-    .await
+    serve(s, Incoming::new(target, parts, body)).await
 }
 
 /// `GET /v1/models` (OpenAI list, or Anthropic's when `anthropic-version` is sent) and
@@ -155,33 +100,11 @@ async fn models(
         headers: headers.clone(),
         body: Bytes::new(),
     });
-    let fault = s
-        .faults
-        .pick(Route::Models, "", Instant::now(), |kind| match kind {
-            FaultKind::Status { .. }
-            | FaultKind::RateLimit { .. }
-            | FaultKind::Overloaded
-            | FaultKind::Unauthorized
-            | FaultKind::Forbidden => true,
-            FaultKind::ContextLength
-            | FaultKind::ContentFilter
-            | FaultKind::InsufficientQuota
-            | FaultKind::UnknownModel
-            | FaultKind::Reset
-            | FaultKind::Hang
-            | FaultKind::DelayHeaders { .. }
-            | FaultKind::SlowFirstToken { .. }
-            | FaultKind::SlowStream { .. }
-            | FaultKind::CutAfter { .. }
-            | FaultKind::Stall { .. }
-            | FaultKind::MalformedEvent { .. }
-            | FaultKind::NoDone
-            | FaultKind::RejectPrefill
-            | FaultKind::WrongModel { .. } => false,
-        });
-    let case = fault.as_ref().and_then(error_case);
-    if let (Some(kind), Some(case)) = (&fault, case) {
-        guard.set_fault(kind.name());
+    let fault = s.faults.pick(Route::Models, "", Instant::now(), |kind| {
+        kind.models_error().is_some()
+    });
+    if let Some((kind, case)) = fault.and_then(|kind| Some((kind.name(), kind.models_error()?))) {
+        guard.set_fault(kind);
         let rendered = errors::render(
             Route::Models,
             case,

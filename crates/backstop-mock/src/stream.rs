@@ -13,7 +13,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream;
 
-use crate::fault::FaultKind;
+use crate::effect::StreamFault;
 use crate::log::LogGuard;
 
 /// The events of a streamed reply and its terminator (`[DONE]`, `message_stop`, `]`), if any.
@@ -34,45 +34,19 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// The delivery a fault asks for (the default, prompt and complete, for any other fault).
-    pub(crate) fn for_fault(kind: Option<&FaultKind>) -> Self {
+    /// The delivery a stream fault asks for (prompt and complete without one).
+    pub(crate) fn for_fault(fault: Option<StreamFault>) -> Self {
         let mut d = Delivery::default();
-        match kind {
-            Some(FaultKind::SlowFirstToken { delay }) => d.first_delay = Some(*delay),
-            Some(FaultKind::SlowStream { delay }) => d.per_event = Some(*delay),
-            Some(FaultKind::CutAfter { events }) => d.cut_after = Some(*events),
-            Some(FaultKind::Stall { after, duration }) => d.stall = Some((*after, *duration)),
-            Some(FaultKind::MalformedEvent { at }) => d.malformed_at = Some(*at),
-            Some(FaultKind::NoDone) => d.drop_terminator = true,
-            Some(
-                FaultKind::Status { .. }
-                | FaultKind::RateLimit { .. }
-                | FaultKind::Overloaded
-                | FaultKind::ContextLength
-                | FaultKind::ContentFilter
-                | FaultKind::Unauthorized
-                | FaultKind::Forbidden
-                | FaultKind::InsufficientQuota
-                | FaultKind::UnknownModel
-                | FaultKind::Reset
-                | FaultKind::Hang
-                | FaultKind::DelayHeaders { .. }
-                | FaultKind::RejectPrefill
-                | FaultKind::WrongModel { .. },
-            )
-            | None => {}
+        match fault {
+            Some(StreamFault::SlowFirstToken(delay)) => d.first_delay = Some(delay),
+            Some(StreamFault::SlowStream(delay)) => d.per_event = Some(delay),
+            Some(StreamFault::CutAfter(events)) => d.cut_after = Some(events),
+            Some(StreamFault::Stall { after, duration }) => d.stall = Some((after, duration)),
+            Some(StreamFault::MalformedEvent(at)) => d.malformed_at = Some(at),
+            Some(StreamFault::NoDone) => d.drop_terminator = true,
+            None => {}
         }
         d
-    }
-
-    /// Whether anything but prompt, complete delivery was asked for.
-    pub(crate) fn is_plain(&self) -> bool {
-        self.first_delay.is_none()
-            && self.per_event.is_none()
-            && self.cut_after.is_none()
-            && self.stall.is_none()
-            && self.malformed_at.is_none()
-            && !self.drop_terminator
     }
 }
 

@@ -6,25 +6,15 @@ use super::*;
 
 async fn post_faults(h: &Harness, body: &str) -> (u16, Value) {
     let resp = h
-        .client
-        .post(h.url("/_mock/faults"))
+        .post("/_mock/faults")
         .header("content-type", "application/json")
         .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+        .send();
+    status_json(resp.await.unwrap()).await
 }
 
 async fn get(h: &Harness, path: &str) -> Value {
-    h.client
-        .get(h.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    h.get_json(path, &[]).await
 }
 
 #[tokio::test]
@@ -52,13 +42,7 @@ async fn faults_are_added_listed_and_cleared_over_http() {
     assert_eq!((status, body["cleared"].as_u64()), (200, Some(3)));
     assert_eq!(get(&h, "/_mock/faults").await, json!([]));
     post_faults(&h, r#"{"kind":"hang"}"#).await;
-    let resp = h
-        .client
-        .delete(h.url("/_mock/faults"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["cleared"], 1);
+    assert_eq!(h.delete_json("/_mock/faults").await["cleared"], 1);
     assert_eq!(h.openai(chat("gpt-4o")).await.status(), 200);
 }
 
@@ -102,9 +86,11 @@ async fn request_log_records_what_reached_the_provider() {
     let h = Harness::start().await;
     h.mock.add_fault(backstop_mock::Fault::status(503).count(1));
     h.openai(chat("gpt-4o")).await;
-    let mut req = chat("gpt-4o");
-    req["stream"] = json!(true);
-    h.openai(req).await.text().await.unwrap();
+    h.openai(streamed(chat("gpt-4o")))
+        .await
+        .text()
+        .await
+        .unwrap();
     h.anthropic(messages("claude")).await;
     h.gemini("gemini-2.0-flash", "generateContent", contents())
         .await;
@@ -138,13 +124,7 @@ async fn request_log_records_what_reached_the_provider() {
             && !text.contains("AIza-secret")
     );
 
-    let resp = h
-        .client
-        .delete(h.url("/_mock/requests"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["cleared"], 4);
+    assert_eq!(h.delete_json("/_mock/requests").await["cleared"], 4);
     assert!(h.mock.requests().is_empty());
 }
 

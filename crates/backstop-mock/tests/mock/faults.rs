@@ -15,9 +15,9 @@ async fn hit(h: &Harness, route: Route, model: &str) -> (u16, reqwest::header::H
         Route::Gemini => h.gemini(model, "generateContent", contents()).await,
         Route::Models => h.client.get(h.url("/v1/models")).send().await.unwrap(),
     };
-    let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    (status, headers, resp.json().await.unwrap())
+    let (status, body) = status_json(resp).await;
+    (status, headers, body)
 }
 
 /// The provider's error "code" for a body: OpenAI `code`/`type`, Anthropic `type`, Gemini `status`.
@@ -325,9 +325,8 @@ async fn reject_prefill_only_hits_prefilled_requests() {
     assert_eq!(hit(&h, Route::Anthropic, "claude").await.0, 200);
     let mut req = messages("claude-opus-4-6");
     req["messages"] = json!([{ "role": "user", "content": "go" }, { "role": "assistant", "content": "Backstop" }]);
-    let resp = h.anthropic(req).await;
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = status_json(h.anthropic(req).await).await;
+    assert_eq!(status, 400);
     assert_eq!(
         body["error"]["message"],
         "This model does not support assistant message prefill. The conversation must end with a user message."
@@ -350,15 +349,9 @@ async fn wrong_model_is_answered_silently() {
 #[tokio::test]
 async fn malformed_requests_get_provider_400s_and_are_logged() {
     let h = Harness::start().await;
-    let resp = h
-        .client
-        .post(h.url("/v1/chat/completions"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
+    let resp = h.post("/v1/chat/completions").body("{not json").send();
+    let (status, body) = status_json(resp.await.unwrap()).await;
+    assert_eq!(status, 400);
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()

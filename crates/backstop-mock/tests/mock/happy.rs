@@ -24,8 +24,7 @@ async fn openai_plain_answer_echoes_model_and_counts_usage() {
 #[tokio::test]
 async fn openai_stream_delivers_every_chunk_usage_and_done() {
     let h = Harness::start().await;
-    let mut req = chat("gpt-4o");
-    req["stream"] = json!(true);
+    let mut req = streamed(chat("gpt-4o"));
     req["stream_options"] = json!({ "include_usage": true });
     let resp = h.openai(req).await;
     assert_eq!(
@@ -33,12 +32,8 @@ async fn openai_stream_delivers_every_chunk_usage_and_done() {
         "text/event-stream; charset=utf-8"
     );
     let text = resp.text().await.unwrap();
-    let data = sse_data(&text);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"));
+    let chunks = sse_json(&text);
     let content: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -74,11 +69,8 @@ async fn openai_tool_calls_streamed_and_not() {
 
     req["stream"] = json!(true);
     let text = h.openai(req.clone()).await.text().await.unwrap();
-    let data = sse_data(&text);
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"));
+    let chunks = sse_json(&text);
     let pieces: Vec<&str> = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
@@ -114,17 +106,13 @@ async fn anthropic_plain_stream_and_tools() {
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(body["usage"]["output_tokens"], 60);
 
-    let mut req = messages("claude-sonnet-4-5");
-    req["stream"] = json!(true);
+    let mut req = streamed(messages("claude-sonnet-4-5"));
     let text = h.anthropic(req.clone()).await.text().await.unwrap();
     let events = sse_events(&text);
     assert_eq!(events.first().map(String::as_str), Some("message_start"));
     assert_eq!(events.last().map(String::as_str), Some("message_stop"));
     assert!(events.contains(&"ping".to_owned()));
-    let data: Vec<Value> = sse_data(&text)
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let data = sse_json(&text);
     let content: String = data
         .iter()
         .filter_map(|d| d["delta"]["text"].as_str())
@@ -136,10 +124,7 @@ async fn anthropic_plain_stream_and_tools() {
 
     req["tools"] = json!([{ "name": "lookup", "input_schema": { "type": "object" } }]);
     let text = h.anthropic(req.clone()).await.text().await.unwrap();
-    let data: Vec<Value> = sse_data(&text)
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let data = sse_json(&text);
     let json: String = data
         .iter()
         .filter_map(|d| d["delta"]["partial_json"].as_str())
@@ -161,15 +146,9 @@ async fn anthropic_plain_stream_and_tools() {
 #[tokio::test]
 async fn anthropic_without_version_header_gets_the_real_400() {
     let h = Harness::start().await;
-    let resp = h
-        .client
-        .post(h.url("/v1/messages"))
-        .json(&messages("claude"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
+    let resp = h.post("/v1/messages").json(&messages("claude")).send();
+    let (status, body) = status_json(resp.await.unwrap()).await;
+    assert_eq!(status, 400);
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(
         body["error"]["message"],
@@ -204,10 +183,7 @@ async fn gemini_generate_stream_sse_and_array() {
         .text()
         .await
         .unwrap();
-    let data: Vec<Value> = sse_data(&text)
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let data = sse_json(&text);
     assert_eq!(data.len(), 60);
     let content: String = data
         .iter()
@@ -270,41 +246,18 @@ async fn prefill_is_continued_and_max_tokens_truncates() {
 #[tokio::test]
 async fn models_are_listed_in_each_format() {
     let h = Harness::start().await;
-    let body: Value = h
-        .client
-        .get(h.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = h.get_json("/v1/models", &[]).await;
     assert_eq!(body["object"], "list");
     assert!(body["data"]
         .as_array()
         .unwrap()
         .iter()
         .any(|m| m["id"] == "gpt-4o-mini"));
-    let body: Value = h
-        .client
-        .get(h.url("/v1/models"))
-        .header("anthropic-version", "2023-06-01")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = h
+        .get_json("/v1/models", &[("anthropic-version", "2023-06-01")])
+        .await;
     assert_eq!(body["data"][0]["type"], "model");
-    let body: Value = h
-        .client
-        .get(h.url("/v1beta/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = h.get_json("/v1beta/models", &[]).await;
     assert!(body["models"][0]["name"]
         .as_str()
         .unwrap()
@@ -319,13 +272,9 @@ async fn custom_answer_and_chunk_count() {
         ..MockConfig::default()
     };
     let h = Harness::with(config).await;
-    let mut req = chat("m");
-    req["stream"] = json!(true);
-    let text = h.openai(req).await.text().await.unwrap();
-    let pieces: Vec<String> = sse_data(&text)
+    let text = h.openai(streamed(chat("m"))).await.text().await.unwrap();
+    let pieces: Vec<String> = sse_json(&text)
         .iter()
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter_map(|c| {
             c["choices"][0]["delta"]["content"]
                 .as_str()
@@ -340,8 +289,8 @@ async fn custom_answer_and_chunk_count() {
 async fn unknown_paths_get_a_helpful_404() {
     let h = Harness::start().await;
     let resp = h.client.get(h.url("/v2/whatever")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 404);
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()

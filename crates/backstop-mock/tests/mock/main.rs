@@ -53,6 +53,26 @@ impl Harness {
             .expect("request sent")
     }
 
+    /// A bare `POST path` without any provider header.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// `GET path`, with optional headers, read as JSON.
+    pub async fn get_json(&self, path: &str, headers: &[(&str, &str)]) -> Value {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `DELETE path`, read as JSON.
+    pub async fn delete_json(&self, path: &str) -> Value {
+        let resp = self.client.delete(self.url(path)).send().await.unwrap();
+        resp.json().await.unwrap()
+    }
+
     pub async fn gemini(&self, model: &str, action: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/v1beta/models/{model}:{action}")))
@@ -76,6 +96,17 @@ pub fn contents() -> Value {
     json!({ "contents": [{ "role": "user", "parts": [{ "text": "Say something." }] }] })
 }
 
+/// The same request body with `"stream": true`.
+pub fn streamed(mut body: Value) -> Value {
+    body["stream"] = json!(true);
+    body
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
 /// The JSON payloads of the `data:` lines of an SSE body (`[DONE]` kept as a string).
 pub fn sse_data(text: &str) -> Vec<String> {
     text.split("\n\n")
@@ -90,5 +121,17 @@ pub fn sse_events(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix("event: "))
         .map(str::to_owned)
+        .collect()
+}
+
+/// The JSON payloads of an SSE body, parsed; a final `[DONE]` is left out (anywhere else it
+/// fails to parse).
+pub fn sse_json(text: &str) -> Vec<Value> {
+    let mut data = sse_data(text);
+    if data.last().is_some_and(|d| d == "[DONE]") {
+        data.pop();
+    }
+    data.iter()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
         .collect()
 }

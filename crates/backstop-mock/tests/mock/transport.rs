@@ -15,9 +15,7 @@ const RAW_REQUEST: &str =
 content-length: 57\r\n\r\n{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
 fn streaming_chat() -> Value {
-    let mut req = chat("gpt-4o");
-    req["stream"] = json!(true);
-    req
+    streamed(chat("gpt-4o"))
 }
 
 /// Reads a response body chunk by chunk until it ends or fails; returns the bytes and whether
@@ -56,8 +54,7 @@ async fn reset_sends_a_tcp_rst_before_any_byte() {
         .expect_err("the read fails with a reset, not EOF or data");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
     let err = h
-        .client
-        .post(h.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .json(&chat("m"))
         .send()
         .await
@@ -145,9 +142,7 @@ async fn cut_after_drops_the_stream_without_terminator() {
     let data = sse_data(&text);
     assert_eq!(data.len(), 5);
     assert!(!text.contains("[DONE]"));
-    let mut req = messages("claude");
-    req["stream"] = json!(true);
-    let (text, clean, _) = drain(h.anthropic(req).await).await;
+    let (text, clean, _) = drain(h.anthropic(streamed(messages("claude"))).await).await;
     assert!(!clean);
     assert_eq!(sse_events(&text).len(), 5);
     assert!(!text.contains("message_stop"));
@@ -214,9 +209,7 @@ async fn no_done_ends_cleanly_without_terminator() {
     assert!(!text.contains("[DONE]"));
     let last: Value = serde_json::from_str(sse_data(&text).last().unwrap()).unwrap();
     assert_eq!(last["usage"]["completion_tokens"], 60);
-    let mut req = messages("claude");
-    req["stream"] = json!(true);
-    let (text, clean, _) = drain(h.anthropic(req).await).await;
+    let (text, clean, _) = drain(h.anthropic(streamed(messages("claude"))).await).await;
     assert!(clean);
     assert_eq!(
         sse_events(&text).last().map(String::as_str),
