@@ -57,6 +57,10 @@ pub enum Command {
         #[arg(long)]
         script: Option<PathBuf>,
     },
+    /// Run a failover drill: steady load, a fault on one target for a window, and a report.
+    Drill(crate::drill::DrillArgs),
+    /// A self-contained showcase with mock providers: no keys, no files, under a minute.
+    Demo,
 }
 
 /// Exit code for usage and configuration errors.
@@ -75,6 +79,8 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Drill(args) => crate::drill::run(args).await,
+        Command::Demo => crate::demo::run().await,
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod drill;
 pub mod http;
 pub mod pipeline;
 pub mod routes;
