@@ -135,20 +135,22 @@ pub async fn drill(base_url: &str, plan: &DrillPlan) -> Result<Report, DrillErro
     ));
 
     tokio::time::sleep_until(log.start() + plan.fault_at).await;
-    let fault_start = log.elapsed();
     for label in &labels {
         if let Err(error) = admin.inject(label, plan.fault, plan.fault_for).await {
             load.abort();
             return Err(error);
         }
     }
+    // The fault is surely in force from here: requests sent later belong to "during".
+    let fault_start = log.elapsed();
     tokio::time::sleep_until(log.start() + plan.fault_at + plan.fault_for).await;
-    let fault_end = log.elapsed();
     for label in &labels {
         if let Err(error) = admin.clear(label).await {
             eprintln!("backstop drill: warning: could not clear the fault on {label}: {error}");
         }
     }
+    // Cleared (or expired on its own) by now: recovery is measured from here.
+    let fault_end = log.elapsed();
     load.await
         .map_err(|e| DrillError::Failed(format!("the load generator stopped: {e}")))?;
 
