@@ -96,11 +96,18 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Loads the config named by `--config`, or `./backstop.toml`, or (for `serve` only) zero-config.
-fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigError> {
+/// The config file in use: `--config`, else `./backstop.toml` if it exists.
+fn config_path(path: Option<&Path>) -> Option<PathBuf> {
     match path {
-        Some(path) => config::load(path),
-        None if Path::new("backstop.toml").exists() => config::load(Path::new("backstop.toml")),
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(PathBuf::from("backstop.toml")).filter(|p| p.exists()),
+    }
+}
+
+/// Loads the config file in use or, for `serve` only, builds the zero-config one.
+fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigError> {
+    match config_path(path) {
+        Some(path) => config::load(&path),
         None if allow_zero => Ok(config::zero_config(&|name| std::env::var(name).ok())),
         None => Err(ConfigError::at(
             "",
@@ -148,7 +155,7 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     let grace = config.server.shutdown_grace;
-    let gateway = match Gateway::new(config) {
+    let gateway = match Gateway::with_path(config, config_path(path)) {
         Ok(gateway) => Arc::new(gateway),
         Err(error) => {
             eprintln!("cannot build the upstream HTTP client: {error}");

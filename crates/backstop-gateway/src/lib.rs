@@ -1,12 +1,15 @@
 //! The Backstop gateway: an OpenAI- and Anthropic-compatible proxy that absorbs
 //! upstream failures (retries, circuit breakers, fallbacks) in one place.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod routes;
 pub mod server;
+pub mod status;
 pub mod upstream;

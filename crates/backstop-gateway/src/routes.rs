@@ -21,6 +21,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/models", get(models))
         .route("/healthz", get(healthz))
         .route("/readyz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .merge(crate::admin::router(gateway.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)
@@ -130,6 +133,21 @@ async fn models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
         .map(|name| serde_json::json!({"id": name, "object": "model", "created": 0, "owned_by": "backstop"}))
         .collect();
     Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gateway.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn status(State(gateway): State<Arc<Gateway>>) -> Response {
+    Json(crate::status::status(&gateway)).into_response()
 }
 
 async fn healthz() -> Response {

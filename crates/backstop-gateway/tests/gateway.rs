@@ -8,48 +8,36 @@ use common::*;
 use futures_util::StreamExt;
 use std::time::Duration;
 
-async fn post(url: &str, body: &serde_json::Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
 #[tokio::test]
 async fn request_id_is_echoed_or_made() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
-    let client = reqwest::Client::new();
-    let given = client
-        .post(gw.url("/v1/chat/completions"))
+    let s = setup("").await;
+    let given = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
         .header("x-request-id", "req-123")
         .json(&chat("gpt", false))
         .send()
         .await
         .unwrap();
     assert_eq!(given.headers()["x-request-id"], "req-123");
-    let made = post(&gw.url("/v1/chat/completions"), &chat("gpt", false)).await;
+    let made = s.ask("gpt", false).await;
     assert_eq!(made.headers()["x-request-id"].len(), 36);
-    let error = post(&gw.url("/v1/chat/completions"), &chat("nope", false)).await;
+    let error = s.ask("nope", false).await;
     assert_eq!(error.status(), 404);
     assert!(error.headers().contains_key("x-request-id"));
 }
 
 #[tokio::test]
 async fn upstream_sees_its_own_key_never_the_clients() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     let response = reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
+        .post(s.gw.url("/v1/chat/completions"))
         .bearer_auth("client-secret")
         .json(&chat("gpt", false))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let seen = primary.requests();
+    let seen = s.primary.requests();
     assert_eq!(seen.len(), 1);
     let headers = serde_json::to_string(&seen[0].headers).unwrap();
     assert!(!headers.contains("client-secret"), "{headers}");
@@ -58,54 +46,51 @@ async fn upstream_sees_its_own_key_never_the_clients() {
 
 #[tokio::test]
 async fn a_server_error_once_is_retried_on_the_same_target() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "status", "status": 500, "count": 1}),
     )
     .await;
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", false)).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-attempts"], "2");
     assert_eq!(
         response.headers()["x-backstop-target"],
         "primary/gpt-4o-mini"
     );
-    assert_eq!(primary.requests().len(), 2);
-    assert_eq!(secondary.requests().len(), 0);
+    assert_eq!(s.primary.requests().len(), 2);
+    assert_eq!(s.secondary.requests().len(), 0);
 }
 
 #[tokio::test]
 async fn a_permanent_error_returns_at_once_without_fallback() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "status", "status": 422}),
     )
     .await;
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", false)).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 422);
-    assert_eq!(primary.requests().len(), 1);
-    assert_eq!(secondary.requests().len(), 0);
+    assert_eq!(s.primary.requests().len(), 1);
+    assert_eq!(s.secondary.requests().len(), 0);
 }
 
 #[tokio::test]
 async fn an_exhausted_chain_is_503_with_retry_after_naming_each_target() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "status", "status": 503}),
     )
     .await;
     fault(
-        &secondary,
+        &s.secondary,
         serde_json::json!({"kind": "status", "status": 502}),
     )
     .await;
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", false)).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(response.headers()["x-backstop-attempts"], "6");
@@ -119,20 +104,18 @@ async fn an_exhausted_chain_is_503_with_retry_after_naming_each_target() {
 
 #[tokio::test]
 async fn client_disconnect_cancels_the_upstream_stream() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "slow_stream", "delay": "100ms"}),
     )
     .await;
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", true)).await;
-    let mut body = response.bytes_stream();
+    let mut body = s.ask("gpt", true).await.bytes_stream();
     let first = body.next().await.expect("a first chunk").expect("bytes");
     assert!(!first.is_empty());
     drop(body);
     let ended = eventually(Duration::from_secs(3), || {
-        primary
+        s.primary
             .requests()
             .first()
             .is_some_and(|r| r.outcome.contains("disconnect"))
@@ -141,86 +124,71 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     assert!(
         ended,
         "upstream outcome: {:?}",
-        primary.requests().first().map(|r| r.outcome.clone())
+        s.primary.requests().first().map(|r| r.outcome.clone())
     );
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_a_stream_finish() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let mut gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let mut s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "slow_stream", "delay": "10ms"}),
     )
     .await;
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", true)).await;
-    gw.signal_shutdown();
+    let response = s.ask("gpt", true).await;
+    s.gw.signal_shutdown();
     let text = response.text().await.expect("whole stream");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    let finished = tokio::time::timeout(Duration::from_secs(5), gw.task).await;
+    let finished = tokio::time::timeout(Duration::from_secs(5), &mut s.gw.task).await;
     assert!(matches!(finished, Ok(Ok(Ok(())))));
-    assert!(reqwest::get(format!("http://{}/healthz", gw.addr))
-        .await
-        .is_err());
+    assert!(reqwest::get(s.gw.url("/healthz")).await.is_err());
 }
 
 #[tokio::test]
 async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "stall", "after": 10, "for": "3s"}),
     )
     .await;
-    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = s.ask_text("gpt", true).await;
     assert!(text.contains("\"error\""), "{text}");
     assert!(!text.contains("[DONE]"));
     assert!(!text.contains("\"finish_reason\":\"stop\""));
 
     let body = serde_json::json!({"model": "claude", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"route": "anthropic", "kind": "stall", "after": 6, "for": "3s"}),
     )
     .await;
-    let text = reqwest::Client::new()
-        .post(gw.url("/v1/messages"))
+    let response = reqwest::Client::new()
+        .post(s.gw.url("/v1/messages"))
         .json(&body)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    let text = response.text().await.unwrap();
     assert!(text.contains("event: error"), "{text}");
     assert!(!text.contains("message_stop"));
 }
 
 #[tokio::test]
 async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "cut_after", "events": 10}),
     )
     .await;
-    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = s.ask_text("gpt", true).await;
     assert!(text.contains("\"error\""), "{text}");
     assert!(!text.contains("[DONE]"));
     assert!(!text.contains("\"finish_reason\":\"stop\""));
     assert_eq!(
-        secondary.requests().len(),
+        s.secondary.requests().len(),
         0,
         "after the commit point the stream is not restarted"
     );
@@ -228,18 +196,13 @@ async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
 
 #[tokio::test]
 async fn a_malformed_event_is_dropped_and_the_stream_goes_on() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "malformed_event", "at": 5}),
     )
     .await;
-    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = s.ask_text("gpt", true).await;
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     for line in text
         .lines()
@@ -255,31 +218,51 @@ async fn a_malformed_event_is_dropped_and_the_stream_goes_on() {
 
 #[tokio::test]
 async fn a_stream_without_its_terminator_is_finished() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
-    fault(&primary, serde_json::json!({"kind": "no_done"})).await;
-    let text = post(&gw.url("/v1/chat/completions"), &chat("gpt", true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let s = setup("").await;
+    fault(&s.primary, serde_json::json!({"kind": "no_done"})).await;
+    let text = s.ask_text("gpt", true).await;
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     assert!(!text.contains("\"error\""));
 }
 
 #[tokio::test]
 async fn a_silent_upstream_fails_over_after_first_byte() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
-    fault(&primary, serde_json::json!({"kind": "hang"})).await;
+    let s = setup("").await;
+    fault(&s.primary, serde_json::json!({"kind": "hang"})).await;
     let started = std::time::Instant::now();
-    let response = post(&gw.url("/v1/chat/completions"), &chat("gpt", false)).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "backup");
     assert_eq!(
-        primary.requests().len(),
+        s.primary.requests().len(),
         1,
         "a silent target is not retried in place"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn stream_usage_is_counted_but_only_sent_to_clients_that_ask() {
+    let s = setup("").await;
+    let text = s.ask_text("gpt", true).await;
+    assert!(
+        !text.contains("\"choices\":[]"),
+        "an unrequested usage chunk was forwarded: {text}"
+    );
+    let sent = &s.primary.requests()[0].body;
+    assert_eq!(
+        sent["stream_options"]["include_usage"], true,
+        "the gateway asks upstream for usage"
+    );
+
+    let body = serde_json::json!({"model": "gpt", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "hi"}]});
+    let response = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("\"usage\""), "{text}");
 }

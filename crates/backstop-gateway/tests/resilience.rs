@@ -7,33 +7,18 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-async fn ask(gw: &TestGateway, model: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat(model, false))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn retry_after_is_honoured_before_the_second_attempt() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(
-        &primary,
-        &secondary,
-        "[models.gpt.retry]\nmax_delay = \"5s\"\n",
-    ))
-    .await;
+    let s = setup("[models.gpt.retry]\nmax_delay = \"5s\"\n").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "rate_limit", "retry_after": "1", "count": 1}),
     )
     .await;
-    let response = ask(&gw, "gpt").await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-attempts"], "2");
-    let seen = primary.requests();
+    let seen = s.primary.requests();
     assert_eq!(seen.len(), 2);
     let gap = seen[1].at_ms - seen[0].at_ms;
     assert!(
@@ -45,43 +30,43 @@ async fn retry_after_is_honoured_before_the_second_attempt() {
 
 #[tokio::test]
 async fn a_hint_longer_than_max_delay_moves_on_at_once() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = setup("").await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "rate_limit", "retry_after": "30"}),
     )
     .await;
     let started = std::time::Instant::now();
-    let response = ask(&gw, "gpt").await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.headers()["x-backstop-model"], "backup");
-    assert_eq!(primary.requests().len(), 1);
+    assert_eq!(s.primary.requests().len(), 1);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
 async fn an_unauthorized_channel_opens_its_breaker_and_the_other_serves() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let extra = "[models.multi]\ntargets = [{ provider = \"primary\", model = \"m\" }, { provider = \"secondary\", model = \"m\" }]\n";
-    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
-    fault(&primary, serde_json::json!({"kind": "unauthorized"})).await;
+    let s = setup(
+        "[models.multi]\ntargets = [{ provider = \"primary\", model = \"m\" }, { provider = \"secondary\", model = \"m\" }]\n",
+    )
+    .await;
+    fault(&s.primary, serde_json::json!({"kind": "unauthorized"})).await;
     for _ in 0..6 {
-        let response = ask(&gw, "multi").await;
+        let response = s.ask("multi", false).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-backstop-target"], "secondary/m");
     }
     assert_eq!(
-        primary.requests().len(),
+        s.primary.requests().len(),
         1,
         "a broken target is called once, then its circuit is open"
     );
-    assert_eq!(secondary.requests().len(), 6);
+    assert_eq!(s.secondary.requests().len(), 6);
 }
 
 #[tokio::test]
 async fn context_length_skips_to_a_larger_model_after_one_attempt() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let extra = r#"
+    let s = setup(
+        r#"
 [models.small]
 targets = [{ provider = "primary", model = "small-model" }]
 context_window = 8000
@@ -92,14 +77,20 @@ context_window = 4000
 [models.big]
 targets = [{ provider = "secondary", model = "big-model" }]
 context_window = 200000
-"#;
-    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
-    fault(&primary, serde_json::json!({"kind": "context_length"})).await;
-    let response = ask(&gw, "small").await;
+"#,
+    )
+    .await;
+    fault(&s.primary, serde_json::json!({"kind": "context_length"})).await;
+    let response = s.ask("small", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "big");
-    assert_eq!(primary.requests().len(), 1);
-    let models: Vec<String> = secondary.requests().into_iter().map(|r| r.model).collect();
+    assert_eq!(s.primary.requests().len(), 1);
+    let models: Vec<String> = s
+        .secondary
+        .requests()
+        .into_iter()
+        .map(|r| r.model)
+        .collect();
     assert_eq!(
         models,
         vec!["big-model".to_string()],
@@ -109,33 +100,32 @@ context_window = 200000
 
 #[tokio::test]
 async fn a_content_filter_refusal_is_not_retried_and_goes_to_the_fallback() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
-    fault(&primary, serde_json::json!({"kind": "content_filter"})).await;
-    let response = ask(&gw, "gpt").await;
+    let s = setup("").await;
+    fault(&s.primary, serde_json::json!({"kind": "content_filter"})).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "backup");
-    assert_eq!(primary.requests().len(), 1);
+    assert_eq!(s.primary.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_content_filter_refusal_is_returned_when_the_model_says_so() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let extra = "[models.strict]\ntargets = [{ provider = \"primary\", model = \"s\" }]\nfallbacks = [\"backup\"]\non_content_filter = \"return\"\n";
-    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
-    fault(&primary, serde_json::json!({"kind": "content_filter"})).await;
-    let response = ask(&gw, "strict").await;
+    let s = setup(
+        "[models.strict]\ntargets = [{ provider = \"primary\", model = \"s\" }]\nfallbacks = [\"backup\"]\non_content_filter = \"return\"\n",
+    )
+    .await;
+    fault(&s.primary, serde_json::json!({"kind": "content_filter"})).await;
+    let response = s.ask("strict", false).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(secondary.requests().len(), 0);
+    assert_eq!(s.secondary.requests().len(), 0);
     assert_eq!(response.headers()["x-backstop-attempts"], "1");
 }
 
 #[tokio::test]
 async fn a_reset_connection_is_retried() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
-    fault(&primary, serde_json::json!({"kind": "reset", "count": 1})).await;
-    let response = ask(&gw, "gpt").await;
+    let s = setup("").await;
+    fault(&s.primary, serde_json::json!({"kind": "reset", "count": 1})).await;
+    let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "gpt");
     assert_eq!(response.headers()["x-backstop-attempts"], "2");
@@ -143,21 +133,21 @@ async fn a_reset_connection_is_retried() {
 
 #[tokio::test]
 async fn an_open_circuit_fails_fast_with_retry_after() {
-    let (primary, secondary) = (mock().await, mock().await);
-    let extra = "[models.solo]\ntargets = [{ provider = \"primary\", model = \"s\" }]\n[circuit_breaker]\nfailure_threshold = 2\nopen_for = \"30s\"\n";
-    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
+    let s = setup(
+        "[models.solo]\ntargets = [{ provider = \"primary\", model = \"s\" }]\n[circuit_breaker]\nfailure_threshold = 2\nopen_for = \"30s\"\n",
+    )
+    .await;
     fault(
-        &primary,
+        &s.primary,
         serde_json::json!({"kind": "status", "status": 503}),
     )
     .await;
-    let first = ask(&gw, "solo").await;
-    assert_eq!(first.status(), 503);
-    let calls = primary.requests().len();
-    let fast = ask(&gw, "solo").await;
+    assert_eq!(s.ask("solo", false).await.status(), 503);
+    let calls = s.primary.requests().len();
+    let fast = s.ask("solo", false).await;
     assert_eq!(fast.status(), 503);
     assert_eq!(
-        primary.requests().len(),
+        s.primary.requests().len(),
         calls,
         "an open circuit costs no upstream call"
     );
@@ -175,4 +165,58 @@ async fn an_open_circuit_fails_fast_with_retry_after() {
         .as_str()
         .unwrap()
         .contains("circuit open"));
+}
+
+#[tokio::test]
+async fn a_primary_down_then_back_is_served_by_the_fallback_then_the_primary_again() {
+    let s = setup(
+        "[circuit_breaker]\nfailure_threshold = 2\nopen_for = \"1s\"\nsuccess_threshold = 1\n",
+    )
+    .await;
+    fault(
+        &s.primary,
+        serde_json::json!({"kind": "status", "status": 503, "window": ["0s", "3s"]}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut served = Vec::new();
+    while started.elapsed() < Duration::from_millis(5500) {
+        let response = s.ask("gpt", false).await;
+        assert_eq!(response.status(), 200, "every request is answered");
+        served.push((
+            started.elapsed(),
+            response.headers()["x-backstop-model"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let during: Vec<_> = served
+        .iter()
+        .filter(|(t, _)| *t < Duration::from_millis(2800))
+        .collect();
+    assert!(
+        during.iter().all(|(_, model)| model == "backup"),
+        "{served:?}"
+    );
+    let primary_calls_during = s
+        .primary
+        .requests()
+        .iter()
+        .filter(|r| r.at_ms < 3000.0)
+        .count();
+    assert!(
+        primary_calls_during <= 8,
+        "the open circuit spares the dead primary: {primary_calls_during} calls"
+    );
+    let recovered = served
+        .iter()
+        .find(|(t, model)| *t > Duration::from_secs(3) && model == "gpt");
+    let recovered_at = recovered.map(|(t, _)| *t).expect("back on the primary");
+    assert!(
+        recovered_at < Duration::from_millis(4500),
+        "back on the primary within one open_for: {served:?}"
+    );
+    assert_eq!(served.last().map(|(_, m)| m.as_str()), Some("gpt"));
 }

@@ -26,6 +26,8 @@ pub struct Envelope {
     pub include_usage: bool,
     /// `max_tokens` (or OpenAI's newer `max_completion_tokens`), when given.
     pub max_tokens: Option<u64>,
+    /// Whether the body has an OpenAI `stream_options` object at all.
+    pub has_stream_options: bool,
 }
 
 #[derive(Deserialize)]
@@ -52,12 +54,36 @@ pub fn read_envelope(body: &[u8]) -> Result<Envelope, ProtocolError> {
     Ok(Envelope {
         model,
         stream: raw.stream.unwrap_or(false),
+        has_stream_options: raw.stream_options.is_some(),
         include_usage: raw
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
         max_tokens: raw.max_tokens.or(raw.max_completion_tokens),
     })
+}
+
+/// Returns an OpenAI request `body` that also asks for the final usage chunk of a stream
+/// (`"stream_options":{"include_usage":true}` inserted as its first key), so that a
+/// gateway can count the tokens of streams whose client did not ask for them. Only for
+/// bodies without `stream_options` ([`Envelope::has_stream_options`] is false).
+pub fn with_stream_usage(body: &[u8]) -> Result<Bytes, ProtocolError> {
+    let open = body
+        .iter()
+        .position(|b| *b == b'{')
+        .ok_or_else(|| ProtocolError::Invalid("the body is not a JSON object".into()))?;
+    let rest = &body[open + 1..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let insert: &[u8] = if empty {
+        br#""stream_options":{"include_usage":true}"#
+    } else {
+        br#""stream_options":{"include_usage":true},"#
+    };
+    let mut out = Vec::with_capacity(body.len() + insert.len());
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(insert);
+    out.extend_from_slice(rest);
+    Ok(Bytes::from(out))
 }
 
 /// Returns `body` with the value of its top-level `"model"` key replaced by `new_model`.
@@ -255,7 +281,8 @@ mod tests {
                 model: "smart".into(),
                 stream: true,
                 include_usage: true,
-                max_tokens: Some(77)
+                max_tokens: Some(77),
+                has_stream_options: true,
             }
         );
     }
@@ -330,5 +357,21 @@ mod tests {
             rewrite_model(b"{}", "m"),
             Err(ProtocolError::MissingField("model"))
         ));
+    }
+}
+
+#[cfg(test)]
+mod stream_usage_tests {
+    use super::*;
+
+    #[test]
+    fn asks_for_stream_usage_without_touching_the_rest() {
+        let body = br#" {"model":"m","stream":true}"#;
+        let out = with_stream_usage(body).unwrap();
+        assert_eq!(&out[..], br#" {"stream_options":{"include_usage":true},"model":"m","stream":true}"#);
+        let envelope = read_envelope(&out).unwrap();
+        assert!(envelope.include_usage && envelope.has_stream_options);
+        assert!(!read_envelope(body).unwrap().has_stream_options);
+        assert_eq!(&with_stream_usage(b"{ }").unwrap()[..], br#"{"stream_options":{"include_usage":true} }"#);
     }
 }

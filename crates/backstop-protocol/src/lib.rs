@@ -43,7 +43,7 @@ pub use canonical::{
 };
 
 pub use collect::ResponseCollector;
-pub use envelope::{read_envelope, rewrite_model, Envelope};
+pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
 pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
 pub use protocol::{Protocol, ProtocolError};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};

@@ -26,6 +26,19 @@ impl ServedMeta {
         }
     }
 
+    /// Reads the headers back from a response (for metrics and the request log).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Some(Self {
+            model: text("x-backstop-model")?.to_string(),
+            target: text("x-backstop-target").map(str::to_string),
+            attempts: text("x-backstop-attempts")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            fallback: text("x-backstop-fallback") == Some("true"),
+        })
+    }
+
     /// Writes the headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
         if let Ok(value) = HeaderValue::from_str(&self.model) {

@@ -8,10 +8,11 @@ use super::relay::Relay;
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::http::ApiError;
+use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{FailureClass, Permit};
-use backstop_protocol::{classify_error, translate_error, Protocol};
+use backstop_protocol::{classify_error, translate_error, Protocol, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use std::time::SystemTime;
@@ -36,44 +37,69 @@ pub async fn attempt(
     permit: Permit,
     deadline: Instant,
 ) -> Result<Response, AttemptError> {
+    let body = request
+        .body_for(&candidate.target)
+        .map_err(AttemptError::Unsendable)?;
+    let mut permit = Some(permit);
+    match exchange(gateway, request, candidate, body, &mut permit, deadline).await {
+        Ok(response) => Ok(response),
+        Err(failure) => {
+            if let Some(permit) = permit.take() {
+                record(permit, &failure);
+            }
+            Err(AttemptError::Failed(failure))
+        }
+    }
+}
+
+/// The call itself. The permit is taken out of `permit` once the outcome is recorded
+/// (a success, or a stream handed to the relay); on an error it is left for the caller.
+async fn exchange(
+    gateway: &Gateway,
+    request: &ClientRequest,
+    candidate: &Candidate,
+    body: Bytes,
+    permit: &mut Option<Permit>,
+    deadline: Instant,
+) -> Result<Response, Failure> {
     let target = &candidate.target;
-    let body = request.body_for(target).map_err(AttemptError::Unsendable)?;
     let stream = request.envelope.stream;
-    let timeouts = &gateway.config().timeouts;
+    let first_byte = gateway.config().timeouts.first_byte;
     let started = Instant::now();
-    let first_byte_deadline = deadline.min(started + timeouts.first_byte);
+    let first_byte_deadline = deadline.min(started + first_byte);
+    if let Some(fault) = gateway.injected(&target.label) {
+        return Err(fault.play(first_byte_deadline).await);
+    }
     let send = gateway
         .client()
         .request(target, stream, body, request.protocol, &request.headers)
         .send();
     let response = match timeout_at(first_byte_deadline, send).await {
         Err(_) => {
-            let failure = Failure::local(
-                FailureClass::Unavailable,
-                format!("no response within first_byte ({:?})", timeouts.first_byte),
-            );
-            permit.record_failure(failure.class);
-            return Err(AttemptError::Failed(failure));
+            let message = format!("no response within first_byte ({first_byte:?})");
+            return Err(Failure::local(FailureClass::Unavailable, message));
         }
         Ok(Err(error)) => {
-            let failure = Failure::local(FailureClass::Transient, describe_transport(&error));
-            permit.record_failure(failure.class);
-            return Err(AttemptError::Failed(failure));
+            return Err(Failure::local(
+                FailureClass::Transient,
+                describe_transport(&error),
+            ))
         }
         Ok(Ok(response)) => response,
     };
-    let status = response.status();
-    if !status.is_success() {
-        let failure = upstream_failure(target.provider.kind, response, first_byte_deadline).await;
-        record(permit, &failure);
-        return Err(AttemptError::Failed(failure));
+    if !response.status().is_success() {
+        return Err(upstream_failure(target.provider.kind, response, first_byte_deadline).await);
     }
     if stream {
+        let Some(permit) = permit.take() else {
+            return Err(Failure::local(
+                FailureClass::Transient,
+                "attempt without a permit",
+            ));
+        };
         let mut relay = Relay::new(gateway, request, candidate, response, permit, deadline);
-        if let Err(failure) = relay.prime(first_byte_deadline).await {
-            return Err(AttemptError::Failed(failure));
-        }
-        candidate.health.latency.observe(started.elapsed());
+        relay.prime(first_byte_deadline).await?;
+        observe_first_byte(gateway, candidate, started.elapsed());
         let mut out = Response::new(Body::from_stream(relay.into_stream()));
         let headers = out.headers_mut();
         headers.insert(
@@ -83,28 +109,43 @@ pub async fn attempt(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(out);
     }
-    let bytes = match read_body(response, deadline).await {
-        Ok(bytes) => bytes,
-        Err(failure) => {
-            permit.record_failure(failure.class);
-            return Err(AttemptError::Failed(failure));
-        }
-    };
-    let body = match render_success(request.protocol, target.provider.kind, &bytes) {
-        Ok(body) => body,
-        Err(failure) => {
-            permit.record_failure(failure.class);
-            return Err(AttemptError::Failed(failure));
-        }
-    };
-    candidate.health.latency.observe(started.elapsed());
-    permit.record_success();
+    let bytes = read_body(response, deadline).await?;
+    let (body, usage) = render_success(request.protocol, target.provider.kind, &bytes)?;
+    observe_first_byte(gateway, candidate, started.elapsed());
+    if let Some(permit) = permit.take() {
+        permit.record_success();
+    }
+    let metrics = gateway.metrics();
+    metrics.attempt(&target.label, None);
+    if let Some(usage) = usage {
+        record_usage(metrics, candidate, &usage);
+    }
     let mut out = Response::new(Body::from(body));
     out.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     Ok(out)
+}
+
+fn observe_first_byte(gateway: &Gateway, candidate: &Candidate, elapsed: std::time::Duration) {
+    candidate.health.latency.observe(elapsed);
+    gateway
+        .metrics()
+        .first_byte(&candidate.target.label, elapsed);
+}
+
+/// Counts the tokens and cost of a successful attempt.
+pub fn record_usage(metrics: &Metrics, candidate: &Candidate, usage: &Usage) {
+    let cost = candidate.model.price.map(|price| {
+        (price.input * usage.input_tokens as f64 + price.output * usage.output_tokens as f64) / 1e6
+    });
+    metrics.usage(
+        &candidate.target.label,
+        usage.input_tokens,
+        usage.output_tokens,
+        cost,
+    );
 }
 
 fn record(permit: Permit, failure: &Failure) {
@@ -115,9 +156,14 @@ fn record(permit: Permit, failure: &Failure) {
     }
 }
 
-/// The body for the caller: the upstream's bytes when the protocols match (checked to be
-/// whole JSON), else a translation. A malformed or truncated body is a transient failure.
-fn render_success(caller: Protocol, upstream: Protocol, bytes: &Bytes) -> Result<Bytes, Failure> {
+/// The body for the caller and its usage: the upstream's bytes when the protocols match
+/// (checked to be whole JSON), else a translation. A malformed or truncated body is a
+/// transient failure.
+fn render_success(
+    caller: Protocol,
+    upstream: Protocol,
+    bytes: &Bytes,
+) -> Result<(Bytes, Option<Usage>), Failure> {
     let malformed = |error: &dyn std::fmt::Display| {
         Failure::local(
             FailureClass::Transient,
@@ -125,22 +171,15 @@ fn render_success(caller: Protocol, upstream: Protocol, bytes: &Bytes) -> Result
         )
     };
     if caller == upstream {
-        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
-        return Ok(bytes.clone());
+        let usage = backstop_protocol::read_usage(upstream, bytes).map_err(|e| malformed(&e))?;
+        return Ok((bytes.clone(), usage));
     }
-    let decoded = match upstream {
-        Protocol::OpenAi => backstop_protocol::openai::decode_response(bytes),
-        Protocol::Anthropic => backstop_protocol::anthropic::decode_response(bytes),
-        Protocol::Gemini => backstop_protocol::gemini::decode_response(bytes),
-    }
-    .map_err(|e| malformed(&e))?;
-    let encoded = match caller {
-        Protocol::OpenAi => backstop_protocol::openai::encode_response(&decoded),
-        Protocol::Anthropic | Protocol::Gemini => {
-            backstop_protocol::anthropic::encode_response(&decoded)
-        }
-    };
-    Ok(Bytes::from(encoded))
+    let decoded = backstop_protocol::decode_response(upstream, bytes).map_err(|e| malformed(&e))?;
+    let usage = Some(decoded.usage);
+    Ok((
+        Bytes::from(backstop_protocol::encode_response(caller, &decoded)),
+        usage,
+    ))
 }
 
 async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result<Bytes, Failure> {

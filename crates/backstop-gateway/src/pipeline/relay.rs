@@ -4,19 +4,22 @@
 //! presented as a complete answer: it ends with an error event in the caller's
 //! protocol, and the failure counts against the target. A malformed event is dropped.
 
+use super::attempt::record_usage;
 use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
 use super::plan::Candidate;
 use super::request::ClientRequest;
 use super::Gateway;
+use crate::metrics::Metrics;
 use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{
     write_sse, Protocol, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEncoder,
-    StreamEvent,
+    StreamEvent, Usage,
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
@@ -43,11 +46,14 @@ pub struct Relay {
     permit: Option<Permit>,
     idle: Duration,
     deadline: Instant,
-    include_usage: bool,
+    expect_usage: bool,
+    client_wants_usage: bool,
     saw_finish: bool,
     saw_usage: bool,
     done: bool,
-    label: String,
+    candidate: Candidate,
+    metrics: Arc<Metrics>,
+    usage: Option<Usage>,
     malformed: u32,
 }
 
@@ -80,11 +86,14 @@ impl Relay {
             permit: Some(permit),
             idle: gateway.config().timeouts.idle,
             deadline,
-            include_usage: request.envelope.include_usage && request.protocol == Protocol::OpenAi,
+            expect_usage: upstream_kind == Protocol::OpenAi,
+            client_wants_usage: request.envelope.include_usage,
             saw_finish: false,
             saw_usage: false,
             done: false,
-            label: candidate.target.label.clone(),
+            candidate: candidate.clone(),
+            metrics: gateway.metrics().clone(),
+            usage: None,
             malformed: 0,
         }
     }
@@ -122,7 +131,7 @@ impl Relay {
             }
             let until = self.next_read_deadline();
             if let Err(failure) = self.step(until).await {
-                tracing::warn!(target = %self.label, class = failure.class.as_str(), "stream failed after the first byte: {}", failure.message);
+                tracing::warn!(target = %self.candidate.target.label, class = failure.class.as_str(), "stream failed after the first byte: {}", failure.message);
                 self.write_error(&failure.message);
                 self.done = true;
             }
@@ -130,7 +139,7 @@ impl Relay {
     }
 
     fn next_read_deadline(&self) -> Instant {
-        let finished = self.saw_finish && (self.saw_usage || !self.include_usage);
+        let finished = self.saw_finish && (self.saw_usage || !self.expect_usage);
         let wait = if finished {
             TAIL_GRACE.min(self.idle)
         } else {
@@ -208,14 +217,18 @@ impl Relay {
             }
             Err(error) => {
                 self.malformed += 1;
-                tracing::warn!(target = %self.label, "dropped a malformed stream event: {error}");
+                self.metrics.malformed_event(&self.candidate.target.label);
+                tracing::warn!(target = %self.candidate.target.label, "dropped a malformed stream event: {error}");
                 return Ok(());
             }
         };
         for canonical in &events {
             match canonical {
                 StreamEvent::Finish { .. } => self.saw_finish = true,
-                StreamEvent::Usage(_) => self.saw_usage = true,
+                StreamEvent::Usage(usage) => {
+                    self.saw_usage = true;
+                    self.usage = Some(*usage);
+                }
                 StreamEvent::Start { .. }
                 | StreamEvent::TextDelta { .. }
                 | StreamEvent::ToolCallStart { .. }
@@ -224,7 +237,13 @@ impl Relay {
             }
         }
         match &mut self.mode {
-            Mode::Passthrough => write_sse(&mut self.out, event.event.as_deref(), &event.data),
+            Mode::Passthrough => {
+                let usage_only =
+                    !events.is_empty() && events.iter().all(|e| matches!(e, StreamEvent::Usage(_)));
+                if !usage_only || self.client_wants_usage {
+                    write_sse(&mut self.out, event.event.as_deref(), &event.data);
+                }
+            }
             Mode::Translate(encoder) => {
                 for canonical in &events {
                     encoder.encode(canonical, &mut self.out);
@@ -260,7 +279,7 @@ impl Relay {
     fn write_error(&mut self, message: &str) {
         let message = format!(
             "upstream {} failed mid-stream: {message}; the answer is incomplete",
-            self.label
+            self.candidate.target.label
         );
         match &mut self.mode {
             Mode::Translate(encoder) => encoder.encode_error("api_error", &message, &mut self.out),
@@ -273,11 +292,30 @@ impl Relay {
     }
 
     fn record(&mut self, outcome: Result<(), FailureClass>) {
-        if let Some(permit) = self.permit.take() {
-            match outcome {
-                Ok(()) => permit.record_success(),
-                Err(class) => permit.record_failure(class),
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let label = &self.candidate.target.label;
+        match outcome {
+            Ok(()) => {
+                permit.record_success();
+                self.metrics.attempt(label, None);
+                if let Some(usage) = &self.usage {
+                    record_usage(&self.metrics, &self.candidate, usage);
+                }
+            }
+            Err(class) => {
+                permit.record_failure(class);
+                self.metrics.attempt(label, Some(class.as_str()));
             }
         }
+        tracing::info!(
+            target = %label,
+            outcome = if outcome.is_ok() { "complete" } else { "failed" },
+            input_tokens = self.usage.as_ref().map_or(0, |u| u.input_tokens),
+            output_tokens = self.usage.as_ref().map_or(0, |u| u.output_tokens),
+            malformed_events = self.malformed,
+            "stream ended"
+        );
     }
 }

@@ -39,6 +39,14 @@ impl ClientRequest {
         })
     }
 
+    /// The request id set by the edge (`x-request-id`).
+    pub fn request_id(&self) -> &str {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    }
+
     /// Cheap estimate of the prompt's size in tokens (a byte count over four).
     pub fn estimated_tokens(&self) -> u64 {
         self.body.len() as u64 / 4
@@ -70,9 +78,19 @@ impl ClientRequest {
     /// protocols match, otherwise a translation. Untranslatable requests are a 400.
     pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
         let kind = target.provider.kind;
+        let invalid = |error: backstop_protocol::ProtocolError| {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string())
+        };
         if kind == self.protocol {
-            return backstop_protocol::rewrite_model(&self.body, &target.model)
-                .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()));
+            let body =
+                backstop_protocol::rewrite_model(&self.body, &target.model).map_err(invalid)?;
+            let count_stream = kind == Protocol::OpenAi
+                && self.envelope.stream
+                && !self.envelope.has_stream_options;
+            if count_stream {
+                return backstop_protocol::with_stream_usage(&body).map_err(invalid);
+            }
+            return Ok(body);
         }
         let canonical = self.canonical()?;
         let encoded = match kind {

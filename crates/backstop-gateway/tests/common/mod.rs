@@ -34,8 +34,18 @@ impl TestGateway {
 /// Starts a gateway from config text.
 pub async fn gateway(config_text: &str) -> TestGateway {
     let config = config::parse(config_text, &|_| None).expect("valid config");
-    let grace = config.server.shutdown_grace;
-    let gateway = Arc::new(Gateway::new(config).expect("client"));
+    start(Gateway::new(config).expect("client")).await
+}
+
+/// Starts a gateway from a config file, so that it can reload it.
+pub async fn gateway_from_file(path: &std::path::Path) -> TestGateway {
+    let config = config::load(path).expect("valid config");
+    start(Gateway::with_path(config, Some(path.to_path_buf())).expect("client")).await
+}
+
+async fn start(gateway: Gateway) -> TestGateway {
+    let grace = gateway.config().server.shutdown_grace;
+    let gateway = Arc::new(gateway);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -132,4 +142,44 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     check()
+}
+
+/// Two mock upstreams and a gateway in front of them (see [`two_upstreams`]).
+pub struct Setup {
+    pub primary: MockServer,
+    pub secondary: MockServer,
+    pub gw: TestGateway,
+}
+
+/// Starts two mocks and a gateway with `extra` config appended.
+pub async fn setup(extra: &str) -> Setup {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
+    Setup {
+        primary,
+        secondary,
+        gw,
+    }
+}
+
+impl Setup {
+    /// Sends an OpenAI chat request for `model`.
+    pub async fn ask(&self, model: &str, stream: bool) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.gw.url("/v1/chat/completions"))
+            .json(&chat(model, stream))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Sends an OpenAI chat request and reads the whole body as text.
+    pub async fn ask_text(&self, model: &str, stream: bool) -> String {
+        self.ask(model, stream).await.text().await.expect("body")
+    }
+
+    /// GETs a gateway path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(self.gw.url(path)).await.expect("request")
+    }
 }

@@ -1,0 +1,238 @@
+//! The operator's API under `/admin` (needs `auth.admin_key` when it is set): list
+//! targets and their breakers, force a breaker open or closed, inject and clear
+//! faults, reload the configuration from disk.
+
+use crate::config::parse_duration;
+use crate::http::{ApiError, ErrorKind};
+use crate::pipeline::{Gateway, InjectedFault, InjectedKind};
+use crate::routes::constant_time_eq;
+use crate::status;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backstop_protocol::Protocol;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `/admin` routes.
+pub fn router(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/admin/targets", get(targets))
+        .route("/admin/faults", post(inject).delete(clear))
+        .route("/admin/breakers/{*path}", post(breaker))
+        .route("/admin/reload", post(reload))
+        .layer(middleware::from_fn_with_state(gateway, require_admin_key))
+}
+
+fn admin_error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    ApiError::new(kind, message).render(Protocol::OpenAi)
+}
+
+async fn require_admin_key(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let config = gateway.config();
+    let Some(key) = config
+        .auth
+        .as_ref()
+        .and_then(|auth| auth.admin_key.as_ref())
+    else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let presented = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    match presented {
+        Some(given) if constant_time_eq(key.expose(), given.trim()) => next.run(request).await,
+        Some(_) => admin_error(ErrorKind::Unauthorized, "invalid admin key"),
+        None => admin_error(
+            ErrorKind::Unauthorized,
+            "the admin API needs the admin key: send `Authorization: Bearer ADMIN_KEY`",
+        ),
+    }
+}
+
+async fn targets(State(gateway): State<Arc<Gateway>>) -> Response {
+    Json(json!({"targets": status::targets_report(&gateway)})).into_response()
+}
+
+/// `POST /admin/faults` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    target: String,
+    kind: String,
+    status: Option<u16>,
+    duration: Option<String>,
+}
+
+fn known_target(gateway: &Gateway, label: &str) -> Result<(), Box<Response>> {
+    let config = gateway.config();
+    let mut labels: Vec<&str> = config
+        .models
+        .values()
+        .flat_map(|m| m.targets.iter().map(|t| t.label.as_str()))
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.contains(&label) {
+        Ok(())
+    } else {
+        Err(Box::new(admin_error(
+            ErrorKind::NotFound,
+            format!(
+                "unknown target `{label}`; known targets: {}",
+                labels.join(", ")
+            ),
+        )))
+    }
+}
+
+async fn inject(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+    let request: FaultRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return admin_error(
+                ErrorKind::InvalidRequest,
+                format!("invalid fault: {error}; expected {{\"target\": \"provider/model\", \"kind\": \"status\"|\"timeout\"|\"reset\", \"status\": 503, \"duration\": \"30s\"}}"),
+            )
+        }
+    };
+    if let Err(response) = known_target(&gateway, &request.target) {
+        return *response;
+    }
+    let kind = match (request.kind.as_str(), request.status) {
+        ("status", Some(status)) if (400..=599).contains(&status) => {
+            InjectedKind::Status { status }
+        }
+        ("status", _) => {
+            return admin_error(
+                ErrorKind::InvalidRequest,
+                "kind `status` needs `status` between 400 and 599",
+            )
+        }
+        ("timeout", None) => InjectedKind::Timeout,
+        ("reset", None) => InjectedKind::Reset,
+        ("timeout" | "reset", Some(_)) => {
+            return admin_error(
+                ErrorKind::InvalidRequest,
+                format!("kind `{}` takes no `status`", request.kind),
+            )
+        }
+        (other, _) => {
+            return admin_error(
+                ErrorKind::InvalidRequest,
+                format!("unknown fault kind `{other}`: use \"status\", \"timeout\" or \"reset\""),
+            )
+        }
+    };
+    let duration = match request.duration.as_deref().map(parse_duration) {
+        None => Duration::from_secs(60),
+        Some(Ok(duration)) => duration,
+        Some(Err(message)) => {
+            return admin_error(ErrorKind::InvalidRequest, format!("duration: {message}"))
+        }
+    };
+    gateway.inject(&request.target, InjectedFault::new(kind, duration));
+    tracing::warn!(target = %request.target, fault = ?kind, duration_ms = duration.as_millis() as u64, "fault injected by an operator");
+    Json(json!({"target": request.target, "fault": kind, "until_ms": duration.as_millis() as u64}))
+        .into_response()
+}
+
+async fn clear(
+    State(gateway): State<Arc<Gateway>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let target = query.get("target").map(String::as_str);
+    gateway.clear_faults(target);
+    tracing::info!(target = target.unwrap_or("all"), "injected faults cleared");
+    Json(json!({"cleared": target.unwrap_or("all")})).into_response()
+}
+
+/// Optional body of a breaker command.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerCommand {
+    #[serde(rename = "for")]
+    for_: Option<String>,
+}
+
+/// `POST /admin/breakers/{provider}/{model}/open|close`, body optionally `{"for": "30s"}`.
+async fn breaker(
+    State(gateway): State<Arc<Gateway>>,
+    Path(path): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some((label, action)) = path.rsplit_once('/') else {
+        return admin_error(
+            ErrorKind::NotFound,
+            "use /admin/breakers/PROVIDER/MODEL/open or .../close",
+        );
+    };
+    if let Err(response) = known_target(&gateway, label) {
+        return *response;
+    }
+    let command: BreakerCommand = if body.is_empty() {
+        BreakerCommand::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(command) => command,
+            Err(error) => {
+                return admin_error(ErrorKind::InvalidRequest, format!("invalid body: {error}"))
+            }
+        }
+    };
+    let health = gateway.health(label);
+    match action {
+        "open" => {
+            let duration = match command.for_.as_deref().map(parse_duration) {
+                None => None,
+                Some(Ok(duration)) => Some(duration),
+                Some(Err(message)) => {
+                    return admin_error(ErrorKind::InvalidRequest, format!("for: {message}"))
+                }
+            };
+            health.breaker.force_open(duration);
+        }
+        "close" => health.breaker.force_close(),
+        other => {
+            return admin_error(
+                ErrorKind::NotFound,
+                format!("unknown breaker action `{other}`: use open or close"),
+            )
+        }
+    }
+    tracing::warn!(target = %label, action, "circuit forced by an operator");
+    Json(json!({"target": label, "state": health.breaker.state().as_str()})).into_response()
+}
+
+async fn reload(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.reload() {
+        Ok(config) => {
+            tracing::info!(models = config.models.len(), "configuration reloaded");
+            let models: Vec<&String> = config.models.keys().collect();
+            Json(json!({"reloaded": true, "models": models})).into_response()
+        }
+        Err(error) => {
+            tracing::error!("reload refused, the running configuration stays: {error}");
+            admin_error(
+                ErrorKind::InvalidRequest,
+                format!("reload refused, the running configuration stays: {error}"),
+            )
+        }
+    }
+}

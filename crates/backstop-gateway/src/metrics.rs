@@ -1,0 +1,300 @@
+//! Prometheus metrics, one registry per gateway. Labels are low-cardinality by
+//! construction: public model, target (`provider/upstream-model`), class, outcome,
+//! tier, status. Never keys, prompts or request ids.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// Histogram buckets that fit LLM latencies: 10 ms to 120 s.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+];
+
+#[derive(Clone, Copy)]
+struct LatencyHistogram;
+
+impl MetricConstructor<Histogram> for LatencyHistogram {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(LATENCY_BUCKETS)
+    }
+}
+
+/// `{model, tier, status}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Public model asked for.
+    pub model: String,
+    /// `full`, `reduced`, ... or `none` when nothing served.
+    pub tier: String,
+    /// HTTP status sent to the client.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabel {
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    target: String,
+    outcome: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    from: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    target: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    target: String,
+    kind: String,
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<ModelLabel, Histogram, LatencyHistogram>,
+    attempts: Family<AttemptLabels, Counter>,
+    retries: Family<TargetLabel, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
+    circuit_state: Family<TargetLabel, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<TargetLabel, Counter<f64, AtomicU64>>,
+    ttfb: Family<TargetLabel, Histogram, LatencyHistogram>,
+    malformed: Family<TargetLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("backstop");
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Client requests by public model, tier and status",
+            requests.clone(),
+        );
+        let request_duration = Family::new_with_constructor(LatencyHistogram);
+        registry.register(
+            "request_duration_seconds",
+            "Client request duration until the answer is committed",
+            request_duration.clone(),
+        );
+        let attempts = Family::default();
+        registry.register(
+            "upstream_attempts",
+            "Upstream calls by target, outcome and failure class",
+            attempts.clone(),
+        );
+        let retries = Family::default();
+        registry.register("retries", "Retries of the same target", retries.clone());
+        let fallbacks = Family::default();
+        registry.register(
+            "fallbacks",
+            "Requests served by a fallback model",
+            fallbacks.clone(),
+        );
+        let circuit_state = Family::default();
+        registry.register(
+            "circuit_state",
+            "Circuit state: 0 closed, 1 half-open, 2 open",
+            circuit_state.clone(),
+        );
+        let transitions = Family::default();
+        registry.register(
+            "circuit_transitions",
+            "Circuit breaker transitions",
+            transitions.clone(),
+        );
+        let tokens = Family::default();
+        registry.register(
+            "tokens",
+            "Tokens of successful attempts by target and kind",
+            tokens.clone(),
+        );
+        let cost = Family::default();
+        registry.register(
+            "cost_usd",
+            "Cost in USD of successful attempts, from the configured prices",
+            cost.clone(),
+        );
+        let ttfb = Family::new_with_constructor(LatencyHistogram);
+        registry.register(
+            "time_to_first_byte_seconds",
+            "Time to the first byte (for a stream, its first event) of successful attempts",
+            ttfb.clone(),
+        );
+        let malformed = Family::default();
+        registry.register(
+            "stream_malformed_events",
+            "Malformed stream events dropped",
+            malformed.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            attempts,
+            retries,
+            fallbacks,
+            circuit_state,
+            transitions,
+            tokens,
+            cost,
+            ttfb,
+            malformed,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// One client request answered.
+    pub fn request(&self, labels: RequestLabels, elapsed: Duration) {
+        self.request_duration
+            .get_or_create(&ModelLabel {
+                model: labels.model.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// One upstream attempt ended; `class` is `None` on success.
+    pub fn attempt(&self, target: &str, class: Option<&str>) {
+        let labels = AttemptLabels {
+            target: target.to_string(),
+            outcome: if class.is_some() {
+                "failure"
+            } else {
+                "success"
+            }
+            .to_string(),
+            class: class.unwrap_or("none").to_string(),
+        };
+        self.attempts.get_or_create(&labels).inc();
+    }
+
+    /// A retry of the same target.
+    pub fn retry(&self, target: &str) {
+        self.retries.get_or_create(&target_label(target)).inc();
+    }
+
+    /// A fallback model served instead of `from`.
+    pub fn fallback(&self, from: &str, to: &str) {
+        let labels = FallbackLabels {
+            from: from.to_string(),
+            to: to.to_string(),
+        };
+        self.fallbacks.get_or_create(&labels).inc();
+    }
+
+    /// A breaker changed state; `gauge` is 0 closed, 1 half-open, 2 open.
+    pub fn circuit(&self, target: &str, to: &str, gauge: i64) {
+        self.circuit_state
+            .get_or_create(&target_label(target))
+            .set(gauge);
+        let labels = TransitionLabels {
+            target: target.to_string(),
+            to: to.to_string(),
+        };
+        self.transitions.get_or_create(&labels).inc();
+    }
+
+    /// Tokens and cost of a successful attempt.
+    pub fn usage(&self, target: &str, input: u64, output: u64, cost_usd: Option<f64>) {
+        for (kind, count) in [("input", input), ("output", output)] {
+            let labels = TokenLabels {
+                target: target.to_string(),
+                kind: kind.to_string(),
+            };
+            self.tokens.get_or_create(&labels).inc_by(count);
+        }
+        if let Some(cost) = cost_usd {
+            self.cost.get_or_create(&target_label(target)).inc_by(cost);
+        }
+    }
+
+    /// Time to first byte of a successful attempt.
+    pub fn first_byte(&self, target: &str, elapsed: Duration) {
+        self.ttfb
+            .get_or_create(&target_label(target))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A malformed stream event was dropped.
+    pub fn malformed_event(&self, target: &str) {
+        self.malformed.get_or_create(&target_label(target)).inc();
+    }
+}
+
+fn target_label(target: &str) -> TargetLabel {
+    TargetLabel {
+        target: target.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_contract_names() {
+        let metrics = Metrics::new();
+        metrics.request(
+            RequestLabels {
+                model: "smart".into(),
+                tier: "full".into(),
+                status: "200".into(),
+            },
+            Duration::from_millis(30),
+        );
+        metrics.attempt("p/m", Some("transient"));
+        metrics.usage("p/m", 10, 5, Some(0.5));
+        metrics.circuit("p/m", "open", 2);
+        let text = metrics.render();
+        for line in [
+            "backstop_requests_total{model=\"smart\",tier=\"full\",status=\"200\"} 1",
+            "backstop_upstream_attempts_total{target=\"p/m\",outcome=\"failure\",class=\"transient\"} 1",
+            "backstop_tokens_total{target=\"p/m\",kind=\"input\"} 10",
+            "backstop_cost_usd_total{target=\"p/m\"} 0.5",
+            "backstop_circuit_state{target=\"p/m\"} 2",
+            "backstop_circuit_transitions_total{target=\"p/m\",to=\"open\"} 1",
+            "backstop_request_duration_seconds_bucket{le=\"0.05\",model=\"smart\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

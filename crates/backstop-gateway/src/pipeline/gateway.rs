@@ -1,0 +1,246 @@
+//! The running gateway: the configuration in force (swapped whole on reload), the
+//! upstream client, per-target health, the retry budget, metrics and injected faults.
+
+use super::events::GatewayObserver;
+use super::inject::InjectedFault;
+use crate::config::{self, Config, ConfigError, Model};
+use crate::http::{ApiError, ErrorKind};
+use crate::metrics::Metrics;
+use crate::upstream::UpstreamClient;
+use arc_swap::ArcSwap;
+use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// Health of one target: its circuit breaker and its latency statistics.
+pub struct TargetHealth {
+    /// The breaker.
+    pub breaker: Breaker,
+    /// Time to first byte.
+    pub latency: LatencyStats,
+}
+
+/// What a reload swaps at once.
+struct Live {
+    config: Arc<Config>,
+    client: UpstreamClient,
+    budget: Arc<RetryBudget>,
+}
+
+/// The running gateway.
+pub struct Gateway {
+    live: ArcSwap<Live>,
+    config_path: Option<PathBuf>,
+    health: RwLock<HashMap<String, Arc<TargetHealth>>>,
+    zero_models: RwLock<HashMap<String, Arc<Model>>>,
+    faults: RwLock<HashMap<String, InjectedFault>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The gateway was not started from a file.
+    #[error("this gateway was not started from a config file, so there is nothing to reload")]
+    NoFile,
+    /// The new file is invalid; the running config stays.
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Gateway {
+    /// A gateway for `config`.
+    pub fn new(config: Config) -> Result<Self, reqwest::Error> {
+        Self::with_path(config, None)
+    }
+
+    /// A gateway for `config`, loaded from `path` (used by reload).
+    pub fn with_path(config: Config, path: Option<PathBuf>) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            live: ArcSwap::from_pointee(Live::new(config)?),
+            config_path: path,
+            health: RwLock::new(HashMap::new()),
+            zero_models: RwLock::new(HashMap::new()),
+            faults: RwLock::new(HashMap::new()),
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
+
+    /// The upstream HTTP client.
+    pub fn client(&self) -> UpstreamClient {
+        self.live.load().client.clone()
+    }
+
+    /// The retry budget shared by all requests.
+    pub fn budget(&self) -> Arc<RetryBudget> {
+        self.live.load().budget.clone()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Reloads the config file; a bad file is refused and the running config stays.
+    /// Breakers are kept for targets whose label survives, unless breaker settings changed.
+    pub fn reload(&self) -> Result<Arc<Config>, ReloadError> {
+        let path = self.config_path.as_ref().ok_or(ReloadError::NoFile)?;
+        let mut config = config::load(path)?;
+        let old = self.config();
+        config.listen = old.listen;
+        let breaker_changed = config.breaker != old.breaker;
+        self.live.store(Arc::new(Live::new(config)?));
+        if breaker_changed {
+            write(&self.health).clear();
+        }
+        write(&self.zero_models).clear();
+        Ok(self.config())
+    }
+
+    /// The health record of the target labelled `label`, created on first use.
+    pub fn health(&self, label: &str) -> Arc<TargetHealth> {
+        if let Some(found) = read(&self.health).get(label) {
+            return found.clone();
+        }
+        let config = self.config();
+        write(&self.health)
+            .entry(label.to_string())
+            .or_insert_with(|| {
+                let observer = Arc::new(GatewayObserver::new(self.metrics.clone()));
+                Arc::new(TargetHealth {
+                    breaker: Breaker::new_with_observer(label, breaker_config(&config), observer),
+                    latency: LatencyStats::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Every target known so far with its health, sorted by label.
+    pub fn targets(&self) -> Vec<(String, Arc<TargetHealth>)> {
+        let config = self.config();
+        for model in config.models.values() {
+            for target in &model.targets {
+                self.health(&target.label);
+            }
+        }
+        let mut all: Vec<_> = read(&self.health)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Injects `fault` into the target `label`.
+    pub fn inject(&self, label: &str, fault: InjectedFault) {
+        write(&self.faults).insert(label.to_string(), fault);
+    }
+
+    /// Clears the injected fault of `label`, or all of them.
+    pub fn clear_faults(&self, label: Option<&str>) {
+        let mut faults = write(&self.faults);
+        match label {
+            Some(label) => {
+                faults.remove(label);
+            }
+            None => faults.clear(),
+        }
+    }
+
+    /// The active injected fault of `label`, if any.
+    pub fn injected(&self, label: &str) -> Option<InjectedFault> {
+        let faults = read(&self.faults);
+        if faults.is_empty() {
+            return None;
+        }
+        faults.get(label).copied().filter(InjectedFault::active)
+    }
+
+    /// The public model called `name`, or a 404 listing the known ones.
+    pub fn resolve(&self, name: &str) -> Result<Arc<Model>, ApiError> {
+        let config = self.config();
+        if let Some(model) = config.models.get(name) {
+            return Ok(model.clone());
+        }
+        if !config.zero_config {
+            let known: Vec<&str> = config.models.keys().map(String::as_str).collect();
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "model `{name}` does not exist; known models: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if let Some(model) = read(&self.zero_models).get(name) {
+            return Ok(model.clone());
+        }
+        if let Some(model) = config::zero_config_model(&config, name) {
+            let model = Arc::new(model);
+            write(&self.zero_models).insert(name.to_string(), model.clone());
+            return Ok(model);
+        }
+        if config.providers.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::NotConfigured,
+                "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or start with --config FILE",
+            ));
+        }
+        let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+        Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "model `{name}` is not served: zero-config mode serves models of {} by their own names (e.g. gpt-4o-mini, claude-sonnet-4-5, gemini-2.5-flash)",
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
+impl Live {
+    fn new(config: Config) -> Result<Self, reqwest::Error> {
+        let client = UpstreamClient::new(config.timeouts.connect)?;
+        let budget = Arc::new(RetryBudget::new(
+            config.retry.budget_ratio,
+            config.retry.budget_min_per_second,
+            Duration::from_secs(10),
+        ));
+        Ok(Self {
+            config: Arc::new(config),
+            client,
+            budget,
+        })
+    }
+}
+
+fn breaker_config(config: &Config) -> BreakerConfig {
+    let b = &config.breaker;
+    BreakerConfig {
+        failure_threshold: b.failure_threshold,
+        failure_rate: b.failure_rate,
+        window: b.window,
+        min_calls: b.min_calls,
+        open_for: b.open_for,
+        half_open_probes: b.half_open_probes,
+        success_threshold: b.success_threshold,
+    }
+}
