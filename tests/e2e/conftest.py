@@ -110,11 +110,11 @@ def gateway_factory():
     """Starts `backstop serve` with the given config text; stops every gateway at the end."""
     started = []
 
-    def start(config_text, env=None):
+    def start(config_text, env=None, args=()):
         directory = tempfile.mkdtemp()
         path = pathlib.Path(directory) / "backstop.toml"
         path.write_text(config_text)
-        gateway = Process(["serve", "--config", str(path), "--listen", "127.0.0.1:0"], env=env)
+        gateway = Process(["serve", "--config", str(path), "--listen", "127.0.0.1:0", *args], env=env)
         started.append(gateway)
         return gateway
 

@@ -250,3 +250,24 @@ def test_models_and_health(gateway):
     assert sorted(ids) == ["backup", "claude", "gemini", "gpt"]
     assert http("GET", f"{gateway.url}/healthz")[0] == 200
     assert http("GET", f"{gateway.url}/readyz")[0] == 200
+
+
+def test_json_logs_have_one_line_per_request_and_no_secret(mock, mock2, gateway_factory):
+    config = standard_config(mock, mock2, '[auth]\nclient_keys = ["client-secret-key"]\nadmin_key = "admin-secret-key"\n')
+    gateway = gateway_factory(config, args=["--log-format", "json"])
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="client-secret-key", max_retries=0)
+    mock.fault(route="openai", kind="unauthorized", count=1)
+    client.chat.completions.create(model="gpt", messages=HELLO)
+    client.chat.completions.create(model="claude", messages=HELLO, stream=True).close()
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=HELLO)
+    http("GET", f"{gateway.url}/admin/targets", headers={"authorization": "Bearer admin-secret-key"})
+    logs = gateway.stderr()
+    for secret in ["client-secret-key", "admin-secret-key", "sk-upstream-openai", "sk-upstream-anthropic", "sk-upstream-backup", "Say hello"]:
+        assert secret not in logs, f"{secret} leaked into the logs"
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert len(requests) == 3
+    served = next(line for line in requests if line["model"] == "gpt")
+    assert served["served_by"] == "backup/gpt-4o-backup" and served["attempts"] == 2 and served["fallback"] is True
+    assert any(line.get("message") == "circuit opened" for line in lines)

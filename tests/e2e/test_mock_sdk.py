@@ -182,6 +182,23 @@ def test_openai_cut_stream_raises(oai, mock):
     assert ANSWER.startswith(received) and received != ANSWER
 
 
+def test_openai_error_event_mid_stream(oai, mock):
+    add_fault(mock, {"kind": "error_event", "at": 3, "count": 2})
+    received = ""
+    with pytest.raises(openai.APIError) as err:
+        for chunk in oai.chat.completions.create(model="gpt-4o", messages=USER, stream=True):
+            received += chunk.choices[0].delta.content or ""
+    assert type(err.value) is openai.APIError, "the SDK's error for an error data line, not a transport error"
+    assert err.value.message == "The server had an error while processing your request. Sorry about that!"
+    assert err.value.type == "server_error"
+    assert received and ANSWER.startswith(received) and received != ANSWER
+
+    with pytest.raises(openai.InternalServerError) as err:
+        oai.chat.completions.create(model="gpt-4o", messages=USER)
+    assert err.value.status_code == 500
+    assert [e["outcome"] for e in control(mock, "GET", "/_mock/requests")] == ["error event after 3", "status 500"]
+
+
 def test_openai_wrong_model(oai, mock):
     add_fault(mock, {"kind": "wrong_model", "name": "gpt-4o-2099-12-31", "count": 1})
     r = oai.chat.completions.create(model="gpt-4o", messages=USER)
@@ -271,6 +288,19 @@ def test_anthropic_typed_errors(ant, mock):
         ant.messages.create(model="claude-mock-1", max_tokens=1024, messages=USER)
 
 
+def test_anthropic_overload_as_the_first_stream_event(ant, mock):
+    add_fault(mock, {"route": "anthropic", "kind": "error_event", "at": 0, "count": 2})
+    with pytest.raises(anthropic.APIStatusError) as err:
+        with ant.messages.stream(model="claude-mock-1", max_tokens=1024, messages=USER) as stream:
+            "".join(stream.text_stream)
+    assert err.value.status_code == 200, "the stream had already answered 200"
+    assert err.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+    with pytest.raises(anthropic.InternalServerError) as err:
+        ant.messages.create(model="claude-mock-1", max_tokens=1024, messages=USER)
+    assert err.value.body["error"]["type"] == "api_error"
+
+
 # ---------------------------------------------------------------- Gemini over plain HTTP
 
 def gemini(url, model, action, body):
@@ -296,3 +326,16 @@ def test_gemini_plain_and_sse(mock):
     assert err.value.code == 429
     detail = json.loads(err.value.read())
     assert detail["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+def test_gemini_error_event(mock):
+    body = {"contents": [{"role": "user", "parts": [{"text": "Say something deterministic."}]}]}
+    add_fault(mock, {"route": "gemini", "kind": "error_event", "at": 2, "count": 2})
+    raw = gemini(mock, "gemini-2.0-flash", "streamGenerateContent?alt=sse", body)
+    events = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
+    assert len(events) == 3
+    assert events[-1]["error"]["code"] == 500 and events[-1]["error"]["status"] == "INTERNAL"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        gemini(mock, "gemini-2.0-flash", "generateContent", body)
+    assert err.value.code == 500
+    assert json.loads(err.value.read())["error"]["status"] == "INTERNAL"
