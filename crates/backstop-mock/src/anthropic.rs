@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::errors;
+use crate::fault::Route;
 use crate::reply::{Content, Finish, Reply};
 use crate::stream::Events;
 
@@ -124,4 +126,9 @@ pub(crate) fn malformed() -> Bytes {
     Bytes::from_static(
         b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n",
     )
+}
+
+/// The `error` event Anthropic sends when a stream fails after its 200 (overloaded).
+pub(crate) fn error_event() -> Bytes {
+    event("error", &errors::stream_error(Route::Anthropic))
 }

@@ -49,6 +49,9 @@ pub(crate) enum StreamFault {
     },
     /// Replace the event at this index with invalid JSON.
     MalformedEvent(usize),
+    /// End with the provider's error event after this many events; without a stream, the
+    /// provider's 500.
+    ErrorEvent(usize),
     /// Leave out the terminator.
     NoDone,
 }
@@ -69,4 +72,55 @@ pub(crate) enum Effect<'a> {
     WrongModel(&'a str),
     /// Answer normally, delivered with this fault.
     Deliver(StreamFault),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FaultKind;
+
+    #[test]
+    fn effects_keep_the_parameters_of_their_kind() {
+        let status = FaultKind::Status {
+            status: 503,
+            retry_after: Some("2".into()),
+        };
+        assert_eq!(
+            status.effect(),
+            Effect::Error(ErrorFault {
+                case: ErrorCase::Status(503),
+                retry_after: Some("2"),
+            })
+        );
+        let stall = FaultKind::Stall {
+            after: 3,
+            duration: Duration::from_secs(1),
+        };
+        assert_eq!(
+            stall.effect(),
+            Effect::Deliver(StreamFault::Stall {
+                after: 3,
+                duration: Duration::from_secs(1)
+            })
+        );
+        let name = FaultKind::WrongModel { name: "x".into() };
+        assert_eq!(name.effect(), Effect::WrongModel("x"));
+    }
+
+    #[test]
+    fn only_availability_and_account_errors_apply_to_the_model_list() {
+        assert_eq!(
+            FaultKind::Overloaded.models_error(),
+            Some(ErrorCase::Overloaded)
+        );
+        assert_eq!(
+            FaultKind::RateLimit { retry_after: None }.models_error(),
+            Some(ErrorCase::RateLimit)
+        );
+        assert_eq!(FaultKind::ContextLength.models_error(), None);
+        assert_eq!(FaultKind::RejectPrefill.models_error(), None);
+        assert_eq!(FaultKind::Hang.models_error(), None);
+        assert_eq!(FaultKind::CutAfter { events: 1 }.models_error(), None);
+        assert_eq!(FaultKind::ErrorEvent { at: 0 }.models_error(), None);
+    }
 }

@@ -88,6 +88,26 @@ pub(crate) fn render(route: Route, case: ErrorCase, cx: &Context<'_>) -> ErrorRe
     reply
 }
 
+/// The JSON of the error event a provider sends in the middle of a stream that has already
+/// answered 200: OpenAI (and OpenAI-compatible servers) and Gemini put their 500 error body in a
+/// data line; Anthropic sends its overload error without the `request_id` of the HTTP body.
+pub(crate) fn stream_error(route: Route) -> Value {
+    let cx = Context {
+        model: "",
+        retry_after: None,
+        input_tokens: 0,
+    };
+    match route {
+        Route::Openai | Route::Models | Route::Gemini => {
+            render(route, ErrorCase::Status(500), &cx).body
+        }
+        Route::Anthropic => {
+            let body = render(route, ErrorCase::Overloaded, &cx).body;
+            json!({ "type": "error", "error": body["error"] })
+        }
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     axum::http::StatusCode::from_u16(status)
         .ok()
@@ -429,6 +449,24 @@ mod tests {
             r.body["error"]["message"],
             "prompt is too long: 210000 tokens > 200000 maximum"
         );
+    }
+
+    #[test]
+    fn stream_errors_are_each_providers_event_payload() {
+        assert_eq!(
+            stream_error(Route::Openai),
+            json!({ "error": {
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error", "param": null, "code": null
+            }})
+        );
+        assert_eq!(
+            stream_error(Route::Anthropic),
+            json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+        );
+        let gemini = stream_error(Route::Gemini);
+        assert_eq!(gemini["error"]["code"], 500);
+        assert_eq!(gemini["error"]["status"], "INTERNAL");
     }
 
     #[test]

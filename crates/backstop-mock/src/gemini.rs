@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::errors;
+use crate::fault::Route;
 use crate::reply::{Content, Finish, Reply};
 use crate::stream::Events;
 
@@ -76,23 +78,39 @@ pub(crate) fn events(reply: &Reply, sse: bool) -> Events {
     let events = values
         .iter()
         .enumerate()
-        .map(|(i, value)| {
-            let json = serde_json::to_vec(value).unwrap_or_default();
-            let mut frame = Vec::with_capacity(json.len() + 10);
-            match (sse, i) {
-                (true, _) => frame.extend_from_slice(b"data: "),
-                (false, 0) => frame.push(b'['),
-                (false, _) => frame.extend_from_slice(b",\r\n"),
-            }
-            frame.extend(json);
-            if sse {
-                frame.extend_from_slice(b"\r\n\r\n");
-            }
-            Bytes::from(frame)
-        })
+        .map(|(i, value)| frame(value, sse, i == 0))
         .collect();
     let terminator = (!sse).then(|| Bytes::from_static(b"]"));
     Events { events, terminator }
+}
+
+/// One streamed response: an SSE `data:` line, or an element of the JSON array (`first` opens
+/// the array, the others follow a comma).
+fn frame(value: &Value, sse: bool, first: bool) -> Bytes {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    let mut frame = Vec::with_capacity(json.len() + 10);
+    match (sse, first) {
+        (true, _) => frame.extend_from_slice(b"data: "),
+        (false, true) => frame.push(b'['),
+        (false, false) => frame.extend_from_slice(b",\r\n"),
+    }
+    frame.extend(json);
+    if sse {
+        frame.extend_from_slice(b"\r\n\r\n");
+    }
+    Bytes::from(frame)
+}
+
+/// The error Google sends when a stream fails after its 200: the error JSON as the last
+/// streamed response (an SSE data line, or the last element of the array, which it closes).
+pub(crate) fn error_event(sse: bool, first: bool) -> Bytes {
+    let event = frame(&errors::stream_error(Route::Gemini), sse, first);
+    if sse {
+        return event;
+    }
+    let mut closed = event.to_vec();
+    closed.push(b']');
+    Bytes::from(closed)
 }
 
 /// A response whose JSON is cut off mid-object.

@@ -23,7 +23,7 @@ use crate::fault::{FaultKind, Route};
 use crate::log::{Draft, LogGuard, RequestLog};
 use crate::registry::Faults;
 use crate::reply::{plan, Reply, Script};
-use crate::stream::{self, Delivery, Events};
+use crate::stream::{self, Delivery, Events, FaultFrames};
 use crate::{anthropic, gemini, openai};
 
 /// State shared by every request of one mock server.
@@ -122,15 +122,15 @@ fn request_id_header(route: Route, serial: u64) -> Vec<(&'static str, String)> {
     }
 }
 
+/// The provider's error response for `case`; `extra` holds the request-id header.
 fn error_response(
     route: Route,
     case: ErrorCase,
     cx: &Context<'_>,
-    serial: u64,
+    mut extra: Vec<(&'static str, String)>,
     guard: &mut LogGuard,
 ) -> Response {
     let rendered = errors::render(route, case, cx);
-    let mut extra = request_id_header(route, serial);
     extra.extend(rendered.headers);
     guard.set_status(rendered.status);
     guard.finish(format!("status {}", rendered.status));
@@ -208,7 +208,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
                 retry_after: None,
                 input_tokens: 0,
             };
-            return error_response(route, case, &cx, serial, &mut guard);
+            let extra = request_id_header(route, serial);
+            return error_response(route, case, &cx, extra, &mut guard);
         }
     };
     guard.set_request(&ask.model, ask.stream);
@@ -238,7 +239,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
                 {
                     return gemini_blocked_stream(&cx, *sse, guard);
                 }
-                return error_response(route, error.case, &cx, serial, &mut guard);
+                let extra = request_id_header(route, serial);
+                return error_response(route, error.case, &cx, extra, &mut guard);
             }
             Effect::Reset => return reset(incoming.reset, guard).await,
             Effect::Hang => {
@@ -254,7 +256,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let extra = request_id_header(route, serial);
     guard.set_status(200);
     if ask.stream {
-        let (events, malformed) = encode_stream(&incoming.target, &reply, &ask);
+        let events = encode_stream(&incoming.target, &reply, &ask);
+        let delivery = Delivery::for_fault(stream_fault, &incoming.target);
         let mut extra = extra;
         extra.push(("cache-control", "no-cache".to_owned()));
         let content_type = match &incoming.target {
@@ -265,7 +268,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             200,
             content_type,
             &extra,
-            stream::body(events, malformed, Delivery::for_fault(stream_fault), guard),
+            stream::body(events, delivery, guard),
         );
     }
     let body = Bytes::from(match &incoming.target {
@@ -274,7 +277,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Target::Gemini { .. } => gemini::body(&reply),
     });
     match stream_fault {
-        Some(how) => non_stream_fault(how, body, &reply, extra, guard),
+        Some(how) => non_stream_fault(how, body, &reply, route, extra, guard),
         None => {
             guard.finish("ok");
             respond(200, JSON, &extra, Body::from(body))
@@ -283,15 +286,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
 }
 
 /// A non-streaming reply under a stream fault: delays delay the body after the headers, a cut
-/// sends half the body then drops the connection, a malformed event truncates the JSON.
+/// sends half the body then drops the connection, a malformed event truncates the JSON, and
+/// an error event, having no stream to travel in, becomes the provider's 500.
 fn non_stream_fault(
     fault: StreamFault,
     body: Bytes,
     reply: &Reply,
+    route: Route,
     mut extra: Vec<(&'static str, String)>,
     mut guard: LogGuard,
 ) -> Response {
-    extra.push(("content-length", body.len().to_string()));
     let (delay, cut) = match fault {
         StreamFault::SlowFirstToken(delay) => (Some(delay), false),
         StreamFault::SlowStream(delay) => {
@@ -302,23 +306,46 @@ fn non_stream_fault(
         StreamFault::CutAfter(_) => (None, true),
         StreamFault::MalformedEvent(_) => {
             let truncated = body.slice(..body.len() / 2);
-            extra.retain(|(name, _)| *name != "content-length");
             guard.finish("malformed body");
             return respond(200, JSON, &extra, Body::from(truncated));
         }
+        StreamFault::ErrorEvent(_) => {
+            let cx = Context {
+                model: &reply.model,
+                retry_after: None,
+                input_tokens: reply.input_tokens,
+            };
+            return error_response(route, ErrorCase::Status(500), &cx, extra, &mut guard);
+        }
         StreamFault::NoDone => (None, false),
     };
+    extra.push(("content-length", body.len().to_string()));
     respond(200, JSON, &extra, stream::single(body, delay, cut, guard))
 }
 
-fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> (Events, Bytes) {
+fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> Events {
     match target {
-        Target::Openai => (
-            openai::events(reply, ask.include_usage),
-            openai::malformed(),
-        ),
-        Target::Anthropic => (anthropic::events(reply), anthropic::malformed()),
-        Target::Gemini { sse, .. } => (gemini::events(reply, *sse), gemini::malformed(*sse)),
+        Target::Openai => openai::events(reply, ask.include_usage),
+        Target::Anthropic => anthropic::events(reply),
+        Target::Gemini { sse, .. } => gemini::events(reply, *sse),
+    }
+}
+
+impl FaultFrames for Target {
+    fn malformed(&self) -> Bytes {
+        match self {
+            Target::Openai => openai::malformed(),
+            Target::Anthropic => anthropic::malformed(),
+            Target::Gemini { sse, .. } => gemini::malformed(*sse),
+        }
+    }
+
+    fn error_event(&self, first: bool) -> Bytes {
+        match self {
+            Target::Openai => openai::error_event(),
+            Target::Anthropic => anthropic::error_event(),
+            Target::Gemini { sse, .. } => gemini::error_event(*sse, first),
+        }
     }
 }
 

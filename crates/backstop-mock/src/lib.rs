@@ -4,8 +4,8 @@
 //! crate speaks the OpenAI Chat Completions, Anthropic Messages and Gemini `generateContent`
 //! wire formats (streaming and not, tools included) with a deterministic answer, and injects
 //! the failures a resilience gateway must survive: provider error statuses with their real
-//! bodies and headers, TCP resets, hangs, slow or cut or stalled or corrupted streams, prefill
-//! rejections and silent model swaps. Each [`Fault`] applies to a selection of requests (route,
+//! bodies and headers, TCP resets, hangs, slow or cut or stalled or corrupted streams, the
+//! providers' own mid-stream error events, prefill rejections and silent model swaps. Each [`Fault`] applies to a selection of requests (route,
 //! model glob) for a count, a time window, always, or with a seeded probability.
 //!
 //! Every request is recorded, so a test can assert how many attempts reached the provider and

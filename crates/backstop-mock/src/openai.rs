@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::errors;
+use crate::fault::Route;
 use crate::reply::{Content, Finish, Reply};
 use crate::stream::Events;
 
@@ -74,6 +76,14 @@ pub(crate) fn body(reply: &Reply) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
+/// One SSE event: a `data:` line with the JSON.
+fn frame(value: &Value) -> Bytes {
+    let mut frame = b"data: ".to_vec();
+    frame.extend(serde_json::to_vec(value).unwrap_or_default());
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
 /// The SSE events of a streamed reply, `data: [DONE]` as terminator.
 pub(crate) fn events(reply: &Reply, include_usage: bool) -> Events {
     let id = id(reply);
@@ -85,10 +95,7 @@ pub(crate) fn events(reply: &Reply, include_usage: bool) -> Events {
         if include_usage {
             value["usage"] = usage.unwrap_or(Value::Null);
         }
-        let mut frame = b"data: ".to_vec();
-        frame.extend(serde_json::to_vec(&value).unwrap_or_default());
-        frame.extend_from_slice(b"\n\n");
-        Bytes::from(frame)
+        frame(&value)
     };
     let delta = |delta: Value, finish: Value| json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
     let mut out = Vec::new();
@@ -132,4 +139,10 @@ pub(crate) fn events(reply: &Reply, include_usage: bool) -> Events {
 /// A chunk whose JSON is cut off mid-object.
 pub(crate) fn malformed() -> Bytes {
     Bytes::from_static(b"data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\n\n")
+}
+
+/// The error event OpenAI sends when a stream fails after its 200: a data line whose JSON is
+/// the error body (the SDKs raise `APIError` with its message).
+pub(crate) fn error_event() -> Bytes {
+    frame(&errors::stream_error(Route::Openai))
 }

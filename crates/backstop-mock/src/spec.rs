@@ -150,7 +150,7 @@ impl FaultSpec {
             "delay_headers" | "slow_first_token" | "slow_stream" => &["delay"],
             "cut_after" => &["events"],
             "stall" => &["after", "for"],
-            "malformed_event" => &["at"],
+            "malformed_event" | "error_event" => &["at"],
             "wrong_model" => &["name"],
             _ => &[],
         };
@@ -204,6 +204,9 @@ impl FaultSpec {
             "malformed_event" => FaultKind::MalformedEvent {
                 at: need(self.at, "at", k)?,
             },
+            "error_event" => FaultKind::ErrorEvent {
+                at: need(self.at, "at", k)?,
+            },
             "no_done" => FaultKind::NoDone,
             "reject_prefill" => FaultKind::RejectPrefill,
             "wrong_model" => FaultKind::WrongModel {
@@ -220,7 +223,7 @@ impl FaultSpec {
 }
 
 /// Every `kind` a script may use.
-pub(crate) const KINDS: [&str; 20] = [
+pub(crate) const KINDS: [&str; 21] = [
     "status",
     "rate_limit",
     "overloaded",
@@ -238,6 +241,7 @@ pub(crate) const KINDS: [&str; 20] = [
     "cut_after",
     "stall",
     "malformed_event",
+    "error_event",
     "no_done",
     "reject_prefill",
     "wrong_model",
@@ -300,7 +304,7 @@ impl From<Fault> for FaultSpec {
                 spec.after = Some(after);
                 spec.for_ = Some(format_duration(duration));
             }
-            FaultKind::MalformedEvent { at } => spec.at = Some(at),
+            FaultKind::MalformedEvent { at } | FaultKind::ErrorEvent { at } => spec.at = Some(at),
             FaultKind::WrongModel { name } => spec.name = Some(name),
             FaultKind::Overloaded
             | FaultKind::ContextLength
@@ -369,6 +373,11 @@ mod tests {
             })
             .probability(0.1)
         );
+        let f = parse(json!({ "kind": "error_event", "at": 0, "route": "anthropic" })).unwrap();
+        assert_eq!(
+            f,
+            Fault::new(FaultKind::ErrorEvent { at: 0 }).route(Route::Anthropic)
+        );
         let f = parse(json!({ "kind": "stall", "after": 3, "for": "2s" })).unwrap();
         assert_eq!(
             f.kind,
@@ -393,7 +402,7 @@ mod tests {
                     value["after"] = json!(1);
                     value["for"] = json!("1m");
                 }
-                "malformed_event" => value["at"] = json!(2),
+                "malformed_event" | "error_event" => value["at"] = json!(2),
                 "wrong_model" => value["name"] = json!("other"),
                 _ => {}
             }
@@ -409,6 +418,7 @@ mod tests {
         let cases = [
             (json!({ "kind": "explode" }), "unknown fault kind `explode`"),
             (json!({ "kind": "status" }), "needs the key `status`"),
+            (json!({ "kind": "error_event" }), "needs the key `at`"),
             (
                 json!({ "kind": "status", "status": 42 }),
                 "between 100 and 599",

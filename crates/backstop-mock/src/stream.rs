@@ -2,9 +2,11 @@
 //!
 //! The provider modules produce the complete, correct list of events; this module decides
 //! *when* each one leaves and whether it leaves at all: a slow first token, a delay per event,
-//! a stall, a corrupted event, a missing terminator, or a cut that drops the connection
-//! mid-body (the body stream returns an error, so hyper closes the connection without the
-//! final chunk, exactly what a client sees when a provider dies mid-answer).
+//! a stall, a corrupted event, a missing terminator, the provider's error event in place of the
+//! rest (a clean end of the body: that is how a provider reports a failure after its 200), or
+//! a cut that drops the connection mid-body (the body stream returns an error, so hyper closes
+//! the connection without the final chunk, exactly what a client sees when a provider dies
+//! mid-answer).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,6 +24,15 @@ pub(crate) struct Events {
     pub(crate) terminator: Option<Bytes>,
 }
 
+/// The frames a stream fault puts in place of a reply's events, in one wire format.
+pub(crate) trait FaultFrames {
+    /// An event whose JSON is cut off mid-object.
+    fn malformed(&self) -> Bytes;
+    /// The provider's mid-stream error event, which ends the body; `first` when no event
+    /// precedes it.
+    fn error_event(&self, first: bool) -> Bytes;
+}
+
 /// How the events are delivered.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Delivery {
@@ -29,20 +40,27 @@ pub(crate) struct Delivery {
     per_event: Option<Duration>,
     cut_after: Option<usize>,
     stall: Option<(usize, Duration)>,
-    malformed_at: Option<usize>,
+    /// The index of the event replaced by invalid JSON, and that frame.
+    malformed: Option<(usize, Bytes)>,
+    /// The number of events sent before the error event, and that frame.
+    error_event: Option<(usize, Bytes)>,
     drop_terminator: bool,
 }
 
 impl Delivery {
-    /// The delivery a stream fault asks for (prompt and complete without one).
-    pub(crate) fn for_fault(fault: Option<StreamFault>) -> Self {
+    /// The delivery a stream fault asks for (prompt and complete without one); `frames` makes
+    /// the replacement frames the fault needs.
+    pub(crate) fn for_fault(fault: Option<StreamFault>, frames: &impl FaultFrames) -> Self {
         let mut d = Delivery::default();
         match fault {
             Some(StreamFault::SlowFirstToken(delay)) => d.first_delay = Some(delay),
             Some(StreamFault::SlowStream(delay)) => d.per_event = Some(delay),
             Some(StreamFault::CutAfter(events)) => d.cut_after = Some(events),
             Some(StreamFault::Stall { after, duration }) => d.stall = Some((after, duration)),
-            Some(StreamFault::MalformedEvent(at)) => d.malformed_at = Some(at),
+            Some(StreamFault::MalformedEvent(at)) => d.malformed = Some((at, frames.malformed())),
+            Some(StreamFault::ErrorEvent(at)) => {
+                d.error_event = Some((at, frames.error_event(at == 0)));
+            }
             Some(StreamFault::NoDone) => d.drop_terminator = true,
             None => {}
         }
@@ -55,7 +73,6 @@ struct State {
     total: usize,
     sent: usize,
     terminator: Option<Bytes>,
-    malformed: Bytes,
     delivery: Delivery,
     guard: LogGuard,
     finished: bool,
@@ -69,14 +86,13 @@ fn cut_error() -> std::io::Error {
 }
 
 /// A streaming body that delivers `events` as `delivery` says and records the outcome.
-pub(crate) fn body(events: Events, malformed: Bytes, delivery: Delivery, guard: LogGuard) -> Body {
+pub(crate) fn body(events: Events, delivery: Delivery, guard: LogGuard) -> Body {
     let total = events.events.len();
     let state = State {
         queue: events.events.into(),
         total,
         sent: 0,
         terminator: events.terminator,
-        malformed,
         delivery,
         guard,
         finished: false,
@@ -102,6 +118,14 @@ async fn next(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
             return Some((Err(cut_error()), st));
         }
     }
+    if let Some((at, frame)) = &st.delivery.error_event {
+        if st.sent >= *at || st.queue.is_empty() {
+            let frame = frame.clone();
+            st.guard.finish(format!("error event after {}", st.sent));
+            st.finished = true;
+            return Some((Ok(frame), st));
+        }
+    }
     if let Some((after, duration)) = st.delivery.stall {
         if st.sent == after {
             st.delivery.stall = None;
@@ -116,16 +140,15 @@ async fn next(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
     if let Some(event) = st.queue.pop_front() {
         let index = st.sent;
         st.sent += 1;
-        let bytes = if st.delivery.malformed_at == Some(index) {
-            st.malformed.clone()
-        } else {
-            event
+        let bytes = match &st.delivery.malformed {
+            Some((at, frame)) if *at == index => frame.clone(),
+            Some(_) | None => event,
         };
         return Some((Ok(bytes), st));
     }
     st.finished = true;
-    let outcome = match st.delivery.malformed_at {
-        Some(at) if at < st.total => format!("malformed event at {at}"),
+    let outcome = match st.delivery.malformed {
+        Some((at, _)) if at < st.total => format!("malformed event at {at}"),
         Some(_) | None if st.delivery.drop_terminator && st.terminator.is_some() => {
             "no terminator".to_owned()
         }

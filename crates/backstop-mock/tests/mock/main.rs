@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod control;
+mod error_event;
 mod faults;
 mod happy;
 mod transport;
