@@ -31,6 +31,7 @@ use load::SampleLog;
 use local::LocalGateway;
 use report::{millis, Scenario};
 use sender::ChatSender;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -63,22 +64,35 @@ impl DrillError {
 pub async fn run(args: DrillArgs) -> ExitCode {
     match execute(&args).await {
         Ok(report) => {
-            if args.json {
+            let text = if args.json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
+                    Ok(json) => json + "\n",
                     Err(error) => {
                         eprintln!("backstop drill: cannot encode the report: {error}");
                         return ExitCode::FAILURE;
                     }
                 }
             } else {
-                print!("{}", text::render(&report));
-            }
-            ExitCode::SUCCESS
+                text::render(&report)
+            };
+            emit(&text)
         }
         Err(error) => {
             eprintln!("backstop drill: {error}");
             error.exit_code()
+        }
+    }
+}
+
+/// Writes the report to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("backstop drill: cannot write the report: {error}");
+            ExitCode::FAILURE
         }
     }
 }
