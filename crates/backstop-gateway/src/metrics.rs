@@ -85,6 +85,13 @@ pub struct Metrics {
     cost: Family<TargetLabel, Counter<f64, AtomicU64>>,
     ttfb: Family<TargetLabel, Histogram, LatencyHistogram>,
     malformed: Family<TargetLabel, Counter>,
+    rescues: Family<RescueLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RescueLabels {
+    target: String,
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -159,7 +166,14 @@ impl Metrics {
             "Malformed stream events dropped",
             malformed.clone(),
         );
+        let rescues = Family::default();
+        registry.register(
+            "stream_rescues",
+            "Streams broken after their first byte, by the target that broke and whether another continued them",
+            rescues.clone(),
+        );
         Self {
+            rescues,
             registry,
             requests,
             request_duration,
@@ -257,6 +271,17 @@ impl Metrics {
     /// A malformed stream event was dropped.
     pub fn malformed_event(&self, target: &str) {
         self.malformed.get_or_create(&target_label(target)).inc();
+    }
+}
+
+impl Metrics {
+    /// A stream broke after its first byte: `outcome` is `continued` or `failed`.
+    pub fn rescue(&self, target: &str, outcome: &str) {
+        let labels = RescueLabels {
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.rescues.get_or_create(&labels).inc();
     }
 }
 

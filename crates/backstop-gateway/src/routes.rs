@@ -37,7 +37,7 @@ async fn messages(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
     model_request(&gateway, Protocol::Anthropic, request).await
 }
 
-async fn model_request(gateway: &Gateway, protocol: Protocol, request: Request) -> Response {
+async fn model_request(gateway: &Arc<Gateway>, protocol: Protocol, request: Request) -> Response {
     match serve_model(gateway, protocol, request).await {
         Ok(response) => response,
         Err(error) => {
@@ -53,7 +53,7 @@ async fn model_request(gateway: &Gateway, protocol: Protocol, request: Request) 
 }
 
 async fn serve_model(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     protocol: Protocol,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -62,7 +62,7 @@ async fn serve_model(
     let limit = gateway.config().server.max_body_size;
     let body = read_limited(body, limit).await?;
     let request = ClientRequest::new(protocol, parts.headers, body)?;
-    gateway.serve(request).await
+    gateway.serve(Arc::new(request)).await
 }
 
 async fn read_limited(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {

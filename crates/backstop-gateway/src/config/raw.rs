@@ -64,6 +64,17 @@ pub struct RawModel {
     pub retry: Option<RawRetry>,
     pub balance: Option<String>,
     pub on_content_filter: Option<String>,
+    pub prefill: Option<bool>,
+    pub stream_buffer: Option<String>,
+    pub max_rescues: Option<u32>,
+    pub hedge: Option<RawHedge>,
+}
+
+/// `hedge = { delay = "2s" }` or `{ delay = "p95" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHedge {
+    pub delay: String,
 }
 
 /// `price = { input = 3.0, output = 15.0 }`, USD per million tokens.

@@ -158,6 +158,45 @@ pub struct Model {
     pub balance: Balance,
     /// Content filter policy.
     pub on_content_filter: ContentFilterPolicy,
+    /// Whether this model's targets accept an assistant prefill (continuation);
+    /// `None` takes the default of each target's provider kind.
+    pub prefill: Option<bool>,
+    /// How streams are relayed.
+    pub stream_buffer: StreamBuffer,
+    /// How many times one stream may be rescued by a continuation.
+    pub max_rescues: u32,
+    /// Hedged requests, when enabled.
+    pub hedge: Option<HedgeDelay>,
+}
+
+/// How a model's streams reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamBuffer {
+    /// Events are relayed as they arrive; a broken stream is continued on another target.
+    Off,
+    /// The whole stream is held until it completes, so a failure restarts it cleanly elsewhere.
+    Full,
+}
+
+/// When to send a hedge: a fixed delay, or a percentile of the target's time to first byte.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeDelay {
+    /// After this long without a first byte.
+    Fixed(Duration),
+    /// After this percentile (0..1) of the target's recent time to first byte.
+    Percentile(f64),
+}
+
+/// Default number of rescues per stream.
+pub const DEFAULT_MAX_RESCUES: u32 = 2;
+
+/// Whether a provider kind accepts an assistant prefill by default: Anthropic continues
+/// a trailing assistant message; OpenAI and Gemini answer it as a new turn.
+pub fn default_prefill(kind: backstop_protocol::Protocol) -> bool {
+    match kind {
+        backstop_protocol::Protocol::Anthropic => true,
+        backstop_protocol::Protocol::OpenAi | backstop_protocol::Protocol::Gemini => false,
+    }
 }
 
 /// Retry policy.

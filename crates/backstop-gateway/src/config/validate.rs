@@ -388,7 +388,38 @@ fn model_from_raw(
         retry: retry_from_raw(retry, raw.retry.as_ref(), &format!("{path}.retry"))?,
         balance,
         on_content_filter,
+        prefill: raw.prefill,
+        stream_buffer: match raw.stream_buffer.as_deref() {
+            None | Some("none") => StreamBuffer::Off,
+            Some("full") => StreamBuffer::Full,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    format!("{path}.stream_buffer"),
+                    format!("unknown mode `{other}`: use \"none\" or \"full\""),
+                ))
+            }
+        },
+        max_rescues: raw.max_rescues.unwrap_or(DEFAULT_MAX_RESCUES),
+        hedge: match &raw.hedge {
+            None => None,
+            Some(hedge) => Some(
+                hedge_delay(&hedge.delay)
+                    .map_err(|m| ConfigError::at(format!("{path}.hedge.delay"), m))?,
+            ),
+        },
     })
+}
+
+fn hedge_delay(text: &str) -> Result<HedgeDelay, String> {
+    if let Some(percentile) = text.strip_prefix('p') {
+        return match percentile.parse::<f64>() {
+            Ok(p) if p > 0.0 && p < 100.0 => Ok(HedgeDelay::Percentile(p / 100.0)),
+            _ => Err(format!("`{text}` is not a percentile like \"p95\"")),
+        };
+    }
+    parse_duration(text)
+        .map(HedgeDelay::Fixed)
+        .map_err(|m| format!("{m}, or a percentile of the time to first byte like \"p95\""))
 }
 
 fn join_keys<V>(map: &BTreeMap<String, V>) -> String {

@@ -82,5 +82,9 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         retry: config.retry.clone(),
         balance: Balance::Weighted,
         on_content_filter: ContentFilterPolicy::Fallback,
+        prefill: None,
+        stream_buffer: StreamBuffer::Off,
+        max_rescues: DEFAULT_MAX_RESCUES,
+        hedge: None,
     })
 }

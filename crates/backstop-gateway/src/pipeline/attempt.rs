@@ -6,6 +6,7 @@ use super::failure::{describe_transport, Failure};
 use super::plan::Candidate;
 use super::relay::Relay;
 use super::request::ClientRequest;
+use super::rescue::RescueContext;
 use super::Gateway;
 use crate::http::ApiError;
 use crate::metrics::Metrics;
@@ -15,6 +16,7 @@ use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{classify_error, translate_error, Protocol, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::{timeout_at, Instant};
 
@@ -31,9 +33,10 @@ pub enum AttemptError {
 
 /// Sends `request` to `candidate`, holding `permit` until the answer (or stream) ends.
 pub async fn attempt(
-    gateway: &Gateway,
-    request: &ClientRequest,
+    gateway: &Arc<Gateway>,
+    request: &Arc<ClientRequest>,
     candidate: &Candidate,
+    later: &[Candidate],
     permit: Permit,
     deadline: Instant,
 ) -> Result<Response, AttemptError> {
@@ -41,7 +44,17 @@ pub async fn attempt(
         .body_for(&candidate.target)
         .map_err(AttemptError::Unsendable)?;
     let mut permit = Some(permit);
-    match exchange(gateway, request, candidate, body, &mut permit, deadline).await {
+    match exchange(
+        gateway,
+        request,
+        candidate,
+        later,
+        body,
+        &mut permit,
+        deadline,
+    )
+    .await
+    {
         Ok(response) => Ok(response),
         Err(failure) => {
             if let Some(permit) = permit.take() {
@@ -55,9 +68,10 @@ pub async fn attempt(
 /// The call itself. The permit is taken out of `permit` once the outcome is recorded
 /// (a success, or a stream handed to the relay); on an error it is left for the caller.
 async fn exchange(
-    gateway: &Gateway,
-    request: &ClientRequest,
+    gateway: &Arc<Gateway>,
+    request: &Arc<ClientRequest>,
     candidate: &Candidate,
+    later: &[Candidate],
     body: Bytes,
     permit: &mut Option<Permit>,
     deadline: Instant,
@@ -97,7 +111,10 @@ async fn exchange(
                 "attempt without a permit",
             ));
         };
-        let mut relay = Relay::new(gateway, request, candidate, response, permit, deadline);
+        let rescue = RescueContext::new(gateway.clone(), request.clone(), later.to_vec(), deadline);
+        let mut relay = Relay::new(
+            gateway, request, candidate, response, permit, deadline, rescue,
+        );
         relay.prime(first_byte_deadline).await?;
         observe_first_byte(gateway, candidate, started.elapsed());
         let mut out = Response::new(Body::from_stream(relay.into_stream()));
@@ -214,7 +231,7 @@ async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result
 }
 
 /// Reads and classifies a non-2xx upstream answer.
-async fn upstream_failure(
+pub async fn upstream_failure(
     kind: Protocol,
     response: reqwest::Response,
     deadline: Instant,

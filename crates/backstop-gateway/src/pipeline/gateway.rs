@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct TargetHealth {
     pub breaker: Breaker,
     /// Time to first byte.
     pub latency: LatencyStats,
+    /// Set once the target has rejected an assistant prefill: it is not asked to continue again.
+    pub prefill_rejected: AtomicBool,
 }
 
 /// What a reload swaps at once.
@@ -129,6 +132,7 @@ impl Gateway {
                 Arc::new(TargetHealth {
                     breaker: Breaker::new_with_observer(label, breaker_config(&config), observer),
                     latency: LatencyStats::new(),
+                    prefill_rejected: AtomicBool::new(false),
                 })
             })
             .clone()

@@ -11,6 +11,7 @@ mod inject;
 mod plan;
 mod relay;
 mod request;
+mod rescue;
 mod serve;
 
 pub use classify::{class_of, class_of_status};

@@ -12,12 +12,16 @@ use crate::http::{ApiError, ErrorKind, ServedMeta};
 use crate::metrics::RequestLabels;
 use axum::response::Response;
 use backstop_core::{Backoff, FailureClass};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 impl Gateway {
     /// Serves one client request: the attempt loop, then metrics and one log line.
-    pub async fn serve(&self, request: ClientRequest) -> Result<Response, ApiError> {
+    pub async fn serve(
+        self: &Arc<Self>,
+        request: Arc<ClientRequest>,
+    ) -> Result<Response, ApiError> {
         let started = Instant::now();
         let result = self.serve_inner(&request).await;
         let (status, meta) = match &result {
@@ -62,15 +66,19 @@ impl Gateway {
         result
     }
 
-    async fn serve_inner(&self, request: &ClientRequest) -> Result<Response, ApiError> {
+    async fn serve_inner(
+        self: &Arc<Self>,
+        request: &Arc<ClientRequest>,
+    ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.envelope.model)?;
         let candidates = plan::plan(self, &model);
         let deadline = Instant::now() + self.config().timeouts.total;
         self.budget().deposit();
         let mut tally = Tally::default();
-        for candidate in &candidates {
+        for (index, candidate) in candidates.iter().enumerate() {
+            let later = candidates.get(index + 1..).unwrap_or_default();
             if let Some(answer) = self
-                .try_candidate(request, candidate, deadline, &mut tally)
+                .try_candidate(request, candidate, later, deadline, &mut tally)
                 .await
             {
                 return answer;
@@ -86,9 +94,10 @@ impl Gateway {
     /// Runs the attempts on one candidate. `Some` is the final answer (success, or an error
     /// for the caller); `None` means "go on with the next candidate".
     async fn try_candidate(
-        &self,
-        request: &ClientRequest,
+        self: &Arc<Self>,
+        request: &Arc<ClientRequest>,
         candidate: &Candidate,
+        later: &[Candidate],
         deadline: Instant,
         tally: &mut Tally,
     ) -> Option<Result<Response, ApiError>> {
@@ -124,7 +133,7 @@ impl Gateway {
             };
             tally.attempts += 1;
             tally.last_target = Some(label.clone());
-            let failure = match attempt(self, request, candidate, permit, deadline).await {
+            let failure = match attempt(self, request, candidate, later, permit, deadline).await {
                 Ok(mut response) => {
                     meta_of(candidate, tally.attempts).apply(response.headers_mut());
                     return Some(Ok(response));

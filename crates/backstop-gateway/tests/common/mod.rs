@@ -90,6 +90,10 @@ api_key = "sk-secondary-secret"
 kind = "anthropic"
 base_url = "{}"
 api_key = "sk-anth-secret"
+[providers.anth2]
+kind = "anthropic"
+base_url = "{}"
+api_key = "sk-anth2-secret"
 [models.gpt]
 targets = [{{ provider = "primary", model = "gpt-4o-mini" }}]
 fallbacks = ["backup"]
@@ -108,7 +112,8 @@ total = "10s"
 "#,
         primary.url(),
         secondary.url(),
-        primary.url()
+        primary.url(),
+        secondary.url()
     )
 }
 

@@ -1,0 +1,377 @@
+//! The streaming relay: upstream SSE events to the client as they arrive. Before the
+//! commit point (the first event) a failure goes back to the attempt loop. After it, a
+//! broken, stalled or unterminated stream is continued on the next candidate that can
+//! (see [`super::rescue`]) and spliced into the same client stream; where none can, it
+//! ends with an error event in the caller's protocol, never as a complete answer. Every
+//! failure counts against its target. A malformed event is dropped.
+
+mod output;
+
+use super::attempt::record_usage;
+use super::classify::class_of;
+use super::failure::{describe_transport, Failure};
+use super::plan::Candidate;
+use super::request::ClientRequest;
+use super::rescue::{Continuation, RescueContext};
+use super::Gateway;
+use crate::config::StreamBuffer;
+use crate::metrics::Metrics;
+use backstop_core::{FailureClass, Permit};
+use backstop_protocol::{
+    Protocol, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage,
+};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::FutureExt;
+use output::Output;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{timeout_at, Instant};
+
+/// How long to wait, once the answer has its final finish reason (and usage), for the
+/// upstream's own terminator before finishing the stream ourselves.
+const TAIL_GRACE: Duration = Duration::from_millis(500);
+
+/// The most bytes gathered into one client write from upstream events that have already
+/// arrived (see [`Relay::gather_ready`]).
+const GATHER_LIMIT: usize = 32 * 1024;
+
+/// One upstream stream being relayed (and, after a rescue, its continuation).
+pub struct Relay {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    sse: SseDecoder,
+    decoder: StreamDecoder,
+    output: Output,
+    permit: Option<Permit>,
+    idle: Duration,
+    deadline: Instant,
+    expect_usage: bool,
+    buffer_full: bool,
+    saw_finish: bool,
+    saw_usage: bool,
+    done: bool,
+    candidate: Candidate,
+    metrics: Arc<Metrics>,
+    usage: Option<Usage>,
+    malformed: u32,
+    rescue: RescueContext,
+    rescues: u32,
+    max_rescues: u32,
+    max_tokens: Option<u64>,
+}
+
+impl Relay {
+    /// Wraps an upstream 2xx streaming response.
+    pub fn new(
+        gateway: &Gateway,
+        request: &ClientRequest,
+        candidate: &Candidate,
+        response: reqwest::Response,
+        permit: Permit,
+        deadline: Instant,
+        rescue: RescueContext,
+    ) -> Self {
+        let upstream_kind = candidate.target.provider.kind;
+        Self {
+            upstream: response.bytes_stream().boxed(),
+            sse: SseDecoder::new(),
+            decoder: StreamDecoder::new(upstream_kind),
+            output: Output::new(
+                request.protocol,
+                upstream_kind,
+                request.envelope.include_usage,
+            ),
+            permit: Some(permit),
+            idle: gateway.config().timeouts.idle,
+            deadline,
+            expect_usage: upstream_kind == Protocol::OpenAi,
+            buffer_full: candidate.model.stream_buffer == StreamBuffer::Full,
+            saw_finish: false,
+            saw_usage: false,
+            done: false,
+            candidate: candidate.clone(),
+            metrics: gateway.metrics().clone(),
+            usage: None,
+            malformed: 0,
+            rescue,
+            rescues: 0,
+            max_rescues: candidate.model.max_rescues,
+            max_tokens: request.envelope.max_tokens,
+        }
+    }
+
+    /// Reads until the first event is ready for the client (with `stream_buffer = "full"`:
+    /// until the whole stream is), or fails before `until`.
+    pub async fn prime(&mut self, until: Instant) -> Result<(), Failure> {
+        let until = if self.buffer_full {
+            self.deadline
+        } else {
+            until
+        };
+        while !self.done && (self.output.ready() == 0 || self.buffer_full) {
+            self.step(until).await?;
+        }
+        if self.output.ready() == 0 {
+            let failure = Failure::local(
+                FailureClass::Transient,
+                "stream ended before its first event",
+            );
+            self.record(Err(failure.class));
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    /// The client body: the relayed events, continued elsewhere or ended with an error
+    /// event if the stream breaks.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut relay| async move {
+            relay.next_chunk().await.map(|chunk| (Ok(chunk), relay))
+        })
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.output.ready() > 0 {
+                self.gather_ready().await;
+                return Some(self.output.take());
+            }
+            if self.done {
+                return None;
+            }
+            let until = self.next_read_deadline();
+            if let Err(failure) = self.step(until).await {
+                self.recover(failure).await;
+            }
+        }
+    }
+
+    /// Appends the events that have already arrived upstream to what is about to be written.
+    /// hyper's client hands a response body over from its connection task one chunk (here:
+    /// one event) at a time, so without this every event became its own write to the client
+    /// (a syscall, a TCP segment and a wake-up of the reader per event: a 60-event stream cost
+    /// 64 writes through the gateway against 5 from the mock). Yielding once lets that task
+    /// pass on the next chunk it already holds; nothing waits for data that has not arrived.
+    async fn gather_ready(&mut self) {
+        while !self.done && self.output.ready() < GATHER_LIMIT {
+            tokio::task::yield_now().await;
+            let Some(next) = self.upstream.next().now_or_never() else {
+                return;
+            };
+            if let Err(failure) = self.take(next) {
+                self.recover(failure).await;
+            }
+        }
+    }
+
+    /// After the first byte: continue the answer on another target, or end the stream
+    /// with an error event naming the failure.
+    async fn recover(&mut self, failure: Failure) {
+        let label = self.candidate.target.label.clone();
+        tracing::warn!(target = %label, class = failure.class.as_str(), "stream failed after the first byte: {}", failure.message);
+        let why = match self.continuation().await {
+            Ok(continuation) => {
+                self.splice(continuation);
+                return;
+            }
+            Err(why) => why,
+        };
+        self.metrics.rescue(&label, "failed");
+        let message = format!(
+            "upstream {label} failed mid-stream: {}; the answer is incomplete ({why})",
+            failure.message
+        );
+        self.output.fail(&message);
+        self.done = true;
+    }
+
+    async fn continuation(&mut self) -> Result<Continuation, String> {
+        if self.rescues >= self.max_rescues {
+            return Err(format!("rescue limit of {} reached", self.max_rescues));
+        }
+        if self.output.tool_calls() > 0 {
+            return Err(
+                "a tool call was already delivered, so the answer cannot be continued".into(),
+            );
+        }
+        let delivered = self.output.delivered_tokens();
+        let max_tokens = self
+            .max_tokens
+            .map(|max| max.saturating_sub(delivered).max(1));
+        let prefill = self.output.prefill().0.to_string();
+        self.rescue
+            .continuation(&prefill, max_tokens)
+            .await
+            .map_err(|notes| {
+                if notes.is_empty() {
+                    "no other target to continue on".to_string()
+                } else {
+                    format!("no target could continue: {}", notes.join("; "))
+                }
+            })
+    }
+
+    /// Switches to the continuation's stream.
+    fn splice(&mut self, continuation: Continuation) {
+        let from = self.candidate.target.label.clone();
+        let kind = continuation.candidate.target.provider.kind;
+        let trimmed = self.output.prefill().1;
+        let earlier = self
+            .usage
+            .map_or(self.output.delivered_tokens(), |u| u.output_tokens);
+        self.output.splice(trimmed, earlier);
+        self.upstream = continuation.response.bytes_stream().boxed();
+        self.sse = SseDecoder::new();
+        self.decoder = StreamDecoder::new(kind);
+        self.permit = Some(continuation.permit);
+        self.candidate = continuation.candidate;
+        self.expect_usage = kind == Protocol::OpenAi;
+        self.saw_finish = false;
+        self.saw_usage = false;
+        self.usage = None;
+        self.rescues += 1;
+        self.metrics.rescue(&from, "continued");
+        tracing::warn!(from = %from, to = %self.candidate.target.label, rescue = self.rescues, "stream continued on another target");
+    }
+
+    fn next_read_deadline(&self) -> Instant {
+        let finished = self.saw_finish && (self.saw_usage || !self.expect_usage);
+        let wait = if finished {
+            TAIL_GRACE.min(self.idle)
+        } else {
+            self.idle
+        };
+        self.deadline.min(Instant::now() + wait)
+    }
+
+    /// Reads one upstream chunk and relays the events it completes.
+    async fn step(&mut self, until: Instant) -> Result<(), Failure> {
+        let next = match timeout_at(until, self.upstream.next()).await {
+            Ok(next) => next,
+            Err(_) if self.saw_finish => {
+                self.finish_without_terminator();
+                return Ok(());
+            }
+            Err(_) => {
+                let message = format!("stream stalled: no event within idle ({:?})", self.idle);
+                return Err(self.fail(Failure::local(FailureClass::Unavailable, message)));
+            }
+        };
+        self.take(next)
+    }
+
+    /// Relays the events completed by one upstream item (a chunk, an error, or the end).
+    fn take(&mut self, next: Option<reqwest::Result<Bytes>>) -> Result<(), Failure> {
+        match next {
+            Some(Ok(chunk)) => {
+                for event in self.sse.push(&chunk) {
+                    self.relay_event(event)?;
+                    if self.done {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Some(Err(error)) => {
+                let message = format!("stream broke: {}", describe_transport(&error));
+                Err(self.fail(Failure::local(FailureClass::Transient, message)))
+            }
+            None => {
+                if let Some(event) = self.sse.finish() {
+                    self.relay_event(event)?;
+                }
+                if self.done {
+                    return Ok(());
+                }
+                if self.saw_finish {
+                    self.finish_without_terminator();
+                    return Ok(());
+                }
+                let message = "stream ended before the answer was complete";
+                Err(self.fail(Failure::local(FailureClass::Transient, message)))
+            }
+        }
+    }
+
+    fn relay_event(&mut self, event: SseEvent) -> Result<(), Failure> {
+        let events = match self.decoder.decode(&event) {
+            Ok(events) => events,
+            Err(ProtocolError::Upstream { kind, message }) => {
+                let failure = Failure::local(
+                    class_of(kind, 200),
+                    format!("upstream error event: {message}"),
+                );
+                return Err(self.fail(failure));
+            }
+            Err(error) => {
+                self.malformed += 1;
+                self.metrics.malformed_event(&self.candidate.target.label);
+                tracing::warn!(target = %self.candidate.target.label, "dropped a malformed stream event: {error}");
+                return Ok(());
+            }
+        };
+        for canonical in &events {
+            match canonical {
+                StreamEvent::Finish { .. } => self.saw_finish = true,
+                StreamEvent::Usage(usage) => {
+                    self.saw_usage = true;
+                    self.usage = Some(*usage);
+                }
+                StreamEvent::Start { .. }
+                | StreamEvent::TextDelta { .. }
+                | StreamEvent::ToolCallStart { .. }
+                | StreamEvent::ToolCallDelta { .. }
+                | StreamEvent::Done => {}
+            }
+        }
+        self.output.write(&event, events);
+        if self.decoder.saw_terminator() {
+            self.done = true;
+            self.record(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// The answer is complete (it has its finish reason) but the upstream did not send
+    /// its terminator: send the caller's terminator ourselves.
+    fn finish_without_terminator(&mut self) {
+        self.output.terminate();
+        self.done = true;
+        self.record(Ok(()));
+    }
+
+    /// Records a failure of the current target and hands it back.
+    fn fail(&mut self, failure: Failure) -> Failure {
+        self.record(Err(failure.class));
+        failure
+    }
+
+    fn record(&mut self, outcome: Result<(), FailureClass>) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let label = &self.candidate.target.label;
+        match outcome {
+            Ok(()) => {
+                permit.record_success();
+                self.metrics.attempt(label, None);
+                if let Some(usage) = &self.usage {
+                    record_usage(&self.metrics, &self.candidate, usage);
+                }
+            }
+            Err(class) => {
+                permit.record_failure(class);
+                self.metrics.attempt(label, Some(class.as_str()));
+            }
+        }
+        tracing::info!(
+            target = %label,
+            outcome = if outcome.is_ok() { "complete" } else { "failed" },
+            input_tokens = self.usage.as_ref().map_or(0, |u| u.input_tokens),
+            output_tokens = self.usage.as_ref().map_or(0, |u| u.output_tokens),
+            malformed_events = self.malformed,
+            "stream ended"
+        );
+    }
+}

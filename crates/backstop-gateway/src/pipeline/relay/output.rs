@@ -1,0 +1,240 @@
+//! What the client receives from a relayed stream: events forwarded as they are
+//! (same protocol) or re-encoded (translation, or after a splice), tool calls held
+//! back until whole, and the bookkeeping a continuation needs (the text delivered,
+//! the stream's id) to splice another target's answer into the same stream.
+
+use backstop_protocol::{write_sse, Protocol, SseEvent, StreamEncoder, StreamEvent};
+use bytes::{Bytes, BytesMut};
+
+/// How events reach the client.
+enum Mode {
+    /// Same protocol: each event's own bytes are forwarded.
+    Passthrough,
+    /// Canonical events re-encoded for the caller.
+    Encode(StreamEncoder),
+}
+
+/// The client side of one relayed stream.
+pub struct Output {
+    mode: Mode,
+    caller: Protocol,
+    client_wants_usage: bool,
+    out: BytesMut,
+    /// Output of a tool call still streaming: released when the call is whole.
+    held: Option<BytesMut>,
+    start: Option<(String, String)>,
+    served_text: String,
+    delivered_deltas: u64,
+    tool_calls: u32,
+    /// After a splice: the continuation's own start is dropped.
+    spliced: bool,
+    /// After a splice whose prefill lost trailing whitespace: trim the continuation's leading whitespace.
+    trim_leading: bool,
+    /// Tokens of the answer delivered before the latest splice, and the original prompt's.
+    earlier_output: u64,
+    original_input: Option<u64>,
+}
+
+impl Output {
+    /// Output in `caller`'s protocol for an upstream speaking `upstream`.
+    pub fn new(caller: Protocol, upstream: Protocol, client_wants_usage: bool) -> Self {
+        let mode = if caller == upstream {
+            Mode::Passthrough
+        } else {
+            Mode::Encode(StreamEncoder::new(caller, client_wants_usage))
+        };
+        Self {
+            mode,
+            caller,
+            client_wants_usage,
+            out: BytesMut::new(),
+            held: None,
+            start: None,
+            served_text: String::new(),
+            delivered_deltas: 0,
+            tool_calls: 0,
+            spliced: false,
+            trim_leading: false,
+            earlier_output: 0,
+            original_input: None,
+        }
+    }
+
+    /// Bytes ready for the client.
+    pub fn ready(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes the bytes ready for the client.
+    pub fn take(&mut self) -> Bytes {
+        self.out.split().freeze()
+    }
+
+    /// Whole tool calls already delivered.
+    pub fn tool_calls(&self) -> u32 {
+        self.tool_calls
+    }
+
+    /// Writes one upstream event (`raw`) that decoded to `events`.
+    pub fn write(&mut self, raw: &SseEvent, mut events: Vec<StreamEvent>) {
+        if self.spliced {
+            self.adapt_continuation(&mut events);
+            if events.is_empty() {
+                return;
+            }
+        }
+        for event in &events {
+            match event {
+                StreamEvent::Start { id, model } if self.start.is_none() => {
+                    self.start = Some((id.clone(), model.clone()));
+                }
+                StreamEvent::Usage(usage)
+                    if self.original_input.is_none() && usage.input_tokens > 0 =>
+                {
+                    self.original_input = Some(usage.input_tokens);
+                }
+                _ => {}
+            }
+        }
+        let closes_call = events.iter().any(|e| {
+            matches!(
+                e,
+                StreamEvent::TextDelta { .. }
+                    | StreamEvent::Finish { .. }
+                    | StreamEvent::Done
+                    | StreamEvent::ToolCallStart { .. }
+            )
+        });
+        if closes_call {
+            self.release_held();
+        }
+        let opens_call = events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::ToolCallStart { .. }));
+        let mut chunk = BytesMut::new();
+        match &mut self.mode {
+            Mode::Passthrough => {
+                let usage_only =
+                    !events.is_empty() && events.iter().all(|e| matches!(e, StreamEvent::Usage(_)));
+                if !usage_only || self.client_wants_usage {
+                    write_sse(&mut chunk, raw.event.as_deref(), &raw.data);
+                }
+            }
+            Mode::Encode(encoder) => {
+                for event in &events {
+                    encoder.encode(event, &mut chunk);
+                }
+            }
+        }
+        match &mut self.held {
+            Some(held) => held.extend_from_slice(&chunk),
+            None if opens_call => self.held = Some(chunk),
+            None => {
+                self.out.extend_from_slice(&chunk);
+                for event in &events {
+                    if let StreamEvent::TextDelta { text } = event {
+                        self.served_text.push_str(text);
+                        self.delivered_deltas += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.out.extend_from_slice(&held);
+            self.tool_calls += 1;
+        }
+    }
+
+    /// The continuation's events, fitted to the stream already delivered: no second
+    /// start, no whitespace doubled at the seam, usage of the whole answer.
+    fn adapt_continuation(&mut self, events: &mut Vec<StreamEvent>) {
+        events.retain(|e| !matches!(e, StreamEvent::Start { .. }));
+        for event in events.iter_mut() {
+            match event {
+                StreamEvent::TextDelta { text } if self.trim_leading => {
+                    let trimmed = text.trim_start();
+                    if !trimmed.is_empty() {
+                        self.trim_leading = false;
+                    }
+                    *text = trimmed.to_string();
+                }
+                StreamEvent::Usage(usage) => {
+                    usage.output_tokens += self.earlier_output;
+                    usage.input_tokens = self.original_input.unwrap_or(usage.input_tokens);
+                }
+                _ => {}
+            }
+        }
+        events.retain(|e| !matches!(e, StreamEvent::TextDelta { text } if text.is_empty()));
+    }
+
+    /// The text to continue from, without trailing whitespace (which providers refuse in a
+    /// prefill), and whether any was cut.
+    pub fn prefill(&self) -> (&str, bool) {
+        let trimmed = self.served_text.trim_end();
+        (trimmed, trimmed.len() != self.served_text.len())
+    }
+
+    /// Output tokens delivered so far, as far as they are known.
+    pub fn delivered_tokens(&self) -> u64 {
+        self.delivered_deltas
+    }
+
+    /// Prepares to splice another target's answer into this stream: a tool call still
+    /// streaming is dropped (the continuation sends it whole), and events are re-encoded
+    /// from now on, by an encoder that has seen what the client has.
+    pub fn splice(&mut self, trimmed_whitespace: bool, earlier_output: u64) {
+        self.held = None;
+        if let Mode::Passthrough = self.mode {
+            let mut encoder = StreamEncoder::new(self.caller, self.client_wants_usage);
+            let mut seen = BytesMut::new();
+            let (id, model) = self.start.clone().unwrap_or_default();
+            encoder.encode(&StreamEvent::Start { id, model }, &mut seen);
+            if !self.served_text.is_empty() {
+                encoder.encode(
+                    &StreamEvent::TextDelta {
+                        text: self.served_text.clone(),
+                    },
+                    &mut seen,
+                );
+            }
+            self.mode = Mode::Encode(encoder);
+        }
+        self.spliced = true;
+        self.trim_leading = trimmed_whitespace;
+        self.earlier_output = earlier_output;
+    }
+
+    /// The answer has its finish reason but the upstream sent no terminator: send the caller's.
+    pub fn terminate(&mut self) {
+        self.release_held();
+        match &mut self.mode {
+            Mode::Passthrough => match self.caller {
+                Protocol::OpenAi => write_sse(&mut self.out, None, "[DONE]"),
+                Protocol::Anthropic => write_sse(
+                    &mut self.out,
+                    Some("message_stop"),
+                    r#"{"type":"message_stop"}"#,
+                ),
+                Protocol::Gemini => {}
+            },
+            Mode::Encode(encoder) => encoder.encode(&StreamEvent::Done, &mut self.out),
+        }
+    }
+
+    /// Ends the stream with an error event in the caller's protocol (never a finish).
+    pub fn fail(&mut self, message: &str) {
+        self.held = None;
+        match &mut self.mode {
+            Mode::Encode(encoder) => encoder.encode_error("api_error", message, &mut self.out),
+            Mode::Passthrough => StreamEncoder::new(self.caller, false).encode_error(
+                "api_error",
+                message,
+                &mut self.out,
+            ),
+        }
+    }
+}
