@@ -86,6 +86,7 @@ pub struct Metrics {
     ttfb: Family<TargetLabel, Histogram, LatencyHistogram>,
     malformed: Family<TargetLabel, Counter>,
     rescues: Family<RescueLabels, Counter>,
+    hedges: Family<TargetLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,7 +173,14 @@ impl Metrics {
             "Streams broken after their first byte, by the target that broke and whether another continued them",
             rescues.clone(),
         );
+        let hedges = Family::default();
+        registry.register(
+            "hedges",
+            "Hedged requests sent because a target was slow to its first byte",
+            hedges.clone(),
+        );
         Self {
+            hedges,
             rescues,
             registry,
             requests,
@@ -275,6 +283,11 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// A hedge was sent because `target` had no first byte after the hedge delay.
+    pub fn hedge(&self, target: &str) {
+        self.hedges.get_or_create(&target_label(target)).inc();
+    }
+
     /// A stream broke after its first byte: `outcome` is `continued` or `failed`.
     pub fn rescue(&self, target: &str, outcome: &str) {
         let labels = RescueLabels {

@@ -7,6 +7,7 @@ mod classify;
 mod events;
 mod failure;
 mod gateway;
+mod hedge;
 mod inject;
 mod plan;
 mod relay;

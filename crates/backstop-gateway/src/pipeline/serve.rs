@@ -2,8 +2,9 @@
 //! candidate: breaker permit, send, classify, then retry the same target (backoff,
 //! server hint, retry budget), move on, or stop; the first good answer is committed.
 
-use super::attempt::{attempt, upstream_error_for_caller, AttemptError};
+use super::attempt::{upstream_error_for_caller, AttemptError};
 use super::failure::Failure;
+use super::hedge::race;
 use super::plan::{self, Candidate};
 use super::request::ClientRequest;
 use super::Gateway;
@@ -133,9 +134,11 @@ impl Gateway {
             };
             tally.attempts += 1;
             tally.last_target = Some(label.clone());
-            let failure = match attempt(self, request, candidate, later, permit, deadline).await {
+            let raced = race(self, request, candidate, later, permit, deadline).await;
+            tally.attempts += u32::from(raced.hedged);
+            let failure = match raced.result {
                 Ok(mut response) => {
-                    meta_of(candidate, tally.attempts).apply(response.headers_mut());
+                    meta_of(raced.candidate, tally.attempts).apply(response.headers_mut());
                     return Some(Ok(response));
                 }
                 Err(AttemptError::Unsendable(error)) => {
