@@ -217,9 +217,10 @@ impl Relay {
         let from = self.candidate.target.label.clone();
         let kind = continuation.candidate.target.provider.kind;
         let trimmed = self.output.prefill().1;
+        let delivered = self.output.delivered_tokens();
         let earlier = self
             .usage
-            .map_or(self.output.delivered_tokens(), |u| u.output_tokens);
+            .map_or(delivered, |u| u.output_tokens.max(delivered));
         self.output.splice(trimmed, earlier);
         self.upstream = continuation.response.bytes_stream().boxed();
         self.sse = SseDecoder::new();
