@@ -111,31 +111,35 @@ impl Output {
         let opens_call = events
             .iter()
             .any(|e| matches!(e, StreamEvent::ToolCallStart { .. }));
-        let mut chunk = BytesMut::new();
+        let delivered = self.held.is_none() && !opens_call;
+        let mut opened = BytesMut::new();
+        let sink = match (&mut self.held, opens_call) {
+            (Some(held), _) => held,
+            (None, true) => &mut opened,
+            (None, false) => &mut self.out,
+        };
         match &mut self.mode {
             Mode::Passthrough => {
                 let usage_only =
                     !events.is_empty() && events.iter().all(|e| matches!(e, StreamEvent::Usage(_)));
                 if !usage_only || self.client_wants_usage {
-                    write_sse(&mut chunk, raw.event.as_deref(), &raw.data);
+                    write_sse(sink, raw.event.as_deref(), &raw.data);
                 }
             }
             Mode::Encode(encoder) => {
                 for event in &events {
-                    encoder.encode(event, &mut chunk);
+                    encoder.encode(event, sink);
                 }
             }
         }
-        match &mut self.held {
-            Some(held) => held.extend_from_slice(&chunk),
-            None if opens_call => self.held = Some(chunk),
-            None => {
-                self.out.extend_from_slice(&chunk);
-                for event in &events {
-                    if let StreamEvent::TextDelta { text } = event {
-                        self.served_text.push_str(text);
-                        self.delivered_deltas += 1;
-                    }
+        if opens_call && self.held.is_none() {
+            self.held = Some(opened);
+        }
+        if delivered {
+            for event in &events {
+                if let StreamEvent::TextDelta { text } = event {
+                    self.served_text.push_str(text);
+                    self.delivered_deltas += 1;
                 }
             }
         }
