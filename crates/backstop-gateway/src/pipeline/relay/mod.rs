@@ -37,6 +37,12 @@ const TAIL_GRACE: Duration = Duration::from_millis(500);
 /// arrived (see [`Relay::gather_ready`]).
 const GATHER_LIMIT: usize = 32 * 1024;
 
+/// Scheduler turns given to hyper's connection task to hand over a chunk it already holds.
+/// Measured with 60-event streams from the mock: one turn gathered under 0.1% of the waiting
+/// events (a 60-event stream still took 60 client writes), two gathered 98% (one write per
+/// stream, gateway CPU per stream 520 -> 220 us), more gained nothing.
+const GATHER_TURNS: u32 = 2;
+
 /// One upstream stream being relayed (and, after a rescue, its continuation).
 pub struct Relay {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -151,18 +157,29 @@ impl Relay {
     /// hyper's client hands a response body over from its connection task one chunk (here:
     /// one event) at a time, so without this every event became its own write to the client
     /// (a syscall, a TCP segment and a wake-up of the reader per event: a 60-event stream cost
-    /// 64 writes through the gateway against 5 from the mock). Yielding once lets that task
-    /// pass on the next chunk it already holds; nothing waits for data that has not arrived.
+    /// 64 writes through the gateway against 5 from the mock). Yielding lets that task pass
+    /// on the next chunk it already holds; nothing waits for data that has not arrived.
     async fn gather_ready(&mut self) {
         while !self.done && self.output.ready() < GATHER_LIMIT {
-            tokio::task::yield_now().await;
-            let Some(next) = self.upstream.next().now_or_never() else {
+            let Some(next) = self.arrived().await else {
                 return;
             };
             if let Err(failure) = self.take(next) {
                 self.recover(failure).await;
             }
         }
+    }
+
+    /// The next upstream item if it has already arrived: it becomes ready within
+    /// [`GATHER_TURNS`] scheduler turns, or `None`.
+    async fn arrived(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+        for _ in 0..GATHER_TURNS {
+            tokio::task::yield_now().await;
+            if let Some(next) = self.upstream.next().now_or_never() {
+                return Some(next);
+            }
+        }
+        None
     }
 
     /// After the first byte: continue the answer on another target, or end the stream
