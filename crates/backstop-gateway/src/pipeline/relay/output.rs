@@ -135,6 +135,12 @@ impl Output {
         if opens_call && self.held.is_none() {
             self.held = Some(opened);
         }
+        let ends_answer = events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Finish { .. } | StreamEvent::Done));
+        if opens_call && ends_answer {
+            self.release_held();
+        }
         if delivered {
             for event in &events {
                 if let StreamEvent::TextDelta { text } = event {
@@ -240,5 +246,109 @@ impl Output {
                 &mut self.out,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backstop_protocol::FinishReason;
+
+    fn raw() -> SseEvent {
+        SseEvent {
+            event: None,
+            data: "{}".into(),
+        }
+    }
+
+    fn call(index: u32) -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::ToolCallStart {
+                index,
+                id: format!("call_{index}"),
+                name: "f".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index,
+                arguments: "{\"a\":".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_tool_call_is_held_until_whole() {
+        let mut output = Output::new(Protocol::OpenAi, Protocol::Anthropic, false);
+        output.write(
+            &raw(),
+            vec![StreamEvent::Start {
+                id: "s".into(),
+                model: "m".into(),
+            }],
+        );
+        let before = output.take();
+        output.write(&raw(), call(0));
+        assert_eq!(output.ready(), 0, "held while streaming");
+        output.write(
+            &raw(),
+            vec![StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "1}".into(),
+            }],
+        );
+        assert_eq!(output.ready(), 0);
+        output.write(
+            &raw(),
+            vec![StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+            }],
+        );
+        assert!(output.ready() > 0);
+        assert_eq!(output.tool_calls(), 1);
+        assert!(!before.is_empty());
+    }
+
+    #[test]
+    fn a_whole_tool_call_in_one_event_is_delivered() {
+        let mut output = Output::new(Protocol::OpenAi, Protocol::Gemini, false);
+        let mut events = call(0);
+        events.push(StreamEvent::Finish {
+            reason: FinishReason::ToolCalls,
+        });
+        events.push(StreamEvent::Done);
+        output.write(&raw(), events);
+        assert!(output.ready() > 0);
+        assert_eq!(output.tool_calls(), 1);
+    }
+
+    #[test]
+    fn a_held_call_is_dropped_by_a_splice() {
+        let mut output = Output::new(Protocol::OpenAi, Protocol::OpenAi, false);
+        output.write(
+            &raw(),
+            vec![StreamEvent::TextDelta {
+                text: "Hello ".into(),
+            }],
+        );
+        output.take();
+        output.write(&raw(), call(0));
+        assert_eq!(output.prefill(), ("Hello", true));
+        output.splice(true, 1);
+        output.write(
+            &raw(),
+            vec![
+                StreamEvent::Start {
+                    id: "other".into(),
+                    model: "x".into(),
+                },
+                StreamEvent::TextDelta {
+                    text: " world".into(),
+                },
+            ],
+        );
+        let text = String::from_utf8(output.take().to_vec()).unwrap();
+        assert!(
+            text.contains("\"world\"") && !text.contains("other") && !text.contains("call_0"),
+            "{text}"
+        );
     }
 }
