@@ -21,7 +21,11 @@ fallbacks = ["backup"]
 #[tokio::test]
 async fn a_slow_first_byte_is_hedged_and_the_first_answer_wins() {
     let s = setup(HEDGED).await;
-    fault(&s.primary, json!({"kind": "delay_headers", "delay": "1500ms"})).await;
+    fault(
+        &s.primary,
+        json!({"kind": "delay_headers", "delay": "1500ms"}),
+    )
+    .await;
     fault(
         &s.secondary,
         json!({"kind": "delay_headers", "delay": "1500ms"}),

@@ -170,7 +170,10 @@ async fn an_openai_stream_is_rescued_by_an_anthropic_target() {
     assert_eq!(content, full_answer());
     assert_eq!(finishes, vec!["stop"]);
     assert!(errors.is_empty());
-    assert_eq!(s.secondary.requests()[0].route, backstop_mock::Route::Anthropic);
+    assert_eq!(
+        s.secondary.requests()[0].route,
+        backstop_mock::Route::Anthropic
+    );
 }
 
 #[tokio::test]
