@@ -281,3 +281,14 @@ async fn a_buffered_stream_restarts_cleanly_on_the_fallback() {
         "a clean restart, no prefill"
     );
 }
+
+#[tokio::test]
+async fn a_stream_that_ends_without_its_terminator_is_continued() {
+    let s = setup(RESCUE).await;
+    fault(&s.primary, json!({"kind": "end_after", "events": 33})).await;
+    let (content, finishes, errors, _) = openai_stream(&s.ask_text("rescued", true).await);
+    assert_eq!(content, full_answer());
+    assert_eq!(finishes, vec!["stop"]);
+    assert!(errors.is_empty());
+    assert_eq!(s.primary.requests()[0].outcome, "ended after 33");
+}

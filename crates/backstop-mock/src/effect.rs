@@ -40,6 +40,8 @@ pub(crate) enum StreamFault {
     SlowStream(Duration),
     /// Drop the connection after this many events.
     CutAfter(usize),
+    /// End the body cleanly after this many events, with no finish and no terminator.
+    EndAfter(usize),
     /// Go silent after `after` events for `duration`.
     Stall {
         /// Events sent before the stall.

@@ -157,6 +157,11 @@ pub enum FaultKind {
         /// Events sent before the cut.
         events: usize,
     },
+    /// Send `events` stream events, then end the body cleanly, with no finish and no terminator.
+    EndAfter {
+        /// Events sent before the end.
+        events: usize,
+    },
     /// After `after` events, stay silent for `duration` with the connection open, then go on.
     Stall {
         /// Events sent before the stall.
@@ -220,6 +225,7 @@ impl FaultKind {
             }
             FaultKind::SlowStream { delay } => Effect::Deliver(StreamFault::SlowStream(*delay)),
             FaultKind::CutAfter { events } => Effect::Deliver(StreamFault::CutAfter(*events)),
+            FaultKind::EndAfter { events } => Effect::Deliver(StreamFault::EndAfter(*events)),
             FaultKind::Stall { after, duration } => Effect::Deliver(StreamFault::Stall {
                 after: *after,
                 duration: *duration,
@@ -262,6 +268,7 @@ impl FaultKind {
             FaultKind::SlowFirstToken { .. } => "slow_first_token",
             FaultKind::SlowStream { .. } => "slow_stream",
             FaultKind::CutAfter { .. } => "cut_after",
+            FaultKind::EndAfter { .. } => "end_after",
             FaultKind::Stall { .. } => "stall",
             FaultKind::MalformedEvent { .. } => "malformed_event",
             FaultKind::ErrorEvent { .. } => "error_event",

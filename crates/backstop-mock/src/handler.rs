@@ -304,6 +304,11 @@ fn non_stream_fault(
         }
         StreamFault::Stall { duration, .. } => (Some(duration), false),
         StreamFault::CutAfter(_) => (None, true),
+        StreamFault::EndAfter(_) => {
+            let truncated = body.slice(..body.len() / 2);
+            guard.finish("ended after 0");
+            return respond(200, JSON, &extra, Body::from(truncated));
+        }
         StreamFault::MalformedEvent(_) => {
             let truncated = body.slice(..body.len() / 2);
             guard.finish("malformed body");

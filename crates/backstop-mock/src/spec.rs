@@ -148,7 +148,7 @@ impl FaultSpec {
             "status" => &["status", "retry_after"],
             "rate_limit" => &["retry_after"],
             "delay_headers" | "slow_first_token" | "slow_stream" => &["delay"],
-            "cut_after" => &["events"],
+            "cut_after" | "end_after" => &["events"],
             "stall" => &["after", "for"],
             "malformed_event" | "error_event" => &["at"],
             "wrong_model" => &["name"],
@@ -194,6 +194,9 @@ impl FaultSpec {
             "slow_stream" => FaultKind::SlowStream {
                 delay: duration_key(self.delay, "delay", k)?,
             },
+            "end_after" => FaultKind::EndAfter {
+                events: need(self.events, "events", k)?,
+            },
             "cut_after" => FaultKind::CutAfter {
                 events: need(self.events, "events", k)?,
             },
@@ -223,7 +226,7 @@ impl FaultSpec {
 }
 
 /// Every `kind` a script may use.
-pub(crate) const KINDS: [&str; 21] = [
+pub(crate) const KINDS: [&str; 22] = [
     "status",
     "rate_limit",
     "overloaded",
@@ -239,6 +242,7 @@ pub(crate) const KINDS: [&str; 21] = [
     "slow_first_token",
     "slow_stream",
     "cut_after",
+    "end_after",
     "stall",
     "malformed_event",
     "error_event",
@@ -299,7 +303,9 @@ impl From<Fault> for FaultSpec {
             | FaultKind::SlowStream { delay } => {
                 spec.delay = Some(format_duration(delay));
             }
-            FaultKind::CutAfter { events } => spec.events = Some(events),
+            FaultKind::CutAfter { events } | FaultKind::EndAfter { events } => {
+                spec.events = Some(events)
+            }
             FaultKind::Stall { after, duration } => {
                 spec.after = Some(after);
                 spec.for_ = Some(format_duration(duration));
@@ -397,7 +403,7 @@ mod tests {
                 "delay_headers" | "slow_first_token" | "slow_stream" => {
                     value["delay"] = json!("1s")
                 }
-                "cut_after" => value["events"] = json!(3),
+                "cut_after" | "end_after" => value["events"] = json!(3),
                 "stall" => {
                     value["after"] = json!(1);
                     value["for"] = json!("1m");

@@ -39,6 +39,7 @@ pub(crate) struct Delivery {
     first_delay: Option<Duration>,
     per_event: Option<Duration>,
     cut_after: Option<usize>,
+    end_after: Option<usize>,
     stall: Option<(usize, Duration)>,
     /// The index of the event replaced by invalid JSON, and that frame.
     malformed: Option<(usize, Bytes)>,
@@ -56,6 +57,7 @@ impl Delivery {
             Some(StreamFault::SlowFirstToken(delay)) => d.first_delay = Some(delay),
             Some(StreamFault::SlowStream(delay)) => d.per_event = Some(delay),
             Some(StreamFault::CutAfter(events)) => d.cut_after = Some(events),
+            Some(StreamFault::EndAfter(events)) => d.end_after = Some(events),
             Some(StreamFault::Stall { after, duration }) => d.stall = Some((after, duration)),
             Some(StreamFault::MalformedEvent(at)) => d.malformed = Some((at, frames.malformed())),
             Some(StreamFault::ErrorEvent(at)) => {
@@ -116,6 +118,13 @@ async fn next(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
             st.guard.finish(format!("cut after {}", st.sent));
             st.finished = true;
             return Some((Err(cut_error()), st));
+        }
+    }
+    if let Some(n) = st.delivery.end_after {
+        if st.sent >= n || st.queue.is_empty() {
+            st.guard.finish(format!("ended after {}", st.sent));
+            st.finished = true;
+            return None;
         }
     }
     if let Some((at, frame)) = &st.delivery.error_event {

@@ -157,6 +157,30 @@ async fn cut_after_drops_the_stream_without_terminator() {
     assert!(resp.bytes().await.is_err());
 }
 
+#[tokio::test]
+async fn end_after_closes_the_stream_cleanly_without_finish_or_terminator() {
+    let h = Harness::start().await;
+    h.mock
+        .add_fault(Fault::new(FaultKind::EndAfter { events: 5 }).count(2));
+    let (text, clean, _) = drain(h.openai(streaming_chat()).await).await;
+    assert!(clean, "the body ends cleanly");
+    assert_eq!(sse_data(&text).len(), 5);
+    assert!(!text.contains("[DONE]") && !text.contains("\"finish_reason\":\"stop\""));
+    let (text, clean, _) = drain(h.anthropic(streamed(messages("claude"))).await).await;
+    assert!(clean);
+    assert_eq!(sse_events(&text).len(), 5);
+    assert!(!text.contains("message_stop"));
+    assert_eq!(h.mock.requests()[0].outcome, "ended after 5");
+    h.mock
+        .add_fault(Fault::new(FaultKind::EndAfter { events: 0 }).count(1));
+    let resp = h.openai(chat("m")).await;
+    let body = resp.bytes().await.unwrap();
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&body).is_err(),
+        "half a body"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn stall_goes_silent_after_n_events_then_resumes() {
     let h = Harness::start().await;
