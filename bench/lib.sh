@@ -1,0 +1,110 @@
+# Shared helpers for the benchmark scripts (sourced, not run): the release build, starting
+# mocks and a gateway on free loopback ports, running oha and reading its JSON report,
+# and reading a process's CPU time and RSS from /proc.
+# shellcheck shell=bash
+
+BIN=target/release/backstop
+HZ=$(getconf CLK_TCK)
+PIDS=()
+WORK=$(mktemp -d)
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Installs oha (the load generator) when it is missing; it compiles for several minutes.
+need_tools() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v oha >/dev/null; then
+    echo "oha is missing: cargo install oha --locked (compiles for a few minutes)" >&2
+    cargo install oha --locked --quiet
+  fi
+  command -v jq >/dev/null || { echo "jq is needed: apt-get install -y jq" >&2; exit 1; }
+}
+
+build_release() {
+  cargo build --release --quiet --bin backstop
+}
+
+# wait_listening FILE: prints the URL from the "listening on URL" line the process writes.
+wait_listening() {
+  local i
+  for i in $(seq 100); do
+    if grep -q "listening on" "$1" 2>/dev/null; then
+      sed -n 's/.*listening on //p' "$1" | head -1
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "no 'listening on' line in $1 after 10 s" >&2
+  return 1
+}
+
+# start_mock NAME [SCRIPT]: starts `backstop mock`; sets NAME_URL and NAME_PID.
+start_mock() {
+  local name=$1 script=${2:-}
+  local args=(mock --listen 127.0.0.1:0)
+  [ -n "$script" ] && args+=(--script "$script")
+  "$BIN" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  local pid=$!
+  PIDS+=("$pid")
+  printf -v "${name}_PID" '%s' "$pid"
+  printf -v "${name}_URL" '%s' "$(wait_listening "$WORK/$name.out")"
+}
+
+# start_gateway CONFIG: starts `backstop serve`; sets GW_URL and GW_PID.
+start_gateway() {
+  RUST_LOG=${GW_LOG:-error} "$BIN" serve --config "$1" --listen 127.0.0.1:0 \
+    >"$WORK/gw.out" 2>"$WORK/gw.err" &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  GW_URL=$(wait_listening "$WORK/gw.out")
+}
+
+# body STREAM: a small OpenAI chat request for the public model "gpt".
+body() {
+  printf '{"model":"gpt","stream":%s,"messages":[{"role":"user","content":"Say hello"}]}' "$1"
+}
+
+# load OUT STREAM URL OHA-ARGS...: one oha run against URL/v1/chat/completions, JSON report in OUT.
+load() {
+  local out=$1 stream=$2 url=$3
+  shift 3
+  local TIMEFORMAT='%U %S'
+  { time oha --no-tui --output-format json -m POST -T application/json -d "$(body "$stream")" \
+    "$@" "$url/v1/chat/completions" >"$out" 2>"$out.err"; } 2>"$out.time"
+}
+# oha_ticks REPORT: CPU time oha itself used for that run, in clock ticks.
+oha_ticks() { awk -v hz="$HZ" '{ printf "%d", ($1 + $2) * hz }' "$1.time"; }
+# busy_ticks: CPU time used by everything on the machine so far (all cores), in clock ticks.
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+# Fields of an oha JSON report. Latencies are printed in milliseconds.
+rps() { jq -r '.summary.requestsPerSec' "$1"; }
+total() { jq -r '[.statusCodeDistribution[]] | add // 0' "$1"; }
+ok_count() { jq -r '.statusCodeDistribution["200"] // 0' "$1"; }
+errors() { jq -r '([.errorDistribution[]] | add // 0) + (([.statusCodeDistribution[]] | add // 0) - (.statusCodeDistribution["200"] // 0))' "$1"; }
+pct_ms() { jq -r --arg p "$2" '.latencyPercentiles[$p] * 1000' "$1"; }
+size_per_request() { jq -r '.summary.sizePerRequest // 0' "$1"; }
+
+# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# rss_mb PID / hwm_mb PID: resident set size now / at its peak, in MB.
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# calc EXPR: floating-point arithmetic with awk.
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+# verdict OK-EXPR: "ok" or "MISSED".
+verdict() { if awk "BEGIN { exit !($1) }"; then echo ok; else echo MISSED; fi; }
+
+# quiet_check: warns when other processes keep the machine busy (they skew every figure).
+quiet_check() {
+  local b; b=$(busy_ticks); sleep 2
+  local used=$(($(busy_ticks) - b))
+  if [ "$used" -gt $((HZ / 5)) ]; then
+    echo "warning: other processes used $((50 * used / HZ))% of a core while idle; figures will be skewed" >&2
+  fi
+}
