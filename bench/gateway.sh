@@ -49,7 +49,8 @@ measure() {
   load "$out" "$stream" "$url" "$@"
   g=$(($(cpu_ticks "$GW_PID") - g)); m=$(($(cpu_ticks "$MOCK_PID") - m)); b=$(($(busy_ticks) - b))
   local o; o=$(oha_ticks "$out")
-  echo "$g $m $o $((b - g - m - o))" >"$out.ticks"
+  local rest=$((b - g - m - o)) # /proc/stat is tick-sampled: only meaningful on a busy machine
+  echo "$g $m $o $((rest > 0 ? rest : 0))" >"$out.ticks"
   row "$label" "$out"
 }
 # cpu_us REPORT FIELD: CPU per request of the gateway (1), mock (2), oha (3), the rest (4).
