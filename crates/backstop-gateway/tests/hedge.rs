@@ -84,3 +84,27 @@ async fn no_hedge_without_the_setting() {
     assert_eq!(response.headers()["x-backstop-attempts"], "1");
     assert_eq!(s.secondary.requests().len(), 0);
 }
+
+#[tokio::test]
+async fn a_percentile_delay_is_learned_from_the_targets_time_to_first_byte() {
+    let s = setup(
+        "[models.learned]\ntargets = [{ provider = \"primary\", model = \"l\" }]\nfallbacks = [\"backup\"]\nhedge = { delay = \"p90\" }\n",
+    )
+    .await;
+    for _ in 0..25 {
+        assert_eq!(s.ask("learned", false).await.status(), 200);
+    }
+    fault(
+        &s.primary,
+        json!({"kind": "delay_headers", "delay": "1500ms"}),
+    )
+    .await;
+    let started = Instant::now();
+    let response = s.ask("learned", false).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "hedged after the learned p90"
+    );
+    assert_eq!(response.headers()["x-backstop-model"], "backup");
+    assert_eq!(response.headers()["x-backstop-attempts"], "2");
+}
