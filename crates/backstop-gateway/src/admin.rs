@@ -5,7 +5,7 @@
 use crate::config::parse_duration;
 use crate::http::{ApiError, ErrorKind};
 use crate::pipeline::{Gateway, InjectedFault, InjectedKind};
-use crate::routes::constant_time_eq;
+use crate::routes::{constant_time_eq, presented_key};
 use crate::status;
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
@@ -46,18 +46,9 @@ async fn require_admin_key(
     else {
         return next.run(request).await;
     };
-    let headers = request.headers();
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        });
+    let presented = presented_key(request.headers());
     match presented {
-        Some(given) if constant_time_eq(key.expose(), given.trim()) => next.run(request).await,
+        Some(given) if constant_time_eq(key.expose(), given) => next.run(request).await,
         Some(_) => admin_error(ErrorKind::Unauthorized, "invalid admin key"),
         None => admin_error(
             ErrorKind::Unauthorized,

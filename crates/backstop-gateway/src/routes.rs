@@ -82,23 +82,27 @@ async fn read_limited(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> 
         })
 }
 
+/// The key a caller presents: `x-api-key: K` or `Authorization: Bearer K`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = || {
+        let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+    };
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(bearer)
+        .map(str::trim)
+}
+
 /// Accepts `Authorization: Bearer K` or `x-api-key: K` when client keys are configured.
 fn check_client_key(auth: Option<&Auth>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(auth) = auth.filter(|auth| !auth.client_keys.is_empty()) else {
         return Ok(());
     };
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-        });
+    let presented = presented_key(headers);
     match presented {
         None => Err(ApiError::new(
             ErrorKind::Unauthorized,

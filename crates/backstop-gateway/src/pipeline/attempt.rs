@@ -8,6 +8,7 @@ use super::relay::Relay;
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
 use super::Gateway;
+use crate::config::Target;
 use crate::http::ApiError;
 use crate::metrics::Metrics;
 use axum::body::Body;
@@ -65,32 +66,27 @@ pub async fn attempt(
     }
 }
 
-/// The call itself. The permit is taken out of `permit` once the outcome is recorded
-/// (a success, or a stream handed to the relay); on an error it is left for the caller.
-async fn exchange(
-    gateway: &Arc<Gateway>,
-    request: &Arc<ClientRequest>,
-    candidate: &Candidate,
-    later: &[Candidate],
+/// Sends `body` to `target` and waits for its response headers until `first_byte_deadline`.
+/// An operator's injected fault plays out instead of the call; a non-2xx answer is read and
+/// classified. Shared by attempts and stream continuations.
+pub async fn send(
+    gateway: &Gateway,
+    request: &ClientRequest,
+    target: &Target,
+    stream: bool,
     body: Bytes,
-    permit: &mut Option<Permit>,
-    deadline: Instant,
-) -> Result<Response, Failure> {
-    let target = &candidate.target;
-    let stream = request.envelope.stream;
-    let first_byte = gateway.config().timeouts.first_byte;
-    let started = Instant::now();
-    let first_byte_deadline = deadline.min(started + first_byte);
+    first_byte_deadline: Instant,
+) -> Result<reqwest::Response, Failure> {
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte_deadline).await);
     }
-    let send = gateway
+    let call = gateway
         .client()
         .request(target, stream, body, request.protocol, &request.headers)
         .send();
-    let response = match timeout_at(first_byte_deadline, send).await {
+    let response = match timeout_at(first_byte_deadline, call).await {
         Err(_) => {
-            let message = format!("no response within first_byte ({first_byte:?})");
+            let message = "no response headers before the first_byte timeout";
             return Err(Failure::local(FailureClass::Unavailable, message));
         }
         Ok(Err(error)) => {
@@ -104,6 +100,25 @@ async fn exchange(
     if !response.status().is_success() {
         return Err(upstream_failure(target.provider.kind, response, first_byte_deadline).await);
     }
+    Ok(response)
+}
+
+/// The call itself. The permit is taken out of `permit` once the outcome is recorded
+/// (a success, or a stream handed to the relay); on an error it is left for the caller.
+async fn exchange(
+    gateway: &Arc<Gateway>,
+    request: &Arc<ClientRequest>,
+    candidate: &Candidate,
+    later: &[Candidate],
+    body: Bytes,
+    permit: &mut Option<Permit>,
+    deadline: Instant,
+) -> Result<Response, Failure> {
+    let target = &candidate.target;
+    let stream = request.envelope.stream;
+    let started = Instant::now();
+    let first_byte_deadline = deadline.min(started + gateway.config().timeouts.first_byte);
+    let response = send(gateway, request, target, stream, body, first_byte_deadline).await?;
     if stream {
         let Some(permit) = permit.take() else {
             return Err(Failure::local(
@@ -231,7 +246,7 @@ async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result
 }
 
 /// Reads and classifies a non-2xx upstream answer.
-pub async fn upstream_failure(
+async fn upstream_failure(
     kind: Protocol,
     response: reqwest::Response,
     deadline: Instant,

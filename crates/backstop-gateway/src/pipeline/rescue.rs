@@ -6,8 +6,8 @@
 //! the provider's default, and never a target that has rejected one before (learned at
 //! run time). A rejection is never shown to the client: it only moves on.
 
-use super::attempt::upstream_failure;
-use super::failure::{describe_transport, Failure};
+use super::attempt::send;
+use super::failure::Failure;
 use super::plan::Candidate;
 use super::request::ClientRequest;
 use super::Gateway;
@@ -17,7 +17,7 @@ use backstop_protocol::{ContentPart, Message, Role};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 /// What a stream needs to be continued elsewhere.
 pub struct RescueContext {
@@ -123,44 +123,15 @@ impl RescueContext {
         let first_byte_deadline = self
             .deadline
             .min(Instant::now() + self.gateway.config().timeouts.first_byte);
-        if let Some(fault) = self.gateway.injected(&candidate.target.label) {
-            return Err(fault.play(first_byte_deadline).await);
-        }
-        let send = self
-            .gateway
-            .client()
-            .request(
-                &candidate.target,
-                true,
-                body,
-                self.request.protocol,
-                &self.request.headers,
-            )
-            .send();
-        let response = match timeout_at(first_byte_deadline, send).await {
-            Err(_) => {
-                return Err(Failure::local(
-                    FailureClass::Unavailable,
-                    "no response within first_byte",
-                ))
-            }
-            Ok(Err(error)) => {
-                return Err(Failure::local(
-                    FailureClass::Transient,
-                    describe_transport(&error),
-                ))
-            }
-            Ok(Ok(response)) => response,
-        };
-        if !response.status().is_success() {
-            return Err(upstream_failure(
-                candidate.target.provider.kind,
-                response,
-                first_byte_deadline,
-            )
-            .await);
-        }
-        Ok(response)
+        send(
+            &self.gateway,
+            &self.request,
+            &candidate.target,
+            true,
+            body,
+            first_byte_deadline,
+        )
+        .await
     }
 
     /// The continuation request: the client's request with the delivered text as a
