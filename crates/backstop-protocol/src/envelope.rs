@@ -368,10 +368,16 @@ mod stream_usage_tests {
     fn asks_for_stream_usage_without_touching_the_rest() {
         let body = br#" {"model":"m","stream":true}"#;
         let out = with_stream_usage(body).unwrap();
-        assert_eq!(&out[..], br#" {"stream_options":{"include_usage":true},"model":"m","stream":true}"#);
+        assert_eq!(
+            &out[..],
+            br#" {"stream_options":{"include_usage":true},"model":"m","stream":true}"#
+        );
         let envelope = read_envelope(&out).unwrap();
         assert!(envelope.include_usage && envelope.has_stream_options);
         assert!(!read_envelope(body).unwrap().has_stream_options);
-        assert_eq!(&with_stream_usage(b"{ }").unwrap()[..], br#"{"stream_options":{"include_usage":true} }"#);
+        assert_eq!(
+            &with_stream_usage(b"{ }").unwrap()[..],
+            br#"{"stream_options":{"include_usage":true} }"#
+        );
     }
 }
