@@ -24,8 +24,13 @@ cat >"$WORK/mock.toml" <<'TOML'
 log_capacity = 1000
 TOML
 start_mock MOCK "$WORK/mock.toml"
+# The gateway shares the cores with oha and the mock, so it gets GW_THREADS worker threads
+# (default 1) rather than one per core: threads beyond the CPU time a process actually gets
+# only add cross-CPU wake-ups.
 cat >"$WORK/backstop.toml" <<TOML
 state = "memory"
+[server]
+threads = ${GW_THREADS:-1}
 [providers.mock]
 kind = "openai"
 base_url = "$MOCK_URL/v1"

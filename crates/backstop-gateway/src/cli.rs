@@ -155,6 +155,10 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     let grace = config.server.shutdown_grace;
+    let threads = config
+        .server
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let gateway = match Gateway::with_path(config, config_path(path)) {
         Ok(gateway) => Arc::new(gateway),
         Err(error) => {
@@ -168,7 +172,8 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         .unwrap_or_default();
     tracing::info!("backstop listening on http://{address}");
     println!("listening on http://{address}");
-    match server::serve(gateway, listener, server::shutdown_signal(), grace).await {
+    let shutdown = server::shutdown_signal();
+    match server::serve_on_threads(gateway, listener, threads, shutdown, grace).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("server error: {error}");

@@ -1,26 +1,52 @@
-//! The HTTP client to upstream providers: one pooled client (keep-alive, HTTP/1.1
+//! The HTTP client to upstream providers: pooled clients (keep-alive, HTTP/1.1
 //! and HTTP/2 by ALPN, rustls), each provider's endpoint and auth headers.
 //! It never retries on its own: retries happen in the pipeline's one loop.
 
-use crate::config::{Provider, Target};
+use crate::config::Target;
 use backstop_protocol::Protocol;
 use bytes::Bytes;
 use http::HeaderMap;
+use std::cell::Cell;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Client headers that are forwarded upstream when caller and target speak the same protocol.
 const FORWARDED_HEADERS: [&str; 2] = ["anthropic-beta", "openai-beta"];
 
-/// A pooled HTTP client for every upstream.
+thread_local! {
+    /// The connection pool this thread sends through: 0 unless the thread was given its own.
+    static POOL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Gives the calling thread connection pool `index` (counted from 1) of every
+/// [`UpstreamClient`]. A single-threaded runtime that owns its own pool finds its
+/// connections' tasks on its own thread, so a request never waits on another thread.
+pub fn use_own_pool(index: usize) {
+    POOL.with(|pool| pool.set(index));
+}
+
+/// Pooled HTTP clients for every upstream: one shared pool, plus one per thread
+/// that asked for its own with [`use_own_pool`].
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
-    http: reqwest::Client,
+    connect_timeout: Duration,
+    shared: reqwest::Client,
+    own: Arc<[OnceLock<reqwest::Client>]>,
 }
 
 impl UpstreamClient {
-    /// Builds the client with the given connect timeout.
+    /// Builds the client with the given connect timeout, with room for a pool per core.
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self {
+            connect_timeout,
+            shared: Self::build(connect_timeout)?,
+            own: (0..cores).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    fn build(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
@@ -30,8 +56,17 @@ impl UpstreamClient {
             .retry(reqwest::retry::never())
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http })
+            .build()
+    }
+
+    /// The pool of the calling thread.
+    fn http(&self) -> &reqwest::Client {
+        match POOL.with(Cell::get) {
+            0 => &self.shared,
+            index => self.own[(index - 1) % self.own.len()].get_or_init(|| {
+                Self::build(self.connect_timeout).unwrap_or_else(|_| self.shared.clone())
+            }),
+        }
     }
 
     /// A request to `target` carrying `body`, with the provider's auth and extra headers.
@@ -47,8 +82,8 @@ impl UpstreamClient {
     ) -> reqwest::RequestBuilder {
         let provider = &target.provider;
         let mut request = self
-            .http
-            .post(endpoint(provider, &target.model, stream))
+            .http()
+            .post(target.endpoint(stream).clone())
             .header(http::header::CONTENT_TYPE, "application/json");
         if stream {
             request = request.header(http::header::ACCEPT, "text/event-stream");
@@ -73,18 +108,5 @@ impl UpstreamClient {
             request = request.header(name, value);
         }
         request.body(body)
-    }
-}
-
-/// The URL a chat request for `model` goes to.
-pub fn endpoint(provider: &Provider, model: &str, stream: bool) -> String {
-    let base = &provider.base_url;
-    match provider.kind {
-        Protocol::OpenAi => format!("{base}/chat/completions"),
-        Protocol::Anthropic => format!("{base}/v1/messages"),
-        Protocol::Gemini if stream => {
-            format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
-        }
-        Protocol::Gemini => format!("{base}/v1beta/models/{model}:generateContent"),
     }
 }

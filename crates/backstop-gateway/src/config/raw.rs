@@ -126,4 +126,5 @@ pub struct RawBreaker {
 pub struct RawServer {
     pub max_body_size: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub threads: Option<i64>,
 }

@@ -52,6 +52,15 @@ fn full_config_is_validated() {
         std::time::Duration::from_secs(2)
     );
     assert!(routing_plan(&config).contains("fallbacks: fast"));
+    assert_eq!(
+        smart.targets[1].endpoint(false).as_str(),
+        "http://127.0.0.1:1/v1/chat/completions"
+    );
+    assert_eq!(
+        smart.targets[0].endpoint(true).as_str(),
+        "https://api.anthropic.com/v1/messages"
+    );
+    assert_eq!(config.server.threads, None);
 }
 
 #[test]
@@ -94,6 +103,8 @@ fn error_messages_name_the_key() {
             "config error at `models.m.targets[0].wieght`: unknown field `wieght`, expected one of `provider`, `model`, `weight`",
         ),
         ("state = \"postgres://x\"\n", "config error at `state`: `postgres://x` is not a state store: use \"memory\", \"sqlite:PATH\" or \"redis://HOST:PORT[/DB]\""),
+        ("[server]\nthreads = 5000\n", "config error at `server.threads`: must be 0 (one per core) to 1024"),
+        ("[providers.o]\nkind = \"openai\"\nbase_url = \"http://\"\n", "config error at `providers.o.base_url`: `http://` is not an http:// or https:// URL"),
         ("[timeouts]\nfirst_byte = \"5m\"\ntotal = \"1m\"\n", "config error at `timeouts.first_byte`: is longer than timeouts.total, so it could never fire: lower it or raise total"),
     ];
     for (text, expected) in cases {

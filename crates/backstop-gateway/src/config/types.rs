@@ -110,6 +110,45 @@ pub struct Target {
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
     pub label: String,
+    /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
+    endpoints: Arc<[reqwest::Url; 2]>,
+}
+
+impl Target {
+    /// `model` on `provider`, with balancing `weight`; an error when the provider's
+    /// `base_url` and the model do not make a URL.
+    pub fn new(
+        provider: Arc<Provider>,
+        model: String,
+        weight: u32,
+    ) -> Result<Self, url::ParseError> {
+        let url = |stream| reqwest::Url::parse(&endpoint(&provider, &model, stream));
+        Ok(Self {
+            label: format!("{}/{model}", provider.name),
+            endpoints: Arc::new([url(false)?, url(true)?]),
+            provider,
+            model,
+            weight,
+        })
+    }
+
+    /// The URL a chat request goes to.
+    pub fn endpoint(&self, stream: bool) -> &reqwest::Url {
+        &self.endpoints[usize::from(stream)]
+    }
+}
+
+/// The URL a chat request for `model` goes to.
+fn endpoint(provider: &Provider, model: &str, stream: bool) -> String {
+    let base = &provider.base_url;
+    match provider.kind {
+        Protocol::OpenAi => format!("{base}/chat/completions"),
+        Protocol::Anthropic => format!("{base}/v1/messages"),
+        Protocol::Gemini if stream => {
+            format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+        }
+        Protocol::Gemini => format!("{base}/v1beta/models/{model}:generateContent"),
+    }
 }
 
 /// Load-balancing strategy across a model's targets.
@@ -255,6 +294,8 @@ pub struct ServerSettings {
     pub max_body_size: u64,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Worker threads of `serve`, each with its own single-threaded runtime; `None`: one per core.
+    pub threads: Option<usize>,
 }
 
 impl Default for RetrySettings {
@@ -300,6 +341,7 @@ impl Default for ServerSettings {
         Self {
             max_body_size: 10 << 20,
             shutdown_grace: Duration::from_secs(30),
+            threads: None,
         }
     }
 }

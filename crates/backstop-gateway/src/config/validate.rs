@@ -115,7 +115,8 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
     let base_url = raw
         .base_url
         .unwrap_or_else(|| default_base_url(kind).to_string());
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+    let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
+    if !scheme_ok || url::Url::parse(&base_url).is_err() {
         return Err(ConfigError::at(
             format!("{path}.base_url"),
             format!("`{base_url}` is not an http:// or https:// URL"),
@@ -307,8 +308,21 @@ fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             raw.shutdown_grace.as_ref(),
             default.shutdown_grace,
         )?,
+        threads: match raw.threads {
+            None | Some(0) => None,
+            Some(n @ 1..=MAX_THREADS) => Some(n as usize),
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "server.threads",
+                    format!("must be 0 (one per core) to {MAX_THREADS}"),
+                ))
+            }
+        },
     })
 }
+
+/// The most worker threads `server.threads` accepts.
+const MAX_THREADS: i64 = 1024;
 
 fn model_from_raw(
     name: &str,
@@ -341,12 +355,17 @@ fn model_from_raw(
                 "must not be empty",
             ));
         }
-        targets.push(Target {
-            provider: provider.clone(),
-            model: target.model.clone(),
-            weight: positive(&format!("{path}.targets[{index}].weight"), target.weight, 1)?,
-            label: format!("{}/{}", target.provider, target.model),
-        });
+        let weight = positive(&format!("{path}.targets[{index}].weight"), target.weight, 1)?;
+        let built = Target::new(provider.clone(), target.model.clone(), weight);
+        targets.push(built.map_err(|error| {
+            ConfigError::at(
+                format!("{path}.targets[{index}]"),
+                format!(
+                    "no valid URL from `{}` and this model: {error}",
+                    provider.base_url
+                ),
+            )
+        })?);
     }
     let balance = match raw.balance.as_deref() {
         None | Some("weighted") => Balance::Weighted,

@@ -70,12 +70,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
     let provider = config.providers.values().find(|p| p.kind == kind)?;
     Some(Model {
         name: name.to_string(),
-        targets: vec![Target {
-            provider: provider.clone(),
-            model: name.to_string(),
-            weight: 1,
-            label: format!("{}/{name}", provider.name),
-        }],
+        targets: vec![Target::new(provider.clone(), name.to_string(), 1).ok()?],
         fallbacks: Vec::new(),
         context_window: None,
         price: None,

@@ -43,7 +43,18 @@ pub async fn gateway_from_file(path: &std::path::Path) -> TestGateway {
     start(Gateway::with_path(config, Some(path.to_path_buf())).expect("client")).await
 }
 
+/// Starts a gateway from config text on `threads` worker threads, as `backstop serve` runs.
+pub async fn gateway_on_threads(config_text: &str, threads: usize) -> TestGateway {
+    let config = config::parse(config_text, &|_| None).expect("valid config");
+    start_with(Gateway::new(config).expect("client"), Some(threads)).await
+}
+
 async fn start(gateway: Gateway) -> TestGateway {
+    start_with(gateway, None).await
+}
+
+/// Serves on the test's runtime, or on `threads` worker threads of their own.
+async fn start_with(gateway: Gateway, threads: Option<usize>) -> TestGateway {
     let grace = gateway.config().server.shutdown_grace;
     let gateway = Arc::new(gateway);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -51,14 +62,15 @@ async fn start(gateway: Gateway) -> TestGateway {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(
-        gateway,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        grace,
-    ));
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let task = match threads {
+        None => tokio::spawn(server::serve(gateway, listener, stopped, grace)),
+        Some(n) => tokio::spawn(server::serve_on_threads(
+            gateway, listener, n, stopped, grace,
+        )),
+    };
     TestGateway {
         addr,
         stop: Some(stop),

@@ -1,14 +1,20 @@
 //! The HTTP server: edge layers (request id, panic catcher), the router, and
-//! graceful shutdown bounded by a grace period.
+//! graceful shutdown bounded by a grace period, on the caller's runtime or on a
+//! single-threaded runtime per core.
+
+mod threads;
+
+pub use threads::serve_on_threads;
 
 use crate::pipeline::Gateway;
 use crate::routes;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use http::HeaderValue;
+use std::fmt::Debug;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,11 +61,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let notify = stopping.clone();
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    serve_on(gateway, listener, shutdown, grace).await
+}
+
+/// [`serve`] on any listener.
+async fn serve_on<L>(
+    gateway: Arc<Gateway>,
+    listener: L,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: Debug,
+{
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
     let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -67,12 +87,42 @@ pub async fn serve(
     });
     let server = server.into_future();
     tokio::pin!(server);
+    let _heartbeat = TimerHeartbeat::start();
     tokio::select! {
         result = &mut server => result,
         () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("shutdown grace period of {grace:?} over: closing remaining connections");
             Ok(())
         }
+    }
+}
+
+/// A task that keeps a timer due within the next second, for as long as it lives.
+///
+/// Every request arms deadlines (`first_byte`, `idle`, `total`) of many seconds. When such a
+/// deadline is earlier than every timer the runtime is sleeping on, tokio wakes its timer
+/// driver to re-arm it, which costs a system call and, on the multi-threaded runtime, often
+/// moves the request to another worker thread. With a timer always due sooner, a new deadline
+/// never is the earliest, and a request goes from client to upstream on one thread.
+struct TimerHeartbeat(tokio::task::JoinHandle<()>);
+
+impl TimerHeartbeat {
+    const PERIOD: Duration = Duration::from_secs(1);
+
+    fn start() -> Self {
+        Self(tokio::spawn(async {
+            let mut ticks = tokio::time::interval(Self::PERIOD);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+            }
+        }))
+    }
+}
+
+impl Drop for TimerHeartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
