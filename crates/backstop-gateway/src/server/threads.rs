@@ -29,7 +29,7 @@ pub async fn serve_on_threads(
 ) -> io::Result<()> {
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let workers = (1..=threads.max(1))
+    let mut workers = (1..=threads.max(1))
         .map(|index| Worker::start(index, gateway.clone(), address, stopped.clone(), grace))
         .collect::<io::Result<Vec<_>>>()?;
     tokio::pin!(shutdown);
@@ -41,10 +41,7 @@ pub async fn serve_on_threads(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     match stream.into_std() {
-                        Ok(stream) => {
-                            workers[next].hand_over(stream, peer);
-                            next = (next + 1) % workers.len();
-                        }
+                        Ok(stream) => next = hand_over(&mut workers, next, stream, peer)?,
                         Err(error) => tracing::warn!("cannot hand over a connection: {error}"),
                     }
                 }
@@ -65,6 +62,30 @@ pub async fn serve_on_threads(
         }
     }
     result
+}
+
+/// Hands `stream` to worker `next`, or the first live one after it, and returns where to
+/// start next time. A worker whose thread has died leaves the rotation; an error when none
+/// is left.
+fn hand_over(
+    workers: &mut Vec<Worker>,
+    next: usize,
+    mut stream: std::net::TcpStream,
+    peer: SocketAddr,
+) -> io::Result<usize> {
+    let mut index = next;
+    while !workers.is_empty() {
+        index %= workers.len();
+        match workers[index].connections.send((stream, peer)) {
+            Ok(()) => return Ok(index + 1),
+            Err(mpsc::error::SendError((returned, _))) => {
+                tracing::error!("a worker thread has stopped: serving on the others");
+                workers.remove(index);
+                stream = returned;
+            }
+        }
+    }
+    Err(io::Error::other("every worker thread has stopped"))
 }
 
 /// One worker thread and the way to reach it.
@@ -100,12 +121,6 @@ impl Worker {
         Ok(Self { connections, done })
     }
 
-    fn hand_over(&self, stream: std::net::TcpStream, peer: SocketAddr) {
-        if self.connections.send((stream, peer)).is_err() {
-            tracing::error!("a worker thread has stopped: connection from {peer} dropped");
-        }
-    }
-
     async fn finished(self) -> io::Result<()> {
         drop(self.connections);
         self.done
@@ -139,5 +154,45 @@ impl Listener for Handover {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Incoming = mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>;
+
+    fn worker() -> (Worker, Incoming) {
+        let (connections, incoming) = mpsc::unbounded_channel();
+        let (_finish, done) = oneshot::channel();
+        (Worker { connections, done }, incoming)
+    }
+
+    fn connection(listener: &std::net::TcpListener) -> (std::net::TcpStream, SocketAddr) {
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let peer = stream.local_addr().unwrap();
+        (stream, peer)
+    }
+
+    #[test]
+    fn connections_go_round_and_a_dead_worker_leaves_the_rotation() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ((a, mut a_in), (b, b_in), (c, mut c_in)) = (worker(), worker(), worker());
+        drop(b_in);
+        let mut workers = vec![a, b, c];
+        let mut next = 0;
+        for _ in 0..4 {
+            let (stream, peer) = connection(&listener);
+            next = hand_over(&mut workers, next, stream, peer).unwrap();
+        }
+        assert_eq!(workers.len(), 2);
+        let count =
+            |incoming: &mut Incoming| std::iter::from_fn(|| incoming.try_recv().ok()).count();
+        assert_eq!((count(&mut a_in), count(&mut c_in)), (2, 2));
+        drop((a_in, c_in));
+        let (stream, peer) = connection(&listener);
+        assert!(hand_over(&mut workers, next, stream, peer).is_err());
+        assert!(workers.is_empty());
     }
 }
