@@ -64,6 +64,7 @@ fn plan(admin_key: Option<&str>) -> DrillPlan {
         fault: FaultSpec::Status(503),
         admin_key: admin_key.map(str::to_string),
         client_key: None,
+        stream: false,
     }
 }
 
@@ -206,5 +207,33 @@ async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
             report.upstream_attempts, report.upstream_attempts
         )),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_drill_counts_whole_streams_through_the_failover() {
+    let (primary, secondary) = mocks().await;
+    let config = config::parse(&config_text(&primary, &secondary, ""), &|_| None).unwrap();
+    let gateway = LocalGateway::start(config).await.unwrap();
+    let plan = DrillPlan {
+        rate: 25.0,
+        duration: Duration::from_secs(2),
+        fault_at: Duration::from_millis(500),
+        fault_for: Duration::from_millis(500),
+        stream: true,
+        ..plan(None)
+    };
+    let report = drill(gateway.url(), &plan).await.unwrap();
+    gateway.stop().await;
+
+    assert_eq!(report.requests, 50);
+    assert_eq!(report.succeeded, 50, "every stream ended with [DONE]");
+    let logged = [primary.requests(), secondary.requests()].concat();
+    assert_eq!(logged.len(), 50);
+    assert!(logged.iter().all(|r| r.stream), "the load streams");
+    assert!(
+        report.served_by.contains_key(BACKUP),
+        "{:?}",
+        report.served_by
     );
 }

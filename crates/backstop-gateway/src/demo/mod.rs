@@ -121,7 +121,7 @@ async fn tell(
         ),
     )?;
     let admin = AdminClient::new(url, None)?;
-    let sender = ChatSender::new(url, config::MODEL, None, Duration::from_secs(15))
+    let sender = ChatSender::new(url, config::MODEL, None, Duration::from_secs(15), false)
         .map_err(|e| DrillError::Failed(format!("cannot build an HTTP client: {e}")))?;
     let log = SampleLog::new(Instant::now());
     let load = tokio::spawn(load::drive(

@@ -44,6 +44,9 @@ pub struct DrillArgs {
     /// A client key for the load (default: the first `auth.client_keys` of --config).
     #[arg(long, env = "BACKSTOP_CLIENT_KEY", hide_env_values = true)]
     pub client_key: Option<String>,
+    /// Send streaming requests: one succeeds only when its stream ends with `[DONE]`.
+    #[arg(long)]
+    pub stream: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +73,8 @@ pub struct DrillPlan {
     pub admin_key: Option<String>,
     /// Client key for the load.
     pub client_key: Option<String>,
+    /// Streaming requests rather than plain ones.
+    pub stream: bool,
 }
 
 impl DrillArgs {
@@ -108,6 +113,7 @@ impl DrillArgs {
                 auth.and_then(|a| a.client_keys.first())
                     .map(|k| k.expose().to_string())
             }),
+            stream: self.stream,
         })
     }
 }

@@ -138,8 +138,14 @@ pub async fn drill(base_url: &str, plan: &DrillPlan) -> Result<Report, DrillErro
             })?,
     };
     let timeout = plan.duration.max(Duration::from_secs(60));
-    let sender = ChatSender::new(base_url, &model, plan.client_key.clone(), timeout)
-        .map_err(|e| DrillError::Failed(format!("cannot build an HTTP client: {e}")))?;
+    let sender = ChatSender::new(
+        base_url,
+        &model,
+        plan.client_key.clone(),
+        timeout,
+        plan.stream,
+    )
+    .map_err(|e| DrillError::Failed(format!("cannot build an HTTP client: {e}")))?;
     let log = SampleLog::new(Instant::now());
     let load = tokio::spawn(load::drive(
         plan.rate,

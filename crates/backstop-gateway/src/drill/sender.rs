@@ -1,5 +1,6 @@
 //! The drill's client: one small OpenAI chat request per tick, read to the end,
-//! reduced to the `x-backstop-*` headers that say who served it.
+//! reduced to the `x-backstop-*` headers that say who served it. A stream counts as
+//! answered only when it ends with `[DONE]`: one cut or ended by an error event is not.
 
 use super::load::Outcome;
 use bytes::Bytes;
@@ -14,16 +15,18 @@ pub struct ChatSender {
     url: String,
     body: Bytes,
     client_key: Option<String>,
+    stream: bool,
 }
 
 impl ChatSender {
-    /// A sender of non-streaming chat requests for `model` to `base_url`
+    /// A sender of chat requests (streaming ones if `stream`) for `model` to `base_url`
     /// (`http://HOST:PORT`), giving up on one request after `timeout`.
     pub fn new(
         base_url: &str,
         model: &str,
         client_key: Option<String>,
         timeout: Duration,
+        stream: bool,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -32,6 +35,7 @@ impl ChatSender {
         let body = serde_json::json!({
             "model": model,
             "max_tokens": 16,
+            "stream": stream,
             "messages": [{"role": "user", "content": "Backstop drill: say hello"}],
         });
         Ok(Self {
@@ -39,6 +43,7 @@ impl ChatSender {
             url: format!("{}/v1/chat/completions", base_url.trim_end_matches('/')),
             body: Bytes::from(body.to_string()),
             client_key,
+            stream,
         })
     }
 
@@ -52,11 +57,16 @@ impl ChatSender {
         if let Some(key) = &self.client_key {
             request = request.bearer_auth(key);
         }
+        let stream = self.stream;
         async move {
             match request.send().await {
                 Ok(response) => {
                     let mut outcome = outcome_of(response.status().as_u16(), response.headers());
-                    if response.bytes().await.is_err() {
+                    let whole = match response.bytes().await {
+                        Ok(body) => !stream || outcome.status != Some(200) || ends_done(&body),
+                        Err(_) => false,
+                    };
+                    if !whole {
                         outcome.status = None;
                     }
                     outcome
@@ -65,6 +75,11 @@ impl ChatSender {
             }
         }
     }
+}
+
+/// An OpenAI event stream that finished: its last event is `[DONE]`.
+fn ends_done(body: &[u8]) -> bool {
+    body.trim_ascii_end().ends_with(b"data: [DONE]")
 }
 
 /// Reads the `x-backstop-*` headers of a model response.
@@ -103,6 +118,8 @@ mod tests {
         assert_eq!(outcome.model.as_deref(), Some("smart"));
         assert_eq!(outcome.attempts, 3);
         assert!(outcome.fallback);
+        assert!(ends_done(b"data: {}\n\ndata: [DONE]\n\n"));
+        assert!(!ends_done(b"data: {}\n\ndata: {\"error\":{}}\n\n"));
         let bare = outcome_of(503, &HeaderMap::new());
         assert_eq!(
             (bare.status, bare.attempts, bare.fallback),
