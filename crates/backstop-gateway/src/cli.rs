@@ -155,10 +155,7 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     let grace = config.server.shutdown_grace;
-    let threads = config
-        .server
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = config.server.worker_threads();
     let gateway = match Gateway::with_path(config, config_path(path)) {
         Ok(gateway) => Arc::new(gateway),
         Err(error) => {

@@ -35,13 +35,12 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Builds the client with the given connect timeout, with room for a pool per core.
-    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// Builds the client with the given connect timeout, with room for `threads` own pools.
+    pub fn new(connect_timeout: Duration, threads: usize) -> Result<Self, reqwest::Error> {
         Ok(Self {
             connect_timeout,
             shared: Self::build(connect_timeout)?,
-            own: (0..cores).map(|_| OnceLock::new()).collect(),
+            own: (0..threads.max(1)).map(|_| OnceLock::new()).collect(),
         })
     }
 

@@ -336,6 +336,14 @@ impl Default for BreakerSettings {
     }
 }
 
+impl ServerSettings {
+    /// The number of worker threads `serve` runs: `threads`, or one per core.
+    pub fn worker_threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
