@@ -44,6 +44,13 @@ pub enum MockError {
         /// What is wrong, naming the key.
         message: String,
     },
+    /// A TLS certificate or key could not be used (bad PEM, no key, key and certificate
+    /// that do not match).
+    #[error("invalid TLS setup: {message}")]
+    Tls {
+        /// What is wrong, naming the file.
+        message: String,
+    },
 }
 
 /// The syntax of a script given as a string.

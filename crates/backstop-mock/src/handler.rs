@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
@@ -64,6 +64,7 @@ impl Target {
 pub(crate) struct Incoming {
     pub(crate) target: Target,
     pub(crate) method: Method,
+    pub(crate) version: Version,
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) reset: Option<ConnReset>,
@@ -78,6 +79,7 @@ impl Incoming {
             target,
             reset: parts.extensions.get::<ConnReset>().cloned(),
             method: parts.method,
+            version: parts.version,
             uri: parts.uri,
             headers: parts.headers,
             body,
@@ -189,6 +191,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let mut guard = shared.log.begin(Draft {
         route,
         method: incoming.method.to_string(),
+        version: format!("{:?}", incoming.version),
         path: incoming
             .uri
             .path_and_query()

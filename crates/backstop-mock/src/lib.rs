@@ -28,6 +28,11 @@
 //! # }
 //! ```
 //!
+//! Over TLS ([`MockServer::start_tls`] with a [`MockTls`]), the mock offers HTTP/2 and
+//! HTTP/1.1 by ALPN, and records each request's HTTP version, so a client's protocol
+//! negotiation can be tested too. Feature `tls-test-certs` adds `TestCerts`, throwaway
+//! certificates for such tests.
+//!
 //! The script format, the control API and every fault are described in `docs/mock.md`.
 
 #![warn(missing_docs)]
@@ -50,9 +55,15 @@ mod routes;
 mod server;
 mod spec;
 mod stream;
+#[cfg(feature = "tls-test-certs")]
+mod test_certs;
+mod tls;
 
 pub use config::{answer_chunks, MockConfig, MockError, ScriptFormat, DEFAULT_ANSWER};
 pub use duration::{format_duration, parse_duration};
 pub use fault::{glob_match, Fault, FaultKind, Mode, Route, Selector};
 pub use log::RecordedRequest;
-pub use server::{run, MockServer};
+pub use server::{run, run_with, MockServer};
+#[cfg(feature = "tls-test-certs")]
+pub use test_certs::TestCerts;
+pub use tls::MockTls;

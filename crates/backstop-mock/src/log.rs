@@ -42,6 +42,10 @@ pub struct RecordedRequest {
     pub route: Route,
     /// HTTP method.
     pub method: String,
+    /// The HTTP version the request came in: `"HTTP/1.1"` or `"HTTP/2.0"` (what ALPN chose
+    /// over TLS, or the preface the client sent in cleartext).
+    #[serde(default)]
+    pub version: String,
     /// Path and query.
     pub path: String,
     /// The requested model ("" when the request names none).
@@ -131,6 +135,7 @@ impl RequestLog {
             unix_ms,
             route: draft.route,
             method: draft.method,
+            version: draft.version,
             path: draft.path,
             model: String::new(),
             stream: false,
@@ -193,6 +198,7 @@ impl RequestLog {
 pub(crate) struct Draft {
     pub(crate) route: Route,
     pub(crate) method: String,
+    pub(crate) version: String,
     pub(crate) path: String,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
@@ -268,6 +274,7 @@ mod tests {
         Draft {
             route: Route::Openai,
             method: "POST".into(),
+            version: "HTTP/1.1".into(),
             path: "/v1/chat/completions".into(),
             headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"model":"m"}"#),
@@ -285,6 +292,7 @@ mod tests {
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
         assert_eq!(all[1].outcome, "client disconnected");
         assert_eq!(all[1].body, serde_json::json!({"model": "m"}));
+        assert_eq!(all[1].version, "HTTP/1.1");
         assert_eq!(log.clear(), 2);
         assert!(log.list().is_empty());
     }

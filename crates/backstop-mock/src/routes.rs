@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -90,12 +90,14 @@ async fn gemini(
 async fn models(
     State(s): State<Arc<Shared>>,
     method: Method,
+    version: Version,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let mut guard = s.log.begin(Draft {
         route: Route::Models,
         method: method.to_string(),
+        version: format!("{version:?}"),
         path: uri.path().to_owned(),
         headers: headers.clone(),
         body: Bytes::new(),

@@ -4,7 +4,9 @@
 //! `axum::serve`, because two faults live below HTTP: a TCP reset needs the socket itself
 //! (`SO_LINGER` 0, then close), and a shutdown must drop hung connections at once. Each
 //! connection keeps a duplicate of its socket handle and a [`Notify`] that a handler can fire to
-//! have the connection reset.
+//! have the connection reset. Over TLS the same loop runs the handshake first (bounded, and
+//! dropped at shutdown like any hung connection), then serves the decrypted stream; the reset
+//! still acts on the TCP socket underneath.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use axum::extract::Request;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -29,10 +32,15 @@ use crate::log::{RecordedRequest, RequestLog};
 use crate::registry::Faults;
 use crate::reply::Script;
 use crate::routes::router;
+use crate::tls::MockTls;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running mock provider. Dropping it stops it too; [`MockServer::shutdown`] also waits.
 pub struct MockServer {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -50,6 +58,30 @@ impl MockServer {
         listener: TcpListener,
         config: MockConfig,
     ) -> std::io::Result<MockServer> {
+        Self::launch(listener, config, None)
+    }
+
+    /// Starts an HTTPS mock on `127.0.0.1` with an OS-assigned port: ALPN offers what `tls`
+    /// says (`h2` and `http/1.1` unless [`MockTls::http1_only`]).
+    pub async fn start_tls(config: MockConfig, tls: MockTls) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_tls_on(listener, config, tls).await
+    }
+
+    /// Starts an HTTPS mock on a listener the caller bound.
+    pub async fn start_tls_on(
+        listener: TcpListener,
+        config: MockConfig,
+        tls: MockTls,
+    ) -> std::io::Result<MockServer> {
+        Self::launch(listener, config, Some(tls))
+    }
+
+    fn launch(
+        listener: TcpListener,
+        config: MockConfig,
+        tls: Option<MockTls>,
+    ) -> std::io::Result<MockServer> {
         let addr = listener.local_addr()?;
         let now = Instant::now();
         let script = Script {
@@ -66,9 +98,11 @@ impl MockServer {
         });
         let (stop, stopped) = watch::channel(false);
         let app = router(Arc::clone(&shared));
-        let task = tokio::spawn(accept_loop(listener, app, stopped));
+        let secure = tls.is_some();
+        let task = tokio::spawn(accept_loop(listener, app, tls, stopped));
         Ok(MockServer {
             addr,
+            tls: secure,
             shared,
             stop,
             task: Some(task),
@@ -80,9 +114,16 @@ impl MockServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the base URL for OpenAI (`{url}/v1`), Anthropic and Gemini clients.
+    /// `http://127.0.0.1:PORT` (`https://` over TLS), the base URL for OpenAI (`{url}/v1`),
+    /// Anthropic and Gemini clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Whether the mock serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Adds a fault at the end of the list; its window (if any) starts now.
@@ -121,7 +162,13 @@ impl Drop for MockServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, app: Router, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<MockTls>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let acceptor = tls.as_ref().map(MockTls::acceptor);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true);
     loop {
@@ -135,6 +182,7 @@ async fn accept_loop(listener: TcpListener, app: Router, mut stopped: watch::Rec
                     stream,
                     app.clone(),
                     builder.clone(),
+                    acceptor.clone(),
                     stopped.clone(),
                 ));
             }
@@ -151,6 +199,7 @@ async fn serve_connection(
     stream: TcpStream,
     app: Router,
     builder: auto::Builder<TokioExecutor>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -165,13 +214,22 @@ async fn serve_connection(
     };
     let reset = Arc::new(Notify::new());
     let handle = ConnReset(Arc::clone(&reset));
-    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(handle.clone());
-        app.clone().oneshot(request)
-    });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let served = async {
+        match acceptor {
+            None => serve_http(stream, app, builder, handle).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_http(tls_stream, app, builder, handle).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "backstop-mock: TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!("backstop-mock: TLS handshake timed out"),
+                }
+            }
+        }
+    };
     tokio::select! {
-        _ = connection => {}
+        _ = served => {}
         _ = reset.notified() => {
             let _ = socket2::SockRef::from(&twin).set_linger(Some(Duration::ZERO));
         }
@@ -180,9 +238,32 @@ async fn serve_connection(
     drop(twin);
 }
 
+/// Serves HTTP/1.1 or HTTP/2 (by the client's preface; over TLS that follows ALPN) on `io`.
+async fn serve_http<I>(io: I, app: Router, builder: auto::Builder<TokioExecutor>, reset: ConnReset)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(reset.clone());
+        app.clone().oneshot(request)
+    });
+    let _ = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await;
+}
+
 /// Runs the mock until SIGINT or SIGTERM: loads `script` (TOML, or JSON for `.json`), binds
 /// `listen`, and prints `listening on http://ADDR` as the first line of stdout.
 pub async fn run(listen: SocketAddr, script: Option<PathBuf>) -> Result<(), MockError> {
+    run_with(listen, script, None).await
+}
+
+/// [`run`], over HTTPS when `tls` is given (the first line then says `https://ADDR`).
+pub async fn run_with(
+    listen: SocketAddr,
+    script: Option<PathBuf>,
+    tls: Option<MockTls>,
+) -> Result<(), MockError> {
     let config = match script {
         Some(path) => MockConfig::from_script_file(path)?,
         None => MockConfig::default(),
@@ -193,12 +274,14 @@ pub async fn run(listen: SocketAddr, script: Option<PathBuf>) -> Result<(), Mock
             context: format!("cannot listen on {listen}"),
             source,
         })?;
-    let server = MockServer::start_on(listener, config)
-        .await
-        .map_err(|source| MockError::Io {
-            context: "cannot start the mock".to_owned(),
-            source,
-        })?;
+    let started = match tls {
+        Some(tls) => MockServer::start_tls_on(listener, config, tls).await,
+        None => MockServer::start_on(listener, config).await,
+    };
+    let server = started.map_err(|source| MockError::Io {
+        context: "cannot start the mock".to_owned(),
+        source,
+    })?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
