@@ -56,6 +56,15 @@ pub enum Command {
         /// Fault script (TOML or JSON).
         #[arg(long)]
         script: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (leaf first).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Over TLS, offer only http/1.1 by ALPN (default: h2 and http/1.1).
+        #[arg(long, requires = "tls_cert")]
+        http1_only: bool,
     },
     /// Run a failover drill: steady load, a fault on one target for a window, and a report.
     Drill(crate::drill::DrillArgs),
@@ -72,13 +81,26 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
         Command::Check { config } => check(config.as_deref()),
-        Command::Mock { listen, script } => match backstop_mock::run(listen, script).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("backstop mock: {error}");
-                ExitCode::from(EXIT_CONFIG)
+        Command::Mock {
+            listen,
+            script,
+            tls_cert,
+            tls_key,
+            http1_only,
+        } => {
+            let cert_and_key = tls_cert.as_deref().zip(tls_key.as_deref());
+            let served = match backstop_mock::MockTls::from_flags(cert_and_key, http1_only) {
+                Ok(tls) => backstop_mock::run_with(listen, script, tls).await,
+                Err(error) => Err(error),
+            };
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("backstop mock: {error}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
             }
-        },
+        }
         Command::Drill(args) => crate::drill::run(args).await,
         Command::Demo => crate::demo::run().await,
     }

@@ -2,7 +2,7 @@
 //! first event), classify. A successful attempt returns the response to commit.
 
 use super::classify::{class_of, class_of_status};
-use super::failure::{describe_transport, Failure};
+use super::failure::{describe_transport, transport_class, Failure};
 use super::plan::Candidate;
 use super::relay::Relay;
 use super::request::ClientRequest;
@@ -91,7 +91,7 @@ pub async fn send(
         }
         Ok(Err(error)) => {
             return Err(Failure::local(
-                FailureClass::Transient,
+                transport_class(&error),
                 describe_transport(&error),
             ))
         }

@@ -44,6 +44,30 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The class of a transport error before any response. A certificate the upstream presents
+/// and we do not trust (unknown issuer, expired, for another name) will not fix itself: the
+/// target is broken, like one that rejects our key. Anything else (refused, reset) may pass.
+pub fn transport_class(error: &reqwest::Error) -> FailureClass {
+    if is_untrusted_certificate(error) {
+        FailureClass::TargetBroken
+    } else {
+        FailureClass::Transient
+    }
+}
+
+/// Whether rustls rejected the peer's certificate anywhere in `error`'s chain, including
+/// inside the nested `io::Error`s the TLS connector wraps it in (whose `source` skips them).
+fn is_untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+        return true;
+    }
+    let wrapped = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_untrusted_certificate(inner));
+    wrapped || error.source().is_some_and(is_untrusted_certificate)
+}
+
 /// Describes a reqwest transport error without its URL (which may carry a key for some providers).
 pub fn describe_transport(error: &reqwest::Error) -> String {
     let what = if error.is_connect() {
