@@ -77,7 +77,7 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
-    init_logging(cli.log_format);
+    let _flush_logs_on_exit = init_logging(cli.log_format);
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
         Command::Check { config } => check(config.as_deref()),
@@ -106,16 +106,23 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr from a writer thread, so a request never waits on the write; lines are
+/// never dropped (a full buffer makes the logger wait). The guard flushes what is left.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("backstop-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    guard
 }
 
 /// The config file in use: `--config`, else `./backstop.toml` if it exists.
