@@ -7,7 +7,7 @@ use backstop_protocol::Protocol;
 use bytes::Bytes;
 use http::HeaderMap;
 use std::cell::Cell;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Client headers that are forwarded upstream when caller and target speak the same protocol.
@@ -29,18 +29,20 @@ pub fn use_own_pool(index: usize) {
 /// that asked for its own with [`use_own_pool`].
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
-    connect_timeout: Duration,
     shared: reqwest::Client,
-    own: Arc<[OnceLock<reqwest::Client>]>,
+    own: Arc<[reqwest::Client]>,
 }
 
 impl UpstreamClient {
-    /// Builds the client with the given connect timeout, with room for `threads` own pools.
+    /// Builds the shared client and `threads` own ones, all with the given connect timeout.
+    /// Each loads the trusted certificates, so this is done up front rather than on the
+    /// first request of each thread.
     pub fn new(connect_timeout: Duration, threads: usize) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            connect_timeout,
             shared: Self::build(connect_timeout)?,
-            own: (0..threads.max(1)).map(|_| OnceLock::new()).collect(),
+            own: (0..threads.max(1))
+                .map(|_| Self::build(connect_timeout))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -62,9 +64,7 @@ impl UpstreamClient {
     fn http(&self) -> &reqwest::Client {
         match POOL.with(Cell::get) {
             0 => &self.shared,
-            index => self.own[(index - 1) % self.own.len()].get_or_init(|| {
-                Self::build(self.connect_timeout).unwrap_or_else(|_| self.shared.clone())
-            }),
+            index => &self.own[(index - 1) % self.own.len()],
         }
     }
 
