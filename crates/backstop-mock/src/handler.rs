@@ -38,6 +38,18 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct ConnReset(pub(crate) Arc<Notify>);
 
+/// The number of the connection a request came on, counted from 1 in accept order
+/// (inserted per connection by the server).
+#[derive(Clone, Copy)]
+pub(crate) struct ConnectionNo(pub(crate) u64);
+
+impl ConnectionNo {
+    /// The number in a request's extensions; 0 when served without the mock's own loop.
+    pub(crate) fn of(extensions: &axum::http::Extensions) -> u64 {
+        extensions.get::<ConnectionNo>().map_or(0, |n| n.0)
+    }
+}
+
 /// The wire format and, for Gemini, what the path says.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Target {
@@ -65,6 +77,7 @@ pub(crate) struct Incoming {
     pub(crate) target: Target,
     pub(crate) method: Method,
     pub(crate) version: Version,
+    pub(crate) connection: u64,
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) reset: Option<ConnReset>,
@@ -80,6 +93,7 @@ impl Incoming {
             reset: parts.extensions.get::<ConnReset>().cloned(),
             method: parts.method,
             version: parts.version,
+            connection: ConnectionNo::of(&parts.extensions),
             uri: parts.uri,
             headers: parts.headers,
             body,
@@ -192,6 +206,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         route,
         method: incoming.method.to_string(),
         version: format!("{:?}", incoming.version),
+        connection: incoming.connection,
         path: incoming
             .uri
             .path_and_query()

@@ -46,6 +46,10 @@ pub struct RecordedRequest {
     /// over TLS, or the preface the client sent in cleartext).
     #[serde(default)]
     pub version: String,
+    /// The connection it came on, numbered from 1 in the order the mock accepted them:
+    /// requests with the same number shared a connection.
+    #[serde(default)]
+    pub connection: u64,
     /// Path and query.
     pub path: String,
     /// The requested model ("" when the request names none).
@@ -136,6 +140,7 @@ impl RequestLog {
             route: draft.route,
             method: draft.method,
             version: draft.version,
+            connection: draft.connection,
             path: draft.path,
             model: String::new(),
             stream: false,
@@ -199,6 +204,7 @@ pub(crate) struct Draft {
     pub(crate) route: Route,
     pub(crate) method: String,
     pub(crate) version: String,
+    pub(crate) connection: u64,
     pub(crate) path: String,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
@@ -275,6 +281,7 @@ mod tests {
             route: Route::Openai,
             method: "POST".into(),
             version: "HTTP/1.1".into(),
+            connection: 1,
             path: "/v1/chat/completions".into(),
             headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"model":"m"}"#),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::control;
 use crate::errors::{self, Context};
 use crate::fault::Route;
-use crate::handler::{serve, Incoming, Shared, Target};
+use crate::handler::{serve, ConnectionNo, Incoming, Shared, Target};
 use crate::log::Draft;
 
 /// Models listed by `GET /v1/models` (any name is accepted in requests).
@@ -87,18 +87,14 @@ async fn gemini(
 
 /// `GET /v1/models` (OpenAI list, or Anthropic's when `anthropic-version` is sent) and
 /// `GET /v1beta/models` (Gemini's). Error faults on route `models` apply here.
-async fn models(
-    State(s): State<Arc<Shared>>,
-    method: Method,
-    version: Version,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+async fn models(State(s): State<Arc<Shared>>, parts: Parts) -> Response {
+    let headers = &parts.headers;
     let mut guard = s.log.begin(Draft {
         route: Route::Models,
-        method: method.to_string(),
-        version: format!("{version:?}"),
-        path: uri.path().to_owned(),
+        method: parts.method.to_string(),
+        version: format!("{:?}", parts.version),
+        connection: ConnectionNo::of(&parts.extensions),
+        path: parts.uri.path().to_owned(),
         headers: headers.clone(),
         body: Bytes::new(),
     });
@@ -124,7 +120,7 @@ async fn models(
     }
     guard.set_status(200);
     guard.finish("ok");
-    let body = if uri.path().starts_with("/v1beta") {
+    let body = if parts.uri.path().starts_with("/v1beta") {
         gemini_models()
     } else if headers.contains_key("anthropic-version") {
         anthropic_models()

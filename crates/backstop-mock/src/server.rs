@@ -27,7 +27,7 @@ use tower::ServiceExt;
 
 use crate::config::{answer_chunks, MockConfig, MockError};
 use crate::fault::Fault;
-use crate::handler::{ConnReset, Shared};
+use crate::handler::{ConnReset, ConnectionNo, Shared};
 use crate::log::{RecordedRequest, RequestLog};
 use crate::registry::Faults;
 use crate::reply::Script;
@@ -171,6 +171,7 @@ async fn accept_loop(
     let acceptor = tls.as_ref().map(MockTls::acceptor);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true);
+    let mut accepted_count = 0;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -178,8 +179,10 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, _)) => {
+                accepted_count += 1;
                 tokio::spawn(serve_connection(
                     stream,
+                    ConnectionNo(accepted_count),
                     app.clone(),
                     builder.clone(),
                     acceptor.clone(),
@@ -197,6 +200,7 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
+    number: ConnectionNo,
     app: Router,
     builder: auto::Builder<TokioExecutor>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
@@ -216,10 +220,12 @@ async fn serve_connection(
     let handle = ConnReset(Arc::clone(&reset));
     let served = async {
         match acceptor {
-            None => serve_http(stream, app, builder, handle).await,
+            None => serve_http(stream, app, builder, handle, number).await,
             Some(acceptor) => {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_http(tls_stream, app, builder, handle).await,
+                    Ok(Ok(tls_stream)) => {
+                        serve_http(tls_stream, app, builder, handle, number).await
+                    }
                     Ok(Err(err)) => {
                         tracing::debug!(error = %err, "backstop-mock: TLS handshake failed");
                     }
@@ -239,12 +245,18 @@ async fn serve_connection(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by the client's preface; over TLS that follows ALPN) on `io`.
-async fn serve_http<I>(io: I, app: Router, builder: auto::Builder<TokioExecutor>, reset: ConnReset)
-where
+async fn serve_http<I>(
+    io: I,
+    app: Router,
+    builder: auto::Builder<TokioExecutor>,
+    reset: ConnReset,
+    number: ConnectionNo,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(reset.clone());
+        request.extensions_mut().insert(number);
         app.clone().oneshot(request)
     });
     let _ = builder

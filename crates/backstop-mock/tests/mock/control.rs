@@ -143,3 +143,24 @@ async fn log_capacity_bounds_the_ring() {
     h.mock.clear_requests();
     assert!(h.mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn requests_are_numbered_by_the_connection_they_came_on() {
+    let h = Harness::start().await;
+    h.openai(chat("gpt-4o")).await;
+    h.openai(chat("gpt-4o")).await;
+    let fresh = reqwest::Client::new();
+    fresh
+        .post(h.url("/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    let connections: Vec<u64> = h.mock.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(
+        connections,
+        [1, 1, 2],
+        "keep-alive reuses the first connection"
+    );
+    assert_eq!(get(&h, "/_mock/requests").await[2]["connection"], 2);
+}
