@@ -6,43 +6,46 @@ use crate::config::Target;
 use backstop_protocol::Protocol;
 use bytes::Bytes;
 use http::HeaderMap;
-use std::cell::Cell;
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Client headers that are forwarded upstream when caller and target speak the same protocol.
 const FORWARDED_HEADERS: [&str; 2] = ["anthropic-beta", "openai-beta"];
 
+/// Tells [`UpstreamClient`]s apart, for the per-thread pools.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
 thread_local! {
-    /// The connection pool this thread sends through: 0 unless the thread was given its own.
-    static POOL: Cell<usize> = const { Cell::new(0) };
+    /// Whether this thread sends through a pool of its own.
+    static WANTS_OWN_POOL: Cell<bool> = const { Cell::new(false) };
+    /// This thread's own pool, and the id of the [`UpstreamClient`] it was built for.
+    static OWN_POOL: RefCell<Option<(u64, reqwest::Client)>> = const { RefCell::new(None) };
 }
 
-/// Gives the calling thread connection pool `index` (counted from 1) of every
-/// [`UpstreamClient`]. A single-threaded runtime that owns its own pool finds its
+/// Makes every [`UpstreamClient`] send the calling thread's requests through a connection
+/// pool of that thread's own. A single-threaded runtime with its own pool finds its
 /// connections' tasks on its own thread, so a request never waits on another thread.
-pub fn use_own_pool(index: usize) {
-    POOL.with(|pool| pool.set(index));
+pub fn use_own_pool() {
+    WANTS_OWN_POOL.with(|wants| wants.set(true));
 }
 
-/// Pooled HTTP clients for every upstream: one shared pool, plus one per thread
-/// that asked for its own with [`use_own_pool`].
+/// Pooled HTTP clients for every upstream: one shared pool, plus one per thread that asked
+/// for its own with [`use_own_pool`], built on that thread's first request.
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
+    id: u64,
+    connect_timeout: Duration,
     shared: reqwest::Client,
-    own: Arc<[reqwest::Client]>,
 }
 
 impl UpstreamClient {
-    /// Builds the shared client and `threads` own ones, all with the given connect timeout.
-    /// Each loads the trusted certificates, so this is done up front rather than on the
-    /// first request of each thread.
-    pub fn new(connect_timeout: Duration, threads: usize) -> Result<Self, reqwest::Error> {
+    /// Builds the client with the given connect timeout.
+    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
         Ok(Self {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            connect_timeout,
             shared: Self::build(connect_timeout)?,
-            own: (0..threads.max(1))
-                .map(|_| Self::build(connect_timeout))
-                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -60,12 +63,23 @@ impl UpstreamClient {
             .build()
     }
 
-    /// The pool of the calling thread.
-    fn http(&self) -> &reqwest::Client {
-        match POOL.with(Cell::get) {
-            0 => &self.shared,
-            index => &self.own[(index - 1) % self.own.len()],
+    /// The pool of the calling thread: its own one if it asked for it (built the first time,
+    /// and again after a reload replaced this client), else the shared one.
+    fn http(&self) -> reqwest::Client {
+        if !WANTS_OWN_POOL.with(Cell::get) {
+            return self.shared.clone();
         }
+        OWN_POOL.with_borrow_mut(|own| match own {
+            Some((id, client)) if *id == self.id => client.clone(),
+            _ => {
+                let client = Self::build(self.connect_timeout).unwrap_or_else(|error| {
+                    tracing::warn!("cannot build a worker's own upstream pool, sharing: {error}");
+                    self.shared.clone()
+                });
+                *own = Some((self.id, client.clone()));
+                client
+            }
+        })
     }
 
     /// A request to `target` carrying `body`, with the provider's auth and extra headers.

@@ -47,6 +47,31 @@ async fn every_worker_serves_plain_and_streamed_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_go_to_the_workers_in_turn_and_each_worker_has_its_own_upstream_pool() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway_on_threads(&two_upstreams(&primary, &secondary, ""), 3).await;
+    let client = fresh_connections();
+    for _ in 0..6 {
+        let response = client
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat("gpt", false))
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 200);
+        response.bytes().await.expect("body");
+    }
+    // One after another, so one shared pool would have reused a single upstream connection:
+    // three workers in turn, each with its own pool, use exactly three, twice each.
+    let seen: Vec<u64> = primary.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(seen.len(), 6);
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "upstream connections in order: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_streams_on_every_worker_finish_then_refuses_connections() {
     let (primary, secondary) = (mock().await, mock().await);
     let mut gw = gateway_on_threads(&two_upstreams(&primary, &secondary, ""), 2).await;

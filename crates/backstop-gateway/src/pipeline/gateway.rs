@@ -222,7 +222,7 @@ impl Gateway {
 
 impl Live {
     fn new(config: Config) -> Result<Self, reqwest::Error> {
-        let client = UpstreamClient::new(config.timeouts.connect, config.server.worker_threads())?;
+        let client = UpstreamClient::new(config.timeouts.connect)?;
         let budget = Arc::new(RetryBudget::new(
             config.retry.budget_ratio,
             config.retry.budget_min_per_second,

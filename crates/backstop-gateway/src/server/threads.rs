@@ -114,7 +114,7 @@ impl Worker {
         std::thread::Builder::new()
             .name(format!("backstop-worker-{index}"))
             .spawn(move || {
-                upstream::use_own_pool(index);
+                upstream::use_own_pool();
                 let result = runtime.block_on(serve_on(gateway, listener, stop, grace));
                 let _ = finish.send(result);
             })?;
