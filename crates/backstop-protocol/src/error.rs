@@ -233,6 +233,15 @@ fn has_any(hay: &str, words: &[&str]) -> bool {
     words.iter().any(|w| hay.contains(w))
 }
 
+/// The error an upstream reported as an event inside an otherwise successful stream.
+pub(crate) fn stream_error_event(p: Protocol, data: &str) -> crate::ProtocolError {
+    let error = classify_error(p, 200, data.as_bytes());
+    crate::ProtocolError::Upstream {
+        kind: error.kind,
+        message: error.message,
+    }
+}
+
 /// Classifies an upstream error from its status code and body.
 ///
 /// `p` is the protocol the upstream speaks. The body may be empty or not JSON; the status code

@@ -144,3 +144,24 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// A decoded response body with its `id` and `model` (empty when absent) and its `usage`
+/// object read by `read_usage` (zero when absent), as OpenAI and Anthropic both carry them.
+pub(crate) fn response_from(
+    o: &Obj,
+    content: Vec<crate::canonical::ContentPart>,
+    finish: crate::canonical::FinishReason,
+    read_usage: impl Fn(&Value) -> Result<crate::canonical::Usage, ProtocolError>,
+) -> Result<crate::canonical::ChatResponse, ProtocolError> {
+    let usage = match o.get("usage") {
+        Some(u @ Value::Object(_)) => read_usage(u)?,
+        _ => crate::canonical::Usage::default(),
+    };
+    Ok(crate::canonical::ChatResponse {
+        id: opt_str(o, "id", "")?.unwrap_or("").to_owned(),
+        model: opt_str(o, "model", "")?.unwrap_or("").to_owned(),
+        content,
+        finish,
+        usage,
+    })
+}

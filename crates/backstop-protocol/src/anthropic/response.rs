@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::canonical::{ChatResponse, ContentPart, FinishReason, Usage};
-use crate::json::{obj, opt_array, opt_str, opt_u64, parse_object, req_str, to_vec};
+use crate::json::{obj, opt_array, opt_str, opt_u64, parse_object, req_str, response_from, to_vec};
 use crate::ProtocolError;
 
 /// Maps an Anthropic `stop_reason` (and `stop_sequence`).
@@ -87,17 +87,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProtocolError> {
         Some(r) => finish_from(r, opt_str(&o, "stop_sequence", "")?),
         None => FinishReason::Stop,
     };
-    let usage = match o.get("usage") {
-        Some(u @ Value::Object(_)) => usage_from(u)?,
-        _ => Usage::default(),
-    };
-    Ok(ChatResponse {
-        id: opt_str(&o, "id", "")?.unwrap_or("").to_owned(),
-        model: opt_str(&o, "model", "")?.unwrap_or("").to_owned(),
-        content,
-        finish,
-        usage,
-    })
+    response_from(&o, content, finish, usage_from)
 }
 
 /// Encodes a canonical response as an Anthropic `message` body.

@@ -4,8 +4,9 @@ use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use crate::canonical::{FinishReason, StreamEvent, Usage};
+use crate::error::stream_error_event;
 use crate::sse::{write_sse, SseEvent};
-use crate::{classify_error, Protocol, ProtocolError};
+use crate::{Protocol, ProtocolError};
 
 use super::{finish_from, finish_to, message_id, usage_from, usage_to};
 
@@ -132,11 +133,7 @@ impl Decoder {
                 out.push(StreamEvent::Done);
             }
             "error" => {
-                let e = classify_error(Protocol::Anthropic, 200, ev.data.as_bytes());
-                return Err(ProtocolError::Upstream {
-                    kind: e.kind,
-                    message: e.message,
-                });
+                return Err(stream_error_event(Protocol::Anthropic, &ev.data));
             }
             _ => {} // ping, content_block_stop, and event types added later
         }

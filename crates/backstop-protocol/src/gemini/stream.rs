@@ -4,8 +4,9 @@ use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use crate::canonical::{ContentPart, FinishReason, StreamEvent, Usage};
+use crate::error::stream_error_event;
 use crate::sse::{write_sse, SseEvent};
-use crate::{classify_error, Protocol, ProtocolError};
+use crate::{Protocol, ProtocolError};
 
 use super::response::{content_to_parts, parts_to_content};
 use super::{finish_from, finish_to, usage_from, usage_to};
@@ -23,11 +24,7 @@ impl Decoder {
     pub(crate) fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
         let v: Value = serde_json::from_str(&ev.data)?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
-            let e = classify_error(Protocol::Gemini, 200, ev.data.as_bytes());
-            return Err(ProtocolError::Upstream {
-                kind: e.kind,
-                message: e.message,
-            });
+            return Err(stream_error_event(Protocol::Gemini, &ev.data));
         }
         let mut out = Vec::new();
         if !self.started {

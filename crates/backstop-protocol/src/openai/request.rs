@@ -11,6 +11,8 @@ use crate::json::{
 };
 use crate::{Protocol, ProtocolError};
 
+use super::response::tool_calls;
+
 /// Top-level keys with a canonical field; everything else goes to `extra`.
 const KNOWN: &[&str] = &[
     "model",
@@ -371,21 +373,7 @@ fn encode_message(m: &Message, out: &mut Vec<Value>, warnings: &mut Vec<String>)
         }
         Role::Assistant => {
             let text = join_text(&m.content);
-            let calls: Vec<Value> = m
-                .content
-                .iter()
-                .filter_map(|p| match p {
-                    ContentPart::ToolCall {
-                        id,
-                        name,
-                        arguments,
-                    } => Some(json!({"id": id, "type": "function",
-                        "function": {"name": name, "arguments": arguments}})),
-                    ContentPart::Text(_)
-                    | ContentPart::Image(_)
-                    | ContentPart::ToolResult { .. } => None,
-                })
-                .collect();
+            let calls = tool_calls(&m.content);
             let mut msg = Map::new();
             msg.insert("role".into(), "assistant".into());
             msg.insert(

@@ -3,7 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::canonical::{join_text, ChatResponse, ContentPart, FinishReason, Usage};
-use crate::json::{obj, opt_array, opt_str, opt_u64, parse_object, req_str, to_vec, unix_now};
+use crate::json::{
+    obj, opt_array, opt_str, opt_u64, parse_object, req_str, response_from, to_vec, unix_now,
+};
 use crate::ProtocolError;
 
 /// Maps an OpenAI `finish_reason`.
@@ -107,24 +109,12 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProtocolError> {
     }
     let finish =
         opt_str(choice, "finish_reason", "choices[0]")?.map_or(FinishReason::Stop, finish_from);
-    let usage = match o.get("usage") {
-        Some(u @ Value::Object(_)) => usage_from(u)?,
-        _ => Usage::default(),
-    };
-    Ok(ChatResponse {
-        id: opt_str(&o, "id", "")?.unwrap_or("").to_owned(),
-        model: opt_str(&o, "model", "")?.unwrap_or("").to_owned(),
-        content,
-        finish,
-        usage,
-    })
+    response_from(&o, content, finish, usage_from)
 }
 
-/// Encodes a canonical response as an OpenAI `chat.completion` body.
-pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
-    let text = join_text(&resp.content);
-    let calls: Vec<Value> = resp
-        .content
+/// The tool calls among `content`, as an assistant message's OpenAI `tool_calls`.
+pub(crate) fn tool_calls(content: &[ContentPart]) -> Vec<Value> {
+    content
         .iter()
         .filter_map(|p| match p {
             ContentPart::ToolCall {
@@ -136,7 +126,13 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
             })),
             ContentPart::Text(_) | ContentPart::Image(_) | ContentPart::ToolResult { .. } => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Encodes a canonical response as an OpenAI `chat.completion` body.
+pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
+    let text = join_text(&resp.content);
+    let calls = tool_calls(&resp.content);
     let mut message = Map::new();
     message.insert("role".into(), "assistant".into());
     message.insert(

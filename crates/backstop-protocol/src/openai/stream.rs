@@ -4,9 +4,10 @@ use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use crate::canonical::{FinishReason, StreamEvent, Usage};
+use crate::error::stream_error_event;
 use crate::json::unix_now;
 use crate::sse::{write_sse, SseEvent};
-use crate::{classify_error, Protocol, ProtocolError};
+use crate::{Protocol, ProtocolError};
 
 use super::chunk::{Chunk, ToolCallDelta};
 use super::{finish_from, finish_to, response_id, usage_to};
@@ -30,11 +31,7 @@ impl Decoder {
         }
         let chunk: Chunk<'_> = serde_json::from_str(data)?;
         if chunk.error.is_some() {
-            let e = classify_error(Protocol::OpenAi, 200, data.as_bytes());
-            return Err(ProtocolError::Upstream {
-                kind: e.kind,
-                message: e.message,
-            });
+            return Err(stream_error_event(Protocol::OpenAi, data));
         }
         let mut out = Vec::new();
         if !self.started {
