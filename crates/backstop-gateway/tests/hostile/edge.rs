@@ -1,0 +1,1 @@
+//! Slow and greedy clients: header, body and keep-alive deadlines, the connection cap.
