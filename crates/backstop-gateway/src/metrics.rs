@@ -87,6 +87,13 @@ pub struct Metrics {
     malformed: Family<TargetLabel, Counter>,
     rescues: Family<RescueLabels, Counter>,
     hedges: Family<TargetLabel, Counter>,
+    connections_open: Gauge,
+    connections_closed: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,7 +186,21 @@ impl Metrics {
             "Hedged requests sent because a target was slow to its first byte",
             hedges.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::default();
+        registry.register(
+            "connections_closed",
+            "Client connections the gateway closed or refused, by reason: header_timeout, idle_timeout, write_stall, evicted (to make room at server.max_connections), refused (at the limit with none to evict)",
+            connections_closed.clone(),
+        );
         Self {
+            connections_open,
+            connections_closed,
             hedges,
             rescues,
             registry,
@@ -202,6 +223,18 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// A client connection opened (`+1`) or ended (`-1`).
+    pub fn connections_open(&self, delta: i64) {
+        self.connections_open.inc_by(delta);
+    }
+
+    /// A client connection closed or refused by the gateway, for `reason`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// One client request answered.

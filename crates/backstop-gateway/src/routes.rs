@@ -3,6 +3,7 @@
 use crate::config::Auth;
 use crate::http::{ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Gateway};
+use crate::server::BodyTimeout;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -69,9 +70,10 @@ async fn read_limited(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> 
     axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
+            let causes = || std::iter::successors(std::error::Error::source(&error), |e| e.source());
+            if let Some(timeout) = causes().find_map(|e| e.downcast_ref::<BodyTimeout>()) {
+                ApiError::new(ErrorKind::Timeout, timeout.to_string())
+            } else if causes().any(|e| e.is::<http_body_util::LengthLimitError>()) {
                 ApiError::new(
                     ErrorKind::TooLarge,
                     format!("request body is larger than the limit of {limit} bytes (server.max_body_size)"),

@@ -127,4 +127,8 @@ pub struct RawServer {
     pub max_body_size: Option<String>,
     pub shutdown_grace: Option<String>,
     pub threads: Option<i64>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<u32>,
 }

@@ -296,6 +296,17 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Worker threads of `serve`, each with its own single-threaded runtime; `None`: one per core.
     pub threads: Option<usize>,
+    /// How long a client may take to send a request's headers, from the connection's start
+    /// or from the first byte of a request on a kept-alive connection.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body, and how long a response write
+    /// may stay blocked on a client that does not read.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// The most client connections open at once; beyond it, connections that have not sent
+    /// a complete request are closed first, and when none is left new ones are refused.
+    pub max_connections: u32,
 }
 
 impl Default for RetrySettings {
@@ -350,6 +361,10 @@ impl Default for ServerSettings {
             max_body_size: 10 << 20,
             shutdown_grace: Duration::from_secs(30),
             threads: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
         }
     }
 }

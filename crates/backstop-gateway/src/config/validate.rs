@@ -318,7 +318,39 @@ fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
                 ))
             }
         },
+        header_timeout: nonzero_duration_at(
+            "server.header_timeout",
+            raw.header_timeout.as_ref(),
+            default.header_timeout,
+        )?,
+        body_timeout: nonzero_duration_at(
+            "server.body_timeout",
+            raw.body_timeout.as_ref(),
+            default.body_timeout,
+        )?,
+        idle_timeout: nonzero_duration_at(
+            "server.idle_timeout",
+            raw.idle_timeout.as_ref(),
+            default.idle_timeout,
+        )?,
+        max_connections: positive(
+            "server.max_connections",
+            raw.max_connections,
+            default.max_connections,
+        )?,
     })
+}
+
+/// A duration that must be more than zero.
+fn nonzero_duration_at(
+    path: &str,
+    value: Option<&String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match duration_at(path, value, default)? {
+        Duration::ZERO => Err(ConfigError::at(path, "must be more than 0")),
+        duration => Ok(duration),
+    }
 }
 
 /// The most worker threads `server.threads` accepts.

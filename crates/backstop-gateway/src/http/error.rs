@@ -20,6 +20,8 @@ pub enum ErrorKind {
     NotFound,
     /// Body over the configured limit (413).
     TooLarge,
+    /// The client did not send its request body in time (408).
+    Timeout,
     /// Every candidate failed with transient failures, or every circuit is open (503).
     Unavailable,
     /// No upstream can serve this model at all (e.g. no provider configured) (503).
@@ -38,6 +40,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::TooLarge => "request_too_large",
+            ErrorKind::Timeout => "timeout_error",
             ErrorKind::Unavailable => "overloaded_error",
             ErrorKind::NotConfigured => "api_error",
             ErrorKind::Upstream => "upstream_error",
@@ -51,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::Unavailable | ErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,9 +1,13 @@
-//! The HTTP server: edge layers (request id, panic catcher), the router, and
-//! graceful shutdown bounded by a grace period, on the caller's runtime or on a
-//! single-threaded runtime per core.
+//! The HTTP server: edge layers (request id, panic catcher), the router, connections held to
+//! their deadlines and bounded in number, and graceful shutdown bounded by a grace period, on
+//! the caller's runtime or on a single-threaded runtime per core.
 
+mod connection;
+mod connections;
+mod open_files;
 mod threads;
 
+pub use connection::BodyTimeout;
 pub use threads::serve_on_threads;
 
 use crate::pipeline::Gateway;
@@ -11,11 +15,9 @@ use crate::routes;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use http::HeaderValue;
-use std::fmt::Debug;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,48 +55,15 @@ fn new_request_id() -> String {
         .to_string()
 }
 
-/// Serves `gateway` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests and streams finish for at most `grace`.
+/// Serves `gateway` on `listener`, on the caller's runtime, until `shutdown` resolves, then
+/// lets in-flight requests and streams finish for at most `grace`.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    serve_on(gateway, listener, shutdown, grace).await
-}
-
-/// [`serve`] on any listener.
-async fn serve_on<L>(
-    gateway: Arc<Gateway>,
-    listener: L,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()>
-where
-    L: Listener,
-    L::Addr: Debug,
-{
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let notify = stopping.clone();
-    let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        notify.notify_one();
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    let _heartbeat = TimerHeartbeat::start();
-    tokio::select! {
-        result = &mut server => result,
-        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("shutdown grace period of {grace:?} over: closing remaining connections");
-            Ok(())
-        }
-    }
+    threads::serve_on_runtime(gateway, listener, shutdown, grace).await
 }
 
 /// A task that keeps a timer due within the next second, for as long as it lives.
@@ -104,12 +73,12 @@ where
 /// driver to re-arm it, which costs a system call and, on the multi-threaded runtime, often
 /// moves the request to another worker thread. With a timer always due sooner, a new deadline
 /// never is the earliest, and a request goes from client to upstream on one thread.
-struct TimerHeartbeat(tokio::task::JoinHandle<()>);
+pub(super) struct TimerHeartbeat(tokio::task::JoinHandle<()>);
 
 impl TimerHeartbeat {
     const PERIOD: Duration = Duration::from_secs(1);
 
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         Self(tokio::spawn(async {
             let mut ticks = tokio::time::interval(Self::PERIOD);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

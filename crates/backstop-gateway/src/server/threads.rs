@@ -1,22 +1,31 @@
-//! Serving on a single-threaded runtime per core.
+//! The acceptor and the workers it hands connections to.
 //!
-//! The acceptor, on the caller's runtime, hands each new connection to the next worker thread
-//! in turn. Each worker runs its own single-threaded tokio runtime and sends upstream through
-//! its own connection pool, so a request is read, forwarded and answered on one thread: no
-//! task moves between threads and no thread wakes another. Breakers, metrics and the
+//! The acceptor, on the caller's runtime, hands each new connection to the next worker in turn.
+//! `backstop serve` runs one worker per core, each on its own thread with a single-threaded
+//! tokio runtime and its own upstream connection pool, so a request is read, forwarded and
+//! answered on one thread: no task moves between threads and no thread wakes another. Tests,
+//! drills and the demo run one worker on the caller's runtime. Breakers, metrics and the
 //! configuration stay shared by all workers.
 
-use super::serve_on;
+use super::connections::Connections;
+use super::open_files;
+use super::{app, TimerHeartbeat};
 use crate::pipeline::Gateway;
 use crate::upstream;
-use axum::serve::Listener;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// Connections accepted but not yet taken by a worker, per worker. A worker that falls this far
+/// behind gets no more until it catches up; when every worker is that far behind, a new
+/// connection is refused.
+const HANDOVER_QUEUE: usize = 1024;
+
+/// The longest pause of the acceptor after a failed `accept` (out of file descriptors).
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Serves `gateway` on `listener` with `threads` worker threads until `shutdown` resolves,
 /// then stops accepting and lets each worker's in-flight requests finish for at most `grace`.
@@ -27,32 +36,78 @@ pub async fn serve_on_threads(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> io::Result<()> {
-    let address = listener.local_addr()?;
+    let threads = threads.max(1);
+    let room = room_for_connections(&gateway);
     let (stop, stopped) = watch::channel(false);
-    let mut workers = (1..=threads.max(1))
-        .map(|index| Worker::start(index, gateway.clone(), address, stopped.clone(), grace))
+    let workers = (1..=threads)
+        .map(|index| {
+            Worker::on_thread(
+                index,
+                (threads, room),
+                gateway.clone(),
+                stopped.clone(),
+                grace,
+            )
+        })
         .collect::<io::Result<Vec<_>>>()?;
+    accept_until(listener, workers, shutdown, stop, &gateway).await
+}
+
+/// Serves `gateway` on `listener` with one worker on the caller's runtime.
+pub async fn serve_on_runtime(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> io::Result<()> {
+    let room = room_for_connections(&gateway);
+    let (stop, stopped) = watch::channel(false);
+    let worker = Worker::on_task(gateway.clone(), room, stopped, grace);
+    accept_until(listener, vec![worker], shutdown, stop, &gateway).await
+}
+
+/// The client connections the open-file limit leaves room for, with a warning when that is
+/// fewer than `server.max_connections`.
+fn room_for_connections(gateway: &Gateway) -> usize {
+    let room = open_files::connection_room();
+    let configured = gateway.config().server.max_connections;
+    if (configured as usize) > room {
+        tracing::warn!(
+            "server.max_connections = {configured} does not fit in the open-file limit: at most {room} client connections will be open (raise it with `ulimit -n`)"
+        );
+    }
+    room
+}
+
+/// Accepts connections and hands them to `workers` until `shutdown`, then tells the workers to
+/// stop and waits for them.
+async fn accept_until(
+    listener: TcpListener,
+    mut workers: Vec<Worker>,
+    shutdown: impl Future<Output = ()> + Send,
+    stop: watch::Sender<bool>,
+    gateway: &Gateway,
+) -> io::Result<()> {
     tokio::pin!(shutdown);
+    let mut pause = AcceptPause::default();
     let mut next = 0;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+                Ok((stream, _)) => {
+                    pause.reset();
                     let _ = stream.set_nodelay(true);
                     match stream.into_std() {
-                        Ok(stream) => next = hand_over(&mut workers, next, stream, peer)?,
+                        Ok(stream) => next = hand_over(&mut workers, next, stream, gateway)?,
                         Err(error) => tracing::warn!("cannot hand over a connection: {error}"),
                     }
                 }
-                Err(error) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(error) => pause.after(error).await,
             },
         }
     }
+    tracing::info!("shutting down: finishing in-flight requests");
     drop(listener);
     let _ = stop.send(true);
     let mut result = Ok(());
@@ -64,135 +119,215 @@ pub async fn serve_on_threads(
     result
 }
 
-/// Hands `stream` to worker `next`, or the first live one after it, and returns where to
-/// start next time. A worker whose thread has died leaves the rotation; an error when none
-/// is left.
+/// The acceptor's pause after a failed `accept`: a connection the peer already gave up on is
+/// skipped at once; anything else (out of file descriptors, mostly) pauses the acceptor for a
+/// time that doubles while the failures last, logged once per run of failures.
+#[derive(Debug, Default)]
+struct AcceptPause {
+    current: Option<Duration>,
+    failures: u64,
+}
+
+impl AcceptPause {
+    const FIRST: Duration = Duration::from_millis(5);
+
+    async fn after(&mut self, error: io::Error) {
+        use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionRefused | ConnectionReset
+        ) {
+            return;
+        }
+        self.failures += 1;
+        let pause = match self.current {
+            None => {
+                tracing::warn!("accept failed: {error}; pausing new connections while it lasts");
+                Self::FIRST
+            }
+            Some(previous) => (previous * 2).min(MAX_ACCEPT_PAUSE),
+        };
+        self.current = Some(pause);
+        tokio::time::sleep(pause).await;
+    }
+
+    fn reset(&mut self) {
+        if self.current.take().is_some() {
+            tracing::warn!(
+                failures = self.failures,
+                "accepting connections again after failed accepts"
+            );
+            self.failures = 0;
+        }
+    }
+}
+
+/// Hands `stream` to worker `next`, or the first after it with room, and returns where to start
+/// next time. A worker that has stopped leaves the rotation; an error when none is left. When
+/// every worker's queue is full the connection is refused (closed).
 fn hand_over(
     workers: &mut Vec<Worker>,
     next: usize,
     mut stream: std::net::TcpStream,
-    peer: SocketAddr,
+    gateway: &Gateway,
 ) -> io::Result<usize> {
     let mut index = next;
-    while !workers.is_empty() {
+    let mut tried = 0;
+    while !workers.is_empty() && tried < workers.len() {
         index %= workers.len();
-        match workers[index].connections.send((stream, peer)) {
+        match workers[index].connections.try_send(stream) {
             Ok(()) => return Ok(index + 1),
-            Err(mpsc::error::SendError((returned, _))) => {
-                tracing::error!("a worker thread has stopped: serving on the others");
+            Err(mpsc::error::TrySendError::Full(returned)) => {
+                stream = returned;
+                index += 1;
+                tried += 1;
+            }
+            Err(mpsc::error::TrySendError::Closed(returned)) => {
+                tracing::error!("a worker has stopped: serving on the others");
                 workers.remove(index);
                 stream = returned;
             }
         }
     }
-    Err(io::Error::other("every worker thread has stopped"))
+    if workers.is_empty() {
+        return Err(io::Error::other("every worker has stopped"));
+    }
+    drop(stream);
+    gateway
+        .metrics()
+        .connection_closed(super::connection::CloseReason::Refused.label());
+    Ok(index)
 }
 
-/// One worker thread and the way to reach it.
+/// One worker and the way to reach it.
 struct Worker {
-    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
-    done: oneshot::Receiver<io::Result<()>>,
+    connections: mpsc::Sender<std::net::TcpStream>,
+    done: oneshot::Receiver<()>,
 }
 
 impl Worker {
-    fn start(
+    /// Worker `index` of `workers` sharing room for `room` connections, on a thread of its own.
+    fn on_thread(
         index: usize,
+        (workers, room): (usize, usize),
         gateway: Arc<Gateway>,
-        address: SocketAddr,
-        mut stopped: watch::Receiver<bool>,
+        stopped: watch::Receiver<bool>,
         grace: Duration,
     ) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (connections, incoming) = mpsc::unbounded_channel();
+        let (connections, incoming) = mpsc::channel(HANDOVER_QUEUE);
         let (finish, done) = oneshot::channel();
-        let listener = Handover { incoming, address };
-        let stop = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
         std::thread::Builder::new()
             .name(format!("backstop-worker-{index}"))
             .spawn(move || {
                 upstream::use_own_pool();
-                let result = runtime.block_on(serve_on(gateway, listener, stop, grace));
-                let _ = finish.send(result);
+                runtime.block_on(work(gateway, (workers, room), incoming, stopped, grace));
+                let _ = finish.send(());
             })?;
         Ok(Self { connections, done })
+    }
+
+    /// The only worker, on the caller's runtime.
+    fn on_task(
+        gateway: Arc<Gateway>,
+        room: usize,
+        stopped: watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Self {
+        let (connections, incoming) = mpsc::channel(HANDOVER_QUEUE);
+        let (finish, done) = oneshot::channel();
+        tokio::spawn(async move {
+            work(gateway, (1, room), incoming, stopped, grace).await;
+            let _ = finish.send(());
+        });
+        Self { connections, done }
     }
 
     async fn finished(self) -> io::Result<()> {
         drop(self.connections);
         self.done
             .await
-            .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")))
+            .map_err(|_| io::Error::other("a worker thread panicked"))
     }
 }
 
-/// The listener a worker serves: the connections the acceptor hands over to it.
-struct Handover {
-    incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    address: SocketAddr,
-}
-
-impl Listener for Handover {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            let Some((stream, peer)) = self.incoming.recv().await else {
-                // The acceptor is gone: only shutdown ends this worker now.
-                return std::future::pending().await;
-            };
-            match TcpStream::from_std(stream) {
-                Ok(stream) => return (stream, peer),
-                Err(error) => tracing::warn!("cannot serve the connection from {peer}: {error}"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.address)
-    }
+/// A worker's life: serve what it is handed until told to stop.
+async fn work(
+    gateway: Arc<Gateway>,
+    (workers, room): (usize, usize),
+    incoming: mpsc::Receiver<std::net::TcpStream>,
+    mut stopped: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let _heartbeat = TimerHeartbeat::start();
+    let stop = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    Connections::new(gateway.clone(), app(gateway), workers, room)
+        .run(incoming, stop, grace)
+        .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    type Incoming = mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>;
+    type Incoming = mpsc::Receiver<std::net::TcpStream>;
 
-    fn worker() -> (Worker, Incoming) {
-        let (connections, incoming) = mpsc::unbounded_channel();
+    fn worker(queue: usize) -> (Worker, Incoming) {
+        let (connections, incoming) = mpsc::channel(queue);
         let (_finish, done) = oneshot::channel();
         (Worker { connections, done }, incoming)
     }
 
-    fn connection(listener: &std::net::TcpListener) -> (std::net::TcpStream, SocketAddr) {
-        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let peer = stream.local_addr().unwrap();
-        (stream, peer)
+    fn connection(listener: &std::net::TcpListener) -> std::net::TcpStream {
+        std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap()
+    }
+
+    fn gateway() -> Gateway {
+        let config = crate::config::parse("", &|_| None).unwrap();
+        Gateway::new(config).unwrap()
+    }
+
+    fn count(incoming: &mut Incoming) -> usize {
+        std::iter::from_fn(|| incoming.try_recv().ok()).count()
     }
 
     #[test]
     fn connections_go_round_and_a_dead_worker_leaves_the_rotation() {
+        let gateway = gateway();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let ((a, mut a_in), (b, b_in), (c, mut c_in)) = (worker(), worker(), worker());
+        let ((a, mut a_in), (b, b_in), (c, mut c_in)) = (worker(8), worker(8), worker(8));
         drop(b_in);
         let mut workers = vec![a, b, c];
         let mut next = 0;
         for _ in 0..4 {
-            let (stream, peer) = connection(&listener);
-            next = hand_over(&mut workers, next, stream, peer).unwrap();
+            next = hand_over(&mut workers, next, connection(&listener), &gateway).unwrap();
         }
         assert_eq!(workers.len(), 2);
-        let count =
-            |incoming: &mut Incoming| std::iter::from_fn(|| incoming.try_recv().ok()).count();
         assert_eq!((count(&mut a_in), count(&mut c_in)), (2, 2));
         drop((a_in, c_in));
-        let (stream, peer) = connection(&listener);
-        assert!(hand_over(&mut workers, next, stream, peer).is_err());
+        assert!(hand_over(&mut workers, next, connection(&listener), &gateway).is_err());
         assert!(workers.is_empty());
+    }
+
+    #[test]
+    fn a_full_worker_is_passed_over_and_when_all_are_full_the_connection_is_refused() {
+        let gateway = gateway();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ((a, mut a_in), (b, mut b_in)) = (worker(1), worker(3));
+        let mut workers = vec![a, b];
+        let mut next = 0;
+        for _ in 0..5 {
+            next = hand_over(&mut workers, next, connection(&listener), &gateway).unwrap();
+        }
+        assert_eq!((count(&mut a_in), count(&mut b_in)), (1, 3));
+        assert_eq!(workers.len(), 2);
+        assert!(gateway
+            .metrics()
+            .render()
+            .contains("backstop_connections_closed_total{reason=\"refused\"} 1"));
     }
 }
