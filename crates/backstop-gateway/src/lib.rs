@@ -9,6 +9,7 @@ pub mod drill;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod status;

@@ -42,7 +42,10 @@ pub fn routing_plan(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "    {}  [{} at {}, weight {}]",
-                target.label, target.provider.kind, target.provider.base_url, target.weight
+                target.label,
+                target.provider.kind,
+                crate::redact::url(&target.provider.base_url),
+                target.weight
             );
         }
         if model.fallbacks.is_empty() {
