@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod redact;

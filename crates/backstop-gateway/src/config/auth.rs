@@ -104,6 +104,36 @@ impl Config {
     }
 }
 
+/// What `check` says about authentication: what clients need, who may use the admin
+/// API, whether `/metrics` and `/status` are protected.
+pub fn auth_summary(config: &Config) -> String {
+    let keys = config
+        .auth
+        .as_ref()
+        .map_or(0, |auth| auth.client_keys.len());
+    let clients = match keys {
+        0 if config.auth.as_ref().is_some_and(|auth| auth.open) => {
+            "open to any client (auth.open = true)".to_string()
+        }
+        0 => "open to any client (no client_keys), so it must listen on loopback".to_string(),
+        n => format!("clients need one of {n} client key(s)"),
+    };
+    let admin = match config.admin_access() {
+        AdminAccess::Key(_) => "the admin API needs the admin key".to_string(),
+        AdminAccess::Open => {
+            "the admin API is open to anyone who reaches the gateway (no admin_key, loopback)"
+                .to_string()
+        }
+        AdminAccess::Disabled(why) => why.to_string(),
+    };
+    let metrics = if config.protects_metrics() {
+        "/metrics and /status need a key"
+    } else {
+        "/metrics and /status are open"
+    };
+    format!("auth: {clients}; {admin}; {metrics}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::parse;
@@ -172,6 +202,12 @@ mod tests {
             access("[auth]\nclient_keys = [\"ck-1\"]\n"),
             AdminAccess::Disabled(_)
         ));
+        let keys_only = parse("[auth]\nclient_keys = [\"ck-1\"]\n", &env).unwrap();
+        let summary = super::super::routing_plan(&keys_only);
+        assert!(
+            summary.contains("the admin API is disabled because no auth.admin_key is set"),
+            "{summary}"
+        );
         assert!(matches!(
             access("listen = \"0.0.0.0:1\"\n[auth]\nopen = true\n"),
             AdminAccess::Disabled(_)

@@ -19,6 +19,7 @@ pub fn routing_plan(config: &Config) -> String {
             }
         );
     }
+    let _ = writeln!(out, "{}", super::auth::auth_summary(config));
     let t = &config.timeouts;
     let _ = writeln!(
         out,

@@ -2,8 +2,10 @@
 //! graceful shutdown bounded by a grace period, on the caller's runtime or on a
 //! single-threaded runtime per core.
 
+mod hangup;
 mod threads;
 
+pub use hangup::reload_on_hangup;
 pub use threads::serve_on_threads;
 
 use crate::pipeline::Gateway;
