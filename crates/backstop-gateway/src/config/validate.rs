@@ -500,8 +500,7 @@ fn find_cycle(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigError> 
             visits.insert(root, Visit::OnChain);
             chain.push((model, 0));
         }
-        while let Some((model, index)) = chain.last_mut() {
-            let model: &Model = *model;
+        while let Some(&mut (model, ref mut index)) = chain.last_mut() {
             let Some(next) = model.fallbacks.get(*index) else {
                 visits.insert(&model.name, Visit::Done);
                 chain.pop();

@@ -204,7 +204,7 @@ fn an_exposed_address_without_client_keys_is_refused_by_check_and_serve() {
 
 #[test]
 fn check_into_a_closed_pipe_exits_quietly() {
-    let file = ConfigFile::new("pipe", &"[providers.o]\nkind = \"openai\"\n".to_string());
+    let file = ConfigFile::new("pipe", "[providers.o]\nkind = \"openai\"\n");
     let mut text = std::fs::read_to_string(&file.path).unwrap();
     for index in 0..200 {
         text.push_str(&format!(
