@@ -1,11 +1,11 @@
-//! The operator's API under `/admin` (needs `auth.admin_key` when it is set): list
+//! The operator's API under `/admin` (see [`crate::config::AdminAccess`] for who may use it): list
 //! targets and their breakers, force a breaker open or closed, inject and clear
 //! faults, reload the configuration from disk.
 
-use crate::config::parse_duration;
+use crate::config::{parse_duration, AdminAccess};
 use crate::http::{ApiError, ErrorKind};
-use crate::pipeline::{Gateway, InjectedFault, InjectedKind};
-use crate::routes::{constant_time_eq, presented_key};
+use crate::pipeline::{Gateway, InjectedFault, InjectedKind, ReloadError, Reloaded};
+use crate::routes::{constant_time_eq, presented_key, read_limited};
 use crate::status;
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
@@ -33,27 +33,34 @@ fn admin_error(kind: ErrorKind, message: impl Into<String>) -> Response {
     ApiError::new(kind, message).render(Protocol::OpenAi)
 }
 
+/// The largest admin request body: every admin call takes a few hundred bytes at most.
+pub const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// Lets a request through when the admin API is open or it presents the admin key, and
+/// reads its body, at most [`MAX_ADMIN_BODY`], only then.
 async fn require_admin_key(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let config = gateway.config();
-    let Some(key) = config
-        .auth
-        .as_ref()
-        .and_then(|auth| auth.admin_key.as_ref())
-    else {
-        return next.run(request).await;
-    };
-    let presented = presented_key(request.headers());
-    match presented {
-        Some(given) if constant_time_eq(key.expose(), given) => next.run(request).await,
-        Some(_) => admin_error(ErrorKind::Unauthorized, "invalid admin key"),
-        None => admin_error(
-            ErrorKind::Unauthorized,
-            "the admin API needs the admin key: send `Authorization: Bearer ADMIN_KEY`",
-        ),
+    match gateway.config().admin_access() {
+        AdminAccess::Open => {}
+        AdminAccess::Disabled(why) => return admin_error(ErrorKind::Forbidden, why),
+        AdminAccess::Key(key) => match presented_key(request.headers()) {
+            Some(given) if constant_time_eq(key.expose(), given) => {}
+            Some(_) => return admin_error(ErrorKind::Unauthorized, "invalid admin key"),
+            None => {
+                return admin_error(
+                    ErrorKind::Unauthorized,
+                    "the admin API needs the admin key: send `Authorization: Bearer ADMIN_KEY`",
+                )
+            }
+        },
+    }
+    let (parts, body) = request.into_parts();
+    match read_limited(body, MAX_ADMIN_BODY as u64, "the admin API's limit").await {
+        Ok(body) => next.run(Request::from_parts(parts, body.into())).await,
+        Err(error) => error.render(Protocol::OpenAi),
     }
 }
 
@@ -211,19 +218,47 @@ async fn breaker(
     Json(json!({"target": label, "state": health.breaker.state().as_str()})).into_response()
 }
 
+/// Reloads off the async workers, so that reading and checking a large file never holds
+/// up the requests they serve.
 async fn reload(State(gateway): State<Arc<Gateway>>) -> Response {
-    match gateway.reload() {
-        Ok(config) => {
-            tracing::info!(models = config.models.len(), "configuration reloaded");
-            let models: Vec<&String> = config.models.keys().collect();
-            Json(json!({"reloaded": true, "models": models})).into_response()
+    let outcome = tokio::task::spawn_blocking(move || gateway.reload()).await;
+    match outcome {
+        Ok(Ok(reloaded)) => {
+            log_reloaded(&reloaded, "POST /admin/reload");
+            let models: Vec<&String> = reloaded.config.models.keys().collect();
+            Json(json!({
+                "reloaded": true,
+                "models": models,
+                "restart_required": reloaded.restart_required,
+            }))
+            .into_response()
         }
-        Err(error) => {
-            tracing::error!("reload refused, the running configuration stays: {error}");
-            admin_error(
-                ErrorKind::InvalidRequest,
-                format!("reload refused, the running configuration stays: {error}"),
-            )
+        Ok(Err(error)) => {
+            let message = refused_message(&error);
+            tracing::error!(source = "POST /admin/reload", "{message}");
+            admin_error(ErrorKind::InvalidRequest, message)
         }
+        Err(error) => admin_error(ErrorKind::Internal, format!("reload failed: {error}")),
+    }
+}
+
+/// What a refused reload says, in the answer and in the log.
+pub fn refused_message(error: &ReloadError) -> String {
+    format!("reload refused, the running configuration stays: {error}")
+}
+
+/// Logs a reload that took effect, with a warning naming what waits for a restart.
+pub fn log_reloaded(reloaded: &Reloaded, source: &str) {
+    tracing::info!(
+        source,
+        models = reloaded.config.models.len(),
+        "configuration reloaded"
+    );
+    if !reloaded.restart_required.is_empty() {
+        tracing::warn!(
+            source,
+            "reload: {} changed but only applies at a restart; the running values stay",
+            reloaded.restart_required.join(", ")
+        );
     }
 }

@@ -4,6 +4,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::pipeline::Gateway;
 use crate::server;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,7 +78,7 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
-    let _flush_logs_on_exit = init_logging(cli.log_format);
+    let _flush_logs_on_exit = crate::logging::init(cli.log_format);
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
         Command::Check { config } => check(config.as_deref()),
@@ -106,25 +107,6 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs to stderr from a writer thread, so a request never waits on the write; lines are
-/// never dropped (a full buffer makes the logger wait). The guard flushes what is left.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("backstop-log")
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    guard
-}
-
 /// The config file in use: `--config`, else `./backstop.toml` if it exists.
 fn config_path(path: Option<&Path>) -> Option<PathBuf> {
     match path {
@@ -147,14 +129,26 @@ fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigEr
 
 fn check(path: Option<&Path>) -> ExitCode {
     match load_config(path, false) {
-        Ok(config) => {
-            print!("{}", config::routing_plan(&config));
-            println!("\nconfiguration OK");
-            ExitCode::SUCCESS
-        }
+        Ok(config) => emit(
+            &format!("{}\nconfiguration OK\n", config::routing_plan(&config)),
+            "backstop check",
+        ),
         Err(error) => {
             eprintln!("{error}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly, not in a panic.
+pub(crate) fn emit(text: &str, command: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{command}: cannot write to stdout: {error}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -169,6 +163,13 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
     };
     if let Some(listen) = listen {
         config.listen = listen;
+    }
+    if let Err(mut error) = config::check_exposure(config.listen, config.auth.as_ref()) {
+        if listen.is_some() {
+            error.path = "--listen".into();
+        }
+        eprintln!("{error}");
+        return ExitCode::from(EXIT_CONFIG);
     }
     if config.zero_config && config.providers.is_empty() {
         tracing::warn!("no provider configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or pass --config FILE");
@@ -196,8 +197,12 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    if let Err(error) = server::reload_on_hangup(gateway.clone()) {
+        tracing::warn!("cannot handle SIGHUP, so it cannot reload the configuration: {error}");
+    }
     tracing::info!("backstop listening on http://{address}");
-    println!("listening on http://{address}");
+    // Only the address goes to stdout; a closed stdout must not stop the gateway.
+    let _ = writeln!(std::io::stdout(), "listening on http://{address}");
     let shutdown = server::shutdown_signal();
     match server::serve_on_threads(gateway, listener, threads, shutdown, grace).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,36 +61,51 @@ async fn serve_model(
     let (parts, body) = request.into_parts();
     check_client_key(gateway.config().auth.as_ref(), &parts.headers)?;
     let limit = gateway.config().server.max_body_size;
-    let body = read_limited(body, limit).await?;
+    let body = read_limited(body, limit, "server.max_body_size").await?;
     let request = ClientRequest::new(protocol, parts.headers, body)?;
     gateway.serve(Arc::new(request)).await
 }
 
-async fn read_limited(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+/// Reads `body` whole, or answers 413 naming `limit_name` once it passes `limit` bytes.
+pub(crate) async fn read_limited(
+    body: Body,
+    limit: u64,
+    limit_name: &str,
+) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|error| {
-            let causes = || std::iter::successors(std::error::Error::source(&error), |e| e.source());
+            let causes =
+                || std::iter::successors(std::error::Error::source(&error), |e| e.source());
             if let Some(timeout) = causes().find_map(|e| e.downcast_ref::<BodyTimeout>()) {
                 ApiError::new(ErrorKind::Timeout, timeout.to_string())
             } else if causes().any(|e| e.is::<http_body_util::LengthLimitError>()) {
                 ApiError::new(
                     ErrorKind::TooLarge,
-                    format!("request body is larger than the limit of {limit} bytes (server.max_body_size)"),
+                    format!(
+                        "request body is larger than the limit of {limit} bytes ({limit_name})"
+                    ),
                 )
             } else {
-                ApiError::new(ErrorKind::InvalidRequest, format!("could not read the request body: {error}"))
+                ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("could not read the request body: {error}"),
+                )
             }
         })
 }
 
-/// The key a caller presents: `x-api-key: K` or `Authorization: Bearer K`.
+/// The key a caller presents: `x-api-key: K` or `Authorization: Bearer K`, the scheme
+/// in any case and followed by any amount of whitespace.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let bearer = || {
-        let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+        let value = headers
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .trim();
+        let (scheme, key) = value.split_once(char::is_whitespace)?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(key)
     };
     headers
         .get("x-api-key")
@@ -141,7 +156,10 @@ async fn models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
-async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+async fn metrics(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(error) = check_observer_key(&gateway, &headers) {
+        return error.render(Protocol::OpenAi);
+    }
     (
         [(
             http::header::CONTENT_TYPE,
@@ -152,8 +170,35 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
-async fn status(State(gateway): State<Arc<Gateway>>) -> Response {
+async fn status(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(error) = check_observer_key(&gateway, &headers) {
+        return error.render(Protocol::OpenAi);
+    }
     Json(crate::status::status(&gateway)).into_response()
+}
+
+/// With `auth.protect_metrics`, `/metrics` and `/status` need a client key or the admin key.
+fn check_observer_key(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = gateway.config();
+    let Some(auth) = config.auth.as_ref().filter(|auth| auth.protect_metrics) else {
+        return Ok(());
+    };
+    let Some(presented) = presented_key(headers) else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "this endpoint needs a client key or the admin key (auth.protect_metrics): send `Authorization: Bearer KEY`",
+        ));
+    };
+    let known = auth.client_keys.iter().chain(auth.admin_key.iter());
+    let mut accepted = false;
+    for key in known {
+        accepted |= constant_time_eq(key.expose(), presented);
+    }
+    if accepted {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorKind::Unauthorized, "invalid key"))
+    }
 }
 
 async fn healthz() -> Response {

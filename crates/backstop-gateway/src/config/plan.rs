@@ -19,6 +19,7 @@ pub fn routing_plan(config: &Config) -> String {
             }
         );
     }
+    let _ = writeln!(out, "{}", super::auth::auth_summary(config));
     let t = &config.timeouts;
     let _ = writeln!(
         out,
@@ -42,7 +43,10 @@ pub fn routing_plan(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "    {}  [{} at {}, weight {}]",
-                target.label, target.provider.kind, target.provider.base_url, target.weight
+                target.label,
+                target.provider.kind,
+                crate::redact::url(&target.provider.base_url),
+                target.weight
             );
         }
         if model.fallbacks.is_empty() {

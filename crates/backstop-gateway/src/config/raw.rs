@@ -28,6 +28,8 @@ pub struct RawAuth {
     #[serde(default)]
     pub client_keys: Vec<String>,
     pub admin_key: Option<String>,
+    pub open: Option<bool>,
+    pub protect_metrics: Option<bool>,
 }
 
 /// `[providers.NAME]`

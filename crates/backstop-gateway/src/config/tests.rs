@@ -110,8 +110,10 @@ fn error_messages_name_the_key() {
     for (text, expected) in cases {
         assert_eq!(error_of(text), expected, "for config:\n{text}");
     }
-    assert!(error_of("listen = [")
-        .starts_with("config error: invalid TOML: TOML parse error at line 1"));
+    assert_eq!(
+        error_of("state = \"memory\"\nlisten = ["),
+        "config error: invalid TOML at line 2, column 11 (key `listen`): invalid array; expected `]`"
+    );
 }
 
 #[test]
@@ -130,4 +132,67 @@ fn the_example_config_documents_a_valid_config() {
     let config = load(&path).unwrap();
     assert!(config.models.contains_key("smart"));
     assert_eq!(config.models["smart"].fallbacks, vec!["gpt", "fast"]);
+}
+
+/// 2,000 models, each falling back to the next two: every path through them would be
+/// about 10^418 chains, so only a search that visits each model once can finish.
+fn long_chain(models: usize, last_fallback: Option<&str>) -> String {
+    let mut text =
+        String::from("[providers.o]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n");
+    for index in 0..models {
+        let fallbacks: Vec<String> = (index + 1..(index + 3).min(models))
+            .map(|next| format!("\"m{next}\""))
+            .chain(
+                last_fallback
+                    .filter(|_| index == models - 1)
+                    .map(|f| format!("\"{f}\"")),
+            )
+            .collect();
+        text.push_str(&format!(
+            "[models.m{index}]\ntargets = [{{ provider = \"o\", model = \"x\" }}]\nfallbacks = [{}]\n",
+            fallbacks.join(", ")
+        ));
+    }
+    text
+}
+
+#[test]
+fn the_fallback_cycle_check_is_linear_in_long_chains() {
+    let config = parse(&long_chain(2_000, None), &env).unwrap();
+    assert_eq!(config.models.len(), 2_000);
+    let error = parse(&long_chain(2_000, Some("m1000")), &env).unwrap_err();
+    assert_eq!(error.path, "models.m1999.fallbacks[0]");
+    assert!(
+        error
+            .message
+            .starts_with("fallback cycle: m1000 -> m1001 -> ")
+            && error.message.ends_with("m1999 -> m1000"),
+        "{}",
+        error.message.chars().take(200).collect::<String>()
+    );
+}
+
+#[test]
+fn no_error_prints_a_secret_value() {
+    let cases = [
+        "[providers.a]\nkind = \"openai\"\napi_key = \"sk-live-0123456789\n",
+        "[providers.a]\nkind = \"openai\"\napi_key = \"sk-live-0123456789\" x\n",
+        "[auth]\nclient_keys = \"sk-live-0123456789\"\n",
+        "[auth]\nadmin_key = [\"sk-live-0123456789\"]\n",
+        "[providers.a]\nkind = \"openai\"\nheaders = { x-token = 5, y = \"sk-live-0123456789\" }\n",
+        "[providers.a]\nkind = \"openai\"\napi_key = \"sk-live-0123456789${\"\n",
+        "[providers.a]\nkind = \"openai\"\nbase_url = \"ftp://user:sk-live-0123456789@host/v1\"\n",
+    ];
+    for text in cases {
+        let error = error_of(text);
+        assert!(!error.contains("sk-live-0123456789"), "{error}");
+    }
+}
+
+#[test]
+fn the_routing_plan_hides_url_credentials() {
+    let text = "[providers.o]\nkind = \"openai\"\nbase_url = \"https://user:pa55word@proxy.example/v1\"\n[models.m]\ntargets = [{ provider = \"o\", model = \"x\" }]\n";
+    let plan = routing_plan(&parse(text, &env).unwrap());
+    assert!(plan.contains("https://***@proxy.example/v1"), "{plan}");
+    assert!(!plan.contains("pa55word"), "{plan}");
 }

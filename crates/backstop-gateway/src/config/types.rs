@@ -74,10 +74,14 @@ pub enum StateSpec {
 /// `[auth]`
 #[derive(Debug, Clone)]
 pub struct Auth {
-    /// Keys accepted from clients (empty: any client is accepted).
+    /// Keys accepted from clients (empty: any client is accepted); none is blank.
     pub client_keys: Vec<Secret>,
     /// Key required for `/admin/*`.
     pub admin_key: Option<Secret>,
+    /// Declared open on purpose: no client key, even on a non-loopback address.
+    pub open: bool,
+    /// Whether `/metrics` and `/status` need a client or admin key.
+    pub protect_metrics: bool,
 }
 
 /// An upstream provider.

@@ -1,6 +1,7 @@
 //! The second phase of loading: raw values become a [`Config`], with every
 //! reference checked and every error naming its key path.
 
+use super::auth::{auth_from_raw, check_exposure};
 use super::raw::{RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawTimeouts};
 use super::types::*;
 use super::units::{parse_duration, parse_size};
@@ -25,15 +26,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         None => default_listen(),
     };
     let state = parse_state(raw.state.as_deref())?;
-    let auth = raw.auth.map(|auth| Auth {
-        client_keys: auth
-            .client_keys
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .map(Secret::new)
-            .collect(),
-        admin_key: auth.admin_key.filter(|k| !k.is_empty()).map(Secret::new),
-    });
+    let auth = raw.auth.map(auth_from_raw).transpose()?;
+    check_exposure(listen, auth.as_ref())?;
     let mut providers = BTreeMap::new();
     for (name, provider) in raw.providers {
         let built = provider_from_raw(&name, provider)?;
@@ -119,7 +113,10 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
     if !scheme_ok || url::Url::parse(&base_url).is_err() {
         return Err(ConfigError::at(
             format!("{path}.base_url"),
-            format!("`{base_url}` is not an http:// or https:// URL"),
+            format!(
+                "`{}` is not an http:// or https:// URL",
+                crate::redact::url(&base_url)
+            ),
         ));
     }
     let mut headers = Vec::new();
@@ -394,7 +391,7 @@ fn model_from_raw(
                 format!("{path}.targets[{index}]"),
                 format!(
                     "no valid URL from `{}` and this model: {error}",
-                    provider.base_url
+                    crate::redact::url(&provider.base_url)
                 ),
             )
         })?);
@@ -509,32 +506,62 @@ fn check_fallbacks(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigEr
             }
         }
     }
-    for name in models.keys() {
-        let mut chain = vec![name.clone()];
-        find_cycle(models, &mut chain)?;
-    }
-    Ok(())
+    find_cycle(models)
 }
 
-fn find_cycle(
-    models: &BTreeMap<String, Arc<Model>>,
-    chain: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    let Some(current) = chain.last().and_then(|name| models.get(name)) else {
-        return Ok(());
-    };
-    for (index, next) in current.fallbacks.iter().enumerate() {
-        if chain.contains(next) {
-            let mut cycle = chain.clone();
-            cycle.push(next.clone());
-            return Err(ConfigError::at(
-                format!("models.{}.fallbacks[{index}]", current.name),
-                format!("fallback cycle: {}", cycle.join(" -> ")),
-            ));
+/// Where a model stands in the depth-first search for fallback cycles.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    /// On the current chain: reaching it again closes a cycle.
+    OnChain,
+    /// Fully explored: no cycle through it.
+    Done,
+}
+
+/// Finds a fallback cycle by an iterative depth-first search that explores each model
+/// once, so the cost is linear in models plus fallbacks however long the chains are.
+fn find_cycle(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigError> {
+    let mut visits: BTreeMap<&str, Visit> = BTreeMap::new();
+    for root in models.keys() {
+        if visits.contains_key(root.as_str()) {
+            continue;
         }
-        chain.push(next.clone());
-        find_cycle(models, chain)?;
-        chain.pop();
+        // The chain being explored: each model and the index of its next fallback.
+        let mut chain: Vec<(&Model, usize)> = Vec::new();
+        if let Some(model) = models.get(root) {
+            visits.insert(root, Visit::OnChain);
+            chain.push((model, 0));
+        }
+        while let Some(&mut (model, ref mut index)) = chain.last_mut() {
+            let Some(next) = model.fallbacks.get(*index) else {
+                visits.insert(&model.name, Visit::Done);
+                chain.pop();
+                continue;
+            };
+            let at = *index;
+            *index += 1;
+            match visits.get(next.as_str()) {
+                Some(Visit::Done) => {}
+                Some(Visit::OnChain) => {
+                    let start = chain.iter().position(|(m, _)| m.name == *next).unwrap_or(0);
+                    let mut cycle: Vec<&str> = chain[start..]
+                        .iter()
+                        .map(|(m, _)| m.name.as_str())
+                        .collect();
+                    cycle.push(next);
+                    return Err(ConfigError::at(
+                        format!("models.{}.fallbacks[{at}]", model.name),
+                        format!("fallback cycle: {}", cycle.join(" -> ")),
+                    ));
+                }
+                None => {
+                    if let Some(fallback) = models.get(next) {
+                        visits.insert(next, Visit::OnChain);
+                        chain.push((fallback, 0));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

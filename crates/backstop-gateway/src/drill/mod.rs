@@ -31,7 +31,6 @@ use load::SampleLog;
 use local::LocalGateway;
 use report::{millis, Scenario};
 use sender::ChatSender;
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -75,24 +74,11 @@ pub async fn run(args: DrillArgs) -> ExitCode {
             } else {
                 text::render(&report)
             };
-            emit(&text)
+            crate::cli::emit(&text, "backstop drill")
         }
         Err(error) => {
             eprintln!("backstop drill: {error}");
             error.exit_code()
-        }
-    }
-}
-
-/// Writes the report to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("backstop drill: cannot write the report: {error}");
-            ExitCode::FAILURE
         }
     }
 }

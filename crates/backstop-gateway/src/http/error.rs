@@ -16,6 +16,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Missing or wrong client key (401).
     Unauthorized,
+    /// A part of the API that is switched off (403).
+    Forbidden,
     /// Unknown model or path (404).
     NotFound,
     /// Body over the configured limit (413).
@@ -38,6 +40,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => "invalid_request_error",
             ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::Forbidden => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::TooLarge => "request_too_large",
             ErrorKind::Timeout => "timeout_error",
@@ -52,6 +55,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,

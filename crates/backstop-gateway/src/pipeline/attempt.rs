@@ -98,7 +98,8 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
-        return Err(upstream_failure(target.provider.kind, response, first_byte_deadline).await);
+        let failure = upstream_failure(target.provider.kind, response, first_byte_deadline).await;
+        return Err(failure.redacted(&gateway.redactor()));
     }
     Ok(response)
 }

@@ -1,5 +1,6 @@
 //! A failed attempt: its class, what the upstream said, and the hint it gave.
 
+use crate::redact::Redactor;
 use backstop_core::FailureClass;
 use backstop_protocol::Protocol;
 use bytes::Bytes;
@@ -13,7 +14,7 @@ pub struct Failure {
     pub class: FailureClass,
     /// Upstream HTTP status, when there was one.
     pub status: Option<u16>,
-    /// What happened, in words (no secrets: upstream messages never echo keys).
+    /// What happened, in words (no secrets: what an upstream says is [`Failure::redacted`]).
     pub message: String,
     /// The upstream's hint of when to try again.
     pub retry_after: Option<Duration>,
@@ -32,6 +33,21 @@ impl Failure {
             retry_after: None,
             upstream_body: None,
         }
+    }
+}
+
+impl Failure {
+    /// This failure with every known secret masked in the upstream's message and body.
+    /// Everything an upstream says passes here before it reaches a client, a log line or
+    /// a failure summary: an upstream that echoes the key it received must not leak it.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.message = redactor.text(&self.message);
+        if let Some((_, body)) = &mut self.upstream_body {
+            if redactor.finds_in(body) {
+                *body = Bytes::from(redactor.bytes(body));
+            }
+        }
+        self
     }
 }
 

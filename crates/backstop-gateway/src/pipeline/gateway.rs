@@ -3,16 +3,19 @@
 
 use super::events::GatewayObserver;
 use super::inject::InjectedFault;
-use crate::config::{self, Config, ConfigError, Model};
+use super::reload::{self, ReloadError, Reloaded};
+use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
+use crate::redact::Redactor;
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Health of one target: its circuit breaker and its latency statistics.
@@ -30,30 +33,18 @@ struct Live {
     config: Arc<Config>,
     client: UpstreamClient,
     budget: Arc<RetryBudget>,
+    redactor: Arc<Redactor>,
 }
 
 /// The running gateway.
 pub struct Gateway {
     live: ArcSwap<Live>,
     config_path: Option<PathBuf>,
+    reloading: Mutex<()>,
     health: RwLock<HashMap<String, Arc<TargetHealth>>>,
     zero_models: RwLock<HashMap<String, Arc<Model>>>,
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
-}
-
-/// Why a reload was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The gateway was not started from a file.
-    #[error("this gateway was not started from a config file, so there is nothing to reload")]
-    NoFile,
-    /// The new file is invalid; the running config stays.
-    #[error("{0}")]
-    Invalid(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("cannot build the upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -76,6 +67,7 @@ impl Gateway {
         Ok(Self {
             live: ArcSwap::from_pointee(Live::new(config)?),
             config_path: path,
+            reloading: Mutex::new(()),
             health: RwLock::new(HashMap::new()),
             zero_models: RwLock::new(HashMap::new()),
             faults: RwLock::new(HashMap::new()),
@@ -103,20 +95,43 @@ impl Gateway {
         &self.metrics
     }
 
-    /// Reloads the config file; a bad file is refused and the running config stays.
-    /// Breakers are kept for targets whose label survives, unless breaker settings changed.
-    pub fn reload(&self) -> Result<Arc<Config>, ReloadError> {
+    /// The secrets of the configuration in force, to mask in what upstreams say.
+    pub fn redactor(&self) -> Arc<Redactor> {
+        self.live.load().redactor.clone()
+    }
+
+    /// Reloads the config file; a bad file, or one that would weaken authentication or
+    /// leave no model, is refused and the running config stays. Breakers are kept for
+    /// targets whose label survives, unless breaker settings changed; the targets of
+    /// removed models are forgotten. Requests are served throughout: no lock they take is
+    /// held while the file is read and checked (run it off the async workers).
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let path = self.config_path.as_ref().ok_or(ReloadError::NoFile)?;
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut config = config::load(path)?;
         let old = self.config();
-        config.listen = old.listen;
+        let restart_required = reload::vet(&old, &mut config)?;
         let breaker_changed = config.breaker != old.breaker;
+        let labels: HashSet<String> = config
+            .models
+            .values()
+            .flat_map(|model| model.targets.iter().map(|t| t.label.clone()))
+            .collect();
         self.live.store(Arc::new(Live::new(config)?));
         if breaker_changed {
             write(&self.health).clear();
+        } else {
+            write(&self.health).retain(|label, _| labels.contains(label));
         }
+        write(&self.faults).retain(|label, _| labels.contains(label));
         write(&self.zero_models).clear();
-        Ok(self.config())
+        Ok(Reloaded {
+            config: self.config(),
+            restart_required,
+        })
     }
 
     /// The health record of the target labelled `label`, created on first use.
@@ -229,6 +244,7 @@ impl Live {
             Duration::from_secs(10),
         ));
         Ok(Self {
+            redactor: Arc::new(Redactor::for_config(&config)),
             config: Arc::new(config),
             client,
             budget,

@@ -11,13 +11,15 @@ mod hedge;
 mod inject;
 mod plan;
 mod relay;
+mod reload;
 mod request;
 mod rescue;
 mod serve;
 
 pub use classify::{class_of, class_of_status};
 pub use failure::Failure;
-pub use gateway::{Gateway, ReloadError, TargetHealth};
+pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
 pub use plan::Candidate;
+pub use reload::{ReloadError, Reloaded};
 pub use request::ClientRequest;

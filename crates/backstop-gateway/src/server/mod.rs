@@ -4,10 +4,12 @@
 
 mod connection;
 mod connections;
+mod hangup;
 mod open_files;
 mod threads;
 
 pub use connection::BodyTimeout;
+pub use hangup::reload_on_hangup;
 pub use threads::serve_on_threads;
 
 use crate::pipeline::Gateway;

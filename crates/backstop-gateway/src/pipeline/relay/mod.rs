@@ -16,6 +16,7 @@ use super::rescue::{Continuation, RescueContext};
 use super::Gateway;
 use crate::config::StreamBuffer;
 use crate::metrics::Metrics;
+use crate::redact::Redactor;
 use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{
     Protocol, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage,
@@ -59,6 +60,7 @@ pub struct Relay {
     done: bool,
     candidate: Candidate,
     metrics: Arc<Metrics>,
+    redactor: Arc<Redactor>,
     usage: Option<Usage>,
     malformed: u32,
     rescue: RescueContext,
@@ -98,6 +100,7 @@ impl Relay {
             done: false,
             candidate: candidate.clone(),
             metrics: gateway.metrics().clone(),
+            redactor: gateway.redactor(),
             usage: None,
             malformed: 0,
             rescue,
@@ -320,7 +323,7 @@ impl Relay {
                     class_of(kind, 200),
                     format!("upstream error event: {message}"),
                 );
-                return Err(self.fail(failure));
+                return Err(self.fail(failure.redacted(&self.redactor)));
             }
             Err(error) => {
                 self.malformed += 1;

@@ -1,0 +1,64 @@
+//! The secret values of a configuration file, found by key name, so that no config
+//! error ever prints one.
+
+use super::ConfigError;
+use crate::redact::{is_secret_key, Redactor};
+
+/// Secret values found in a config tree.
+#[derive(Debug, Default)]
+pub struct Secrets(Vec<String>);
+
+/// The values of secret-named keys (`api_key`, `client_keys`, `admin_key`, tokens,
+/// passwords, secrets), of every `headers` table, and the userinfo of every URL.
+pub fn collect(value: &toml::Value) -> Secrets {
+    let mut found = Vec::new();
+    walk(value, false, &mut found);
+    Secrets(found)
+}
+
+fn walk(value: &toml::Value, secret: bool, found: &mut Vec<String>) {
+    match value {
+        toml::Value::String(text) => {
+            if secret {
+                found.push(text.clone());
+            } else if let Some(userinfo) = userinfo(text) {
+                found.push(userinfo.to_string());
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|item| walk(item, secret, found)),
+        toml::Value::Table(table) => {
+            for (key, item) in table {
+                walk(
+                    item,
+                    secret || key == "headers" || is_secret_key(key),
+                    found,
+                );
+            }
+        }
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_) => {}
+    }
+}
+
+/// The `user:password` of `scheme://user:password@host/...`.
+fn userinfo(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+impl Secrets {
+    /// These secrets and `other`'s.
+    pub fn and(mut self, other: Secrets) -> Secrets {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// `error` with every secret value masked in its message.
+    pub fn mask(&self, mut error: ConfigError) -> ConfigError {
+        error.message = Redactor::new(self.0.iter().cloned()).text(&error.message);
+        error
+    }
+}
