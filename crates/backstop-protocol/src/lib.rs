@@ -44,7 +44,10 @@ pub use canonical::{
 
 pub use collect::ResponseCollector;
 pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
-pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
+pub use error::{
+    classify_error, error_body, error_body_with_param, translate_error, UpstreamError,
+    UpstreamErrorKind,
+};
 pub use protocol::{Protocol, ProtocolError};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
