@@ -1,12 +1,11 @@
 //! The rules of an Anthropic Messages request.
 
-use serde_json::Value;
-
 use super::check::{
     array, boolean, each, field, is_string, non_empty_string, non_negative_integer, number_in,
     object, object_with, one_of, optional, positive_integer, required, required_string, string,
-    Loc, Obj,
+    Loc,
 };
+use super::tree::{Json, Obj};
 use super::Checked;
 
 /// `system` turns inside `messages` are what the 2.x SDKs send for a mid-conversation system prompt.
@@ -45,7 +44,7 @@ const TEXT_BLOCKS: &[&str] = &["text"];
 const TOOL_CHOICE_TYPES: &[&str] = &["auto", "any", "tool", "none"];
 
 /// Checks an Anthropic Messages request body.
-pub(super) fn request(body: &Obj) -> Checked {
+pub(super) fn request(body: &Obj<'_>) -> Checked {
     let at = Loc::Root;
     non_empty_string(required(body, "model", &at)?, &at.key("model"))?;
     messages(required(body, "messages", &at)?, &at.key("messages"))?;
@@ -73,14 +72,14 @@ pub(super) fn request(body: &Obj) -> Checked {
 }
 
 /// `messages`: a non-empty array of turns.
-fn messages(value: &Value, at: &Loc<'_>) -> Checked {
+fn messages(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     if array(value, at)?.is_empty() {
         return Err(at.error("must contain at least one message"));
     }
     each(object_with(message))(value, at)
 }
 
-fn message(m: &Obj, at: &Loc<'_>) -> Checked {
+fn message(m: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let role = one_of(required(m, "role", at)?, &at.key("role"), ROLES, "role")?;
     let allowed = if role == "system" {
         TEXT_BLOCKS
@@ -91,10 +90,10 @@ fn message(m: &Obj, at: &Loc<'_>) -> Checked {
 }
 
 /// Content: a string, or an array of blocks of the `allowed` types.
-fn content(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
+fn content(value: &Json<'_>, at: &Loc<'_>, allowed: &[&str]) -> Checked {
     match value {
-        Value::String(_) => Ok(()),
-        Value::Array(blocks) => blocks
+        Json::String(_) => Ok(()),
+        Json::Array(blocks) => blocks
             .iter()
             .enumerate()
             .try_for_each(|(i, b)| block(b, &at.index(i), allowed)),
@@ -103,7 +102,7 @@ fn content(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
 }
 
 /// One content block: a known `type` and, for the common ones, their required fields.
-fn block(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
+fn block(value: &Json<'_>, at: &Loc<'_>, allowed: &[&str]) -> Checked {
     let b = object(value, at)?;
     let kind = one_of(
         required(b, "type", at)?,
@@ -131,7 +130,7 @@ fn block(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
 }
 
 /// A tool definition: a client tool `{name, input_schema}`, or a server tool with its `type`.
-fn tool(t: &Obj, at: &Loc<'_>) -> Checked {
+fn tool(t: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let custom = match field(t, "type") {
         None => true,
         Some(kind) => string(kind, &at.key("type"))? == "custom",
@@ -145,7 +144,7 @@ fn tool(t: &Obj, at: &Loc<'_>) -> Checked {
 }
 
 /// `tool_choice`: `{"type": "auto" | "any" | "none"}` or `{"type": "tool", "name": ...}`.
-fn tool_choice(choice: &Obj, at: &Loc<'_>) -> Checked {
+fn tool_choice(choice: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let kind = one_of(
         required(choice, "type", at)?,
         &at.key("type"),

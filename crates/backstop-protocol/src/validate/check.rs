@@ -6,12 +6,8 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
-
+use super::tree::{Json, Obj};
 use super::{Checked, InvalidRequest};
-
-/// A JSON object.
-pub(crate) type Obj = Map<String, Value>;
 
 /// Where a value sits in the request body, written as the APIs write it: `messages[2].role`.
 #[derive(Clone, Copy)]
@@ -59,21 +55,25 @@ impl fmt::Display for Loc<'_> {
 }
 
 /// A field of `object`; `null` counts as absent, as the APIs treat it for optional fields.
-pub(crate) fn field<'v>(object: &'v Obj, key: &str) -> Option<&'v Value> {
+pub(crate) fn field<'v, 'a>(object: &'v Obj<'a>, key: &str) -> Option<&'v Json<'a>> {
     object.get(key).filter(|v| !v.is_null())
 }
 
 /// A required field of the object at `at`.
-pub(crate) fn required<'v>(object: &'v Obj, key: &str, at: &Loc<'_>) -> Checked<&'v Value> {
+pub(crate) fn required<'v, 'a>(
+    object: &'v Obj<'a>,
+    key: &str,
+    at: &Loc<'_>,
+) -> Checked<&'v Json<'a>> {
     field(object, key).ok_or_else(|| at.key(key).error("is required"))
 }
 
 /// Runs `check` on a field when it is present (and not null).
-pub(crate) fn optional<'v>(
-    object: &'v Obj,
+pub(crate) fn optional<'v, 'a>(
+    object: &'v Obj<'a>,
     key: &str,
     at: &Loc<'_>,
-    check: impl FnOnce(&'v Value, &Loc<'_>) -> Checked,
+    check: impl FnOnce(&'v Json<'a>, &Loc<'_>) -> Checked,
 ) -> Checked {
     match field(object, key) {
         Some(value) => check(value, &at.key(key)),
@@ -82,27 +82,24 @@ pub(crate) fn optional<'v>(
 }
 
 /// The value as an object.
-pub(crate) fn object<'v>(value: &'v Value, at: &Loc<'_>) -> Checked<&'v Obj> {
+pub(crate) fn object<'v, 'a>(value: &'v Json<'a>, at: &Loc<'_>) -> Checked<&'v Obj<'a>> {
     value
         .as_object()
         .ok_or_else(|| at.error("must be an object"))
 }
 
 /// The value as an array.
-pub(crate) fn array<'v>(value: &'v Value, at: &Loc<'_>) -> Checked<&'v [Value]> {
-    value
-        .as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| at.error("must be an array"))
+pub(crate) fn array<'v, 'a>(value: &'v Json<'a>, at: &Loc<'_>) -> Checked<&'v [Json<'a>]> {
+    value.as_array().ok_or_else(|| at.error("must be an array"))
 }
 
 /// The value as a string.
-pub(crate) fn string<'v>(value: &'v Value, at: &Loc<'_>) -> Checked<&'v str> {
+pub(crate) fn string<'v, 'a>(value: &'v Json<'a>, at: &Loc<'_>) -> Checked<&'v str> {
     value.as_str().ok_or_else(|| at.error("must be a string"))
 }
 
 /// The value as a string that is not empty.
-pub(crate) fn non_empty_string<'v>(value: &'v Value, at: &Loc<'_>) -> Checked<&'v str> {
+pub(crate) fn non_empty_string<'v, 'a>(value: &'v Json<'a>, at: &Loc<'_>) -> Checked<&'v str> {
     match string(value, at)? {
         "" => Err(at.error("must not be empty")),
         s => Ok(s),
@@ -110,25 +107,29 @@ pub(crate) fn non_empty_string<'v>(value: &'v Value, at: &Loc<'_>) -> Checked<&'
 }
 
 /// The value is a string.
-pub(crate) fn is_string(value: &Value, at: &Loc<'_>) -> Checked {
+pub(crate) fn is_string(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     string(value, at).map(|_| ())
 }
 
 /// A string field that must be there.
-pub(crate) fn required_string<'v>(object: &'v Obj, key: &str, at: &Loc<'_>) -> Checked<&'v str> {
+pub(crate) fn required_string<'v, 'a>(
+    object: &'v Obj<'a>,
+    key: &str,
+    at: &Loc<'_>,
+) -> Checked<&'v str> {
     string(required(object, key, at)?, &at.key(key))
 }
 
 /// The value is a boolean.
-pub(crate) fn boolean(value: &Value, at: &Loc<'_>) -> Checked {
+pub(crate) fn boolean(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     match value {
-        Value::Bool(_) => Ok(()),
+        Json::Bool(_) => Ok(()),
         _ => Err(at.error("must be a boolean")),
     }
 }
 
 /// The value is an integer of at least 1.
-pub(crate) fn positive_integer(value: &Value, at: &Loc<'_>) -> Checked {
+pub(crate) fn positive_integer(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     match value.as_u64() {
         Some(n) if n >= 1 => Ok(()),
         _ => Err(at.error("must be a positive integer")),
@@ -136,7 +137,7 @@ pub(crate) fn positive_integer(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// The value is an integer of at least 0.
-pub(crate) fn non_negative_integer(value: &Value, at: &Loc<'_>) -> Checked {
+pub(crate) fn non_negative_integer(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     match value.as_u64() {
         Some(_) => Ok(()),
         None => Err(at.error("must be a non-negative integer")),
@@ -144,8 +145,8 @@ pub(crate) fn non_negative_integer(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// The value is an integer (of either sign).
-pub(crate) fn integer(value: &Value, at: &Loc<'_>) -> Checked {
-    if value.is_i64() || value.is_u64() {
+pub(crate) fn integer(value: &Json<'_>, at: &Loc<'_>) -> Checked {
+    if value.is_integer() {
         Ok(())
     } else {
         Err(at.error("must be an integer"))
@@ -153,7 +154,7 @@ pub(crate) fn integer(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// Checks that a number lies in `min..=max`.
-pub(crate) fn number_in(min: f64, max: f64) -> impl Fn(&Value, &Loc<'_>) -> Checked {
+pub(crate) fn number_in(min: f64, max: f64) -> impl Fn(&Json<'_>, &Loc<'_>) -> Checked {
     move |value, at| match value.as_f64() {
         Some(n) if (min..=max).contains(&n) => Ok(()),
         Some(_) => Err(at.error(format!("must be between {min} and {max}"))),
@@ -163,15 +164,15 @@ pub(crate) fn number_in(min: f64, max: f64) -> impl Fn(&Value, &Loc<'_>) -> Chec
 
 /// The value is an object; runs `check` on it.
 pub(crate) fn object_with(
-    check: impl Fn(&Obj, &Loc<'_>) -> Checked,
-) -> impl Fn(&Value, &Loc<'_>) -> Checked {
+    check: impl Fn(&Obj<'_>, &Loc<'_>) -> Checked,
+) -> impl Fn(&Json<'_>, &Loc<'_>) -> Checked {
     move |value, at| check(object(value, at)?, at)
 }
 
 /// The value is an array; runs `check` on each element.
 pub(crate) fn each(
-    check: impl Fn(&Value, &Loc<'_>) -> Checked,
-) -> impl Fn(&Value, &Loc<'_>) -> Checked {
+    check: impl Fn(&Json<'_>, &Loc<'_>) -> Checked,
+) -> impl Fn(&Json<'_>, &Loc<'_>) -> Checked {
     move |value, at| {
         for (i, item) in array(value, at)?.iter().enumerate() {
             check(item, &at.index(i))?;
@@ -181,10 +182,10 @@ pub(crate) fn each(
 }
 
 /// The value is a string or an array of strings (`stop`).
-pub(crate) fn string_or_strings(value: &Value, at: &Loc<'_>) -> Checked {
+pub(crate) fn string_or_strings(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     match value {
-        Value::String(_) => Ok(()),
-        Value::Array(items) => items
+        Json::String(_) => Ok(()),
+        Json::Array(items) => items
             .iter()
             .enumerate()
             .try_for_each(|(i, item)| string(item, &at.index(i)).map(|_| ())),
@@ -193,8 +194,8 @@ pub(crate) fn string_or_strings(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// The value is a string among `known`; `what` names it in the error (`unknown role "wizard"`).
-pub(crate) fn one_of<'v>(
-    value: &'v Value,
+pub(crate) fn one_of<'v, 'a>(
+    value: &'v Json<'a>,
     at: &Loc<'_>,
     known: &[&str],
     what: &str,
@@ -226,7 +227,11 @@ fn quoted(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn json(text: &str) -> Json<'_> {
+        serde_json::from_str(text).unwrap()
+    }
 
     #[test]
     fn locations_read_as_the_apis_write_them() {
@@ -244,15 +249,15 @@ mod tests {
     fn unknown_values_are_quoted_and_cut_short() {
         let at = Loc::Root;
         let role = at.key("role");
-        let long = "w".repeat(500);
-        let error = one_of(&json!(long), &role, &["user"], "role").unwrap_err();
+        let long = Json::String(Cow::Owned("w".repeat(500)));
+        let error = one_of(&long, &role, &["user"], "role").unwrap_err();
         assert!(error.message.len() < 150, "{}", error.message);
         assert!(
             error.message.starts_with("unknown role \"www"),
             "{}",
             error.message
         );
-        let error = one_of(&json!("wiz\"ard"), &role, &["user"], "role").unwrap_err();
+        let error = one_of(&json(r#""wiz\"ard""#), &role, &["user"], "role").unwrap_err();
         assert_eq!(
             error.message,
             r#"unknown role "wiz\"ard" (expected one of "user")"#
@@ -264,22 +269,22 @@ mod tests {
         let at = Loc::Root;
         let t = at.key("t");
         let range = number_in(0.0, 2.0);
-        assert!(range(&json!(0), &t).is_ok());
-        assert!(range(&json!(2.0), &t).is_ok());
+        assert!(range(&json("0"), &t).is_ok());
+        assert!(range(&json("2.0"), &t).is_ok());
         assert_eq!(
-            range(&json!(2.5), &t).unwrap_err().message,
+            range(&json("2.5"), &t).unwrap_err().message,
             "must be between 0 and 2"
         );
         assert_eq!(
-            range(&json!("hot"), &t).unwrap_err().message,
+            range(&json(r#""hot""#), &t).unwrap_err().message,
             "must be a number"
         );
-        assert!(positive_integer(&json!(1), &t).is_ok());
-        for bad in [json!(0), json!(-1), json!(1.5), json!("5")] {
-            assert!(positive_integer(&bad, &t).is_err(), "{bad}");
+        assert!(positive_integer(&json("1"), &t).is_ok());
+        for bad in ["0", "-1", "1.5", r#""5""#] {
+            assert!(positive_integer(&json(bad), &t).is_err(), "{bad}");
         }
-        assert!(non_negative_integer(&json!(0), &t).is_ok());
-        assert!(integer(&json!(-3), &t).is_ok());
-        assert!(integer(&json!(3.5), &t).is_err());
+        assert!(non_negative_integer(&json("0"), &t).is_ok());
+        assert!(integer(&json("-3"), &t).is_ok());
+        assert!(integer(&json("3.5"), &t).is_err());
     }
 }

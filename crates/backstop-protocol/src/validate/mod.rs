@@ -10,19 +10,19 @@
 //! tool definitions and tool choice. Fields these rules do not know are left alone: providers add
 //! fields all the time, and forwarding them is the point of passthrough.
 //!
-//! [`validate_request`] parses the body once into a tree, checks it, and reads the routing
-//! [`Envelope`] from the same tree, so the gateway's passthrough path parses each body once.
+//! [`validate_request`] parses the body once into a tree that borrows its strings from the body
+//! ([`tree`]), checks it, and reads the routing [`Envelope`] from the same tree, so the gateway's
+//! passthrough path parses each body once.
 
 mod anthropic;
 mod check;
 mod openai;
+mod tree;
 
 use std::fmt;
 
-use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
-use serde_json::{Map, Value};
-
 use crate::{Envelope, Protocol};
+use tree::{Json, Obj};
 
 /// Why a request was refused: the offending field (when there is one) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,27 +77,35 @@ pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, Inv
     Ok(envelope(&body))
 }
 
-/// Parses the body: UTF-8 first (so that the message can say so), then one JSON object.
-fn parse(body: &[u8]) -> Checked<Map<String, Value>> {
+/// Parses the body: UTF-8 first (so that the message can say so), then one JSON object whose
+/// strings borrow from `body`.
+fn parse(body: &[u8]) -> Checked<Obj<'_>> {
     let text = std::str::from_utf8(body).map_err(|error| {
         InvalidRequest::body(format!(
             "the request body is not valid UTF-8 (invalid byte at offset {})",
             error.valid_up_to()
         ))
     })?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let parsed = deserializer
-        .deserialize_map(TopLevel)
-        .and_then(|object| deserializer.end().map(|()| object));
-    parsed.map_err(|error| {
+    let parsed = serde_json::from_str::<Json<'_>>(text).map_err(|error| {
         let what = if is_lone_surrogate(&error) {
             "the request body holds a lone surrogate (a \\u escape of half a UTF-16 pair, not \
              valid Unicode)"
         } else {
-            "the request body is not a valid JSON object"
+            "the request body is not valid JSON"
         };
         InvalidRequest::body(format!("{what}: {error}"))
-    })
+    })?;
+    let Json::Object(object) = parsed else {
+        return Err(InvalidRequest::body(
+            "the request body must be a JSON object",
+        ));
+    };
+    if let Some(key) = repeated_key(&object) {
+        return Err(InvalidRequest::body(format!(
+            "the top-level key `{key}` is given twice"
+        )));
+    }
+    Ok(object)
 }
 
 /// Whether serde_json refused a `\uD800`-`\uDFFF` escape without its pair. Its error has no
@@ -107,47 +115,34 @@ fn is_lone_surrogate(error: &serde_json::Error) -> bool {
     text.contains("lone leading surrogate") || text.contains("unexpected end of hex escape")
 }
 
-/// The top-level object, refusing a key given twice: two readers of the body (this gateway and
-/// an upstream) must never disagree on which `model`, `stream` or `messages` it holds.
-struct TopLevel;
-
-impl<'de> Visitor<'de> for TopLevel {
-    type Value = Map<String, Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value::<Value>()?;
-            if object.contains_key(&key) {
-                return Err(A::Error::custom(format_args!("duplicate key `{key}`")));
-            }
-            object.insert(key, value);
-        }
-        Ok(object)
-    }
+/// A top-level key given twice: two readers of the body (this gateway and an upstream) must never
+/// disagree on which `model`, `stream` or `messages` it holds.
+fn repeated_key<'o>(object: &'o Obj<'_>) -> Option<&'o str> {
+    let mut keys: Vec<&str> = object.0.iter().map(|(key, _)| key.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .find(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
 }
 
 /// The routing fields of a validated body (their types are checked already).
-fn envelope(body: &Map<String, Value>) -> Envelope {
-    let field = |key: &str| body.get(key).filter(|v| !v.is_null());
+fn envelope(body: &Obj<'_>) -> Envelope {
+    let field = |key: &str| check::field(body, key);
     let stream_options = field("stream_options");
     Envelope {
         model: field("model")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .unwrap_or_default()
             .to_owned(),
-        stream: field("stream").and_then(Value::as_bool).unwrap_or(false),
+        stream: field("stream").and_then(Json::as_bool).unwrap_or(false),
         include_usage: stream_options
+            .and_then(Json::as_object)
             .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+            .and_then(Json::as_bool)
             .unwrap_or(false),
         max_tokens: field("max_tokens")
             .or_else(|| field("max_completion_tokens"))
-            .and_then(Value::as_u64),
+            .and_then(Json::as_u64),
         has_stream_options: stream_options.is_some(),
     }
 }

@@ -1,12 +1,11 @@
 //! The rules of an OpenAI Chat Completions request.
 
-use serde_json::Value;
-
 use super::check::{
     array, boolean, each, field, integer, is_string, non_empty_string, number_in, object,
     object_with, one_of, optional, positive_integer, required, required_string, string_or_strings,
-    Loc, Obj,
+    Loc,
 };
+use super::tree::{Json, Obj};
 use super::Checked;
 
 const ROLES: &[&str] = &[
@@ -29,7 +28,7 @@ const TOOL_CHOICE_TYPES: &[&str] = &["function", "custom", "allowed_tools"];
 const RESPONSE_FORMATS: &[&str] = &["text", "json_object", "json_schema"];
 
 /// Checks an OpenAI Chat Completions request body.
-pub(super) fn request(body: &Obj) -> Checked {
+pub(super) fn request(body: &Obj<'_>) -> Checked {
     let at = Loc::Root;
     non_empty_string(required(body, "model", &at)?, &at.key("model"))?;
     messages(required(body, "messages", &at)?, &at.key("messages"))?;
@@ -58,14 +57,14 @@ pub(super) fn request(body: &Obj) -> Checked {
 }
 
 /// `messages`: a non-empty array of messages.
-fn messages(value: &Value, at: &Loc<'_>) -> Checked {
+fn messages(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     if array(value, at)?.is_empty() {
         return Err(at.error("must contain at least one message"));
     }
     each(object_with(message))(value, at)
 }
 
-fn message(m: &Obj, at: &Loc<'_>) -> Checked {
+fn message(m: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let role = one_of(required(m, "role", at)?, &at.key("role"), ROLES, "role")?;
     let content_at = at.key("content");
     match role {
@@ -86,7 +85,7 @@ fn message(m: &Obj, at: &Loc<'_>) -> Checked {
 }
 
 /// An assistant turn: content may be left out only when the turn carries something else.
-fn assistant(m: &Obj, at: &Loc<'_>) -> Checked {
+fn assistant(m: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let has_other = ["tool_calls", "function_call", "audio", "refusal"]
         .iter()
         .any(|key| field(m, key).is_some());
@@ -105,10 +104,10 @@ fn assistant(m: &Obj, at: &Loc<'_>) -> Checked {
 }
 
 /// Message content: a string, or an array of content parts of the `allowed` types.
-fn content(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
+fn content(value: &Json<'_>, at: &Loc<'_>, allowed: &[&str]) -> Checked {
     match value {
-        Value::String(_) => Ok(()),
-        Value::Array(parts) => parts
+        Json::String(_) => Ok(()),
+        Json::Array(parts) => parts
             .iter()
             .enumerate()
             .try_for_each(|(i, part)| content_part(part, &at.index(i), allowed)),
@@ -116,7 +115,7 @@ fn content(value: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
     }
 }
 
-fn content_part(part: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
+fn content_part(part: &Json<'_>, at: &Loc<'_>, allowed: &[&str]) -> Checked {
     let part = object(part, at)?;
     let kind = one_of(
         required(part, "type", at)?,
@@ -130,7 +129,7 @@ fn content_part(part: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
         }
         // `image_url` is an object with a `url`; a bare URL string is accepted as well.
         "image_url" => match required(part, kind, at)? {
-            Value::String(_) => {}
+            Json::String(_) => {}
             image => {
                 let image_at = at.key(kind);
                 required_string(object(image, &image_at)?, "url", &image_at)?;
@@ -144,7 +143,7 @@ fn content_part(part: &Value, at: &Loc<'_>, allowed: &[&str]) -> Checked {
 }
 
 /// A tool call in an assistant turn.
-fn tool_call(call: &Obj, at: &Loc<'_>) -> Checked {
+fn tool_call(call: &Obj<'_>, at: &Loc<'_>) -> Checked {
     required_string(call, "id", at)?;
     let kind = match field(call, "type") {
         Some(kind) => one_of(kind, &at.key("type"), TOOL_TYPES, "tool call type")?,
@@ -162,7 +161,7 @@ fn tool_call(call: &Obj, at: &Loc<'_>) -> Checked {
 }
 
 /// A tool definition: `{"type": "function", "function": {"name", "parameters"?}}` or a custom tool.
-fn tool(value: &Value, at: &Loc<'_>) -> Checked {
+fn tool(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     let tool = object(value, at)?;
     let kind = one_of(
         required(tool, "type", at)?,
@@ -181,8 +180,8 @@ fn tool(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// `tool_choice`: a mode, or an object naming a tool (or listing the allowed ones).
-fn tool_choice(value: &Value, at: &Loc<'_>) -> Checked {
-    if let Value::String(_) = value {
+fn tool_choice(value: &Json<'_>, at: &Loc<'_>) -> Checked {
+    if let Json::String(_) = value {
         return one_of(value, at, TOOL_CHOICE_MODES, "tool_choice").map(|_| ());
     }
     let choice = object(value, at)
@@ -208,20 +207,20 @@ fn tool_choice(value: &Value, at: &Loc<'_>) -> Checked {
 }
 
 /// The deprecated `function_call`: `"none"`, `"auto"` or `{"name": ...}`.
-fn function_call(value: &Value, at: &Loc<'_>) -> Checked {
+fn function_call(value: &Json<'_>, at: &Loc<'_>) -> Checked {
     match value {
-        Value::String(_) => one_of(value, at, &["none", "auto"], "function_call").map(|_| ()),
+        Json::String(_) => one_of(value, at, &["none", "auto"], "function_call").map(|_| ()),
         _ => object_with(named)(value, at),
     }
 }
 
 /// An object with a `name` string.
-fn named(o: &Obj, at: &Loc<'_>) -> Checked {
+fn named(o: &Obj<'_>, at: &Loc<'_>) -> Checked {
     required_string(o, "name", at).map(|_| ())
 }
 
 /// `response_format`: text, a JSON object, or a JSON schema with a name.
-fn response_format(format: &Obj, at: &Loc<'_>) -> Checked {
+fn response_format(format: &Obj<'_>, at: &Loc<'_>) -> Checked {
     let kind = one_of(
         required(format, "type", at)?,
         &at.key("type"),
