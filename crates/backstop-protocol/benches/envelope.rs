@@ -1,9 +1,10 @@
-//! The passthrough hot path: `read_envelope` and `rewrite_model` on a ~2 KB chat request, against
-//! a full `serde_json::Value` parse and re-serialisation as the baseline they avoid.
+//! The passthrough hot path: `read_envelope`, `validate_request` (what the gateway runs on every
+//! request) and `rewrite_model` on a ~2 KB chat request, against a full `serde_json::Value` parse
+//! and re-serialisation as the baseline they avoid; and the two readers on a ~1 MB prompt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark setup may fail loudly
 
-use backstop_protocol::{read_envelope, rewrite_model};
+use backstop_protocol::{read_envelope, rewrite_model, validate_request, Protocol};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 /// A realistic ~2 KB request: system prompt, a few turns, a tool with a schema.
@@ -35,6 +36,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("read_envelope", |b| {
         b.iter(|| read_envelope(black_box(&body)).unwrap())
     });
+    g.bench_function("validate_request", |b| {
+        b.iter(|| validate_request(Protocol::OpenAi, black_box(&body)).unwrap())
+    });
     g.bench_function("rewrite_model", |b| {
         b.iter(|| rewrite_model(black_box(&body), black_box("claude-sonnet-4-5-20250929")).unwrap())
     });
@@ -46,6 +50,33 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let big = megabyte_body();
+    let mut g = c.benchmark_group("envelope_1mb");
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.sample_size(20);
+    g.bench_function("read_envelope", |b| {
+        b.iter(|| read_envelope(black_box(&big)).unwrap())
+    });
+    g.bench_function("validate_request", |b| {
+        b.iter(|| validate_request(Protocol::OpenAi, black_box(&big)).unwrap())
+    });
+    g.finish();
+}
+
+/// A ~1 MB agent conversation: turns of source code with the escapes JSON gives it.
+fn megabyte_body() -> Vec<u8> {
+    let code = r#"fn main() {\n    println!(\"hello, world\");\n    let x = vec![1, 2, 3];\n}\n"#;
+    let turn = code.repeat(40);
+    let mut body = String::from(r#"{"model":"smart","stream":true,"max_tokens":100,"messages":["#);
+    let mut i = 0;
+    while body.len() < 1 << 20 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        body.push_str(&format!(r#"{{"role":"{role}","content":"{turn}"}},"#));
+        i += 1;
+    }
+    body.push_str(r#"{"role":"user","content":"Explain."}]}"#);
+    body.into_bytes()
 }
 
 criterion_group!(benches, bench);

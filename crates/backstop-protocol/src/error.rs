@@ -366,10 +366,19 @@ fn gemini_status(status: u16) -> &'static str {
     }
 }
 
-fn render(p: Protocol, status: u16, kind: &str, code: Option<&str>, message: &str) -> Vec<u8> {
+/// An error body in protocol `p`; `param`, OpenAI's name of the offending request field, is
+/// dropped in the other protocols, whose bodies have no such field.
+fn render(
+    p: Protocol,
+    status: u16,
+    kind: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+    message: &str,
+) -> Vec<u8> {
     let body = match p {
         Protocol::OpenAi => json!({
-            "error": { "message": message, "type": kind, "param": null, "code": code }
+            "error": { "message": message, "type": kind, "param": param, "code": code }
         }),
         Protocol::Anthropic => json!({
             "type": "error",
@@ -388,7 +397,19 @@ fn render(p: Protocol, status: u16, kind: &str, code: Option<&str>, message: &st
 /// Anthropic: `{"type":"error","error":{"type","message"}}`; Gemini:
 /// `{"error":{"code","message","status"}}`.
 pub fn error_body(p: Protocol, status: u16, kind: &str, message: &str) -> Vec<u8> {
-    render(p, status, kind, Some(kind), message)
+    render(p, status, kind, Some(kind), None, message)
+}
+
+/// An error body in protocol `p` about the field `param` of the client's request: as
+/// [`error_body`], with OpenAI's `param` set (in the other protocols the message names it).
+pub fn error_body_with_param(
+    p: Protocol,
+    status: u16,
+    kind: &str,
+    param: &str,
+    message: &str,
+) -> Vec<u8> {
+    render(p, status, kind, Some(kind), Some(param), message)
 }
 
 /// Re-renders an upstream error body (protocol `from`) in the client's protocol `to`, keeping
@@ -404,7 +425,7 @@ pub fn translate_error(from: Protocol, to: Protocol, status: u16, body: &[u8]) -
         Protocol::OpenAi => err.kind.openai_code(),
         Protocol::Anthropic | Protocol::Gemini => None,
     };
-    render(to, status, err.kind.error_type(to), code, &message)
+    render(to, status, err.kind.error_type(to), code, None, &message)
 }
 
 #[cfg(test)]

@@ -392,6 +392,36 @@ fn error_bodies_have_each_protocols_shape() {
 }
 
 #[test]
+fn a_field_error_names_its_param_in_openai_only() {
+    let kind = "invalid_request_error";
+    let message = "messages[2].role: unknown role \"wizard\"";
+    let oa: Value = serde_json::from_slice(&error_body_with_param(
+        OA,
+        400,
+        kind,
+        "messages[2].role",
+        message,
+    ))
+    .unwrap();
+    assert_eq!(
+        oa,
+        json!({"error":{"message":message,"type":kind,"param":"messages[2].role","code":kind}})
+    );
+    let an: Value = serde_json::from_slice(&error_body_with_param(
+        AN,
+        400,
+        kind,
+        "messages[2].role",
+        message,
+    ))
+    .unwrap();
+    assert_eq!(
+        an,
+        json!({"type":"error","error":{"type":kind,"message":message}})
+    );
+}
+
+#[test]
 fn translate_keeps_message_and_maps_type() {
     let body = TABLE[19].2; // Anthropic prompt too long
     let oa: Value = serde_json::from_slice(&translate_error(AN, OA, 400, body.as_bytes())).unwrap();

@@ -1,8 +1,10 @@
 //! Wire types, codecs and translation for the LLM APIs Backstop speaks: OpenAI Chat Completions,
 //! Anthropic Messages and Gemini `generateContent`.
 //!
-//! This crate does no I/O. It gives the gateway three things:
+//! This crate does no I/O. It gives the gateway four things:
 //!
+//! * strict validation of a client's request ([`validate_request`]) before it goes anywhere, with
+//!   an error naming the offending field;
 //! * a fast passthrough path ([`read_envelope`], [`rewrite_model`]) that looks at only the few
 //!   fields routing needs and forwards every other byte untouched, so same-protocol traffic pays
 //!   no re-serialisation cost;
@@ -36,6 +38,7 @@ mod sse;
 mod stream;
 mod translate;
 mod usage;
+mod validate;
 
 pub use canonical::{
     join_text, ChatRequest, ChatResponse, ContentPart, Encoded, FinishReason, ImageSource, Message,
@@ -44,9 +47,13 @@ pub use canonical::{
 
 pub use collect::ResponseCollector;
 pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
-pub use error::{classify_error, error_body, translate_error, UpstreamError, UpstreamErrorKind};
+pub use error::{
+    classify_error, error_body, error_body_with_param, translate_error, UpstreamError,
+    UpstreamErrorKind,
+};
 pub use protocol::{Protocol, ProtocolError};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};
 pub use usage::read_usage;
+pub use validate::{validate_request, InvalidRequest};

@@ -2,7 +2,7 @@
 //! Rendering has no side effects: an error is logged once, at the edge.
 
 use axum::response::{IntoResponse, Response};
-use backstop_protocol::{error_body, Protocol};
+use backstop_protocol::{error_body, error_body_with_param, Protocol};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use std::time::Duration;
@@ -75,6 +75,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Human-readable message naming what failed.
     pub message: String,
+    /// The request field at fault, sent as OpenAI's `param` (the message names it as well).
+    pub param: Option<String>,
     /// Sent as `Retry-After` (whole seconds, rounded up).
     pub retry_after: Option<Duration>,
     /// An upstream error body already in the caller's protocol, sent as is.
@@ -90,10 +92,18 @@ impl ApiError {
             kind,
             status: kind.default_status(),
             message: message.into(),
+            param: None,
             retry_after: None,
             body: None,
             meta: None,
         }
+    }
+
+    /// A 400 for a request that failed validation, naming the field at fault.
+    pub fn invalid_request(error: backstop_protocol::InvalidRequest) -> Self {
+        let mut api_error = Self::new(ErrorKind::InvalidRequest, error.to_string());
+        api_error.param = error.param;
+        api_error
     }
 
     /// Sets `Retry-After`.
@@ -104,14 +114,17 @@ impl ApiError {
 
     /// Renders the error in `protocol`.
     pub fn render(&self, protocol: Protocol) -> Response {
-        let body = match &self.body {
-            Some(body) => body.clone(),
-            None => Bytes::from(error_body(
+        let (status, kind) = (self.status.as_u16(), self.kind.code());
+        let body = match (&self.body, &self.param) {
+            (Some(body), _) => body.clone(),
+            (None, Some(param)) => Bytes::from(error_body_with_param(
                 protocol,
-                self.status.as_u16(),
-                self.kind.code(),
+                status,
+                kind,
+                param,
                 &self.message,
             )),
+            (None, None) => Bytes::from(error_body(protocol, status, kind, &self.message)),
         };
         let mut response = (
             self.status,

@@ -22,14 +22,12 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
-    /// Reads the envelope of `body`; a malformed body is a 400 with the parser's message.
+    /// Validates `body` as a request of `protocol` and reads its envelope. This is the one place
+    /// a request is checked: an invalid one is a 400 naming the field, before any plan or
+    /// upstream call, whichever path (forwarded or translated) it would have taken.
     pub fn new(protocol: Protocol, headers: HeaderMap, body: Bytes) -> Result<Self, ApiError> {
-        let envelope = backstop_protocol::read_envelope(&body).map_err(|error| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!("invalid request body: {error}"),
-            )
-        })?;
+        let envelope = backstop_protocol::validate_request(protocol, &body)
+            .map_err(ApiError::invalid_request)?;
         Ok(Self {
             protocol,
             headers,

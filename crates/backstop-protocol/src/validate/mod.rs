@@ -1,0 +1,151 @@
+//! Strict validation of a client's request before any upstream sees it.
+//!
+//! Every model request is checked here once, whichever path it takes next (forwarded as it came
+//! when the caller and the target speak the same protocol, or translated): a request the real API
+//! would refuse gets a 400 naming the field (`messages[2].role: unknown role "wizard"`), and never
+//! reaches a target, where its refusal would count against that target and wake its fallbacks.
+//!
+//! The rules follow the OpenAI Chat Completions and Anthropic Messages APIs: the shape of the
+//! body, the role and content of each message, the types and ranges of the sampling parameters,
+//! tool definitions and tool choice. Fields these rules do not know are left alone: providers add
+//! fields all the time, and forwarding them is the point of passthrough.
+//!
+//! [`validate_request`] parses the body once into a tree that borrows its strings from the body
+//! ([`tree`]), checks it, and reads the routing [`Envelope`] from the same tree, so the gateway's
+//! passthrough path parses each body once.
+
+mod anthropic;
+mod check;
+mod openai;
+mod tree;
+
+use std::fmt;
+
+use crate::{Envelope, Protocol};
+use tree::{Json, Obj};
+
+/// Why a request was refused: the offending field (when there is one) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRequest {
+    /// The field, as the APIs name it in their own errors (`messages[2].role`, `temperature`);
+    /// `None` when the body as a whole is wrong (not JSON, not UTF-8, not an object).
+    pub param: Option<String>,
+    /// What is wrong, without the field name.
+    pub message: String,
+}
+
+impl InvalidRequest {
+    /// An error about the body as a whole.
+    fn body(message: impl Into<String>) -> Self {
+        Self {
+            param: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.param {
+            Some(param) => write!(f, "{param}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+/// What validation functions return.
+pub(crate) type Checked<T = ()> = Result<T, InvalidRequest>;
+
+/// Checks a client's request `body` in the `protocol` the client speaks (OpenAI Chat Completions
+/// or Anthropic Messages) and returns its routing envelope.
+///
+/// The body must be valid UTF-8 holding one JSON object, with no lone surrogate in any string
+/// and no top-level key given twice, and must be a valid request of that protocol.
+pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, InvalidRequest> {
+    let body = parse(body)?;
+    match protocol {
+        Protocol::OpenAi => openai::request(&body)?,
+        Protocol::Anthropic => anthropic::request(&body)?,
+        Protocol::Gemini => {
+            return Err(InvalidRequest::body(
+                "Gemini is an upstream protocol only: clients speak OpenAI or Anthropic",
+            ))
+        }
+    }
+    Ok(envelope(&body))
+}
+
+/// Parses the body: UTF-8 first (so that the message can say so), then one JSON object whose
+/// strings borrow from `body`.
+fn parse(body: &[u8]) -> Checked<Obj<'_>> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        InvalidRequest::body(format!(
+            "the request body is not valid UTF-8 (invalid byte at offset {})",
+            error.valid_up_to()
+        ))
+    })?;
+    let parsed = serde_json::from_str::<Json<'_>>(text).map_err(|error| {
+        let what = if is_lone_surrogate(&error) {
+            "the request body holds a lone surrogate (a \\u escape of half a UTF-16 pair, not \
+             valid Unicode)"
+        } else {
+            "the request body is not valid JSON"
+        };
+        InvalidRequest::body(format!("{what}: {error}"))
+    })?;
+    let Json::Object(object) = parsed else {
+        return Err(InvalidRequest::body(
+            "the request body must be a JSON object",
+        ));
+    };
+    if let Some(key) = repeated_key(&object) {
+        return Err(InvalidRequest::body(format!(
+            "the top-level key `{key}` is given twice"
+        )));
+    }
+    Ok(object)
+}
+
+/// Whether serde_json refused a `\uD800`-`\uDFFF` escape without its pair. Its error has no
+/// public code, so this reads the two messages it gives for that case (pinned by the tests).
+fn is_lone_surrogate(error: &serde_json::Error) -> bool {
+    let text = error.to_string();
+    text.contains("lone leading surrogate") || text.contains("unexpected end of hex escape")
+}
+
+/// A top-level key given twice: two readers of the body (this gateway and an upstream) must never
+/// disagree on which `model`, `stream` or `messages` it holds.
+fn repeated_key<'o>(object: &'o Obj<'_>) -> Option<&'o str> {
+    let mut keys: Vec<&str> = object.0.iter().map(|(key, _)| key.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .find(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
+}
+
+/// The routing fields of a validated body (their types are checked already).
+fn envelope(body: &Obj<'_>) -> Envelope {
+    let field = |key: &str| check::field(body, key);
+    let stream_options = field("stream_options");
+    Envelope {
+        model: field("model")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        stream: field("stream").and_then(Json::as_bool).unwrap_or(false),
+        include_usage: stream_options
+            .and_then(Json::as_object)
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        max_tokens: field("max_tokens")
+            .or_else(|| field("max_completion_tokens"))
+            .and_then(Json::as_u64),
+        has_stream_options: stream_options.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
