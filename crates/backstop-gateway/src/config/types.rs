@@ -206,6 +206,12 @@ pub struct Model {
     pub max_rescues: u32,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
+    /// The most bytes one stream may bring from its upstreams, rescues included; past it the
+    /// stream ends with an error event.
+    pub max_stream_bytes: u64,
+    /// The most answer text kept to continue a broken stream from; past it the stream can no
+    /// longer be rescued.
+    pub max_rescue_text: u64,
 }
 
 /// How a model's streams reach the client.
@@ -228,6 +234,12 @@ pub enum HedgeDelay {
 
 /// Default number of rescues per stream.
 pub const DEFAULT_MAX_RESCUES: u32 = 2;
+
+/// Default `max_stream_bytes`: 64 MiB, far above any real answer.
+pub const DEFAULT_MAX_STREAM_BYTES: u64 = 64 << 20;
+
+/// Default `max_rescue_text`: 1 MiB of answer text.
+pub const DEFAULT_MAX_RESCUE_TEXT: u64 = 1 << 20;
 
 /// Whether a provider kind accepts an assistant prefill by default: Anthropic continues
 /// a trailing assistant message; OpenAI and Gemini answer it as a new turn.
@@ -296,6 +308,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Worker threads of `serve`, each with its own single-threaded runtime; `None`: one per core.
     pub threads: Option<usize>,
+    /// The most bytes of upstream answers held in memory at once, over all requests.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for RetrySettings {
@@ -350,6 +364,7 @@ impl Default for ServerSettings {
             max_body_size: 10 << 20,
             shutdown_grace: Duration::from_secs(30),
             threads: None,
+            max_buffered_bytes: 256 << 20,
         }
     }
 }
