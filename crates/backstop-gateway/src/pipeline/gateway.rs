@@ -1,6 +1,8 @@
 //! The running gateway: the configuration in force (swapped whole on reload), the
-//! upstream client, per-target health, the retry budget, metrics and injected faults.
+//! upstream client, per-target health, the retry budget, the budget of buffered bytes,
+//! metrics, injected faults, and the deadline of a shutdown in progress.
 
+use super::buffers::BufferBudget;
 use super::events::GatewayObserver;
 use super::inject::InjectedFault;
 use crate::config::{self, Config, ConfigError, Model};
@@ -14,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Health of one target: its circuit breaker and its latency statistics.
 pub struct TargetHealth {
@@ -30,6 +34,7 @@ struct Live {
     config: Arc<Config>,
     client: UpstreamClient,
     budget: Arc<RetryBudget>,
+    buffers: Arc<BufferBudget>,
 }
 
 /// The running gateway.
@@ -40,6 +45,7 @@ pub struct Gateway {
     zero_models: RwLock<HashMap<String, Arc<Model>>>,
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
+    drain: watch::Sender<Option<Instant>>,
 }
 
 /// Why a reload was refused.
@@ -80,6 +86,7 @@ impl Gateway {
             zero_models: RwLock::new(HashMap::new()),
             faults: RwLock::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
+            drain: watch::Sender::new(None),
         })
     }
 
@@ -98,6 +105,32 @@ impl Gateway {
         self.live.load().budget.clone()
     }
 
+    /// The budget of bytes that upstream answers may hold in memory, over all requests.
+    pub fn buffers(&self) -> Arc<BufferBudget> {
+        self.live.load().buffers.clone()
+    }
+
+    /// Makes every relayed stream, in flight or still to come, end at `deadline` at the
+    /// latest with an error event saying that the gateway is shutting down; such a cut is
+    /// not counted against the target. Requests that have not reached their first byte by
+    /// then end with a 503. Called on SIGTERM with the end of the shutdown grace; a later
+    /// call can only bring the deadline closer.
+    pub fn drain(&self, deadline: Instant) {
+        self.drain.send_modify(|current| {
+            *current = Some(current.map_or(deadline, |earlier| earlier.min(deadline)));
+        });
+    }
+
+    /// When the gateway stops serving, once [`Gateway::drain`] was called.
+    pub fn drain_deadline(&self) -> Option<Instant> {
+        *self.drain.borrow()
+    }
+
+    /// Follows the drain deadline, for streams that must notice it while they wait.
+    pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
+        self.drain.subscribe()
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -111,7 +144,11 @@ impl Gateway {
         let old = self.config();
         config.listen = old.listen;
         let breaker_changed = config.breaker != old.breaker;
-        self.live.store(Arc::new(Live::new(config)?));
+        let mut live = Live::new(config)?;
+        if live.config.server.max_buffered_bytes == old.server.max_buffered_bytes {
+            live.buffers = self.buffers();
+        }
+        self.live.store(Arc::new(live));
         if breaker_changed {
             write(&self.health).clear();
         }
@@ -228,10 +265,12 @@ impl Live {
             config.retry.budget_min_per_second,
             Duration::from_secs(10),
         ));
+        let buffers = Arc::new(BufferBudget::new(config.server.max_buffered_bytes));
         Ok(Self {
             config: Arc::new(config),
             client,
             budget,
+            buffers,
         })
     }
 }
