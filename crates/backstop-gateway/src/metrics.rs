@@ -262,6 +262,17 @@ impl Metrics {
         self.attempts.get_or_create(&labels).inc();
     }
 
+    /// One upstream stream that the gateway itself ended while it was healthy: `why` is
+    /// `deadline` (the request's total) or `shutdown`. Not a failure of the target.
+    pub fn attempt_cut(&self, target: &str, why: &str) {
+        let labels = AttemptLabels {
+            target: target.to_string(),
+            outcome: "cut".to_string(),
+            class: why.to_string(),
+        };
+        self.attempts.get_or_create(&labels).inc();
+    }
+
     /// A retry of the same target.
     pub fn retry(&self, target: &str) {
         self.retries.get_or_create(&target_label(target)).inc();

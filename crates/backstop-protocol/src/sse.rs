@@ -125,12 +125,13 @@ impl SseDecoder {
             self.has_data = false;
             return;
         }
+        if self.line.first() == Some(&b':') {
+            // A comment (`: keepalive`): no field, no event, nothing decoded or kept.
+            self.line.clear();
+            return;
+        }
         let line = String::from_utf8_lossy(&self.line);
         let (field, value) = match line.find(':') {
-            Some(0) => {
-                self.line.clear();
-                return; // a comment
-            }
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(' ').unwrap_or(v))
@@ -251,6 +252,15 @@ mod tests {
         assert!(matches!(err, Some(ProtocolError::EventTooLarge)));
         assert!(d.failed());
         assert!(d.push(b"\n\ndata: x\n\n").is_empty());
+    }
+
+    #[test]
+    fn comments_alone_make_no_event() {
+        let mut d = SseDecoder::new();
+        let comments = ": keepalive\n\n".repeat(10_000);
+        assert!(d.push(comments.as_bytes()).is_empty());
+        assert!(d.push(b": unfinished comm").is_empty());
+        assert_eq!(d.push(b"ent\n\ndata: x\n\n")[0].data, "x");
     }
 
     #[test]

@@ -70,6 +70,18 @@ pub struct RawModel {
     pub stream_buffer: Option<String>,
     pub max_rescues: Option<u32>,
     pub hedge: Option<RawHedge>,
+    pub max_stream_bytes: Option<RawSize>,
+    pub max_rescue_text: Option<RawSize>,
+}
+
+/// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    /// `"64MB"`, `"1048576"`.
+    Text(String),
+    /// `1048576`.
+    Bytes(i64),
 }
 
 /// `hedge = { delay = "2s" }` or `{ delay = "p95" }`.
@@ -133,4 +145,5 @@ pub struct RawServer {
     pub body_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u32>,
+    pub max_buffered_bytes: Option<RawSize>,
 }

@@ -196,3 +196,36 @@ fn the_routing_plan_hides_url_credentials() {
     assert!(plan.contains("https://***@proxy.example/v1"), "{plan}");
     assert!(!plan.contains("pa55word"), "{plan}");
 }
+
+#[test]
+fn stream_and_buffer_limits_take_sizes_or_integers() {
+    let model = "[models.m]\ntargets = [{ provider = \"a\", model = \"y\" }]\n";
+    let config = parse(&format!("{BASE}{model}"), &env).unwrap();
+    assert_eq!(config.models["m"].max_stream_bytes, 64 << 20);
+    assert_eq!(config.models["m"].max_rescue_text, 1 << 20);
+    assert_eq!(config.server.max_buffered_bytes, 256 << 20);
+    let text = format!(
+        "{BASE}{model}max_stream_bytes = \"2MB\"\nmax_rescue_text = 4096\n[server]\nmax_buffered_bytes = \"1GiB\"\n"
+    );
+    let config = parse(&text, &env).unwrap();
+    assert_eq!(config.models["m"].max_stream_bytes, 2_000_000);
+    assert_eq!(config.models["m"].max_rescue_text, 4096);
+    assert_eq!(config.server.max_buffered_bytes, 1 << 30);
+    let cases = [
+        (
+            format!("{BASE}{model}max_stream_bytes = 0\n"),
+            "config error at `models.m.max_stream_bytes`: must be at least 1 byte, e.g. \"64MB\"",
+        ),
+        (
+            format!("{BASE}{model}max_rescue_text = \"1 furlong\"\n"),
+            "config error at `models.m.max_rescue_text`: unknown size unit `furlong` in `1 furlong`",
+        ),
+        (
+            "[server]\nmax_buffered_bytes = -5\n".to_string(),
+            "config error at `server.max_buffered_bytes`: -5 is not a size: it must not be negative",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error_of(&text), expected, "for config:\n{text}");
+    }
+}

@@ -210,6 +210,12 @@ pub struct Model {
     pub max_rescues: u32,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
+    /// The most bytes one stream may bring from its upstreams, rescues included; past it the
+    /// stream ends with an error event.
+    pub max_stream_bytes: u64,
+    /// The most answer text kept to continue a broken stream from; past it the stream can no
+    /// longer be rescued.
+    pub max_rescue_text: u64,
 }
 
 /// How a model's streams reach the client.
@@ -232,6 +238,12 @@ pub enum HedgeDelay {
 
 /// Default number of rescues per stream.
 pub const DEFAULT_MAX_RESCUES: u32 = 2;
+
+/// Default `max_stream_bytes`: 64 MiB, far above any real answer.
+pub const DEFAULT_MAX_STREAM_BYTES: u64 = 64 << 20;
+
+/// Default `max_rescue_text`: 1 MiB of answer text.
+pub const DEFAULT_MAX_RESCUE_TEXT: u64 = 1 << 20;
 
 /// Whether a provider kind accepts an assistant prefill by default: Anthropic continues
 /// a trailing assistant message; OpenAI and Gemini answer it as a new turn.
@@ -311,6 +323,8 @@ pub struct ServerSettings {
     /// The most client connections open at once; beyond it, connections that have not sent
     /// a complete request are closed first, and when none is left new ones are refused.
     pub max_connections: u32,
+    /// The most bytes of upstream answers held in memory at once, over all requests.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for RetrySettings {
@@ -369,6 +383,7 @@ impl Default for ServerSettings {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_buffered_bytes: 256 << 20,
         }
     }
 }

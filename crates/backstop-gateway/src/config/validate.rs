@@ -2,7 +2,9 @@
 //! reference checked and every error naming its key path.
 
 use super::auth::{auth_from_raw, check_exposure};
-use super::raw::{RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawTimeouts};
+use super::raw::{
+    RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawSize, RawTimeouts,
+};
 use super::types::*;
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
@@ -305,6 +307,12 @@ fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             raw.shutdown_grace.as_ref(),
             default.shutdown_grace,
         )?,
+        max_buffered_bytes: size_at(
+            "server.max_buffered_bytes",
+            raw.max_buffered_bytes.as_ref(),
+            default.max_buffered_bytes,
+            1,
+        )?,
         threads: match raw.threads {
             None | Some(0) => None,
             Some(n @ 1..=MAX_THREADS) => Some(n as usize),
@@ -348,6 +356,29 @@ fn nonzero_duration_at(
         Duration::ZERO => Err(ConfigError::at(path, "must be more than 0")),
         duration => Ok(duration),
     }
+}
+
+/// A byte size at `path` (a size string or an integer), at least `min`, or `default`.
+fn size_at(
+    path: &str,
+    value: Option<&RawSize>,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
+    let bytes = match value {
+        None => return Ok(default),
+        Some(RawSize::Text(text)) => parse_size(text).map_err(|m| ConfigError::at(path, m))?,
+        Some(RawSize::Bytes(n)) => u64::try_from(*n).map_err(|_| {
+            ConfigError::at(path, format!("{n} is not a size: it must not be negative"))
+        })?,
+    };
+    if bytes < min {
+        return Err(ConfigError::at(
+            path,
+            format!("must be at least {min} byte, e.g. \"64MB\""),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The most worker threads `server.threads` accepts.
@@ -448,6 +479,18 @@ fn model_from_raw(
             }
         },
         max_rescues: raw.max_rescues.unwrap_or(DEFAULT_MAX_RESCUES),
+        max_stream_bytes: size_at(
+            &format!("{path}.max_stream_bytes"),
+            raw.max_stream_bytes.as_ref(),
+            DEFAULT_MAX_STREAM_BYTES,
+            1,
+        )?,
+        max_rescue_text: size_at(
+            &format!("{path}.max_rescue_text"),
+            raw.max_rescue_text.as_ref(),
+            DEFAULT_MAX_RESCUE_TEXT,
+            0,
+        )?,
         hedge: match &raw.hedge {
             None => None,
             Some(hedge) => Some(

@@ -81,5 +81,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         stream_buffer: StreamBuffer::Off,
         max_rescues: DEFAULT_MAX_RESCUES,
         hedge: None,
+        max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+        max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,
     })
 }

@@ -1,6 +1,7 @@
 //! One attempt against one target: send, wait for the first byte (for a stream, its
 //! first event), classify. A successful attempt returns the response to commit.
 
+use super::buffers::{BufferBudget, Held};
 use super::classify::{class_of, class_of_status};
 use super::failure::{describe_transport, transport_class, Failure};
 use super::plan::Candidate;
@@ -17,12 +18,17 @@ use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{classify_error, translate_error, Protocol, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::{timeout_at, Instant};
 
-/// Largest upstream body read into memory (a non-streaming answer or an error).
+/// Largest non-streaming upstream answer read into memory (within the gateway-wide
+/// `server.max_buffered_bytes`).
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// Largest upstream error body read; a longer one is classified by its status alone.
+const MAX_ERROR_BODY: usize = 1 << 20;
 
 /// The outcome of one attempt.
 pub enum AttemptError {
@@ -98,7 +104,13 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
-        let failure = upstream_failure(target.provider.kind, response, first_byte_deadline).await;
+        let failure = upstream_failure(
+            target.provider.kind,
+            response,
+            first_byte_deadline,
+            &gateway.buffers(),
+        )
+        .await;
         return Err(failure.redacted(&gateway.redactor()));
     }
     Ok(response)
@@ -142,7 +154,8 @@ async fn exchange(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(out);
     }
-    let bytes = read_body(response, deadline).await?;
+    let (bytes, held) =
+        read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
     let (body, usage) = render_success(request.protocol, target.provider.kind, &bytes)?;
     observe_first_byte(gateway, candidate, started.elapsed());
     if let Some(permit) = permit.take() {
@@ -153,12 +166,21 @@ async fn exchange(
     if let Some(usage) = usage {
         record_usage(metrics, candidate, &usage);
     }
-    let mut out = Response::new(Body::from(body));
+    let mut out = Response::new(held_body(body, held));
     out.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     Ok(out)
+}
+
+/// A body that gives its bytes back to the budget of buffered bytes once it is dropped,
+/// that is once the client has it (or went away).
+fn held_body(bytes: Bytes, held: Held) -> Body {
+    Body::new(Full::new(bytes).map_frame(move |frame| {
+        let _held = &held;
+        frame
+    }))
 }
 
 fn observe_first_byte(gateway: &Gateway, candidate: &Candidate, elapsed: std::time::Duration) {
@@ -215,11 +237,38 @@ fn render_success(
     ))
 }
 
-async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result<Bytes, Failure> {
-    let mut buffer =
-        Vec::with_capacity(response.content_length().unwrap_or(4096).min(1 << 20) as usize);
+/// Reads a whole upstream body of at most `limit` bytes, its memory taken from `budget`
+/// as it grows. Past the limit, or when the budget has no room, the answer is too large:
+/// a failure of the request (no retry, no fallback, not counted against the target), a 502.
+async fn read_body(
+    mut response: reqwest::Response,
+    deadline: Instant,
+    limit: usize,
+    budget: &BufferBudget,
+) -> Result<(Bytes, Held), Failure> {
+    let too_large = |why: String| {
+        Failure::local(
+            FailureClass::Permanent,
+            format!("the upstream's answer is too large: {why}"),
+        )
+    };
+    let over_limit = || too_large(format!("it passed the limit of {limit} bytes"));
+    let no_room = || {
+        too_large(format!(
+            "the gateway's {} bytes for buffered answers (server.max_buffered_bytes) are in use",
+            budget.limit()
+        ))
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > limit as u64 {
+        return Err(over_limit());
+    }
+    let mut held = Held::default();
+    let initial = (announced as usize).clamp(4096.min(limit), limit);
+    budget.take(&mut held, initial).map_err(|_| no_room())?;
+    let mut buffer = Vec::with_capacity(initial);
     loop {
-        match timeout_at(deadline, response.chunk()).await {
+        let chunk = match timeout_at(deadline, response.chunk()).await {
             Err(_) => {
                 return Err(Failure::local(
                     FailureClass::Unavailable,
@@ -232,17 +281,20 @@ async fn read_body(mut response: reqwest::Response, deadline: Instant) -> Result
                     describe_transport(&error),
                 ))
             }
-            Ok(Ok(None)) => return Ok(Bytes::from(buffer)),
-            Ok(Ok(Some(chunk))) => {
-                if buffer.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                    return Err(Failure::local(
-                        FailureClass::Transient,
-                        "upstream response body too large",
-                    ));
-                }
-                buffer.extend_from_slice(&chunk);
-            }
+            Ok(Ok(None)) => return Ok((Bytes::from(buffer), held)),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let needed = buffer.len() + chunk.len();
+        if needed > limit {
+            return Err(over_limit());
         }
+        if needed > buffer.capacity() {
+            let grown = needed.max(buffer.capacity() * 2).min(limit);
+            let more = grown.saturating_sub(held.bytes());
+            budget.take(&mut held, more).map_err(|_| no_room())?;
+            buffer.reserve_exact(grown - buffer.len());
+        }
+        buffer.extend_from_slice(&chunk);
     }
 }
 
@@ -251,6 +303,7 @@ async fn upstream_failure(
     kind: Protocol,
     response: reqwest::Response,
     deadline: Instant,
+    budget: &BufferBudget,
 ) -> Failure {
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
@@ -264,7 +317,10 @@ async fn upstream_failure(
         headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
         SystemTime::now(),
     );
-    let body = read_body(response, deadline).await.unwrap_or_default();
+    let body = read_body(response, deadline, MAX_ERROR_BODY, budget)
+        .await
+        .map(|(body, _held)| body)
+        .unwrap_or_default();
     let error = classify_error(kind, status, &body);
     let class = if body.is_empty() {
         class_of_status(status)

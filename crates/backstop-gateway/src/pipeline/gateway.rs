@@ -1,6 +1,8 @@
 //! The running gateway: the configuration in force (swapped whole on reload), the
-//! upstream client, per-target health, the retry budget, metrics and injected faults.
+//! upstream client, per-target health, the retry budget, the budget of buffered bytes,
+//! metrics, injected faults, and the deadline of a shutdown in progress.
 
+use super::buffers::BufferBudget;
 use super::events::GatewayObserver;
 use super::inject::InjectedFault;
 use super::reload::{self, ReloadError, Reloaded};
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Health of one target: its circuit breaker and its latency statistics.
 pub struct TargetHealth {
@@ -34,6 +38,7 @@ struct Live {
     client: UpstreamClient,
     budget: Arc<RetryBudget>,
     redactor: Arc<Redactor>,
+    buffers: Arc<BufferBudget>,
 }
 
 /// The running gateway.
@@ -45,6 +50,7 @@ pub struct Gateway {
     zero_models: RwLock<HashMap<String, Arc<Model>>>,
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
+    drain: watch::Sender<Option<Instant>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -72,6 +78,7 @@ impl Gateway {
             zero_models: RwLock::new(HashMap::new()),
             faults: RwLock::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
+            drain: watch::Sender::new(None),
         })
     }
 
@@ -88,6 +95,32 @@ impl Gateway {
     /// The retry budget shared by all requests.
     pub fn budget(&self) -> Arc<RetryBudget> {
         self.live.load().budget.clone()
+    }
+
+    /// The budget of bytes that upstream answers may hold in memory, over all requests.
+    pub fn buffers(&self) -> Arc<BufferBudget> {
+        self.live.load().buffers.clone()
+    }
+
+    /// Makes every relayed stream, in flight or still to come, end at `deadline` at the
+    /// latest with an error event saying that the gateway is shutting down; such a cut is
+    /// not counted against the target. Requests that have not reached their first byte by
+    /// then end with a 503. Called on SIGTERM with the end of the shutdown grace; a later
+    /// call can only bring the deadline closer.
+    pub fn drain(&self, deadline: Instant) {
+        self.drain.send_modify(|current| {
+            *current = Some(current.map_or(deadline, |earlier| earlier.min(deadline)));
+        });
+    }
+
+    /// When the gateway stops serving, once [`Gateway::drain`] was called.
+    pub fn drain_deadline(&self) -> Option<Instant> {
+        *self.drain.borrow()
+    }
+
+    /// Follows the drain deadline, for streams that must notice it while they wait.
+    pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
+        self.drain.subscribe()
     }
 
     /// The metrics registry.
@@ -120,7 +153,11 @@ impl Gateway {
             .values()
             .flat_map(|model| model.targets.iter().map(|t| t.label.clone()))
             .collect();
-        self.live.store(Arc::new(Live::new(config)?));
+        let mut live = Live::new(config)?;
+        if live.config.server.max_buffered_bytes == old.server.max_buffered_bytes {
+            live.buffers = self.buffers();
+        }
+        self.live.store(Arc::new(live));
         if breaker_changed {
             write(&self.health).clear();
         } else {
@@ -243,11 +280,13 @@ impl Live {
             config.retry.budget_min_per_second,
             Duration::from_secs(10),
         ));
+        let buffers = Arc::new(BufferBudget::new(config.server.max_buffered_bytes));
         Ok(Self {
             redactor: Arc::new(Redactor::for_config(&config)),
             config: Arc::new(config),
             client,
             budget,
+            buffers,
         })
     }
 }

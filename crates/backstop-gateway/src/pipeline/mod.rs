@@ -3,6 +3,7 @@
 //! answer with a clear error naming every target tried.
 
 mod attempt;
+mod buffers;
 mod classify;
 mod events;
 mod failure;
@@ -16,6 +17,7 @@ mod request;
 mod rescue;
 mod serve;
 
+pub use buffers::{BudgetExhausted, BufferBudget, Held};
 pub use classify::{class_of, class_of_status};
 pub use failure::Failure;
 pub use gateway::{Gateway, TargetHealth};

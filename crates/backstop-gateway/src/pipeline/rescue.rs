@@ -120,9 +120,12 @@ impl RescueContext {
         max_tokens: Option<u64>,
     ) -> Result<reqwest::Response, Failure> {
         let body = self.body(candidate, prefill, max_tokens)?;
-        let first_byte_deadline = self
+        let mut first_byte_deadline = self
             .deadline
             .min(Instant::now() + self.gateway.config().timeouts.first_byte);
+        if let Some(drain) = self.gateway.drain_deadline() {
+            first_byte_deadline = first_byte_deadline.min(drain);
+        }
         send(
             &self.gateway,
             &self.request,

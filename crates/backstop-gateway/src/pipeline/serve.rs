@@ -73,10 +73,17 @@ impl Gateway {
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.envelope.model)?;
         let candidates = plan::plan(self, &model);
-        let deadline = Instant::now() + self.config().timeouts.total;
+        let total = Instant::now() + self.config().timeouts.total;
         self.budget().deposit();
         let mut tally = Tally::default();
         for (index, candidate) in candidates.iter().enumerate() {
+            if let Some(why) = self.out_of_time(total) {
+                tally.tried.push(why.into());
+                break;
+            }
+            let deadline = self
+                .drain_deadline()
+                .map_or(total, |drain| drain.min(total));
             let later = candidates.get(index + 1..).unwrap_or_default();
             if let Some(answer) = self
                 .try_candidate(request, candidate, later, deadline, &mut tally)
@@ -84,12 +91,26 @@ impl Gateway {
             {
                 return answer;
             }
-            if Instant::now() >= deadline {
-                tally.tried.push("total deadline reached".into());
-                break;
+        }
+        if let Some(why) = self.out_of_time(total) {
+            if tally.tried.last().is_none_or(|last| last != why) {
+                tally.tried.push(why.into());
             }
         }
         Err(tally.into_error(request, &model))
+    }
+
+    /// Why no more attempts may start: the request's total deadline has passed, or the
+    /// gateway is shutting down and its grace is over.
+    fn out_of_time(&self, total: Instant) -> Option<&'static str> {
+        let now = Instant::now();
+        if self.drain_deadline().is_some_and(|drain| now >= drain) {
+            Some("the gateway is shutting down")
+        } else if now >= total {
+            Some("total deadline reached")
+        } else {
+            None
+        }
     }
 
     /// Runs the attempts on one candidate. `Some` is the final answer (success, or an error

@@ -36,6 +36,10 @@ use tower::ServiceExt;
 /// How often the sweeper visits every connection: the precision of the connection deadlines.
 const SWEEP_PERIOD: Duration = Duration::from_millis(250);
 
+/// How long after the shutdown grace the connections are closed, so that the streams cut at
+/// the grace can send their closing error event.
+const DRAIN_MARGIN: Duration = Duration::from_millis(250);
+
 /// Concurrent HTTP/2 streams per connection.
 pub const HTTP2_MAX_STREAMS: u32 = 128;
 
@@ -98,11 +102,15 @@ impl Connections {
                 _ = sweep.tick() => self.sweep(),
             }
         }
+        // Streams still running at the end of the grace end with an error event that says
+        // why; the connections close a moment later, once those events are written.
+        let stopped = Instant::now();
+        self.gateway.drain(stopped + grace);
         let trackers = std::mem::take(&mut self.trackers);
         let settings = self.gateway.config().server.clone();
         let drained = self.graceful.shutdown();
         tokio::pin!(drained);
-        let over = tokio::time::sleep(grace);
+        let over = tokio::time::sleep_until(stopped + grace + DRAIN_MARGIN);
         tokio::pin!(over);
         loop {
             tokio::select! {

@@ -53,10 +53,18 @@ async fn start(gateway: Gateway) -> TestGateway {
     start_with(gateway, None).await
 }
 
+/// Serves a gateway that the test keeps a handle on (e.g. to call `drain`).
+pub async fn serve_shared(gateway: Arc<Gateway>) -> TestGateway {
+    start_shared(gateway, None).await
+}
+
 /// Serves on the test's runtime, or on `threads` worker threads of their own.
 async fn start_with(gateway: Gateway, threads: Option<usize>) -> TestGateway {
+    start_shared(Arc::new(gateway), threads).await
+}
+
+async fn start_shared(gateway: Arc<Gateway>, threads: Option<usize>) -> TestGateway {
     let grace = gateway.config().server.shutdown_grace;
-    let gateway = Arc::new(gateway);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

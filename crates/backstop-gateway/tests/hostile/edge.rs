@@ -202,3 +202,27 @@ async fn a_thousand_half_open_connections_leave_real_clients_served() {
     assert!(held.len() > 200);
     assert!(closed(&s.gw, "evicted").await >= 800);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_still_running_at_the_end_of_the_grace_ends_with_an_error_event_naming_it() {
+    let mut s = setup("[server]\nshutdown_grace = \"2s\"").await;
+    fault(
+        &s.primary,
+        serde_json::json!({"kind": "slow_stream", "delay": "900ms"}),
+    )
+    .await;
+    let response = s.ask("gpt", true).await;
+    assert_eq!(response.status(), 200);
+    s.gw.signal_shutdown();
+    let stopped = Instant::now();
+    let text = response.text().await.expect("the stream ends cleanly");
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    let finished = tokio::time::timeout(Duration::from_secs(5), &mut s.gw.task).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))));
+    let waited = stopped.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}

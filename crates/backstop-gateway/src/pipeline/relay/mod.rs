@@ -4,10 +4,21 @@
 //! (see [`super::rescue`]) and spliced into the same client stream; where none can, it
 //! ends with an error event in the caller's protocol, never as a complete answer. Every
 //! failure counts against its target. A malformed event is dropped.
+//!
+//! Nothing an upstream does can hold memory or the client past a bound: the relay reads
+//! only when the client asks for more (the response body is pulled by hyper, so a slow
+//! client slows the upstream read down), checks the request's `total` deadline and the
+//! drain deadline of a shutdown on every turn (an upstream that always has data ready
+//! never lets a timer fire on its own), yields to the scheduler as it goes, counts the
+//! bytes of the stream against `max_stream_bytes`, and keeps at most `max_rescue_text` of
+//! text to continue from. SSE comments are no events: they do not hold off `idle`. A
+//! stream ended at a deadline or a shutdown is not the target's failure.
 
 mod output;
+mod stop;
 
 use super::attempt::record_usage;
+use super::buffers::{BufferBudget, Held};
 use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
 use super::plan::Candidate;
@@ -28,7 +39,9 @@ use output::Output;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{timeout_at, Instant};
+use stop::{Cut, Stop};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
 
 /// How long to wait, once the answer has its final finish reason (and usage), for the
 /// upstream's own terminator before finishing the stream ourselves.
@@ -53,8 +66,19 @@ pub struct Relay {
     permit: Option<Permit>,
     idle: Duration,
     deadline: Instant,
+    total: Duration,
+    drain: watch::Receiver<Option<Instant>>,
+    /// Since when the upstream has sent no event while the relay waited for one.
+    quiet_since: Instant,
+    upstream_bytes: u64,
+    max_stream_bytes: u64,
+    /// With `stream_buffer = "full"`: the bytes held until the stream completes.
+    buffered: Held,
+    buffers: Arc<BufferBudget>,
     expect_usage: bool,
     buffer_full: bool,
+    /// The first event is out: the stream is committed to this client.
+    primed: bool,
     saw_finish: bool,
     saw_usage: bool,
     done: bool,
@@ -81,6 +105,8 @@ impl Relay {
         rescue: RescueContext,
     ) -> Self {
         let upstream_kind = candidate.target.provider.kind;
+        let config = gateway.config();
+        let max_text = usize::try_from(candidate.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
             upstream: response.bytes_stream().boxed(),
             sse: SseDecoder::new(),
@@ -89,12 +115,21 @@ impl Relay {
                 request.protocol,
                 upstream_kind,
                 request.envelope.include_usage,
+                max_text,
             ),
             permit: Some(permit),
-            idle: gateway.config().timeouts.idle,
+            idle: config.timeouts.idle,
             deadline,
+            total: config.timeouts.total,
+            drain: gateway.watch_drain(),
+            quiet_since: Instant::now(),
+            upstream_bytes: 0,
+            max_stream_bytes: candidate.model.max_stream_bytes,
+            buffered: Held::default(),
+            buffers: gateway.buffers(),
             expect_usage: upstream_kind == Protocol::OpenAi,
             buffer_full: candidate.model.stream_buffer == StreamBuffer::Full,
+            primed: false,
             saw_finish: false,
             saw_usage: false,
             done: false,
@@ -119,7 +154,17 @@ impl Relay {
             until
         };
         while !self.done && (self.output.ready() == 0 || self.buffer_full) {
-            self.step(until).await?;
+            match self.step(until).await {
+                Ok(()) => {}
+                Err(Stop::Failed(failure)) => return Err(failure),
+                Err(Stop::Cut(cut)) => {
+                    self.end_cut(cut);
+                    return Err(cut.into_failure());
+                }
+            }
+            if self.buffer_full {
+                self.hold_buffered()?;
+            }
         }
         if self.output.ready() == 0 {
             let failure = Failure::local(
@@ -129,6 +174,7 @@ impl Relay {
             self.record(Err(failure.class));
             return Err(failure);
         }
+        self.primed = true;
         Ok(())
     }
 
@@ -141,6 +187,7 @@ impl Relay {
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        self.quiet_since = Instant::now();
         loop {
             if self.output.ready() > 0 {
                 self.gather_ready().await;
@@ -150,10 +197,24 @@ impl Relay {
                 return None;
             }
             let until = self.next_read_deadline();
-            if let Err(failure) = self.step(until).await {
-                self.recover(failure).await;
+            if let Err(stop) = self.step(until).await {
+                self.stop(stop).await;
             }
         }
+    }
+
+    /// With `stream_buffer = "full"`: takes the bytes buffered so far from the gateway's
+    /// budget, or gives up on the stream (not the target's fault) when it has none left.
+    fn hold_buffered(&mut self) -> Result<(), Failure> {
+        let growth = self.output.ready().saturating_sub(self.buffered.bytes());
+        if self.buffers.take(&mut self.buffered, growth).is_ok() {
+            return Ok(());
+        }
+        let message = format!(
+            "answer too large to buffer now: the gateway's {} bytes for buffered answers (server.max_buffered_bytes) are in use",
+            self.buffers.limit()
+        );
+        Err(self.fail(Failure::local(FailureClass::Permanent, message)))
     }
 
     /// Appends the events that have already arrived upstream to what is about to be written.
@@ -163,12 +224,16 @@ impl Relay {
     /// 64 writes through the gateway against 5 from the mock). Yielding lets that task pass
     /// on the next chunk it already holds; nothing waits for data that has not arrived.
     async fn gather_ready(&mut self) {
-        while !self.done && self.output.ready() < GATHER_LIMIT {
+        let start = self.upstream_bytes;
+        while !self.done
+            && self.output.ready() < GATHER_LIMIT
+            && self.upstream_bytes - start < GATHER_LIMIT as u64
+        {
             let Some(next) = self.arrived().await else {
                 return;
             };
-            if let Err(failure) = self.take(next) {
-                self.recover(failure).await;
+            if let Err(stop) = self.take(next) {
+                self.stop(stop).await;
             }
         }
     }
@@ -183,6 +248,19 @@ impl Relay {
             }
         }
         None
+    }
+
+    /// After the first byte: a failure is rescued where it can be; a cut ends the stream.
+    async fn stop(&mut self, stop: Stop) {
+        match stop {
+            Stop::Failed(failure) => self.recover(failure).await,
+            Stop::Cut(cut) => {
+                self.end_cut(cut);
+                let message = format!("{}; the answer is incomplete", cut.message());
+                self.output.fail(&message);
+                self.done = true;
+            }
+        }
     }
 
     /// After the first byte: continue the answer on another target, or end the stream
@@ -207,6 +285,9 @@ impl Relay {
     }
 
     async fn continuation(&mut self) -> Result<Continuation, String> {
+        if let Some(cut) = self.cut_due(Instant::now()) {
+            return Err(cut.message());
+        }
         if self.rescues >= self.max_rescues {
             return Err(format!("rescue limit of {} reached", self.max_rescues));
         }
@@ -219,7 +300,13 @@ impl Relay {
         let max_tokens = self
             .max_tokens
             .map(|max| max.saturating_sub(delivered).max(1));
-        let prefill = self.output.prefill().0.to_string();
+        let Some((prefill, _)) = self.output.prefill() else {
+            return Err(format!(
+                "the answer was too long to rescue: its text passed max_rescue_text ({} bytes)",
+                self.candidate.model.max_rescue_text
+            ));
+        };
+        let prefill = prefill.to_string();
         self.rescue
             .continuation(&prefill, max_tokens)
             .await
@@ -236,7 +323,7 @@ impl Relay {
     fn splice(&mut self, continuation: Continuation) {
         let from = self.candidate.target.label.clone();
         let kind = continuation.candidate.target.provider.kind;
-        let trimmed = self.output.prefill().1;
+        let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
             .usage
@@ -251,11 +338,14 @@ impl Relay {
         self.saw_finish = false;
         self.saw_usage = false;
         self.usage = None;
+        self.quiet_since = Instant::now();
         self.rescues += 1;
         self.metrics.rescue(&from, "continued");
         tracing::warn!(from = %from, to = %self.candidate.target.label, rescue = self.rescues, "stream continued on another target");
     }
 
+    /// When the upstream's silence ends the wait: `idle` after its last event (or after
+    /// the client asked for more), shorter once the answer is complete.
     fn next_read_deadline(&self) -> Instant {
         let finished = self.saw_finish && (self.saw_usage || !self.expect_usage);
         let wait = if finished {
@@ -263,30 +353,83 @@ impl Relay {
         } else {
             self.idle
         };
-        self.deadline.min(Instant::now() + wait)
+        self.quiet_since + wait
     }
 
-    /// Reads one upstream chunk and relays the events it completes.
-    async fn step(&mut self, until: Instant) -> Result<(), Failure> {
-        let next = match timeout_at(until, self.upstream.next()).await {
-            Ok(next) => next,
-            Err(_) if self.saw_finish => {
-                self.finish_without_terminator();
-                return Ok(());
-            }
-            Err(_) => {
-                let message = format!("stream stalled: no event within idle ({:?})", self.idle);
-                return Err(self.fail(Failure::local(FailureClass::Unavailable, message)));
-            }
+    /// The next deadline at which the gateway cuts the stream: the request's total, or
+    /// the end of a shutdown's grace when that comes first.
+    fn next_cut(&self) -> (Instant, Cut) {
+        match *self.drain.borrow() {
+            Some(drain) if drain < self.deadline => (drain, Cut::Shutdown),
+            _ => (self.deadline, Cut::Deadline(self.total)),
+        }
+    }
+
+    /// The cut due at `now`, if any.
+    fn cut_due(&self, now: Instant) -> Option<Cut> {
+        let (at, cut) = self.next_cut();
+        (now >= at).then_some(cut)
+    }
+
+    /// Reads one upstream chunk and relays the events it completes, unless a deadline
+    /// comes first: the gateway's own (a cut) or `until`, the first-event or idle one (the
+    /// target's failure). The deadlines are checked before every read, so an upstream
+    /// that always has data ready cannot outrun them, and the task yields once it has
+    /// used its share of the scheduler.
+    async fn step(&mut self, until: Instant) -> Result<(), Stop> {
+        tokio::task::coop::consume_budget().await;
+        let now = Instant::now();
+        if let Some(cut) = self.cut_due(now) {
+            return Err(Stop::Cut(cut));
+        }
+        if now >= until {
+            return self.silent();
+        }
+        let wake = until.min(self.next_cut().0);
+        let drain = &mut self.drain;
+        let next = tokio::select! {
+            biased;
+            next = self.upstream.next() => next,
+            () = sleep_until(wake) => return Ok(()),
+            () = async {
+                if drain.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => return Ok(()),
         };
         self.take(next)
     }
 
+    /// The upstream sent no event before the first-event or idle deadline: a stall, or,
+    /// once the answer has its finish reason, the end of an answer with no terminator.
+    fn silent(&mut self) -> Result<(), Stop> {
+        if self.saw_finish {
+            self.finish_without_terminator();
+            return Ok(());
+        }
+        let message = if self.primed {
+            format!("stream stalled: no event within idle ({:?})", self.idle)
+        } else {
+            "stream stalled: no event before the first_byte timeout".to_string()
+        };
+        Err(self
+            .fail(Failure::local(FailureClass::Unavailable, message))
+            .into())
+    }
+
     /// Relays the events completed by one upstream item (a chunk, an error, or the end).
-    fn take(&mut self, next: Option<reqwest::Result<Bytes>>) -> Result<(), Failure> {
+    fn take(&mut self, next: Option<reqwest::Result<Bytes>>) -> Result<(), Stop> {
         match next {
             Some(Ok(chunk)) => {
-                for event in self.sse.push(&chunk) {
+                self.upstream_bytes += chunk.len() as u64;
+                if self.upstream_bytes > self.max_stream_bytes {
+                    return Err(Stop::Cut(Cut::TooLarge(self.max_stream_bytes)));
+                }
+                let events = self.sse.push(&chunk);
+                if !events.is_empty() {
+                    self.quiet_since = Instant::now();
+                }
+                for event in events {
                     self.relay_event(event)?;
                     if self.done {
                         break;
@@ -296,7 +439,9 @@ impl Relay {
             }
             Some(Err(error)) => {
                 let message = format!("stream broke: {}", describe_transport(&error));
-                Err(self.fail(Failure::local(FailureClass::Transient, message)))
+                Err(self
+                    .fail(Failure::local(FailureClass::Transient, message))
+                    .into())
             }
             None => {
                 if let Some(event) = self.sse.finish() {
@@ -310,7 +455,9 @@ impl Relay {
                     return Ok(());
                 }
                 let message = "stream ended before the answer was complete";
-                Err(self.fail(Failure::local(FailureClass::Transient, message)))
+                Err(self
+                    .fail(Failure::local(FailureClass::Transient, message))
+                    .into())
             }
         }
     }
@@ -366,6 +513,21 @@ impl Relay {
     fn fail(&mut self, failure: Failure) -> Failure {
         self.record(Err(failure.class));
         failure
+    }
+
+    /// Ends the current target's part in the stream for `cut`: a runaway stream counts
+    /// against the target; a deadline or a shutdown does not (its permit is let go unrecorded).
+    fn end_cut(&mut self, cut: Cut) {
+        let label = &self.candidate.target.label;
+        tracing::warn!(target = %label, reason = cut.label(), "stream cut: {}", cut.message());
+        if cut.blames_target() {
+            self.record(Err(FailureClass::Transient));
+            return;
+        }
+        if let Some(permit) = self.permit.take() {
+            drop(permit);
+            self.metrics.attempt_cut(label, cut.label());
+        }
     }
 
     fn record(&mut self, outcome: Result<(), FailureClass>) {

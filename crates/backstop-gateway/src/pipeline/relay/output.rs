@@ -1,7 +1,9 @@
 //! What the client receives from a relayed stream: events forwarded as they are
 //! (same protocol) or re-encoded (translation, or after a splice), tool calls held
 //! back until whole, and the bookkeeping a continuation needs (the text delivered,
-//! the stream's id) to splice another target's answer into the same stream.
+//! the stream's id) to splice another target's answer into the same stream. The text
+//! kept for a continuation is bounded (`max_rescue_text`): past the bound it is dropped
+//! and the stream can no longer be continued.
 
 use backstop_protocol::{write_sse, Protocol, SseEvent, StreamEncoder, StreamEvent};
 use bytes::{Bytes, BytesMut};
@@ -23,7 +25,11 @@ pub struct Output {
     /// Output of a tool call still streaming: released when the call is whole.
     held: Option<BytesMut>,
     start: Option<(String, String)>,
+    /// The text delivered so far, while it fits in `max_text`.
     served_text: String,
+    max_text: usize,
+    /// The delivered text outgrew `max_text` and was dropped.
+    text_overflow: bool,
     delivered_deltas: u64,
     tool_calls: u32,
     /// After a splice: the continuation's own start is dropped.
@@ -36,8 +42,14 @@ pub struct Output {
 }
 
 impl Output {
-    /// Output in `caller`'s protocol for an upstream speaking `upstream`.
-    pub fn new(caller: Protocol, upstream: Protocol, client_wants_usage: bool) -> Self {
+    /// Output in `caller`'s protocol for an upstream speaking `upstream`, keeping at most
+    /// `max_text` bytes of delivered text to continue from.
+    pub fn new(
+        caller: Protocol,
+        upstream: Protocol,
+        client_wants_usage: bool,
+        max_text: usize,
+    ) -> Self {
         let mode = if caller == upstream {
             Mode::Passthrough
         } else {
@@ -51,6 +63,8 @@ impl Output {
             held: None,
             start: None,
             served_text: String::new(),
+            max_text,
+            text_overflow: false,
             delivered_deltas: 0,
             tool_calls: 0,
             spliced: false,
@@ -144,11 +158,24 @@ impl Output {
         if delivered {
             for event in &events {
                 if let StreamEvent::TextDelta { text } = event {
-                    self.served_text.push_str(text);
+                    self.keep_text(text);
                     self.delivered_deltas += 1;
                 }
             }
         }
+    }
+
+    /// Keeps delivered text for a continuation, until it outgrows `max_text`.
+    fn keep_text(&mut self, text: &str) {
+        if self.text_overflow {
+            return;
+        }
+        if self.served_text.len() + text.len() > self.max_text {
+            self.text_overflow = true;
+            self.served_text = String::new();
+            return;
+        }
+        self.served_text.push_str(text);
     }
 
     fn release_held(&mut self) {
@@ -182,10 +209,13 @@ impl Output {
     }
 
     /// The text to continue from, without trailing whitespace (which providers refuse in a
-    /// prefill), and whether any was cut.
-    pub fn prefill(&self) -> (&str, bool) {
+    /// prefill), and whether any was cut; `None` once the text outgrew `max_text`.
+    pub fn prefill(&self) -> Option<(&str, bool)> {
+        if self.text_overflow {
+            return None;
+        }
         let trimmed = self.served_text.trim_end();
-        (trimmed, trimmed.len() != self.served_text.len())
+        Some((trimmed, trimmed.len() != self.served_text.len()))
     }
 
     /// Output tokens delivered so far, as far as they are known.
@@ -277,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_tool_call_is_held_until_whole() {
-        let mut output = Output::new(Protocol::OpenAi, Protocol::Anthropic, false);
+        let mut output = Output::new(Protocol::OpenAi, Protocol::Anthropic, false, 1024);
         output.write(
             &raw(),
             vec![StreamEvent::Start {
@@ -309,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_whole_tool_call_in_one_event_is_delivered() {
-        let mut output = Output::new(Protocol::OpenAi, Protocol::Gemini, false);
+        let mut output = Output::new(Protocol::OpenAi, Protocol::Gemini, false, 1024);
         let mut events = call(0);
         events.push(StreamEvent::Finish {
             reason: FinishReason::ToolCalls,
@@ -322,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_held_call_is_dropped_by_a_splice() {
-        let mut output = Output::new(Protocol::OpenAi, Protocol::OpenAi, false);
+        let mut output = Output::new(Protocol::OpenAi, Protocol::OpenAi, false, 1024);
         output.write(
             &raw(),
             vec![StreamEvent::TextDelta {
@@ -331,7 +361,7 @@ mod tests {
         );
         output.take();
         output.write(&raw(), call(0));
-        assert_eq!(output.prefill(), ("Hello", true));
+        assert_eq!(output.prefill(), Some(("Hello", true)));
         output.splice(true, 1);
         output.write(
             &raw(),
@@ -350,5 +380,24 @@ mod tests {
             text.contains("\"world\"") && !text.contains("other") && !text.contains("call_0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn text_past_max_rescue_text_is_dropped_and_not_offered_as_prefill() {
+        let mut output = Output::new(Protocol::OpenAi, Protocol::OpenAi, false, 8);
+        let delta = |text: &str| {
+            vec![StreamEvent::TextDelta {
+                text: text.to_string(),
+            }]
+        };
+        output.write(&raw(), delta("1234"));
+        output.write(&raw(), delta("5678"));
+        assert_eq!(output.prefill(), Some(("12345678", false)));
+        output.write(&raw(), delta("9"));
+        assert_eq!(output.prefill(), None);
+        assert_eq!(output.served_text.capacity(), 0, "the kept text is freed");
+        output.write(&raw(), delta("0"));
+        assert_eq!(output.prefill(), None, "and stays dropped");
+        assert_eq!(output.delivered_tokens(), 4);
     }
 }
