@@ -46,6 +46,15 @@ pub const HTTP2_MAX_STREAMS: u32 = 128;
 /// The largest header list an HTTP/2 client may send (HTTP/1.1 is bounded by hyper's read buffer).
 pub const HTTP2_MAX_HEADER_LIST: u32 = 64 << 10;
 
+/// How the workers divide the connections among themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    /// The number of workers, each taking an equal part of the limit.
+    pub workers: usize,
+    /// The connections the open-file limit leaves room for, in all (see [`super::open_files`]).
+    pub room: usize,
+}
+
 /// The connections of one worker.
 pub struct Connections {
     gateway: Arc<Gateway>,
@@ -55,16 +64,13 @@ pub struct Connections {
     /// In the order they were accepted; closed ones are pruned as the sweeper and eviction pass.
     trackers: VecDeque<Arc<Tracker>>,
     open: Arc<AtomicUsize>,
-    workers: usize,
-    /// The connections the open-file limit leaves room for, shared by the workers.
-    room: usize,
+    share: Share,
     epoch: Instant,
 }
 
 impl Connections {
-    /// The connections of one of `workers` workers serving `app` for `gateway`, with room for
-    /// `room` connections in all (see [`super::open_files`]).
-    pub fn new(gateway: Arc<Gateway>, app: Router, workers: usize, room: usize) -> Self {
+    /// The connections of one worker serving `app` for `gateway`, with its `share` of them.
+    pub fn new(gateway: Arc<Gateway>, app: Router, share: Share) -> Self {
         Self {
             gateway,
             app,
@@ -72,8 +78,7 @@ impl Connections {
             graceful: GracefulShutdown::new(),
             trackers: VecDeque::new(),
             open: Arc::new(AtomicUsize::new(0)),
-            workers: workers.max(1),
-            room,
+            share,
             epoch: Instant::now(),
         }
     }
@@ -129,7 +134,9 @@ impl Connections {
     fn admit(&mut self, stream: TcpStream) {
         let metrics = self.gateway.metrics().clone();
         let configured = self.gateway.config().server.max_connections as usize;
-        let limit = configured.min(self.room).div_ceil(self.workers);
+        let limit = configured
+            .min(self.share.room)
+            .div_ceil(self.share.workers.max(1));
         if self.open.load(Relaxed) >= limit && !self.evict_one() {
             metrics.connection_closed(CloseReason::Refused.label());
             return;

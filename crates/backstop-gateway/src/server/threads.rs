@@ -7,7 +7,7 @@
 //! drills and the demo run one worker on the caller's runtime. Breakers, metrics and the
 //! configuration stay shared by all workers.
 
-use super::connections::Connections;
+use super::connections::{Connections, Share};
 use super::open_files;
 use super::{app, TimerHeartbeat};
 use crate::pipeline::Gateway;
@@ -43,7 +43,10 @@ pub async fn serve_on_threads(
         .map(|index| {
             Worker::on_thread(
                 index,
-                (threads, room),
+                Share {
+                    workers: threads,
+                    room,
+                },
                 gateway.clone(),
                 stopped.clone(),
                 grace,
@@ -206,10 +209,10 @@ struct Worker {
 }
 
 impl Worker {
-    /// Worker `index` of `workers` sharing room for `room` connections, on a thread of its own.
+    /// Worker `index`, with its `share` of the connections, on a thread of its own.
     fn on_thread(
         index: usize,
-        (workers, room): (usize, usize),
+        share: Share,
         gateway: Arc<Gateway>,
         stopped: watch::Receiver<bool>,
         grace: Duration,
@@ -223,7 +226,7 @@ impl Worker {
             .name(format!("backstop-worker-{index}"))
             .spawn(move || {
                 upstream::use_own_pool();
-                runtime.block_on(work(gateway, (workers, room), incoming, stopped, grace));
+                runtime.block_on(work(gateway, share, incoming, stopped, grace));
                 let _ = finish.send(());
             })?;
         Ok(Self { connections, done })
@@ -239,7 +242,14 @@ impl Worker {
         let (connections, incoming) = mpsc::channel(HANDOVER_QUEUE);
         let (finish, done) = oneshot::channel();
         tokio::spawn(async move {
-            work(gateway, (1, room), incoming, stopped, grace).await;
+            work(
+                gateway,
+                Share { workers: 1, room },
+                incoming,
+                stopped,
+                grace,
+            )
+            .await;
             let _ = finish.send(());
         });
         Self { connections, done }
@@ -256,7 +266,7 @@ impl Worker {
 /// A worker's life: serve what it is handed until told to stop.
 async fn work(
     gateway: Arc<Gateway>,
-    (workers, room): (usize, usize),
+    share: Share,
     incoming: mpsc::Receiver<std::net::TcpStream>,
     mut stopped: watch::Receiver<bool>,
     grace: Duration,
@@ -265,7 +275,7 @@ async fn work(
     let stop = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    Connections::new(gateway.clone(), app(gateway), workers, room)
+    Connections::new(gateway.clone(), app(gateway), share)
         .run(incoming, stop, grace)
         .await;
 }
@@ -311,6 +321,25 @@ mod tests {
         drop((a_in, c_in));
         assert!(hand_over(&mut workers, next, connection(&listener), &gateway).is_err());
         assert!(workers.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_accepts_pause_the_acceptor_longer_each_time_up_to_a_second() {
+        let mut pause = AcceptPause::default();
+        let out_of_files = || io::Error::from_raw_os_error(24);
+        let mut pauses = Vec::new();
+        for _ in 0..10 {
+            let started = tokio::time::Instant::now();
+            pause.after(out_of_files()).await;
+            pauses.push(started.elapsed().as_millis());
+        }
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        let started = tokio::time::Instant::now();
+        pause.after(io::ErrorKind::ConnectionAborted.into()).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        pause.reset();
+        pause.after(out_of_files()).await;
+        assert_eq!(pause.current, Some(AcceptPause::FIRST));
     }
 
     #[test]
