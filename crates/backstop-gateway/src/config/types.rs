@@ -382,7 +382,7 @@ impl Default for ServerSettings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
+            max_connections: 8_192,
             max_buffered_bytes: 256 << 20,
         }
     }
