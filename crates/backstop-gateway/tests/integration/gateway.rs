@@ -1,10 +1,6 @@
 //! Integration tests: the gateway in-process on port 0, mock upstreams on port 0.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use std::time::Duration;
 

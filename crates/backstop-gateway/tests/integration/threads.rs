@@ -1,11 +1,7 @@
 //! `backstop serve`'s worker threads: connections spread over single-threaded runtimes,
 //! every request answered, and graceful shutdown across all of them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
-mod common;
-
-use common::{chat, fault, gateway_on_threads, mock, two_upstreams};
+use crate::common::{chat, fault, gateway_on_threads, mock, two_upstreams};
 use futures_util::future::join_all;
 use std::time::Duration;
 

@@ -1,5 +1,4 @@
 //! Shared helpers: a mock upstream and an in-process gateway, both on port 0.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use backstop_gateway::config;
 use backstop_gateway::pipeline::Gateway;

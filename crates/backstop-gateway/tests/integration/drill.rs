@@ -2,7 +2,6 @@
 //! upstreams, and the report's figures checked against what the mocks received.
 //!
 //! These run in real time (a drill is a few seconds of real traffic), kept short.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use backstop_gateway::config;
 use backstop_gateway::demo::{self, story::Act, story::Timeline};

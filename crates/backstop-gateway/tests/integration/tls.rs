@@ -2,7 +2,6 @@
 //! certificate comes from a private CA, trusted through `SSL_CERT_FILE` (set for the child only).
 //! HTTP/2 is negotiated by ALPN when offered, HTTP/1.1 otherwise; an untrusted certificate is a
 //! clean error in the caller's protocol.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

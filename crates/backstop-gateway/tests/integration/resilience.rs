@@ -1,10 +1,6 @@
 //! Resilience behaviours end to end: what the mock upstreams saw, attempt by attempt.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test]

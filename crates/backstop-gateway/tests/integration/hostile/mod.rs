@@ -1,11 +1,6 @@
 //! The hostile suite: Backstop tried as an attacker and as a misbehaving provider would
 //! try it. Slow and greedy clients, auth edge cases, endless and malformed upstreams,
 //! invalid requests and secrets in every output, each against a real gateway.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[allow(dead_code)]
-#[path = "../common/mod.rs"]
-mod common;
 
 mod auth;
 mod edge;

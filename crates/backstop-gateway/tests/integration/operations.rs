@@ -1,10 +1,6 @@
 //! The operator's side: metrics after scripted scenarios, /status, the admin API.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// The value of the sample line starting with `series` (name and labels).
