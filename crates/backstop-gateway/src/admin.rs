@@ -3,9 +3,8 @@
 //! faults, reload the configuration from disk.
 
 use crate::config::{parse_duration, AdminAccess};
-use crate::http::{ApiError, ErrorKind};
+use crate::http::{constant_time_eq, presented_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::{Gateway, InjectedFault, InjectedKind, ReloadError, Reloaded};
-use crate::routes::{constant_time_eq, presented_key, read_limited};
 use crate::status;
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};

@@ -1,9 +1,11 @@
 //! The `backstop` command line: `serve`, `check`, `mock`.
 
 use crate::config::{self, Config, ConfigError};
+use crate::console::{emit, EXIT_CONFIG};
+use crate::logging::LogFormat;
 use crate::pipeline::Gateway;
 use crate::server;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,15 +22,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The subcommands.
@@ -72,9 +65,6 @@ pub enum Command {
     /// A self-contained showcase with mock providers: no keys, no files, under a minute.
     Demo,
 }
-
-/// Exit code for usage and configuration errors.
-pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -136,19 +126,6 @@ fn check(path: Option<&Path>) -> ExitCode {
         Err(error) => {
             eprintln!("{error}");
             ExitCode::from(EXIT_CONFIG)
-        }
-    }
-}
-
-/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly, not in a panic.
-pub(crate) fn emit(text: &str, command: &str) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{command}: cannot write to stdout: {error}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -3,10 +3,19 @@
 //! with a newline, an upstream message with escape codes) are escaped in text logs, as
 //! JSON escapes them. Colour only when stderr is a terminal, never in JSON.
 
-use crate::cli::LogFormat;
+use clap::ValueEnum;
 use std::io::IsTerminal;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{debug_fn, Writer};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Logs to stderr from a writer thread, so a request never waits on the write; lines are
 /// never dropped (a full buffer makes the logger wait). The guard flushes what is left.

@@ -1,10 +1,7 @@
 //! The HTTP routes: the two model endpoints, the model list and the health checks.
 
-use crate::config::Auth;
-use crate::http::{ApiError, ErrorKind};
+use crate::http::{check_client_key, check_observer_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Gateway};
-use crate::server::BodyTimeout;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,83 +63,6 @@ async fn serve_model(
     gateway.serve(Arc::new(request)).await
 }
 
-/// Reads `body` whole, or answers 413 naming `limit_name` once it passes `limit` bytes.
-pub(crate) async fn read_limited(
-    body: Body,
-    limit: u64,
-    limit_name: &str,
-) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|error| {
-            let causes =
-                || std::iter::successors(std::error::Error::source(&error), |e| e.source());
-            if let Some(timeout) = causes().find_map(|e| e.downcast_ref::<BodyTimeout>()) {
-                ApiError::new(ErrorKind::Timeout, timeout.to_string())
-            } else if causes().any(|e| e.is::<http_body_util::LengthLimitError>()) {
-                ApiError::new(
-                    ErrorKind::TooLarge,
-                    format!(
-                        "request body is larger than the limit of {limit} bytes ({limit_name})"
-                    ),
-                )
-            } else {
-                ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("could not read the request body: {error}"),
-                )
-            }
-        })
-}
-
-/// The key a caller presents: `x-api-key: K` or `Authorization: Bearer K`, the scheme
-/// in any case and followed by any amount of whitespace.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = || {
-        let value = headers
-            .get(http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .trim();
-        let (scheme, key) = value.split_once(char::is_whitespace)?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(key)
-    };
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(bearer)
-        .map(str::trim)
-}
-
-/// Accepts `Authorization: Bearer K` or `x-api-key: K` when client keys are configured.
-fn check_client_key(auth: Option<&Auth>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(auth) = auth.filter(|auth| !auth.client_keys.is_empty()) else {
-        return Ok(());
-    };
-    let presented = presented_key(headers);
-    match presented {
-        None => Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "missing client key: send it as `Authorization: Bearer KEY` or `x-api-key: KEY`",
-        )),
-        Some(key)
-            if auth
-                .client_keys
-                .iter()
-                .any(|k| constant_time_eq(k.expose(), key.trim())) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::new(ErrorKind::Unauthorized, "invalid client key")),
-    }
-}
-
-/// Compares two keys in time independent of where they differ.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Err(error) = check_client_key(gateway.config().auth.as_ref(), &headers) {
         return error.render(Protocol::OpenAi);
@@ -157,7 +77,7 @@ async fn models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(error) = check_observer_key(&gateway, &headers) {
+    if let Err(error) = check_observer_key(gateway.config().auth.as_ref(), &headers) {
         return error.render(Protocol::OpenAi);
     }
     (
@@ -171,34 +91,10 @@ async fn metrics(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Res
 }
 
 async fn status(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(error) = check_observer_key(&gateway, &headers) {
+    if let Err(error) = check_observer_key(gateway.config().auth.as_ref(), &headers) {
         return error.render(Protocol::OpenAi);
     }
     Json(crate::status::status(&gateway)).into_response()
-}
-
-/// With `auth.protect_metrics`, `/metrics` and `/status` need a client key or the admin key.
-fn check_observer_key(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let config = gateway.config();
-    let Some(auth) = config.auth.as_ref().filter(|auth| auth.protect_metrics) else {
-        return Ok(());
-    };
-    let Some(presented) = presented_key(headers) else {
-        return Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "this endpoint needs a client key or the admin key (auth.protect_metrics): send `Authorization: Bearer KEY`",
-        ));
-    };
-    let known = auth.client_keys.iter().chain(auth.admin_key.iter());
-    let mut accepted = false;
-    for key in known {
-        accepted |= constant_time_eq(key.expose(), presented);
-    }
-    if accepted {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorKind::Unauthorized, "invalid key"))
-    }
 }
 
 async fn healthz() -> Response {

@@ -53,7 +53,7 @@ impl DrillError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Usage(_) | Self::Config(_) => ExitCode::from(crate::cli::EXIT_CONFIG),
+            Self::Usage(_) | Self::Config(_) => ExitCode::from(crate::console::EXIT_CONFIG),
             Self::Failed(_) => ExitCode::FAILURE,
         }
     }
@@ -74,7 +74,7 @@ pub async fn run(args: DrillArgs) -> ExitCode {
             } else {
                 text::render(&report)
             };
-            crate::cli::emit(&text, "backstop drill")
+            crate::console::emit(&text, "backstop drill")
         }
         Err(error) => {
             eprintln!("backstop drill: {error}");

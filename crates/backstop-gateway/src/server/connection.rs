@@ -7,6 +7,7 @@
 //! Everything is an atomic: the hot path pays a few relaxed loads and stores per request, and no
 //! timer is armed per connection.
 
+use crate::http::BodyTimeout;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
 use std::io;
@@ -305,22 +306,6 @@ impl<B: Body + Unpin> Body for Guarded<B> {
         self.body.size_hint()
     }
 }
-
-/// The error a request body gives when it has not arrived by its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyTimeout(pub Duration);
-
-impl std::fmt::Display for BodyTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the request body did not arrive within {:?} (server.body_timeout)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for BodyTimeout {}
 
 /// A request body that fails with [`BodyTimeout`] when it is not complete by its deadline.
 /// The timer is armed only if the body is not already there when first read.

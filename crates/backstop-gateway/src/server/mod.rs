@@ -8,7 +8,6 @@ mod hangup;
 mod open_files;
 mod threads;
 
-pub use connection::BodyTimeout;
 pub use hangup::reload_on_hangup;
 pub use threads::serve_on_threads;
 

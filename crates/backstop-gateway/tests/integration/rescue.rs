@@ -1,8 +1,8 @@
 //! Stream rescue: a stream broken after its first byte is continued on another target
 //! and spliced into the same client stream; `stream_buffer = "full"` restarts it cleanly.
 
-use backstop_mock::{answer_chunks, MockConfig};
 use crate::common::*;
+use backstop_mock::{answer_chunks, MockConfig};
 use serde_json::{json, Value};
 
 /// Models used below: `rescued` (OpenAI on the primary mock) falls back to `mirror`
