@@ -105,3 +105,7 @@ async fn not_found(request: Request) -> Response {
     let message = format!("no route for {} {}", request.method(), request.uri().path());
     ApiError::new(ErrorKind::NotFound, message).render(Protocol::OpenAi)
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;
