@@ -4,7 +4,7 @@ use crate::common::*;
 use futures_util::StreamExt;
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn request_id_is_echoed_or_made() {
     let s = setup("").await;
     let given = reqwest::Client::new()
@@ -22,7 +22,7 @@ async fn request_id_is_echoed_or_made() {
     assert!(error.headers().contains_key("x-request-id"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn upstream_sees_its_own_key_never_the_clients() {
     let s = setup("").await;
     let response = reqwest::Client::new()
@@ -40,7 +40,7 @@ async fn upstream_sees_its_own_key_never_the_clients() {
     assert_eq!(seen[0].model, "gpt-4o-mini");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_error_once_is_retried_on_the_same_target() {
     let s = setup("").await;
     fault(
@@ -59,7 +59,7 @@ async fn a_server_error_once_is_retried_on_the_same_target() {
     assert_eq!(s.secondary.requests().len(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_permanent_error_returns_at_once_without_fallback() {
     let s = setup("").await;
     fault(
@@ -73,7 +73,7 @@ async fn a_permanent_error_returns_at_once_without_fallback() {
     assert_eq!(s.secondary.requests().len(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_exhausted_chain_is_503_with_retry_after_naming_each_target() {
     let s = setup("").await;
     fault(
@@ -98,7 +98,7 @@ async fn an_exhausted_chain_is_503_with_retry_after_naming_each_target() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_disconnect_cancels_the_upstream_stream() {
     let s = setup("").await;
     fault(
@@ -124,7 +124,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn graceful_shutdown_lets_a_stream_finish() {
     let mut s = setup("").await;
     fault(
@@ -141,7 +141,7 @@ async fn graceful_shutdown_lets_a_stream_finish() {
     assert!(reqwest::get(s.gw.url("/healthz")).await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
     let s = setup("").await;
     fault(
@@ -171,7 +171,7 @@ async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
     assert!(!text.contains("message_stop"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
     let s = setup("").await;
     fault(
@@ -190,7 +190,7 @@ async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_malformed_event_is_dropped_and_the_stream_goes_on() {
     let s = setup("").await;
     fault(
@@ -212,7 +212,7 @@ async fn a_malformed_event_is_dropped_and_the_stream_goes_on() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_without_its_terminator_is_finished() {
     let s = setup("").await;
     fault(&s.primary, serde_json::json!({"kind": "no_done"})).await;
@@ -221,11 +221,11 @@ async fn a_stream_without_its_terminator_is_finished() {
     assert!(!text.contains("\"error\""));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_upstream_fails_over_after_first_byte() {
     let s = setup("").await;
     fault(&s.primary, serde_json::json!({"kind": "hang"})).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = s.ask("gpt", false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "backup");
@@ -237,7 +237,7 @@ async fn a_silent_upstream_fails_over_after_first_byte() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_usage_is_counted_but_only_sent_to_clients_that_ask() {
     let s = setup("").await;
     let text = s.ask_text("gpt", true).await;

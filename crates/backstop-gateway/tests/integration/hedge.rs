@@ -2,7 +2,8 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const HEDGED: &str = r#"
 [models.hedged]
@@ -14,7 +15,7 @@ targets = [{ provider = "primary", model = "u" }]
 fallbacks = ["backup"]
 "#;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_first_byte_is_hedged_and_the_first_answer_wins() {
     let s = setup(HEDGED).await;
     fault(
@@ -68,7 +69,7 @@ async fn a_slow_first_byte_is_hedged_and_the_first_answer_wins() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_hedge_without_the_setting() {
     let s = setup(HEDGED).await;
     fault(
@@ -81,7 +82,7 @@ async fn no_hedge_without_the_setting() {
     assert_eq!(s.secondary.requests().len(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_percentile_delay_is_learned_from_the_targets_time_to_first_byte() {
     let s = setup(
         "[models.learned]\ntargets = [{ provider = \"primary\", model = \"l\" }]\nfallbacks = [\"backup\"]\nhedge = { delay = \"p90\" }\n",

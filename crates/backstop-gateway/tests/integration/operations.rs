@@ -32,7 +32,7 @@ async fn admin(
 const ADMIN: &str =
     "[auth]\nadmin_key = \"admin-secret\"\n[models.gpt.price]\ninput = 2.0\noutput = 8.0\n";
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn metrics_count_requests_attempts_retries_fallbacks_tokens_and_cost() {
     let s = setup(ADMIN).await;
     assert_eq!(s.ask("gpt", false).await.status(), 200);
@@ -107,7 +107,7 @@ async fn metrics_count_requests_attempts_retries_fallbacks_tokens_and_cost() {
     assert!(!text.contains("sk-primary-secret") && !text.contains("admin-secret"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn admin_api_needs_the_admin_key() {
     let s = setup(ADMIN).await;
     assert_eq!(s.get("/admin/targets").await.status(), 401);
@@ -133,7 +133,7 @@ async fn admin_api_needs_the_admin_key() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_forced_open_breaker_skips_its_target_and_shows_in_status() {
     let s = setup(ADMIN).await;
     let forced = admin(
@@ -177,7 +177,7 @@ async fn a_forced_open_breaker_skips_its_target_and_shows_in_status() {
     assert_eq!(status["status"], "ok");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_injected_fault_fails_over_without_calling_the_target() {
     let s = setup(ADMIN).await;
     let injected = admin(
@@ -228,7 +228,7 @@ async fn an_injected_fault_fails_over_without_calling_the_target() {
     assert!(text.contains("needs `status`"), "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reload_refuses_a_bad_file_and_keeps_the_running_config() {
     let (primary, secondary) = (mock().await, mock().await);
     let directory = std::env::temp_dir().join(format!("backstop-reload-{}", std::process::id()));

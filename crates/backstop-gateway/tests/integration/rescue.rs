@@ -66,7 +66,7 @@ fn openai_stream(text: &str) -> (String, Vec<String>, Vec<Value>, Vec<Value>) {
     (content, finishes, errors, chunks)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_cut_after_40_of_60_chunks_is_finished_by_the_fallback() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 41})).await;
@@ -90,7 +90,7 @@ async fn a_stream_cut_after_40_of_60_chunks_is_finished_by_the_fallback() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_stream_is_continued() {
     let s = setup(RESCUE).await;
     fault(
@@ -104,7 +104,7 @@ async fn a_stalled_stream_is_continued() {
     assert!(errors.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_provider_error_event_mid_stream_is_continued() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "error_event", "at": 30})).await;
@@ -113,7 +113,7 @@ async fn a_provider_error_event_mid_stream_is_continued() {
     assert!(errors.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_target_that_rejects_prefills_is_learned_and_the_error_names_the_cut() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 20})).await;
@@ -138,7 +138,7 @@ async fn a_target_that_rejects_prefills_is_learned_and_the_error_names_the_cut()
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_continuation_skips_targets_without_prefill_to_one_that_accepts() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 20})).await;
@@ -158,7 +158,7 @@ async fn a_continuation_skips_targets_without_prefill_to_one_that_accepts() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_openai_stream_is_rescued_by_an_anthropic_target() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 25})).await;
@@ -172,7 +172,7 @@ async fn an_openai_stream_is_rescued_by_an_anthropic_target() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_anthropic_stream_is_rescued_with_its_indexes_kept() {
     let s = setup(RESCUE).await;
     fault(
@@ -212,7 +212,7 @@ async fn an_anthropic_stream_is_rescued_with_its_indexes_kept() {
     assert!(text.contains("message_stop"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tool_call_cut_mid_arguments_is_delivered_whole_once() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 4})).await;
@@ -247,7 +247,7 @@ async fn a_tool_call_cut_mid_arguments_is_delivered_whole_once() {
     assert!(parsed.is_object());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_rescue_cap_ends_the_stream_with_an_error() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 20})).await;
@@ -260,7 +260,7 @@ async fn the_rescue_cap_ends_the_stream_with_an_error() {
     assert!(s.secondary.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_buffered_stream_restarts_cleanly_on_the_fallback() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 41})).await;
@@ -278,7 +278,7 @@ async fn a_buffered_stream_restarts_cleanly_on_the_fallback() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_ends_without_its_terminator_is_continued() {
     let s = setup(RESCUE).await;
     fault(&s.primary, json!({"kind": "end_after", "events": 33})).await;

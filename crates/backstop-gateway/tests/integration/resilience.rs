@@ -3,7 +3,7 @@
 use crate::common::*;
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_before_the_second_attempt() {
     let s = setup("[models.gpt.retry]\nmax_delay = \"5s\"\n").await;
     fault(
@@ -24,7 +24,7 @@ async fn retry_after_is_honoured_before_the_second_attempt() {
     assert!(gap < 2600.0, "waited {gap} ms for a 2 s hint");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hint_longer_than_max_delay_moves_on_at_once() {
     let s = setup("").await;
     fault(
@@ -32,14 +32,14 @@ async fn a_hint_longer_than_max_delay_moves_on_at_once() {
         serde_json::json!({"kind": "rate_limit", "retry_after": "30"}),
     )
     .await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = s.ask("gpt", false).await;
     assert_eq!(response.headers()["x-backstop-model"], "backup");
     assert_eq!(s.primary.requests().len(), 1);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unauthorized_channel_opens_its_breaker_and_the_other_serves() {
     let s = setup(
         "[models.multi]\ntargets = [{ provider = \"primary\", model = \"m\" }, { provider = \"secondary\", model = \"m\" }]\n",
@@ -59,7 +59,7 @@ async fn an_unauthorized_channel_opens_its_breaker_and_the_other_serves() {
     assert_eq!(s.secondary.requests().len(), 6);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn context_length_skips_to_a_larger_model_after_one_attempt() {
     let s = setup(
         r#"
@@ -94,7 +94,7 @@ context_window = 200000
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_content_filter_refusal_is_not_retried_and_goes_to_the_fallback() {
     let s = setup("").await;
     fault(&s.primary, serde_json::json!({"kind": "content_filter"})).await;
@@ -104,7 +104,7 @@ async fn a_content_filter_refusal_is_not_retried_and_goes_to_the_fallback() {
     assert_eq!(s.primary.requests().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_content_filter_refusal_is_returned_when_the_model_says_so() {
     let s = setup(
         "[models.strict]\ntargets = [{ provider = \"primary\", model = \"s\" }]\nfallbacks = [\"backup\"]\non_content_filter = \"return\"\n",
@@ -117,7 +117,7 @@ async fn a_content_filter_refusal_is_returned_when_the_model_says_so() {
     assert_eq!(response.headers()["x-backstop-attempts"], "1");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_reset_connection_is_retried() {
     let s = setup("").await;
     fault(&s.primary, serde_json::json!({"kind": "reset", "count": 1})).await;
@@ -127,7 +127,7 @@ async fn a_reset_connection_is_retried() {
     assert_eq!(response.headers()["x-backstop-attempts"], "2");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_open_circuit_fails_fast_with_retry_after() {
     let s = setup(
         "[models.solo]\ntargets = [{ provider = \"primary\", model = \"s\" }]\n[circuit_breaker]\nfailure_threshold = 2\nopen_for = \"30s\"\n",
@@ -163,7 +163,7 @@ async fn an_open_circuit_fails_fast_with_retry_after() {
         .contains("circuit open"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_primary_down_then_back_is_served_by_the_fallback_then_the_primary_again() {
     let s = setup(
         "[circuit_breaker]\nfailure_threshold = 2\nopen_for = \"1s\"\nsuccess_threshold = 1\n",
@@ -174,7 +174,7 @@ async fn a_primary_down_then_back_is_served_by_the_fallback_then_the_primary_aga
         serde_json::json!({"kind": "status", "status": 503, "window": ["0s", "3s"]}),
     )
     .await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut served = Vec::new();
     while started.elapsed() < Duration::from_millis(5500) {
         let response = s.ask("gpt", false).await;
@@ -217,7 +217,7 @@ async fn a_primary_down_then_back_is_served_by_the_fallback_then_the_primary_aga
     assert_eq!(served.last().map(|(_, m)| m.as_str()), Some("gpt"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn persistent_429_is_bounded_then_the_fallback_answers_with_its_own_name_and_usage() {
     let s = setup("").await;
     fault(&s.primary, serde_json::json!({"kind": "rate_limit"})).await;
@@ -241,7 +241,7 @@ async fn persistent_429_is_bounded_then_the_fallback_answers_with_its_own_name_a
     assert_eq!(body["usage"]["completion_tokens"], 60);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_first_token_past_first_byte_fails_over() {
     let s = setup("").await;
     fault(
@@ -249,7 +249,7 @@ async fn a_slow_first_token_past_first_byte_fails_over() {
         serde_json::json!({"kind": "slow_first_token", "delay": "5s"}),
     )
     .await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = s.ask("gpt", true).await;
     assert_eq!(response.headers()["x-backstop-model"], "backup");
     assert!(response.text().await.unwrap().contains("[DONE]"));
