@@ -149,7 +149,10 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     if config.zero_config && config.providers.is_empty() {
-        tracing::warn!("no provider configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or pass --config FILE");
+        tracing::warn!(
+            "no provider configured: set {}, or pass --config FILE",
+            config::key_variables()
+        );
     }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,

@@ -10,9 +10,6 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Client headers that are forwarded upstream when caller and target speak the same protocol.
-const FORWARDED_HEADERS: [&str; 2] = ["anthropic-beta", "openai-beta"];
-
 /// Tells [`UpstreamClient`]s apart, for the per-thread pools.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -83,8 +80,9 @@ impl UpstreamClient {
     }
 
     /// A request to `target` carrying `body`, with the provider's auth and extra headers.
-    /// `client_headers` are the caller's headers; only protocol feature flags are forwarded,
-    /// and only to a target of the caller's own protocol. Credentials never are.
+    /// `client_headers` are the caller's headers; only the feature flags its kind names
+    /// (`anthropic-beta`, `openai-beta`) are forwarded, and only to a target of the caller's
+    /// own protocol. Credentials never are.
     pub fn request(
         &self,
         target: &Target,
@@ -94,6 +92,7 @@ impl UpstreamClient {
         client_headers: &HeaderMap,
     ) -> reqwest::RequestBuilder {
         let provider = &target.provider;
+        let spec = provider.spec();
         let mut request = self
             .http()
             .post(target.endpoint(stream).clone())
@@ -101,17 +100,15 @@ impl UpstreamClient {
         if stream {
             request = request.header(http::header::ACCEPT, "text/event-stream");
         }
-        request = match (provider.kind, &provider.api_key) {
-            (Protocol::OpenAi, Some(key)) => request.bearer_auth(key.expose()),
-            (Protocol::Anthropic, Some(key)) => request.header("x-api-key", key.expose()),
-            (Protocol::Gemini, Some(key)) => request.header("x-goog-api-key", key.expose()),
-            (Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini, None) => request,
-        };
-        if provider.kind == Protocol::Anthropic {
-            request = request.header("anthropic-version", &provider.anthropic_version);
+        if let Some(key) = &provider.api_key {
+            let (name, value) = spec.auth_header(key.expose());
+            request = secret_header(request, name, value);
         }
-        if caller == provider.kind {
-            for name in FORWARDED_HEADERS {
+        if let Some((name, value)) = &provider.version_header {
+            request = request.header(*name, value);
+        }
+        if caller == spec.protocol {
+            for &name in spec.forwarded_headers {
                 if let Some(value) = client_headers.get(name) {
                     request = request.header(name, value);
                 }
@@ -121,5 +118,22 @@ impl UpstreamClient {
             request = request.header(name, value);
         }
         request.body(body)
+    }
+}
+
+/// `request` with the header `name: value` marked sensitive, so that no debug output of the
+/// request shows it. A value that is not a valid header is handed to reqwest as it is: the
+/// request then fails to send, with reqwest's error.
+fn secret_header(
+    request: reqwest::RequestBuilder,
+    name: &'static str,
+    value: String,
+) -> reqwest::RequestBuilder {
+    match reqwest::header::HeaderValue::from_str(&value) {
+        Ok(mut header) => {
+            header.set_sensitive(true);
+            request.header(name, header)
+        }
+        Err(_) => request.header(name, value),
     }
 }

@@ -9,7 +9,8 @@
 
 use serde_json::{json, Value};
 
-use crate::Protocol;
+use crate::providers::ErrorRules;
+use crate::{Protocol, ProviderKind};
 
 /// What kind of failure an upstream error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,46 +190,6 @@ const FILTER_WORDS: &[&str] = &[
     "prompt was blocked",
 ];
 
-const GEMINI_BLOCK_REASONS: &[&str] = &[
-    "SAFETY",
-    "RECITATION",
-    "PROHIBITED_CONTENT",
-    "BLOCKLIST",
-    "SPII",
-    "IMAGE_SAFETY",
-    "OTHER",
-];
-
-/// Whether a (possibly successful) body is a policy refusal: Gemini `promptFeedback.blockReason`
-/// or a safety `finishReason` without content, Anthropic `stop_reason: "refusal"`.
-fn refused(p: Protocol, root: &Value) -> bool {
-    match p {
-        Protocol::Gemini => {
-            let root = match root {
-                Value::Array(items) => items.first().unwrap_or(root),
-                other => other,
-            };
-            root.pointer("/promptFeedback/blockReason").is_some()
-                || root
-                    .get("candidates")
-                    .and_then(Value::as_array)
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            c.get("finishReason")
-                                .and_then(Value::as_str)
-                                .is_some_and(|r| r != "OTHER" && GEMINI_BLOCK_REASONS.contains(&r))
-                        })
-                    })
-        }
-        Protocol::Anthropic => root.get("stop_reason").and_then(Value::as_str) == Some("refusal"),
-        Protocol::OpenAi => {
-            root.pointer("/choices/0/finish_reason")
-                .and_then(Value::as_str)
-                == Some("content_filter")
-        }
-    }
-}
-
 fn has_any(hay: &str, words: &[&str]) -> bool {
     words.iter().any(|w| hay.contains(w))
 }
@@ -244,29 +205,36 @@ pub(crate) fn stream_error_event(p: Protocol, data: &str) -> crate::ProtocolErro
 
 /// Classifies an upstream error from its status code and body.
 ///
-/// `p` is the protocol the upstream speaks. The body may be empty or not JSON; the status code
-/// then decides. Works for status 200 too (errors inside streams, refusals in a success body).
+/// `p` is the protocol the upstream speaks; the rules are those of the provider that defines
+/// it (see [`crate::ProviderSpec::classify_error`] for another provider's). The body may be
+/// empty or not JSON; the status code then decides. Works for status 200 too (errors inside
+/// streams, refusals in a success body).
 pub fn classify_error(p: Protocol, status: u16, body: &[u8]) -> UpstreamError {
+    ProviderKind::native(p).spec().classify_error(status, body)
+}
+
+/// Classifies an upstream error by the common rules and the provider's `rules`.
+pub(crate) fn classify_with(rules: &ErrorRules, status: u16, body: &[u8]) -> UpstreamError {
     let root: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let parts = parts(&root);
     let msg = parts.message.to_lowercase();
     let hay = format!("{msg} {}", parts.codes);
-    let kind = classify_parts(p, status, &root, &hay);
+    let kind = classify_parts(rules, status, &root, &hay);
     UpstreamError {
         kind,
         message: parts.message,
     }
 }
 
-fn classify_parts(p: Protocol, status: u16, root: &Value, hay: &str) -> UpstreamErrorKind {
+fn classify_parts(rules: &ErrorRules, status: u16, root: &Value, hay: &str) -> UpstreamErrorKind {
     use UpstreamErrorKind as K;
     if status != 429 && has_any(hay, CONTEXT_WORDS) {
         return K::ContextLength;
     }
-    if has_any(hay, FILTER_WORDS) || refused(p, root) {
+    if has_any(hay, FILTER_WORDS) || (rules.refused)(root) {
         return K::ContentFilter;
     }
-    if status == 402 || is_quota(p, hay, root) {
+    if status == 402 || has_any(hay, QUOTA_WORDS) || (rules.quota)(hay, root) {
         return K::QuotaExhausted;
     }
     if has_any(
@@ -299,29 +267,18 @@ fn classify_parts(p: Protocol, status: u16, root: &Value, hay: &str) -> Upstream
     }
 }
 
-/// Billing or quota exhaustion, as opposed to a per-minute rate limit. Gemini words every 429 as
-/// "exceeded your current quota ... billing", so for Gemini only daily or zero quotas count.
-fn is_quota(p: Protocol, hay: &str, root: &Value) -> bool {
-    if has_any(
-        hay,
-        &[
-            "insufficient_quota",
-            "billing_error",
-            "billing_not_active",
-            "credit balance is too low",
-        ],
-    ) {
-        return true;
-    }
-    match p {
-        Protocol::OpenAi | Protocol::Anthropic => {
-            hay.contains("exceeded your current quota") || hay.contains("billing")
-        }
-        Protocol::Gemini => {
-            let raw = root.to_string().to_lowercase();
-            raw.contains("perday") || raw.contains("limit: 0")
-        }
-    }
+/// Words of exhausted billing or quota in every provider's errors.
+const QUOTA_WORDS: &[&str] = &[
+    "insufficient_quota",
+    "billing_error",
+    "billing_not_active",
+    "credit balance is too low",
+];
+
+/// Billing or quota exhaustion in the words of OpenAI and Anthropic, as opposed to a
+/// per-minute rate limit.
+pub(crate) fn quota_in_words(hay: &str, _root: &Value) -> bool {
+    hay.contains("exceeded your current quota") || hay.contains("billing")
 }
 
 /// Classification from the provider's `type` / `code` / `status` alone (no usable HTTP status).

@@ -1,7 +1,7 @@
 //! Wire types, codecs and translation for the LLM APIs Backstop speaks: OpenAI Chat Completions,
 //! Anthropic Messages and Gemini `generateContent`.
 //!
-//! This crate does no I/O. It gives the gateway four things:
+//! This crate does no I/O. It gives the gateway five things:
 //!
 //! * strict validation of a client's request ([`validate_request`]) before it goes anywhere, with
 //!   an error naming the offending field;
@@ -11,7 +11,9 @@
 //! * a protocol-neutral model ([`ChatRequest`], [`ChatResponse`], [`StreamEvent`]) with decoders and
 //!   encoders per provider, used when the caller and the upstream speak different protocols;
 //! * SSE framing ([`SseDecoder`], [`write_sse`]) and error handling ([`classify_error`],
-//!   [`error_body`]) that map each provider's real error wording onto one set of failure kinds.
+//!   [`error_body`]) that map each provider's real error wording onto one set of failure kinds;
+//! * a [`ProviderSpec`] for each [`ProviderKind`] of upstream: its endpoints, auth header,
+//!   defaults and stream quirks, so the gateway never matches on the provider itself.
 //!
 //! ```
 //! use backstop_protocol::{read_envelope, rewrite_model};
@@ -34,6 +36,7 @@ pub mod gemini;
 mod json;
 pub mod openai;
 mod protocol;
+mod providers;
 mod sse;
 mod stream;
 mod translate;
@@ -52,6 +55,7 @@ pub use error::{
     UpstreamErrorKind,
 };
 pub use protocol::{Protocol, ProtocolError};
+pub use providers::{Auth, ProviderKind, ProviderSpec, Terminator, VersionHeader};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};

@@ -19,8 +19,7 @@ pub use error::ConfigError;
 pub use plan::routing_plan;
 pub use types::*;
 pub use units::{parse_duration, parse_size};
-pub use validate::{default_base_url, DEFAULT_ANTHROPIC_VERSION};
-pub use zero::{zero_config, zero_config_model};
+pub use zero::{key_variables, zero_config, zero_config_model};
 
 use crate::redact;
 use std::path::Path;
@@ -78,3 +77,13 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
 
 #[cfg(test)]
 mod tests;
+
+/// `items` as a user reads them: `a, b or c`.
+fn or_list(items: impl IntoIterator<Item = String>) -> String {
+    let items: Vec<String> = items.into_iter().collect();
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}

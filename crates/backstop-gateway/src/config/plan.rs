@@ -13,7 +13,7 @@ pub fn routing_plan(config: &Config) -> String {
             out,
             "zero-config: any model name of {} is served directly",
             if names.is_empty() {
-                "no provider (set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY)".to_string()
+                format!("no provider (set {})", super::key_variables())
             } else {
                 names.join(", ")
             }

@@ -1,6 +1,6 @@
 //! The validated configuration: every reference resolved, every value parsed.
 
-use backstop_protocol::Protocol;
+use backstop_protocol::{Protocol, ProviderKind, ProviderSpec};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -89,8 +89,8 @@ pub struct Auth {
 pub struct Provider {
     /// Its name in the config.
     pub name: String,
-    /// The wire protocol it speaks.
-    pub kind: Protocol,
+    /// Its kind: what the gateway knows about it is in [`Provider::spec`].
+    pub kind: ProviderKind,
     /// Base URL without a trailing slash.
     pub base_url: String,
     /// Credential sent upstream.
@@ -99,8 +99,21 @@ pub struct Provider {
     pub region: Option<String>,
     /// Extra headers sent on every request.
     pub headers: Vec<(String, String)>,
-    /// `anthropic-version` sent to Anthropic providers.
-    pub anthropic_version: String,
+    /// The kind's API version header and its value (`anthropic_version`, or the kind's default),
+    /// sent on every request; `None` for a kind without one.
+    pub version_header: Option<(&'static str, String)>,
+}
+
+impl Provider {
+    /// What there is to know about its kind: endpoints, auth, defaults, stream quirks.
+    pub fn spec(&self) -> &'static ProviderSpec {
+        self.kind.spec()
+    }
+
+    /// The wire protocol it speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.spec().protocol
+    }
 }
 
 /// One channel serving a public model: a provider and the model name it knows.
@@ -126,7 +139,8 @@ impl Target {
         model: String,
         weight: u32,
     ) -> Result<Self, url::ParseError> {
-        let url = |stream| reqwest::Url::parse(&endpoint(&provider, &model, stream));
+        let spec = provider.spec();
+        let url = |stream| reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream));
         Ok(Self {
             label: format!("{}/{model}", provider.name),
             endpoints: Arc::new([url(false)?, url(true)?]),
@@ -139,19 +153,6 @@ impl Target {
     /// The URL a chat request goes to.
     pub fn endpoint(&self, stream: bool) -> &reqwest::Url {
         &self.endpoints[usize::from(stream)]
-    }
-}
-
-/// The URL a chat request for `model` goes to.
-fn endpoint(provider: &Provider, model: &str, stream: bool) -> String {
-    let base = &provider.base_url;
-    match provider.kind {
-        Protocol::OpenAi => format!("{base}/chat/completions"),
-        Protocol::Anthropic => format!("{base}/v1/messages"),
-        Protocol::Gemini if stream => {
-            format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
-        }
-        Protocol::Gemini => format!("{base}/v1beta/models/{model}:generateContent"),
     }
 }
 
@@ -244,15 +245,6 @@ pub const DEFAULT_MAX_STREAM_BYTES: u64 = 64 << 20;
 
 /// Default `max_rescue_text`: 1 MiB of answer text.
 pub const DEFAULT_MAX_RESCUE_TEXT: u64 = 1 << 20;
-
-/// Whether a provider kind accepts an assistant prefill by default: Anthropic continues
-/// a trailing assistant message; OpenAI and Gemini answer it as a new turn.
-pub fn default_prefill(kind: backstop_protocol::Protocol) -> bool {
-    match kind {
-        backstop_protocol::Protocol::Anthropic => true,
-        backstop_protocol::Protocol::OpenAi | backstop_protocol::Protocol::Gemini => false,
-    }
-}
 
 /// Retry policy.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,13 +8,10 @@ use super::raw::{
 use super::types::*;
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
-use backstop_protocol::Protocol;
+use backstop_protocol::ProviderKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `anthropic-version` header sent when a provider does not set one.
-pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Validates a raw config.
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -84,33 +81,23 @@ fn parse_state(text: Option<&str>) -> Result<StateSpec, ConfigError> {
     }
 }
 
-/// The official base URL of each provider kind.
-pub fn default_base_url(kind: Protocol) -> &'static str {
-    match kind {
-        Protocol::OpenAi => "https://api.openai.com/v1",
-        Protocol::Anthropic => "https://api.anthropic.com",
-        Protocol::Gemini => "https://generativelanguage.googleapis.com",
-    }
+/// The provider kinds as a user reads them: `"openai", "anthropic" or "gemini"`.
+fn kind_names() -> String {
+    super::or_list(ProviderKind::ALL.iter().map(|kind| format!("\"{kind}\"")))
 }
 
 fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigError> {
     let path = format!("providers.{name}");
-    let kind = match raw.kind.as_str() {
-        "openai" => Protocol::OpenAi,
-        "anthropic" => Protocol::Anthropic,
-        "gemini" => Protocol::Gemini,
-        other => {
-            return Err(ConfigError::at(
-                format!("{path}.kind"),
-                format!(
-                    "unknown provider kind `{other}`: use \"openai\", \"anthropic\" or \"gemini\""
-                ),
-            ))
-        }
+    let Some(kind) = ProviderKind::from_name(&raw.kind) else {
+        return Err(ConfigError::at(
+            format!("{path}.kind"),
+            format!("unknown provider kind `{}`: use {}", raw.kind, kind_names()),
+        ));
     };
+    let spec = kind.spec();
     let base_url = raw
         .base_url
-        .unwrap_or_else(|| default_base_url(kind).to_string());
+        .unwrap_or_else(|| spec.default_base_url.to_string());
     let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
     if !scheme_ok || url::Url::parse(&base_url).is_err() {
         return Err(ConfigError::at(
@@ -141,9 +128,7 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
         api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret::new),
         region: raw.region,
         headers,
-        anthropic_version: raw
-            .anthropic_version
-            .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.into()),
+        version_header: spec.version_header(raw.anthropic_version),
     })
 }
 

@@ -3,32 +3,27 @@
 //! name of those providers directly.
 
 use super::types::*;
-use super::validate::{default_base_url, DEFAULT_ANTHROPIC_VERSION};
-use backstop_protocol::Protocol;
+use backstop_protocol::ProviderKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const PROVIDERS: [(&str, &str, Protocol); 3] = [
-    ("openai", "OPENAI_API_KEY", Protocol::OpenAi),
-    ("anthropic", "ANTHROPIC_API_KEY", Protocol::Anthropic),
-    ("gemini", "GEMINI_API_KEY", Protocol::Gemini),
-];
-
-/// Builds the zero-config gateway from `lookup` (the environment).
+/// Builds the zero-config gateway from `lookup` (the environment): a provider, named after
+/// its kind, for every kind whose key variable is set.
 pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     let mut providers = BTreeMap::new();
-    for (name, variable, kind) in PROVIDERS {
-        if let Some(key) = lookup(variable).filter(|key| !key.is_empty()) {
+    for kind in ProviderKind::ALL {
+        let spec = kind.spec();
+        if let Some(key) = lookup(spec.api_key_env).filter(|key| !key.is_empty()) {
             providers.insert(
-                name.to_string(),
+                spec.name.to_string(),
                 Arc::new(Provider {
-                    name: name.to_string(),
+                    name: spec.name.to_string(),
                     kind,
-                    base_url: default_base_url(kind).to_string(),
+                    base_url: spec.default_base_url.to_string(),
                     api_key: Some(Secret::new(key)),
                     region: None,
                     headers: Vec::new(),
-                    anthropic_version: DEFAULT_ANTHROPIC_VERSION.to_string(),
+                    version_header: spec.version_header(None),
                 }),
             );
         }
@@ -47,18 +42,21 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     }
 }
 
+/// The environment variables zero-config mode reads keys from, as a user reads them:
+/// `OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY`.
+pub fn key_variables() -> String {
+    super::or_list(
+        ProviderKind::ALL
+            .iter()
+            .map(|kind| kind.spec().api_key_env.to_string()),
+    )
+}
+
 /// The provider kind a bare model name belongs to, by its well-known prefix.
-fn kind_of(model: &str) -> Option<Protocol> {
-    const OPENAI: [&str; 6] = ["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"];
-    if OPENAI.iter().any(|prefix| model.starts_with(prefix)) {
-        Some(Protocol::OpenAi)
-    } else if model.starts_with("claude-") {
-        Some(Protocol::Anthropic)
-    } else if model.starts_with("gemini-") || model.starts_with("gemma-") {
-        Some(Protocol::Gemini)
-    } else {
-        None
-    }
+fn kind_of(model: &str) -> Option<ProviderKind> {
+    ProviderKind::ALL
+        .into_iter()
+        .find(|kind| kind.spec().owns_model(model))
 }
 
 /// In zero-config mode, a public model made on the fly for a provider's model name.

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{FailureClass, Permit};
-use backstop_protocol::{classify_error, translate_error, Protocol, Usage};
+use backstop_protocol::{translate_error, Protocol, ProviderSpec, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -105,7 +105,7 @@ pub async fn send(
     };
     if !response.status().is_success() {
         let failure = upstream_failure(
-            target.provider.kind,
+            target.provider.spec(),
             response,
             first_byte_deadline,
             &gateway.buffers(),
@@ -156,7 +156,7 @@ async fn exchange(
     }
     let (bytes, held) =
         read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
-    let (body, usage) = render_success(request.protocol, target.provider.kind, &bytes)?;
+    let (body, usage) = render_success(request.protocol, target.provider.protocol(), &bytes)?;
     observe_first_byte(gateway, candidate, started.elapsed());
     if let Some(permit) = permit.take() {
         permit.record_success();
@@ -300,7 +300,7 @@ async fn read_body(
 
 /// Reads and classifies a non-2xx upstream answer.
 async fn upstream_failure(
-    kind: Protocol,
+    spec: &ProviderSpec,
     response: reqwest::Response,
     deadline: Instant,
     budget: &BufferBudget,
@@ -321,7 +321,7 @@ async fn upstream_failure(
         .await
         .map(|(body, _held)| body)
         .unwrap_or_default();
-    let error = classify_error(kind, status, &body);
+    let error = spec.classify_error(status, &body);
     let class = if body.is_empty() {
         class_of_status(status)
     } else {
@@ -341,7 +341,7 @@ async fn upstream_failure(
         status: Some(status),
         message,
         retry_after,
-        upstream_body: Some((kind, body)),
+        upstream_body: Some((spec.protocol, body)),
     }
 }
 

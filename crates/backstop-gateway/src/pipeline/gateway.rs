@@ -258,7 +258,10 @@ impl Gateway {
         if config.providers.is_empty() {
             return Err(ApiError::new(
                 ErrorKind::NotConfigured,
-                "no provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY, or start with --config FILE",
+                format!(
+                    "no provider is configured: set {}, or start with --config FILE",
+                    crate::config::key_variables()
+                ),
             ));
         }
         let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();

@@ -75,14 +75,14 @@ impl ClientRequest {
     /// The body to send to `target`: the caller's bytes with the model renamed when the
     /// protocols match, otherwise a translation. Untranslatable requests are a 400.
     pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
-        let kind = target.provider.kind;
+        let spec = target.provider.spec();
         let invalid = |error: backstop_protocol::ProtocolError| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string())
         };
-        if kind == self.protocol {
+        if spec.protocol == self.protocol {
             let body =
                 backstop_protocol::rewrite_model(&self.body, &target.model).map_err(invalid)?;
-            let count_stream = kind == Protocol::OpenAi
+            let count_stream = spec.usage_needs_stream_options
                 && self.envelope.stream
                 && !self.envelope.has_stream_options;
             if count_stream {
@@ -91,14 +91,8 @@ impl ClientRequest {
             return Ok(body);
         }
         let canonical = self.canonical()?;
-        let encoded = match kind {
-            Protocol::OpenAi => backstop_protocol::openai::encode_request(canonical, &target.model),
-            Protocol::Anthropic => {
-                backstop_protocol::anthropic::encode_request(canonical, &target.model)
-            }
-            Protocol::Gemini => backstop_protocol::gemini::encode_request(canonical, &target.model),
-        }
-        .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))?;
+        let encoded = backstop_protocol::encode_request(spec.protocol, canonical, &target.model)
+            .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))?;
         for warning in &encoded.warnings {
             tracing::warn!(target = %target.label, "{warning}");
         }

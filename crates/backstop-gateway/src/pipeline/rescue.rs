@@ -11,7 +11,6 @@ use super::failure::Failure;
 use super::plan::Candidate;
 use super::request::ClientRequest;
 use super::Gateway;
-use crate::config::default_prefill;
 use backstop_core::{FailureClass, Permit};
 use backstop_protocol::{ContentPart, Message, Role};
 use bytes::Bytes;
@@ -42,7 +41,7 @@ pub fn accepts_prefill(candidate: &Candidate) -> bool {
     let configured = candidate
         .model
         .prefill
-        .unwrap_or_else(|| default_prefill(candidate.target.provider.kind));
+        .unwrap_or(candidate.target.provider.spec().continues_prefill);
     configured && !candidate.health.prefill_rejected.load(Ordering::Relaxed)
 }
 
@@ -159,9 +158,10 @@ impl RescueContext {
         }
         request.stream = true;
         request.max_tokens = max_tokens.or(request.max_tokens);
-        let kind = candidate.target.provider.kind;
-        let encoded = backstop_protocol::encode_request(kind, &request, &candidate.target.model)
-            .map_err(|e| unsendable(e.to_string()))?;
+        let protocol = candidate.target.provider.protocol();
+        let encoded =
+            backstop_protocol::encode_request(protocol, &request, &candidate.target.model)
+                .map_err(|e| unsendable(e.to_string()))?;
         Ok(Bytes::from(encoded.body))
     }
 }

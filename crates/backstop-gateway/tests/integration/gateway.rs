@@ -262,3 +262,172 @@ async fn stream_usage_is_counted_but_only_sent_to_clients_that_ask() {
     let text = response.text().await.unwrap();
     assert!(text.contains("\"usage\""), "{text}");
 }
+
+/// An upstream that records the head (request line and headers, lower-cased names) of every
+/// request it receives and answers each with a 400, so nothing is retried. Returns its
+/// address and the heads.
+async fn recording_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !String::from_utf8_lossy(&request).contains("\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(n @ 1..) => request.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                let head = text.split("\r\n\r\n").next().unwrap_or_default();
+                let mut lines = head.lines();
+                let mut normalised = vec![lines.next().unwrap_or_default().to_string()];
+                normalised.extend(lines.map(|line| match line.split_once(':') {
+                    Some((name, value)) => {
+                        format!("{}: {}", name.to_ascii_lowercase(), value.trim())
+                    }
+                    None => line.to_string(),
+                }));
+                recorded.lock().unwrap().push(normalised.join("\n"));
+                let body = r#"{"error":{"message":"recorded","type":"invalid_request_error"}}"#;
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test]
+async fn each_provider_kind_is_called_at_its_endpoint_with_its_own_headers() {
+    let (addr, heads) = recording_upstream().await;
+    let config = format!(
+        r#"
+state = "memory"
+[providers.oa]
+kind = "openai"
+base_url = "http://{addr}/v1/"
+api_key = "k-openai"
+[providers.an]
+kind = "anthropic"
+base_url = "http://{addr}/"
+api_key = "k-anthropic"
+[providers.an2]
+kind = "anthropic"
+base_url = "http://{addr}"
+api_key = "k-anthropic2"
+anthropic_version = "2024-10-22"
+[providers.ge]
+kind = "gemini"
+base_url = "http://{addr}/"
+api_key = "k-gemini"
+[models.oa]
+targets = [{{ provider = "oa", model = "gpt-4o" }}]
+[models.an]
+targets = [{{ provider = "an", model = "claude-sonnet-4-5" }}]
+[models.an2]
+targets = [{{ provider = "an2", model = "claude-haiku-4-5" }}]
+[models.ge]
+targets = [{{ provider = "ge", model = "gemini-2.5-flash" }}]
+[retry]
+max_attempts = 1
+"#
+    );
+    let gw = gateway(&config).await;
+    let client = reqwest::Client::new();
+    let send = |path: &str, model: &str, stream: bool| {
+        let body = serde_json::json!({"model": model, "stream": stream, "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}]});
+        client
+            .post(gw.url(path))
+            .header("anthropic-beta", "flag-a")
+            .header("openai-beta", "flag-o")
+            .json(&body)
+            .send()
+    };
+    let calls = [
+        ("/v1/chat/completions", "oa", false),
+        ("/v1/chat/completions", "oa", true),
+        ("/v1/messages", "an", false),
+        ("/v1/messages", "an2", true),
+        ("/v1/chat/completions", "an", false),
+        ("/v1/chat/completions", "ge", false),
+        ("/v1/messages", "ge", true),
+    ];
+    for (path, model, stream) in calls {
+        let response = send(path, model, stream).await.unwrap();
+        assert_eq!(response.status(), 400, "{path} {model}");
+    }
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), calls.len(), "{heads:#?}");
+    let has = |head: &str, line: &str| head.lines().any(|l| l == line);
+    let expected: [(&str, &[&str], &[&str]); 7] = [
+        (
+            "POST /v1/chat/completions HTTP/1.1",
+            &["authorization: Bearer k-openai", "openai-beta: flag-o"],
+            &["anthropic-beta", "anthropic-version", "x-api-key"],
+        ),
+        (
+            "POST /v1/chat/completions HTTP/1.1",
+            &[
+                "authorization: Bearer k-openai",
+                "accept: text/event-stream",
+            ],
+            &["anthropic-version"],
+        ),
+        (
+            "POST /v1/messages HTTP/1.1",
+            &[
+                "x-api-key: k-anthropic",
+                "anthropic-version: 2023-06-01",
+                "anthropic-beta: flag-a",
+            ],
+            &["authorization", "openai-beta"],
+        ),
+        (
+            "POST /v1/messages HTTP/1.1",
+            &["x-api-key: k-anthropic2", "anthropic-version: 2024-10-22"],
+            &["authorization"],
+        ),
+        (
+            "POST /v1/messages HTTP/1.1",
+            &["x-api-key: k-anthropic", "anthropic-version: 2023-06-01"],
+            &["anthropic-beta", "openai-beta"],
+        ),
+        (
+            "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1",
+            &["x-goog-api-key: k-gemini"],
+            &["authorization", "anthropic-version", "openai-beta"],
+        ),
+        (
+            "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.1",
+            &["x-goog-api-key: k-gemini", "accept: text/event-stream"],
+            &["x-api-key", "anthropic-version", "anthropic-beta"],
+        ),
+    ];
+    for (head, (request_line, present, absent)) in heads.iter().zip(expected) {
+        assert_eq!(head.lines().next(), Some(request_line), "{head}");
+        for line in present {
+            assert!(has(head, line), "`{line}` missing from:\n{head}");
+        }
+        for name in absent {
+            let prefix = format!("{name}:");
+            assert!(
+                !head.lines().any(|l| l.starts_with(&prefix)),
+                "`{name}` sent in:\n{head}"
+            );
+        }
+    }
+}

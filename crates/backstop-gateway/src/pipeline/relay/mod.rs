@@ -29,9 +29,7 @@ use crate::config::StreamBuffer;
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
 use backstop_core::{FailureClass, Permit};
-use backstop_protocol::{
-    Protocol, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage,
-};
+use backstop_protocol::{ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use futures_util::FutureExt;
@@ -104,16 +102,16 @@ impl Relay {
         deadline: Instant,
         rescue: RescueContext,
     ) -> Self {
-        let upstream_kind = candidate.target.provider.kind;
+        let upstream = candidate.target.provider.spec();
         let config = gateway.config();
         let max_text = usize::try_from(candidate.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
             upstream: response.bytes_stream().boxed(),
             sse: SseDecoder::new(),
-            decoder: StreamDecoder::new(upstream_kind),
+            decoder: StreamDecoder::new(upstream.protocol),
             output: Output::new(
                 request.protocol,
-                upstream_kind,
+                upstream.protocol,
                 request.envelope.include_usage,
                 max_text,
             ),
@@ -127,7 +125,7 @@ impl Relay {
             max_stream_bytes: candidate.model.max_stream_bytes,
             buffered: Held::default(),
             buffers: gateway.buffers(),
-            expect_usage: upstream_kind == Protocol::OpenAi,
+            expect_usage: upstream.usage_after_finish,
             buffer_full: candidate.model.stream_buffer == StreamBuffer::Full,
             primed: false,
             saw_finish: false,
@@ -322,7 +320,7 @@ impl Relay {
     /// Switches to the continuation's stream.
     fn splice(&mut self, continuation: Continuation) {
         let from = self.candidate.target.label.clone();
-        let kind = continuation.candidate.target.provider.kind;
+        let upstream = continuation.candidate.target.provider.spec();
         let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
@@ -331,10 +329,10 @@ impl Relay {
         self.output.splice(trimmed, earlier);
         self.upstream = continuation.response.bytes_stream().boxed();
         self.sse = SseDecoder::new();
-        self.decoder = StreamDecoder::new(kind);
+        self.decoder = StreamDecoder::new(upstream.protocol);
         self.permit = Some(continuation.permit);
         self.candidate = continuation.candidate;
-        self.expect_usage = kind == Protocol::OpenAi;
+        self.expect_usage = upstream.usage_after_finish;
         self.saw_finish = false;
         self.saw_usage = false;
         self.usage = None;

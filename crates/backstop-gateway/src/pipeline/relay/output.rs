@@ -5,13 +5,16 @@
 //! kept for a continuation is bounded (`max_rescue_text`): past the bound it is dropped
 //! and the stream can no longer be continued.
 
-use backstop_protocol::{write_sse, Protocol, SseEvent, StreamEncoder, StreamEvent};
+use backstop_protocol::{
+    write_sse, Protocol, ProviderKind, SseEvent, StreamEncoder, StreamEvent, Terminator,
+};
 use bytes::{Bytes, BytesMut};
 
 /// How events reach the client.
 enum Mode {
-    /// Same protocol: each event's own bytes are forwarded.
-    Passthrough,
+    /// Same protocol: each event's own bytes are forwarded, and the upstream's terminator
+    /// (if its streams have one) ends the stream when the upstream did not send it.
+    Passthrough(Option<Terminator>),
     /// Canonical events re-encoded for the caller.
     Encode(StreamEncoder),
 }
@@ -51,7 +54,7 @@ impl Output {
         max_text: usize,
     ) -> Self {
         let mode = if caller == upstream {
-            Mode::Passthrough
+            Mode::Passthrough(ProviderKind::native(upstream).spec().stream_terminator)
         } else {
             Mode::Encode(StreamEncoder::new(caller, client_wants_usage))
         };
@@ -133,7 +136,7 @@ impl Output {
             (None, false) => &mut self.out,
         };
         match &mut self.mode {
-            Mode::Passthrough => {
+            Mode::Passthrough(_) => {
                 let usage_only =
                     !events.is_empty() && events.iter().all(|e| matches!(e, StreamEvent::Usage(_)));
                 if !usage_only || self.client_wants_usage {
@@ -228,7 +231,7 @@ impl Output {
     /// from now on, by an encoder that has seen what the client has.
     pub fn splice(&mut self, trimmed_whitespace: bool, earlier_output: u64) {
         self.held = None;
-        if let Mode::Passthrough = self.mode {
+        if let Mode::Passthrough(_) = self.mode {
             let mut encoder = StreamEncoder::new(self.caller, self.client_wants_usage);
             let mut seen = BytesMut::new();
             let (id, model) = self.start.clone().unwrap_or_default();
@@ -252,15 +255,10 @@ impl Output {
     pub fn terminate(&mut self) {
         self.release_held();
         match &mut self.mode {
-            Mode::Passthrough => match self.caller {
-                Protocol::OpenAi => write_sse(&mut self.out, None, "[DONE]"),
-                Protocol::Anthropic => write_sse(
-                    &mut self.out,
-                    Some("message_stop"),
-                    r#"{"type":"message_stop"}"#,
-                ),
-                Protocol::Gemini => {}
-            },
+            Mode::Passthrough(Some(terminator)) => {
+                write_sse(&mut self.out, terminator.event, terminator.data);
+            }
+            Mode::Passthrough(None) => {}
             Mode::Encode(encoder) => encoder.encode(&StreamEvent::Done, &mut self.out),
         }
     }
@@ -270,7 +268,7 @@ impl Output {
         self.held = None;
         match &mut self.mode {
             Mode::Encode(encoder) => encoder.encode_error("api_error", message, &mut self.out),
-            Mode::Passthrough => StreamEncoder::new(self.caller, false).encode_error(
+            Mode::Passthrough(_) => StreamEncoder::new(self.caller, false).encode_error(
                 "api_error",
                 message,
                 &mut self.out,

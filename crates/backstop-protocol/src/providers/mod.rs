@@ -1,0 +1,204 @@
+//! What the gateway must know about each kind of upstream provider, in one place.
+//!
+//! A [`ProviderKind`] names a provider API (`kind` in the configuration); its
+//! [`ProviderSpec`] says which wire [`Protocol`] it speaks and everything else that differs
+//! between providers: endpoint paths, the auth header, fixed headers, the official base URL,
+//! how its streams end and carry usage, whether it continues an assistant prefill, and the
+//! quirks of its error bodies. The gateway asks the spec and never matches on the kind itself,
+//! so a new kind is one module here (plus its fake in the mock).
+
+use serde_json::Value;
+use std::fmt;
+
+use crate::error::{classify_with, UpstreamError};
+use crate::Protocol;
+
+mod anthropic;
+mod gemini;
+mod openai;
+
+/// A kind of upstream provider API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// The OpenAI API, and every OpenAI-compatible server.
+    OpenAi,
+    /// The Anthropic API.
+    Anthropic,
+    /// The Google Gemini API (Generative Language).
+    Gemini,
+}
+
+impl ProviderKind {
+    /// Every kind, in the order they are listed to users.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+    ];
+
+    /// What there is to know about this kind.
+    pub fn spec(self) -> &'static ProviderSpec {
+        match self {
+            ProviderKind::OpenAi => &openai::SPEC,
+            ProviderKind::Anthropic => &anthropic::SPEC,
+            ProviderKind::Gemini => &gemini::SPEC,
+        }
+    }
+
+    /// The kind whose official API defines protocol `p`.
+    pub fn native(p: Protocol) -> Self {
+        match p {
+            Protocol::OpenAi => ProviderKind::OpenAi,
+            Protocol::Anthropic => ProviderKind::Anthropic,
+            Protocol::Gemini => ProviderKind::Gemini,
+        }
+    }
+
+    /// The kind named `name` in the configuration (`openai`, `anthropic`, `gemini`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.spec().name == name)
+    }
+
+    /// The name used in the configuration and in logs.
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a provider takes its API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer KEY`.
+    Bearer,
+    /// The key alone as the value of this header (lower-case name).
+    Header(&'static str),
+}
+
+/// A header a provider wants on every request, whose value the configuration may set
+/// (a provider's `anthropic_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionHeader {
+    /// The header's lower-case name.
+    pub name: &'static str,
+    /// The value sent when the configuration sets none.
+    pub default: &'static str,
+}
+
+/// The server-sent event that ends a provider's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terminator {
+    /// The `event:` field, if the provider names its events.
+    pub event: Option<&'static str>,
+    /// The `data:` field.
+    pub data: &'static str,
+}
+
+/// How a provider's error bodies differ from the common rules of [`crate::classify_error`].
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorRules {
+    /// Whether a (possibly successful) body is a policy refusal.
+    pub refused: fn(&Value) -> bool,
+    /// Whether an error is exhausted billing or quota rather than a rate limit, beyond the
+    /// words every provider uses; `hay` is the lower-cased message and codes.
+    pub quota: fn(hay: &str, root: &Value) -> bool,
+}
+
+/// Everything that differs between two kinds of upstream provider.
+#[derive(Clone, Copy)]
+pub struct ProviderSpec {
+    /// The kind this spec describes.
+    pub kind: ProviderKind,
+    /// Its name in the configuration (`kind = "..."`) and in logs.
+    pub name: &'static str,
+    /// The wire protocol of its requests, answers and streams.
+    pub protocol: Protocol,
+    /// The official base URL, used when the configuration gives none.
+    pub default_base_url: &'static str,
+    /// The path of a chat request after the base URL; `{model}` stands for the upstream model.
+    chat_path: &'static str,
+    /// The same for a streaming chat request.
+    stream_path: &'static str,
+    /// How the API key is sent.
+    pub auth: Auth,
+    /// The API version header sent on every request, if the provider has one.
+    pub version_header: Option<VersionHeader>,
+    /// The caller's headers (feature flags such as `anthropic-beta`) forwarded to this provider
+    /// when the caller speaks its protocol.
+    pub forwarded_headers: &'static [&'static str],
+    /// The event that ends its streams; `None` when a stream just ends.
+    pub stream_terminator: Option<Terminator>,
+    /// Usage comes in a final event of its own after the finish reason (so a relay waits for
+    /// it), rather than on or before the event with the finish reason.
+    pub usage_after_finish: bool,
+    /// A streaming request reports usage only when it asks with `stream_options.include_usage`.
+    pub usage_needs_stream_options: bool,
+    /// Whether it continues a trailing assistant message (a prefill) by default, rather than
+    /// answering it as a new turn.
+    pub continues_prefill: bool,
+    /// The environment variable holding a key for it in zero-config mode.
+    pub api_key_env: &'static str,
+    /// The prefixes of its model names, by which zero-config mode routes a bare model name.
+    pub model_prefixes: &'static [&'static str],
+    /// The quirks of its error bodies.
+    pub(crate) errors: ErrorRules,
+}
+
+impl fmt::Debug for ProviderSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderSpec {
+    /// The URL of a chat request for `model` at `base_url` (with or without a trailing slash).
+    pub fn endpoint(&self, base_url: &str, model: &str, stream: bool) -> String {
+        let path = if stream {
+            self.stream_path
+        } else {
+            self.chat_path
+        };
+        let base = base_url.trim_end_matches('/');
+        format!("{base}{}", path.replace("{model}", model))
+    }
+
+    /// The header that carries `key`: its lower-case name and its value.
+    pub fn auth_header(&self, key: &str) -> (&'static str, String) {
+        match self.auth {
+            Auth::Bearer => ("authorization", format!("Bearer {key}")),
+            Auth::Header(name) => (name, key.to_string()),
+        }
+    }
+
+    /// The version header to send, with `configured` as its value when given, else the
+    /// provider's default; `None` when the provider has no such header.
+    pub fn version_header(&self, configured: Option<String>) -> Option<(&'static str, String)> {
+        self.version_header.map(|header| {
+            let value = configured.unwrap_or_else(|| header.default.to_string());
+            (header.name, value)
+        })
+    }
+
+    /// Whether `model` is one of its model names, by prefix (zero-config routing).
+    pub fn owns_model(&self, model: &str) -> bool {
+        self.model_prefixes
+            .iter()
+            .any(|prefix| model.starts_with(prefix))
+    }
+
+    /// Classifies an error this provider answered with `status` and `body` (also a
+    /// successful body that may be a refusal, or an error event inside a stream).
+    pub fn classify_error(&self, status: u16, body: &[u8]) -> UpstreamError {
+        classify_with(&self.errors, status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

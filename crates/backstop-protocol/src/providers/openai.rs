@@ -1,0 +1,40 @@
+//! The OpenAI API, and every OpenAI-compatible server.
+
+use serde_json::Value;
+
+use super::{Auth, ErrorRules, ProviderKind, ProviderSpec, Terminator};
+use crate::error::quota_in_words;
+use crate::Protocol;
+
+/// The OpenAI API.
+pub(super) const SPEC: ProviderSpec = ProviderSpec {
+    kind: ProviderKind::OpenAi,
+    name: "openai",
+    protocol: Protocol::OpenAi,
+    default_base_url: "https://api.openai.com/v1",
+    chat_path: "/chat/completions",
+    stream_path: "/chat/completions",
+    auth: Auth::Bearer,
+    version_header: None,
+    forwarded_headers: &["openai-beta"],
+    stream_terminator: Some(Terminator {
+        event: None,
+        data: "[DONE]",
+    }),
+    usage_after_finish: true,
+    usage_needs_stream_options: true,
+    continues_prefill: false,
+    api_key_env: "OPENAI_API_KEY",
+    model_prefixes: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
+    errors: ErrorRules {
+        refused,
+        quota: quota_in_words,
+    },
+};
+
+/// A choice that finished on the content filter.
+fn refused(root: &Value) -> bool {
+    root.pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        == Some("content_filter")
+}
