@@ -166,7 +166,7 @@ impl ProviderSpec {
             self.chat_path
         };
         let base = base_url.trim_end_matches('/');
-        format!("{base}{}", path.replace("{model}", model))
+        format!("{base}{}", path.replace("{model}", &path_segment(model)))
     }
 
     /// The header that carries `key`: its lower-case name and its value.
@@ -202,3 +202,17 @@ impl ProviderSpec {
 
 #[cfg(test)]
 mod tests;
+
+/// `text` as one URL path segment: every byte but the unreserved ones and `@` percent-encoded, so
+/// that a model name cannot add a path segment, a query or a `:method` of its own.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'@') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -180,3 +180,20 @@ fn error_quirks_are_the_providers_own() {
         }
     }
 }
+
+#[test]
+fn a_model_name_stays_one_path_segment() {
+    let spec = ProviderKind::Gemini.spec();
+    assert_eq!(
+        spec.endpoint("https://g.example", "gemini-2.5-flash", false),
+        "https://g.example/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        spec.endpoint("https://g.example", "x/../y:streamGenerateContent?key=k#", false),
+        "https://g.example/v1beta/models/x%2F..%2Fy%3AstreamGenerateContent%3Fkey%3Dk%23:generateContent"
+    );
+    assert_eq!(
+        spec.endpoint("https://g.example", "claude-sonnet-4-5@20250929", true),
+        "https://g.example/v1beta/models/claude-sonnet-4-5@20250929:streamGenerateContent?alt=sse"
+    );
+}
