@@ -56,10 +56,11 @@ async fn serve_model(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    check_client_key(gateway.config().auth.as_ref(), &parts.headers)?;
-    let limit = gateway.config().server.max_body_size;
+    let config = gateway.config();
+    check_client_key(config.auth.as_ref(), &parts.headers)?;
+    let limit = config.server.max_body_size;
     let body = read_limited(body, limit, "server.max_body_size").await?;
-    let request = ClientRequest::new(protocol, parts.headers, body)?;
+    let request = ClientRequest::new(protocol, parts.headers, body, config)?;
     gateway.serve(Arc::new(request)).await
 }
 

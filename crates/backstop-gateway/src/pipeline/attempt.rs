@@ -130,7 +130,7 @@ async fn exchange(
     let target = &candidate.target;
     let stream = request.envelope.stream;
     let started = Instant::now();
-    let first_byte_deadline = deadline.min(started + gateway.config().timeouts.first_byte);
+    let first_byte_deadline = deadline.min(started + request.config.timeouts.first_byte);
     let response = send(gateway, request, target, stream, body, first_byte_deadline).await?;
     if stream {
         let Some(permit) = permit.take() else {

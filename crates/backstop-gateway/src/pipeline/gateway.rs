@@ -22,6 +22,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// The most model names zero-config mode serves. The names come from clients, and each has
+/// its own breaker and metric labels, so they are bounded: past it, a new name is a 404.
+const MAX_ZERO_CONFIG_MODELS: usize = 1024;
+
 /// Health of one target: its circuit breaker and its latency statistics.
 pub struct TargetHealth {
     /// The breaker.
@@ -231,9 +235,8 @@ impl Gateway {
         faults.get(label).copied().filter(InjectedFault::active)
     }
 
-    /// The public model called `name`, or a 404 listing the known ones.
-    pub fn resolve(&self, name: &str) -> Result<Arc<Model>, ApiError> {
-        let config = self.config();
+    /// The public model called `name` in `config`, or a 404 listing the known ones.
+    pub fn resolve(&self, config: &Config, name: &str) -> Result<Arc<Model>, ApiError> {
         if let Some(model) = config.models.get(name) {
             return Ok(model.clone());
         }
@@ -250,9 +253,16 @@ impl Gateway {
         if let Some(model) = read(&self.zero_models).get(name) {
             return Ok(model.clone());
         }
-        if let Some(model) = config::zero_config_model(&config, name) {
+        if let Some(model) = config::zero_config_model(config, name) {
+            let mut known = write(&self.zero_models);
+            if known.len() >= MAX_ZERO_CONFIG_MODELS {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("model `{name}` is not served: zero-config mode serves at most {MAX_ZERO_CONFIG_MODELS} model names; name the models in a config file (--config FILE)"),
+                ));
+            }
             let model = Arc::new(model);
-            write(&self.zero_models).insert(name.to_string(), model.clone());
+            known.insert(name.to_string(), model.clone());
             return Ok(model);
         }
         if config.providers.is_empty() {
@@ -304,5 +314,32 @@ fn breaker_config(config: &Config) -> BreakerConfig {
         open_for: b.open_for,
         half_open_probes: b.half_open_probes,
         success_threshold: b.success_threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_config_serves_a_bounded_number_of_model_names() {
+        let config =
+            config::zero_config(&|name| (name == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+        let gateway = Gateway::new(config.clone()).unwrap();
+        for index in 0..MAX_ZERO_CONFIG_MODELS {
+            let model = gateway.resolve(&config, &format!("gpt-{index}")).unwrap();
+            assert_eq!(model.name, format!("gpt-{index}"));
+        }
+        assert!(
+            gateway.resolve(&config, "gpt-0").is_ok(),
+            "known names still served"
+        );
+        let refused = gateway.resolve(&config, "gpt-new").unwrap_err();
+        assert_eq!(refused.status, http::StatusCode::NOT_FOUND);
+        assert!(
+            refused.message.contains("at most 1024"),
+            "{}",
+            refused.message
+        );
     }
 }

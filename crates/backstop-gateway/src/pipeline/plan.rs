@@ -2,7 +2,7 @@
 //! each fallback model's targets, minus what can be skipped before any call.
 
 use super::{Gateway, TargetHealth};
-use crate::config::{Balance, Model, Target};
+use crate::config::{Balance, Config, Model, Target};
 use backstop_core::{BalanceCandidate, BreakerState, Strategy};
 use std::sync::Arc;
 
@@ -19,12 +19,13 @@ pub struct Candidate {
     pub is_fallback: bool,
 }
 
-/// The ordered candidates for `requested`, each model's targets balanced.
-pub fn plan(gateway: &Gateway, requested: &Arc<Model>) -> Vec<Candidate> {
+/// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
+/// looked up in `config` (the request's snapshot).
+pub fn plan(gateway: &Gateway, config: &Config, requested: &Arc<Model>) -> Vec<Candidate> {
     let mut out = Vec::new();
     push_model(gateway, requested, false, &mut out);
     for name in &requested.fallbacks {
-        if let Some(fallback) = gateway.config().models.get(name) {
+        if let Some(fallback) = config.models.get(name) {
             push_model(gateway, fallback, true, &mut out);
         }
     }

@@ -1,12 +1,15 @@
-//! A client request as the pipeline sees it: the caller's protocol, the raw body,
-//! its envelope, and the body for each target, translated only when needed.
+//! A client request as the pipeline sees it: the caller's protocol, the raw body, its
+//! envelope, the body for each target (translated only when needed), and the context it runs
+//! in, fixed when it arrives: the configuration in force then and its total deadline. A reload
+//! while the request runs never changes its plan, timeouts or keys.
 
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind};
 use backstop_protocol::{ChatRequest, Envelope, Protocol};
 use bytes::Bytes;
 use http::HeaderMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use tokio::time::Instant;
 
 /// One client request.
 pub struct ClientRequest {
@@ -18,6 +21,10 @@ pub struct ClientRequest {
     pub body: Bytes,
     /// The fields routing needs.
     pub envelope: Envelope,
+    /// The configuration in force when the request arrived.
+    pub config: Arc<Config>,
+    /// When the whole request must be answered (`timeouts.total` from its arrival).
+    pub deadline: Instant,
     canonical: OnceLock<Result<ChatRequest, String>>,
 }
 
@@ -25,7 +32,13 @@ impl ClientRequest {
     /// Validates `body` as a request of `protocol` and reads its envelope. This is the one place
     /// a request is checked: an invalid one is a 400 naming the field, before any plan or
     /// upstream call, whichever path (forwarded or translated) it would have taken.
-    pub fn new(protocol: Protocol, headers: HeaderMap, body: Bytes) -> Result<Self, ApiError> {
+    /// It runs under `config`, the snapshot the edge checked its key against.
+    pub fn new(
+        protocol: Protocol,
+        headers: HeaderMap,
+        body: Bytes,
+        config: Arc<Config>,
+    ) -> Result<Self, ApiError> {
         let envelope = backstop_protocol::validate_request(protocol, &body)
             .map_err(ApiError::invalid_request)?;
         Ok(Self {
@@ -33,6 +46,8 @@ impl ClientRequest {
             headers,
             body,
             envelope,
+            deadline: Instant::now() + config.timeouts.total,
+            config,
             canonical: OnceLock::new(),
         })
     }

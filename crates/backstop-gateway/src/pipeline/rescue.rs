@@ -121,7 +121,7 @@ impl RescueContext {
         let body = self.body(candidate, prefill, max_tokens)?;
         let mut first_byte_deadline = self
             .deadline
-            .min(Instant::now() + self.gateway.config().timeouts.first_byte);
+            .min(Instant::now() + self.request.config.timeouts.first_byte);
         if let Some(drain) = self.gateway.drain_deadline() {
             first_byte_deadline = first_byte_deadline.min(drain);
         }

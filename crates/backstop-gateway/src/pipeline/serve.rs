@@ -71,9 +71,9 @@ impl Gateway {
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
     ) -> Result<Response, ApiError> {
-        let model = self.resolve(&request.envelope.model)?;
-        let candidates = plan::plan(self, &model);
-        let total = Instant::now() + self.config().timeouts.total;
+        let model = self.resolve(&request.config, &request.envelope.model)?;
+        let candidates = plan::plan(self, &request.config, &model);
+        let total = request.deadline;
         self.budget().deposit();
         let mut tally = Tally::default();
         for (index, candidate) in candidates.iter().enumerate() {

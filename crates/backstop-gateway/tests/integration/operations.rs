@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use serde_json::json;
+use std::time::Duration;
 
 /// The value of the sample line starting with `series` (name and labels).
 fn sample(exposition: &str, series: &str) -> f64 {
@@ -231,19 +232,12 @@ async fn an_injected_fault_fails_over_without_calling_the_target() {
 #[tokio::test(start_paused = true)]
 async fn reload_refuses_a_bad_file_and_keeps_the_running_config() {
     let (primary, secondary) = (mock().await, mock().await);
-    let directory = std::env::temp_dir().join(format!("backstop-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&directory).unwrap();
-    let path = directory.join("backstop.toml");
-    std::fs::write(&path, two_upstreams(&primary, &secondary, "")).unwrap();
-    let gw = gateway_from_file(&path).await;
+    let file = ConfigFile::new("reload", &two_upstreams(&primary, &secondary, ""));
+    let gw = gateway_from_file(&file.path).await;
     let client = reqwest::Client::new();
     let reload = || client.post(gw.url("/admin/reload")).send();
 
-    std::fs::write(
-        &path,
-        "[models.broken]\ntargets = [{ provider = \"nowhere\", model = \"x\" }]\n",
-    )
-    .unwrap();
+    file.write("[models.broken]\ntargets = [{ provider = \"nowhere\", model = \"x\" }]\n");
     let refused = reload().await.unwrap();
     assert_eq!(refused.status(), 400);
     assert!(refused
@@ -260,7 +254,7 @@ async fn reload_refuses_a_bad_file_and_keeps_the_running_config() {
     assert_eq!(still.status(), 200);
 
     let extra = "[models.added]\ntargets = [{ provider = \"secondary\", model = \"new-model\" }]\n";
-    std::fs::write(&path, two_upstreams(&primary, &secondary, extra)).unwrap();
+    file.write(&two_upstreams(&primary, &secondary, extra));
     assert_eq!(reload().await.unwrap().status(), 200);
     let added = client
         .post(gw.url("/v1/chat/completions"))
@@ -270,5 +264,63 @@ async fn reload_refuses_a_bad_file_and_keeps_the_running_config() {
         .unwrap();
     assert_eq!(added.status(), 200);
     assert_eq!(added.headers()["x-backstop-target"], "secondary/new-model");
-    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_during_a_request_leaves_its_timeouts_as_they_were() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let before = two_upstreams(
+        &primary,
+        &secondary,
+        "[models.gpt.retry]\nmax_delay = \"5s\"\n",
+    );
+    let file = ConfigFile::new("mid-request", &before);
+    let gw = gateway_from_file(&file.path).await;
+    // The first attempt is told to come back in 1 s; the second answers after 500 ms.
+    fault(
+        &primary,
+        serde_json::json!({"kind": "rate_limit", "retry_after": "1", "count": 1}),
+    )
+    .await;
+    fault(
+        &primary,
+        serde_json::json!({"kind": "delay_headers", "delay": "500ms", "count": 1}),
+    )
+    .await;
+    let url = gw.url("/v1/chat/completions");
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&chat("gpt", false))
+            .send()
+            .await
+            .unwrap()
+    });
+    // While it waits to retry, a reload cuts first_byte to 100 ms: that would fail the
+    // second attempt over to the fallback, were the request not held to its own snapshot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    file.write(&before.replace("first_byte = \"2s\"", "first_byte = \"100ms\""));
+    let reloaded = reqwest::Client::new()
+        .post(gw.url("/admin/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    let response = request.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-model"], "gpt");
+    assert_eq!(response.headers()["x-backstop-attempts"], "2");
+    // A request that starts after the reload runs under the new first_byte.
+    fault(
+        &primary,
+        serde_json::json!({"kind": "delay_headers", "delay": "500ms", "count": 1}),
+    )
+    .await;
+    let after = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat("gpt", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.headers()["x-backstop-model"], "backup");
 }

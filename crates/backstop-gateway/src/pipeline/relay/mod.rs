@@ -103,7 +103,7 @@ impl Relay {
         rescue: RescueContext,
     ) -> Self {
         let upstream = candidate.target.provider.spec();
-        let config = gateway.config();
+        let config = &request.config;
         let max_text = usize::try_from(candidate.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
             upstream: response.bytes_stream().boxed(),

@@ -5,6 +5,7 @@ use backstop_gateway::pipeline::Gateway;
 use backstop_gateway::server;
 use backstop_mock::{MockConfig, MockServer};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -205,5 +206,34 @@ impl Setup {
     /// GETs a gateway path.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(self.gw.url(path)).await.expect("request")
+    }
+}
+
+/// A config file in a directory of its own, removed on drop.
+pub struct ConfigFile {
+    pub directory: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ConfigFile {
+    /// `text` written as `backstop.toml` in a directory named after `name` and this process.
+    pub fn new(name: &str, text: &str) -> Self {
+        let directory =
+            std::env::temp_dir().join(format!("backstop-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("backstop.toml");
+        std::fs::write(&path, text).unwrap();
+        Self { directory, path }
+    }
+
+    /// Replaces the file's text.
+    pub fn write(&self, text: &str) {
+        std::fs::write(&self.path, text).unwrap();
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.directory);
     }
 }

@@ -5,36 +5,8 @@ mod secrets;
 
 use crate::common::*;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A config file in a directory of its own, removed on drop.
-struct ConfigFile {
-    directory: PathBuf,
-    path: PathBuf,
-}
-
-impl ConfigFile {
-    fn new(name: &str, text: &str) -> Self {
-        let directory =
-            std::env::temp_dir().join(format!("backstop-auth-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).unwrap();
-        let path = directory.join("backstop.toml");
-        std::fs::write(&path, text).unwrap();
-        Self { directory, path }
-    }
-
-    fn write(&self, text: &str) {
-        std::fs::write(&self.path, text).unwrap();
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
 
 const KEYS: &str = "[auth]\nclient_keys = [\"ck-client-1\"]\nadmin_key = \"adm-admin-1\"\n";
 
