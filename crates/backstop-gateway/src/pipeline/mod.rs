@@ -4,6 +4,7 @@
 
 mod attempt;
 mod buffers;
+mod call;
 mod classify;
 mod events;
 mod failure;

@@ -6,7 +6,7 @@
 //! the provider's default, and never a target that has rejected one before (learned at
 //! run time). A rejection is never shown to the client: it only moves on.
 
-use super::attempt::send;
+use super::call::send;
 use super::failure::Failure;
 use super::plan::Candidate;
 use super::request::ClientRequest;

@@ -17,8 +17,8 @@
 mod output;
 mod stop;
 
-use super::attempt::record_usage;
 use super::buffers::{BufferBudget, Held};
+use super::call::record_usage;
 use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
 use super::plan::Candidate;
