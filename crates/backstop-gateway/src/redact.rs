@@ -1,8 +1,6 @@
 //! Keeping secrets out of every output: known secret values are masked wherever they
 //! appear in a message, and URLs lose their userinfo before they are shown.
 
-use crate::config::Config;
-
 /// What a masked secret is replaced with.
 pub const MASK: &str = "***";
 
@@ -33,24 +31,6 @@ impl Redactor {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Self { secrets }
-    }
-
-    /// Every secret of `config`: each provider's `api_key` and header values, and the
-    /// client and admin keys.
-    pub fn for_config(config: &Config) -> Self {
-        let providers = config.providers.values().flat_map(|provider| {
-            let key = provider.api_key.iter().map(|k| k.expose().to_string());
-            let headers = provider.headers.iter().map(|(_, value)| value.clone());
-            key.chain(headers).collect::<Vec<_>>()
-        });
-        let auth = config.auth.iter().flat_map(|auth| {
-            let clients = auth.client_keys.iter();
-            clients
-                .chain(auth.admin_key.iter())
-                .map(|k| k.expose().to_string())
-                .collect::<Vec<_>>()
-        });
-        Self::new(providers.chain(auth))
     }
 
     /// `text` with every secret masked.

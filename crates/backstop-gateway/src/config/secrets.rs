@@ -62,3 +62,23 @@ impl Secrets {
         error
     }
 }
+
+impl super::Config {
+    /// A redactor for every secret of this configuration: each provider's `api_key` and
+    /// header values, and the client and admin keys.
+    pub fn redactor(&self) -> Redactor {
+        let providers = self.providers.values().flat_map(|provider| {
+            let key = provider.api_key.iter().map(|k| k.expose().to_string());
+            let headers = provider.headers.iter().map(|(_, value)| value.clone());
+            key.chain(headers).collect::<Vec<_>>()
+        });
+        let auth = self.auth.iter().flat_map(|auth| {
+            let clients = auth.client_keys.iter();
+            clients
+                .chain(auth.admin_key.iter())
+                .map(|k| k.expose().to_string())
+                .collect::<Vec<_>>()
+        });
+        Redactor::new(providers.chain(auth))
+    }
+}

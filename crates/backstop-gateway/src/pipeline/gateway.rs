@@ -295,7 +295,7 @@ impl Live {
         ));
         let buffers = Arc::new(BufferBudget::new(config.server.max_buffered_bytes));
         Ok(Self {
-            redactor: Arc::new(Redactor::for_config(&config)),
+            redactor: Arc::new(config.redactor()),
             config: Arc::new(config),
             client,
             budget,
