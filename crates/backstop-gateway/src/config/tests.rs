@@ -116,7 +116,7 @@ fn error_messages_name_the_key() {
     }
     assert_eq!(
         error_of("state = \"memory\"\nlisten = ["),
-        "config error: invalid TOML at line 2, column 11 (key `listen`): invalid array; expected `]`"
+        "config error: invalid TOML at line 2, column 11 (key `listen`): unclosed array, expected `]`"
     );
 }
 
