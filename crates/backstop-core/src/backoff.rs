@@ -12,6 +12,7 @@
 //!
 //! `Backoff` is stateless: the attempt number comes from the caller, so one value can be shared by every request.
 
+use rand::RngExt;
 use std::time::Duration;
 
 /// Exponential backoff with full jitter; see the [module documentation](self).

@@ -15,6 +15,7 @@
 //! Unavailable candidates (open breaker) are put last, in their given order, rather than dropped: a caller walking
 //! the list with breaker permits skips them at no cost, and learns when they reopen.
 
+use rand::RngExt;
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;

@@ -99,6 +99,7 @@ pub mod breaker;
 pub mod budget;
 pub mod class;
 pub mod deadline;
+pub mod duration;
 pub mod executor;
 pub mod hints;
 pub mod observer;

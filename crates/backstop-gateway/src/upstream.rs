@@ -47,7 +47,7 @@ impl UpstreamClient {
     }
 
     fn build(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
+        crate::client::builder()
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)

@@ -41,7 +41,6 @@ mod anthropic;
 mod ask;
 mod config;
 mod control;
-mod duration;
 mod effect;
 mod errors;
 mod fault;
@@ -59,8 +58,8 @@ mod stream;
 mod test_certs;
 mod tls;
 
+pub use backstop_core::duration::{format_duration, parse_duration};
 pub use config::{answer_chunks, MockConfig, MockError, ScriptFormat, DEFAULT_ANSWER};
-pub use duration::{format_duration, parse_duration};
 pub use fault::{glob_match, Fault, FaultKind, Mode, Route, Selector};
 pub use log::RecordedRequest;
 pub use server::{run, run_with, MockServer};

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{format_duration, parse_duration};
 use crate::fault::{Fault, FaultKind, Mode, Route, Selector};
+use backstop_core::duration::{format_duration, parse_duration};
 
 /// `Retry-After` may be written as `"2"` or `2`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -447,7 +447,7 @@ mod tests {
             ),
             (
                 json!({ "kind": "slow_stream", "delay": "fast" }),
-                "invalid duration",
+                "`delay`: `fast` is not a duration",
             ),
             (
                 json!({ "kind": "hang", "colour": "red" }),

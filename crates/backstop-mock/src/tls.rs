@@ -4,12 +4,12 @@
 //! HTTP/2 chosen by ALPN, and HTTP/1.1 when the server offers nothing else. [`MockTls`] holds a
 //! ready rustls server configuration, built once when the PEM is loaded so that a bad file or a
 //! key that does not match its certificate is an error at start, not a failed handshake later.
-//! The crypto provider is ring, the one reqwest already links, so no second provider is built.
+//! The crypto provider is aws-lc-rs, the one reqwest already links, so no second provider is built.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
@@ -77,16 +77,17 @@ impl MockTls {
                 "private key {key_origin}: no usable PEM private key ({e})"
             ))
         })?;
-        let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error(format!("TLS setup: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                tls_error(format!(
-                    "certificate {cert_origin} with key {key_origin}: {e}"
-                ))
-            })?;
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| tls_error(format!("TLS setup: {e}")))?
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .map_err(|e| {
+                    tls_error(format!(
+                        "certificate {cert_origin} with key {key_origin}: {e}"
+                    ))
+                })?;
         config.alpn_protocols = vec![H2.to_vec(), HTTP1.to_vec()];
         Ok(MockTls {
             config: Arc::new(config),

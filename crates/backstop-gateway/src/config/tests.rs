@@ -95,6 +95,10 @@ fn error_messages_name_the_key() {
             "config error at `timeouts.idle`: `30` has no unit: write e.g. \"250ms\", \"30s\", \"5m\"",
         ),
         (
+            "[timeouts]\ntotal = \"99999999999999999999s\"\n",
+            "config error at `timeouts.total`: `99999999999999999999s` is too long: durations go up to 87600h (10 years)",
+        ),
+        (
             "[retry]\nmax_attempts = \"three\"\n",
             "config error at `retry.max_attempts`: invalid type: string \"three\", expected u32",
         ),
@@ -112,7 +116,7 @@ fn error_messages_name_the_key() {
     }
     assert_eq!(
         error_of("state = \"memory\"\nlisten = ["),
-        "config error: invalid TOML at line 2, column 11 (key `listen`): invalid array; expected `]`"
+        "config error: invalid TOML at line 2, column 11 (key `listen`): unclosed array, expected `]`"
     );
 }
 

@@ -38,7 +38,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client for the gateway at `base_url`, sending `key` as a bearer token when given.
     pub fn new(base_url: &str, key: Option<String>) -> Result<Self, DrillError> {
-        let client = reqwest::Client::builder()
+        let client = crate::client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| DrillError::Failed(format!("cannot build an HTTP client: {e}")))?;

@@ -3,6 +3,7 @@
 use super::target::{FaultSpec, TargetRef};
 use super::DrillError;
 use crate::config::{parse_duration, Config};
+use backstop_core::duration::format_duration;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,12 +27,12 @@ pub struct DrillArgs {
     /// How long the load runs.
     #[arg(long, default_value = "30s")]
     pub duration: String,
-    /// When the fault begins, after the start of the load.
-    #[arg(long, default_value = "5s")]
-    pub fault_at: String,
-    /// How long the fault lasts.
-    #[arg(long, default_value = "10s")]
-    pub fault_for: String,
+    /// When the fault begins, after the start of the load (default: a quarter of --duration).
+    #[arg(long)]
+    pub fault_at: Option<String>,
+    /// How long the fault lasts (default: half of --duration).
+    #[arg(long)]
+    pub fault_for: Option<String>,
     /// The fault: status:CODE (e.g. status:503), timeout (silent past first_byte) or reset.
     #[arg(long, default_value = "status:503")]
     pub fault: String,
@@ -81,8 +82,15 @@ impl DrillArgs {
     /// Checks the flags and builds the plan; keys missing from the flags come from `config`.
     pub fn plan(&self, config: Option<&Config>) -> Result<DrillPlan, DrillError> {
         let duration = flag_duration("--duration", &self.duration)?;
-        let fault_at = flag_duration("--fault-at", &self.fault_at)?;
-        let fault_for = flag_duration("--fault-for", &self.fault_for)?;
+        // Without a window, the fault starts a quarter in and lasts half: a quarter is left to see recovery.
+        let fault_at = match &self.fault_at {
+            Some(text) => flag_duration("--fault-at", text)?,
+            None => duration / 4,
+        };
+        let fault_for = match &self.fault_for {
+            Some(text) => flag_duration("--fault-for", text)?,
+            None => duration / 2,
+        };
         if !(self.rate > 0.0 && self.rate <= 10_000.0) {
             return Err(DrillError::Usage(format!(
                 "--rate {} must be between 0 and 10000 requests per second",
@@ -93,7 +101,9 @@ impl DrillArgs {
             return Err(DrillError::Usage(format!(
                 "the fault (--fault-at {} + --fault-for {}) must be longer than zero and end within --duration {} \
                  (leave time after it to see recovery)",
-                self.fault_at, self.fault_for, self.duration
+                window_flag(self.fault_at.as_deref(), fault_at, "a quarter of --duration"),
+                window_flag(self.fault_for.as_deref(), fault_for, "half of --duration"),
+                self.duration
             )));
         }
         let auth = config.and_then(|c| c.auth.as_ref());
@@ -119,8 +129,15 @@ impl DrillArgs {
 }
 
 fn flag_duration(flag: &str, text: &str) -> Result<Duration, DrillError> {
-    parse_duration(text)
-        .map_err(|e| DrillError::Usage(format!("{flag} `{text}`: {e} (e.g. \"30s\", \"500ms\")")))
+    parse_duration(text).map_err(|e| DrillError::Usage(format!("{flag}: {e}")))
+}
+
+/// A fault window flag as given, or the value it defaulted to and why (`"5s (a quarter of --duration)"`).
+fn window_flag(given: Option<&str>, value: Duration, default: &str) -> String {
+    match given {
+        Some(text) => text.to_owned(),
+        None => format!("{} ({default})", format_duration(value)),
+    }
 }
 
 /// The first public model (by name) with a target that `target` matches.
@@ -156,21 +173,59 @@ mod tests {
         assert_eq!(plan.duration, Duration::from_secs(30));
         assert_eq!(
             (plan.fault_at, plan.fault_for),
-            (Duration::from_secs(5), Duration::from_secs(10))
+            (Duration::from_millis(7500), Duration::from_secs(15))
         );
         assert_eq!(plan.fault, FaultSpec::Status(503));
         assert!((plan.rate - 20.0).abs() < f64::EPSILON);
     }
 
     #[test]
+    fn the_fault_window_follows_the_duration_unless_given() {
+        let window = |flags: &[&str]| {
+            let plan = args(flags).plan(None).unwrap();
+            (plan.duration, plan.fault_at, plan.fault_for)
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(
+            window(&["--duration", "10s"]),
+            (secs(10), Duration::from_millis(2500), secs(5))
+        );
+        assert_eq!(
+            window(&["--duration", "2m"]),
+            (secs(120), secs(30), secs(60))
+        );
+        assert_eq!(
+            window(&["--duration", "10s", "--fault-at", "1s"]),
+            (secs(10), secs(1), secs(5))
+        );
+        assert_eq!(
+            window(&["--duration", "10s", "--fault-for", "2s"]),
+            (secs(10), Duration::from_millis(2500), secs(2))
+        );
+        assert_eq!(
+            window(&["--duration", "6s", "--fault-at", "1s", "--fault-for", "2s"]),
+            (secs(6), secs(1), secs(2))
+        );
+    }
+
+    #[test]
     fn bad_flags_are_usage_errors_naming_the_flag() {
-        let cases: [(&[&str], &str); 4] = [
+        let cases: [(&[&str], &str); 7] = [
             (&["--rate", "0"], "--rate"),
-            (&["--duration", "soon"], "--duration"),
+            (&["--duration", "soon"], "--duration: `soon` is not a duration"),
             (
                 &["--fault-at", "25s", "--fault-for", "10s"],
-                "end within --duration",
+                "the fault (--fault-at 25s + --fault-for 10s) must be longer than zero and end within --duration 30s",
             ),
+            (
+                &["--duration", "10s", "--fault-at", "8s"],
+                "the fault (--fault-at 8s + --fault-for 5s (half of --duration)) must be longer than zero",
+            ),
+            (
+                &["--duration", "10s", "--fault-for", "9s"],
+                "(--fault-at 2500ms (a quarter of --duration) + --fault-for 9s)",
+            ),
+            (&["--duration", "0s"], "must be longer than zero"),
             (&["--fault", "explode"], "--fault"),
         ];
         for (flags, expected) in cases {

@@ -28,7 +28,7 @@ impl ChatSender {
         timeout: Duration,
         stream: bool,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let client = crate::client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(256)
             .build()?;

@@ -59,7 +59,15 @@ async fn bad_control_input_gets_a_400_that_names_the_problem() {
         ),
         (
             r#"{"kind":"slow_stream","delay":"soon"}"#,
-            "invalid duration",
+            "`delay`: `soon` is not a duration",
+        ),
+        (
+            r#"{"kind":"status","status":503,"window":["0s","99999999999999999999s"]}"#,
+            "`window`: `99999999999999999999s` is too long: durations go up to 87600h (10 years)",
+        ),
+        (
+            r#"{"kind":"slow_stream","delay":"99999999999999999999s"}"#,
+            "`delay`: `99999999999999999999s` is too long",
         ),
         (r#"{"action":"explode"}"#, "unknown action `explode`"),
         (

@@ -5,6 +5,7 @@ mod control;
 mod error_event;
 mod faults;
 mod happy;
+mod script;
 mod tls;
 mod transport;
 

@@ -15,8 +15,7 @@ async fn tls_harness(http1_only: bool) -> (Harness, TestCerts) {
         .unwrap();
     let ca = reqwest::Certificate::from_pem(certs.ca_pem.as_bytes()).unwrap();
     let client = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca)
+        .tls_certs_only([ca])
         .build()
         .unwrap();
     (Harness { mock, client }, certs)
@@ -67,7 +66,7 @@ async fn https_with_only_http1_offered_falls_back_to_http1() {
 async fn a_client_that_does_not_trust_the_ca_is_refused() {
     let (h, _certs) = tls_harness(false).await;
     let stranger = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
+        .tls_certs_only([])
         .build()
         .unwrap();
     let err = stranger
