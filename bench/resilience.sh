@@ -60,6 +60,10 @@ per_phase() {
 read -r P_FLAKY P_DOWN <<<"$(per_phase "$PRIMARY_URL")"
 read -r B_FLAKY B_DOWN <<<"$(per_phase "$BACKUP_URL")"
 P_FAILED=$(curl -fsS "$PRIMARY_URL/_mock/requests" | jq '[.[] | select(.outcome != "ok")] | length')
+# Answers served by the model asked for ("gpt", on the primary) in the flaky phase: the primary's
+# successful calls then, each one answer.
+P_OK_FLAKY=$(curl -fsS "$PRIMARY_URL/_mock/requests" | jq --argjson s "$START_MS" --argjson f "$FLAKY" \
+  '[.[] | select(.route == "openai" and .outcome == "ok" and (.unix_ms - $s) / 1000 < $f)] | length')
 OK=$(ok_count "$WORK/run"); TOTAL=$(total "$WORK/run"); ERR=$(errors "$WORK/run")
 SUCCESS=$(calc "100 * $OK / $N" 3)
 CALLS=$((P_FLAKY + P_DOWN + B_FLAKY + B_DOWN))
@@ -73,6 +77,8 @@ printf 'latency: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f 
 echo "upstream calls: primary $((P_FLAKY + P_DOWN)) ($P_FAILED failed), backup $((B_FLAKY + B_DOWN))"
 printf '  flaky phase: %s calls for ~%s requests = %s per request\n' "$((P_FLAKY + B_FLAKY))" \
   "$((RATE * FLAKY))" "$(calc "($P_FLAKY + $B_FLAKY) / ($RATE * $FLAKY)" 3)"
+printf '  flaky phase: %s answers from the model asked for = %s%%\n' "$P_OK_FLAKY" \
+  "$(calc "100 * $P_OK_FLAKY / ($RATE * $FLAKY)" 1)"
 printf '  down phase:  %s calls for ~%s requests = %s per request\n' "$((P_DOWN + B_DOWN))" \
   "$((RATE * DOWN))" "$(calc "($P_DOWN + $B_DOWN) / ($RATE * $DOWN)" 3)"
 # timeline URL: upstream calls in each 5 s slice of the run.

@@ -36,6 +36,7 @@ pub fn target_report(
         "error_rate": snapshot.error_rate,
         "window_calls": snapshot.window_calls,
         "consecutive_failures": snapshot.consecutive_failures,
+        "consecutive_threshold": snapshot.consecutive_threshold,
         "trips": snapshot.trips,
         "last_trip": snapshot.last_trip.map(|reason| reason.to_string()),
         "half_open_in_ms": snapshot

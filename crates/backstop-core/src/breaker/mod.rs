@@ -6,10 +6,42 @@
 //! requests through (*half-open*); if they succeed it closes again, if one fails it reopens.
 //!
 //! It opens on whichever comes first:
-//! - `failure_threshold` consecutive failures (a hard outage is caught after a handful of calls),
-//! - a failure rate of at least `failure_rate` over the sliding `window`, once `min_calls` calls were seen there
-//!   (a flaky target that sometimes succeeds never reaches the consecutive count),
+//! - a failure rate of at least `failure_rate` over the sliding `window`, once `min_calls` calls were seen there:
+//!   the judge of health, since a rate over many calls is what tells a flaky target from an unlucky one;
+//! - a run of consecutive failures, `failure_threshold` of them while the window holds at most `min_calls` calls,
+//!   more as the traffic grows (below): this is the quick rule, that catches a hard outage after a handful of calls
+//!   instead of after a window's worth of them;
 //! - one [`FailureClass::TargetBroken`] (bad key, no quota): no amount of retrying fixes that.
+//!
+//! # Why the run grows with the traffic
+//!
+//! A target that fails a fraction `p` of its calls, independently, starts a run of `k` failures at a given call with
+//! probability about `(1 - p) p^k`, so over the `n` calls of a window it makes about `n (1 - p) p^k` such runs by
+//! chance. A fixed run length therefore trips on noise as soon as the traffic is high enough: at 30% failures and
+//! 200 calls/s, runs of 5 come every 2 seconds (`200 × 0.7 × 0.3^5 ≈ 0.34` per second), and the breaker would throw
+//! away a target that the failure rate calls healthy, and that retries would have kept serving.
+//!
+//! So the run that opens the breaker, with `n` calls in the window, `m = min_calls`, `t = failure_threshold` and
+//! `q = failure_rate`, is
+//!
+//! ```text
+//! k(n) = t                            for n <= m
+//! k(n) = t + ceil(log(n / m) / log(1 / q))   for n > m
+//! ```
+//!
+//! one more failure each time the volume is multiplied by `1 / q`. This keeps `n q^k` constant: a target failing at
+//! exactly the tolerated rate `q` makes such a run by chance no more often in a busy window than in a window of `m`
+//! calls, and one failing at any lower rate `p` ever more rarely as the traffic grows (`n p^k` falls like
+//! `n^(1 - log p / log q)`). With the defaults (`t` 5, `q` 0.5, `m` 20, 30 s window) at 200 calls/s, `n` is
+//! about 6,000 and `k` is 14: a 30%-failing target makes such a run about once in 5,000 windows (almost two days),
+//! while a dead one is still caught after 14 calls, within a tenth of a second at that rate. At low traffic (at most
+//! `m` calls in the window, where the rate says little) 5 consecutive failures open it as before.
+//!
+//! Dropping the run rule above `m` calls instead would leave a hard outage to the rate alone, which must first
+//! outweigh the window's earlier successes: about half a window (15 s by default) of failed calls, each followed by
+//! a fallback call.
+//!
+//! When the rate rule is off (`failure_rate` outside `(0, 1)`), the run stays at `failure_threshold`.
 //!
 //! Only failures of the target count: context-length, content-filter and permanent errors are the request's fault
 //! and count as successes (see [`FailureClass::is_target_failure`]).
@@ -168,6 +200,7 @@ impl Breaker {
             BreakerSnapshot {
                 state: inner.mode.state(),
                 consecutive_failures: inner.consecutive,
+                consecutive_threshold: self.shared.config.consecutive_threshold(calls),
                 window_calls: calls,
                 window_failures: failures,
                 error_rate: if calls == 0 {

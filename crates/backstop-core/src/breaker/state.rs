@@ -101,8 +101,8 @@ impl Shared {
                     let rate = failures as f64 / calls.max(1) as f64;
                     let rate_rule = config.failure_rate > 0.0 && config.failure_rate <= 1.0;
                     let until = Some(later(now, config.open_for));
-                    if config.failure_threshold > 0 && inner.consecutive >= config.failure_threshold
-                    {
+                    let run = config.consecutive_threshold(calls);
+                    if run.is_some_and(|run| inner.consecutive >= run) {
                         let n = inner.consecutive;
                         inner.trip(now, until, TripReason::ConsecutiveFailures(n));
                     } else if rate_rule

@@ -255,6 +255,165 @@ fn state_names_and_gauges() {
     assert_eq!(r.to_string(), "failure rate 55% over 20 calls");
 }
 
+/// A small seeded generator (splitmix64), so that the traffic below is the same on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// Sends `rate` calls per second for `secs` seconds of paused time, each failing (transient) with probability `p`.
+/// Returns the longest run of consecutive failures recorded, stopping early if the breaker refuses a call.
+async fn traffic(b: &Breaker, rng: &mut Seeded, rate: u64, secs: u64, p: f64) -> u32 {
+    let (mut run, mut longest) = (0, 0);
+    for _ in 0..rate * secs {
+        let Ok(permit) = b.try_acquire() else {
+            return longest;
+        };
+        if rng.chance(p) {
+            permit.record_failure(FailureClass::Transient);
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            permit.record_success();
+            run = 0;
+        }
+        tokio::time::advance(Duration::from_micros(1_000_000 / rate)).await;
+    }
+    longest
+}
+
+#[test]
+fn the_run_that_opens_grows_with_the_log_of_the_volume() {
+    let d = BreakerConfig::default();
+    let runs: Vec<Option<u32>> = [0, 20, 21, 40, 41, 80, 81, 160, 161, 6_000, 1 << 40]
+        .into_iter()
+        .map(|calls| d.consecutive_threshold(calls))
+        .collect();
+    let expected = [5, 5, 6, 6, 7, 7, 8, 8, 9, 14, 41].map(Some);
+    assert_eq!(runs, expected);
+    let third = BreakerConfig {
+        failure_rate: 1.0 / 3.0,
+        ..d.clone()
+    };
+    assert_eq!(third.consecutive_threshold(60), Some(6));
+    assert_eq!(third.consecutive_threshold(180), Some(7));
+    for rate_off in [0.0, 1.0, 1.5] {
+        let fixed = BreakerConfig {
+            failure_rate: rate_off,
+            ..d.clone()
+        };
+        assert_eq!(fixed.consecutive_threshold(1_000_000), Some(5));
+    }
+    let off = BreakerConfig {
+        failure_threshold: 0,
+        ..d
+    };
+    assert_eq!(off.consecutive_threshold(10), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_breaker_keeps_a_30_percent_failing_target_at_200_calls_per_second() {
+    for seed in 0..5 {
+        let b = Breaker::new(BreakerConfig::default());
+        let mut rng = Seeded(seed);
+        let longest = traffic(&b, &mut rng, 200, 60, 0.3).await;
+        let snap = b.snapshot();
+        assert_eq!(
+            (snap.state, snap.trips),
+            (BreakerState::Closed, 0),
+            "seed {seed}: opened on chance ({:?})",
+            snap.last_trip
+        );
+        // A fixed run of 5 would have opened it: runs that long come every few seconds.
+        assert!(longest >= 5, "seed {seed}: longest run {longest}");
+        assert_eq!(snap.consecutive_threshold, Some(14));
+        assert!(snap.error_rate > 0.25 && snap.error_rate < 0.35);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_breaker_opens_at_once_when_a_busy_target_dies() {
+    let b = Breaker::new(BreakerConfig::default());
+    let mut rng = Seeded(7);
+    traffic(&b, &mut rng, 200, 30, 0.3).await;
+    assert_eq!(b.state(), BreakerState::Closed);
+    let started = Instant::now();
+    traffic(&b, &mut rng, 200, 30, 1.0).await;
+    assert_eq!(b.state(), BreakerState::Open);
+    let snap = b.snapshot();
+    assert_eq!(snap.last_trip, Some(TripReason::ConsecutiveFailures(14)));
+    let opened_after = snap.opened_at.unwrap() - started;
+    assert!(
+        opened_after < Duration::from_millis(100),
+        "opened after {opened_after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_target_failing_most_calls_opens_within_the_window() {
+    let b = Breaker::new(BreakerConfig::default());
+    let mut rng = Seeded(11);
+    traffic(&b, &mut rng, 200, 30, 0.1).await;
+    let started = Instant::now();
+    traffic(&b, &mut rng, 200, 30, 0.7).await;
+    assert_eq!(b.state(), BreakerState::Open);
+    assert!(b.snapshot().opened_at.unwrap() - started < secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_run_rule_a_dead_busy_target_opens_on_its_failure_rate_within_the_window() {
+    let b = Breaker::new(BreakerConfig {
+        failure_threshold: 0,
+        ..BreakerConfig::default()
+    });
+    let mut rng = Seeded(3);
+    traffic(&b, &mut rng, 200, 30, 0.0).await;
+    let started = Instant::now();
+    traffic(&b, &mut rng, 200, 30, 1.0).await;
+    let snap = b.snapshot();
+    assert_eq!(snap.state, BreakerState::Open);
+    assert!(matches!(
+        snap.last_trip,
+        Some(TripReason::FailureRate { rate, .. }) if rate >= 0.5
+    ));
+    let opened_after = snap.opened_at.unwrap() - started;
+    assert!(
+        opened_after > secs(10) && opened_after < secs(30),
+        "opened after {opened_after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_low_traffic_five_consecutive_failures_open_the_default_breaker() {
+    let b = Breaker::new(BreakerConfig::default());
+    for _ in 0..4 {
+        fail(&b, FailureClass::Transient);
+        tokio::time::advance(secs(2)).await;
+    }
+    succeed(&b);
+    for _ in 0..4 {
+        fail(&b, FailureClass::Unavailable);
+        tokio::time::advance(secs(2)).await;
+    }
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.snapshot().consecutive_threshold, Some(5));
+    fail(&b, FailureClass::Transient);
+    assert_eq!(b.state(), BreakerState::Open);
+    assert_eq!(
+        b.snapshot().last_trip,
+        Some(TripReason::ConsecutiveFailures(5))
+    );
+}
+
 // ---- the state machine against a simple reference model ----
 
 #[derive(Clone, Copy, Debug)]
@@ -351,7 +510,7 @@ impl Model {
                     .map(|c| c.1)
                     .collect();
                 let failures = recent.iter().filter(|b| **b).count() as f64;
-                let tripped = self.consecutive >= self.cfg.failure_threshold
+                let tripped = self.consecutive >= self.run_needed(recent.len())
                     || (recent.len() as u32 >= self.cfg.min_calls
                         && failures / recent.len() as f64 >= self.cfg.failure_rate);
                 if bad && tripped {
@@ -360,6 +519,19 @@ impl Model {
             }
         }
         true
+    }
+
+    /// The run that opens it with `calls` in the window: one more failure each time the calls pass
+    /// `min_calls` times another power of `1 / failure_rate` (the test config uses a rate of 1/2).
+    fn run_needed(&self, calls: usize) -> u32 {
+        assert_eq!(self.cfg.failure_rate, 0.5);
+        let mut run = self.cfg.failure_threshold;
+        let mut volume = self.cfg.min_calls as usize;
+        while calls > volume {
+            volume *= 2;
+            run += 1;
+        }
+        run
     }
 
     fn state(&mut self, now: Instant) -> BreakerState {
@@ -372,45 +544,86 @@ impl Model {
     }
 }
 
+/// Plays `ops` on a breaker and on the model, comparing them after every step.
+fn check_against_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b = Breaker::new(config());
+        let mut m = Model {
+            cfg: config(),
+            start: Instant::now(),
+            state: MState::Closed,
+            consecutive: 0,
+            calls: Vec::new(),
+        };
+        for (i, op) in ops.into_iter().enumerate() {
+            let now = Instant::now();
+            match op {
+                Op::Call(class) => {
+                    let allowed = m.call(now, class);
+                    match b.try_acquire() {
+                        Ok(p) => {
+                            prop_assert!(
+                                allowed,
+                                "step {}: breaker allowed a call the model refused",
+                                i
+                            );
+                            match class {
+                                None => p.record_success(),
+                                Some(c) => p.record_failure(c),
+                            }
+                        }
+                        Err(_) => prop_assert!(
+                            !allowed,
+                            "step {}: breaker refused a call the model allowed",
+                            i
+                        ),
+                    }
+                }
+                Op::Advance(ms) => tokio::time::advance(Duration::from_millis(ms)).await,
+                Op::ForceOpen(s) => {
+                    m.open(s.map(|s| now + secs(s)));
+                    b.force_open(s.map(secs));
+                }
+                Op::ForceClose => {
+                    m.close();
+                    b.force_close();
+                }
+            }
+            let now = Instant::now();
+            prop_assert_eq!(b.state(), m.state(now), "step {}", i);
+            let snap = b.snapshot();
+            prop_assert_eq!(snap.consecutive_failures, m.consecutive, "step {}", i);
+        }
+        Ok(())
+    })
+}
+
+/// Busy traffic: many calls, a minority of them failing, short pauses, so that the window fills up and runs of
+/// failures meet a scaled threshold.
+fn busy_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => prop_oneof![
+            3 => Just(None),
+            2 => Just(Some(FailureClass::Transient)),
+        ].prop_map(Op::Call),
+        1 => (0u64..1_500).prop_map(Op::Advance),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn matches_reference_model(ops in proptest::collection::vec(op(), 1..150)) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        rt.block_on(async {
-            let b = Breaker::new(config());
-            let mut m = Model { cfg: config(), start: Instant::now(), state: MState::Closed, consecutive: 0, calls: Vec::new() };
-            for (i, op) in ops.into_iter().enumerate() {
-                let now = Instant::now();
-                match op {
-                    Op::Call(class) => {
-                        let allowed = m.call(now, class);
-                        match b.try_acquire() {
-                            Ok(p) => {
-                                prop_assert!(allowed, "step {}: breaker allowed a call the model refused", i);
-                                match class {
-                                    None => p.record_success(),
-                                    Some(c) => p.record_failure(c),
-                                }
-                            }
-                            Err(_) => prop_assert!(!allowed, "step {}: breaker refused a call the model allowed", i),
-                        }
-                    }
-                    Op::Advance(ms) => tokio::time::advance(Duration::from_millis(ms)).await,
-                    Op::ForceOpen(s) => {
-                        m.open(s.map(|s| now + secs(s)));
-                        b.force_open(s.map(secs));
-                    }
-                    Op::ForceClose => {
-                        m.close();
-                        b.force_close();
-                    }
-                }
-                let now = Instant::now();
-                prop_assert_eq!(b.state(), m.state(now), "step {}", i);
-                prop_assert_eq!(b.snapshot().consecutive_failures, m.consecutive, "step {}", i);
-            }
-            Ok(())
-        })?;
+        check_against_model(ops)?;
+    }
+
+    #[test]
+    fn matches_reference_model_under_busy_traffic(ops in proptest::collection::vec(busy_op(), 1..400)) {
+        check_against_model(ops)?;
     }
 }

@@ -7,7 +7,8 @@ use tokio::time::Instant;
 /// A breaker's thresholds. Zero or out-of-range values are read as documented on each field.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BreakerConfig {
-    /// Consecutive target failures that open the breaker (0 disables this rule).
+    /// Consecutive target failures that open the breaker while the window holds at most `min_calls` calls; more
+    /// at higher traffic, see [`BreakerConfig::consecutive_threshold`] (0 disables this rule).
     pub failure_threshold: u32,
     /// Failure rate over `window` that opens the breaker (outside `(0, 1]` disables this rule).
     pub failure_rate: f64,
@@ -23,9 +24,33 @@ pub struct BreakerConfig {
     pub success_threshold: u32,
 }
 
+impl BreakerConfig {
+    /// The consecutive failures that open the breaker when the window holds `calls` calls (`None`: the rule is
+    /// off): `failure_threshold` up to `min_calls` calls, then one more each time the calls are multiplied by
+    /// `1 / failure_rate`, so that chance runs do not trip it at high traffic (see the
+    /// [module documentation](super)). Without a rate rule (`failure_rate` outside `(0, 1)`) it stays at
+    /// `failure_threshold`.
+    pub fn consecutive_threshold(&self, calls: u64) -> Option<u32> {
+        let base = self.failure_threshold;
+        if base == 0 {
+            return None;
+        }
+        let min_calls = u64::from(self.min_calls.max(1));
+        let rate = self.failure_rate;
+        if !(rate > 0.0 && rate < 1.0) || calls <= min_calls {
+            return Some(base);
+        }
+        let growth = (calls as f64 / min_calls as f64).ln() / (1.0 / rate).ln();
+        // The tolerance keeps an exact power (ln 8 / ln 2 = 3.0000000000000004) from being rounded up.
+        let extra = (growth - 1e-9).ceil();
+        // `as` saturates: a rate near 1 at huge volume gives u32::MAX, that is "never".
+        Some(base.saturating_add(extra as u32))
+    }
+}
+
 impl Default for BreakerConfig {
-    /// 5 consecutive failures, or 50% over 30 s with at least 20 calls; open for 30 s; 1 probe at a time; 2
-    /// successes to close.
+    /// 50% over 30 s with at least 20 calls, or 5 consecutive failures (more at higher traffic); open for 30 s; 1
+    /// probe at a time; 2 successes to close.
     fn default() -> Self {
         BreakerConfig {
             failure_threshold: 5,
@@ -127,6 +152,8 @@ pub struct BreakerSnapshot {
     pub state: BreakerState,
     /// Target failures since the last success (closed state).
     pub consecutive_failures: u32,
+    /// The consecutive failures that would open it at the window's current volume (`None`: that rule is off).
+    pub consecutive_threshold: Option<u32>,
     /// Calls recorded in the sliding window (closed state).
     pub window_calls: u64,
     /// Target failures among them.

@@ -29,8 +29,8 @@ pub fn routing_plan(config: &Config) -> String {
     let b = &config.breaker;
     let _ = writeln!(
         out,
-        "circuit breaker per target: open after {} consecutive failures or {:.0}% of >= {} calls in {:?}; open {:?}; close after {} probe successes",
-        b.failure_threshold, b.failure_rate * 100.0, b.min_calls, b.window, b.open_for, b.success_threshold
+        "circuit breaker per target: open at {:.0}% failures of >= {} calls in {:?}, or after {} consecutive failures (more at higher traffic); open {:?}; close after {} probe successes",
+        b.failure_rate * 100.0, b.min_calls, b.window, b.failure_threshold, b.open_for, b.success_threshold
     );
     for model in config.models.values() {
         let _ = writeln!(out, "\nmodel {}", model.name);

@@ -1,6 +1,8 @@
 //! The attempt loop: one loop for every retry and fallback of a request. For each
 //! candidate: breaker permit, send, classify, then retry the same target (backoff,
 //! server hint, retry budget), move on, or stop; the first good answer is committed.
+//! After a transient failure the model's other channels come before any retry in place,
+//! and all of them before a fallback model.
 
 use super::attempt::{upstream_error_for_caller, AttemptError};
 use super::failure::Failure;
@@ -12,7 +14,7 @@ use crate::config::{ContentFilterPolicy, Model};
 use crate::http::{ApiError, ErrorKind, ServedMeta};
 use crate::metrics::RequestLabels;
 use axum::response::Response;
-use backstop_core::{Backoff, FailureClass};
+use backstop_core::{Backoff, BreakerState, FailureClass};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -184,6 +186,9 @@ impl Gateway {
             tally.last_failure = Some(failure);
             match class {
                 FailureClass::Transient => {
+                    if another_channel_ahead(candidate, later) {
+                        return None;
+                    }
                     if attempt_no >= retry.max_attempts || !self.budget().try_withdraw() {
                         return None;
                     }
@@ -229,6 +234,17 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Whether another target of the candidate's model comes next and its breaker lets calls through. A
+/// transient failure then moves there at once, without a backoff or a retry from the budget: another
+/// channel of the model that was asked for is a better next try than the same channel again, and
+/// much better than a fallback model. The model's last open channel retries in place.
+fn another_channel_ahead(candidate: &Candidate, later: &[Candidate]) -> bool {
+    later.iter().any(|other| {
+        other.model.name == candidate.model.name
+            && other.health.breaker.state() != BreakerState::Open
+    })
 }
 
 /// What the attempt loop has seen so far, for the final error.

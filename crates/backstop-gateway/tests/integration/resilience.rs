@@ -59,6 +59,74 @@ async fn an_unauthorized_channel_opens_its_breaker_and_the_other_serves() {
     assert_eq!(s.secondary.requests().len(), 6);
 }
 
+/// A model on two channels (upstream model `m` on each mock) with `backup` as its fallback.
+const TWO_CHANNELS: &str = "[models.duo]\ntargets = [{ provider = \"primary\", model = \"m\" }, { provider = \"secondary\", model = \"m\" }]\nfallbacks = [\"backup\"]\n";
+
+/// Calls each mock saw for upstream model `m`, and calls for the fallback's model.
+fn channel_calls(s: &Setup) -> (usize, usize, usize) {
+    let count = |mock: &backstop_mock::MockServer, model: &str| {
+        mock.requests().iter().filter(|r| r.model == model).count()
+    };
+    (
+        count(&s.primary, "m"),
+        count(&s.secondary, "m"),
+        count(&s.secondary, "gpt-4o-backup"),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_moves_to_the_models_other_channel_before_retrying_in_place() {
+    let s = setup(TWO_CHANNELS).await;
+    for mock in [&s.primary, &s.secondary] {
+        fault(
+            mock,
+            serde_json::json!({"kind": "status", "status": 503, "model": "m", "count": 1}),
+        )
+        .await;
+    }
+    let response = s.ask("duo", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-model"], "duo");
+    assert_eq!(response.headers()["x-backstop-attempts"], "3");
+    let (primary, secondary, backup) = channel_calls(&s);
+    // Whichever channel came first failed once and was left for the other one, whose own
+    // failure was then retried in place: one call on the first, two on the second.
+    let mut calls = [primary, secondary];
+    calls.sort_unstable();
+    assert_eq!(calls, [1, 2], "primary {primary}, secondary {secondary}");
+    let served_by = if primary == 2 {
+        "primary/m"
+    } else {
+        "secondary/m"
+    };
+    assert_eq!(response.headers()["x-backstop-target"], served_by);
+    assert_eq!(backup, 0, "the fallback model is not called");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fallback_model_comes_after_every_channel_of_the_model() {
+    let s = setup(TWO_CHANNELS).await;
+    for mock in [&s.primary, &s.secondary] {
+        fault(
+            mock,
+            serde_json::json!({"kind": "status", "status": 503, "model": "m"}),
+        )
+        .await;
+    }
+    let response = s.ask("duo", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-model"], "backup");
+    let (primary, secondary, backup) = channel_calls(&s);
+    let mut calls = [primary, secondary];
+    calls.sort_unstable();
+    assert_eq!(
+        calls,
+        [1, 3],
+        "one call on the first channel, max_attempts on the last one"
+    );
+    assert_eq!(backup, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn context_length_skips_to_a_larger_model_after_one_attempt() {
     let s = setup(
