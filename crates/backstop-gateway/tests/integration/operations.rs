@@ -324,3 +324,21 @@ async fn a_reload_during_a_request_leaves_its_timeouts_as_they_were() {
         .unwrap();
     assert_eq!(after.headers()["x-backstop-model"], "backup");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_fails_before_its_first_event_is_counted_once_per_attempt() {
+    let s = setup(ADMIN).await;
+    fault(&s.primary, json!({"kind": "cut_after", "events": 0})).await;
+    assert!(s.ask_text("gpt", true).await.contains("[DONE]"));
+    let calls = s.primary.requests().len();
+    assert!(calls >= 1);
+    let text = s.get("/metrics").await.text().await.unwrap();
+    let failed: f64 = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("backstop_upstream_attempts_total{target=\"primary/gpt-4o-mini\",outcome=\"failure\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failed, calls as f64, "{text}");
+}

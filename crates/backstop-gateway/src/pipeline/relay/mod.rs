@@ -543,7 +543,11 @@ impl Relay {
             }
             Err(class) => {
                 permit.record_failure(class);
-                self.metrics.attempt(label, Some(class.as_str()));
+                // Before the first event the failure goes back to the attempt loop, which
+                // counts it with every other failed attempt.
+                if self.primed {
+                    self.metrics.attempt(label, Some(class.as_str()));
+                }
             }
         }
         tracing::info!(
