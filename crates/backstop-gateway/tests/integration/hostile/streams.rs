@@ -49,6 +49,19 @@ max_delay = "100ms"
     )
 }
 
+/// A hostile upstream behaving as `behaviour`, a mock for the backup model, and a gateway in
+/// front of both (see [`config_text`]).
+async fn scene(
+    behaviour: Behaviour,
+    hostile: &str,
+    rest: &str,
+) -> (RawUpstream, MockServer, TestGateway) {
+    let raw = RawUpstream::start(behaviour).await;
+    let mock = mock().await;
+    let gw = gateway(&config_text(&raw, &mock, hostile, rest)).await;
+    (raw, mock, gw)
+}
+
 /// What a client read of a stream: how much, and its last bytes.
 struct Streamed {
     bytes: u64,
@@ -103,15 +116,12 @@ const RAW_FAILED: &str = r#"target="raw/raw-model",outcome="failure""#;
 
 #[tokio::test]
 async fn total_ends_an_endless_fast_stream_and_is_not_the_targets_failure() {
-    let raw = RawUpstream::start(Behaviour::EndlessDeltas).await;
-    let mock = mock().await;
-    let text = config_text(
-        &raw,
-        &mock,
+    let (_raw, _mock, gw) = scene(
+        Behaviour::EndlessDeltas,
         "max_stream_bytes = \"100GB\"",
         "[timeouts]\nfirst_byte = \"1s\"\nidle = \"1s\"\ntotal = \"2s\"",
-    );
-    let gw = gateway(&text).await;
+    )
+    .await;
     let response = ask(&gw, "hostile", true).await;
     assert_eq!(response.status(), 200);
     let streamed = read_to_end(response).await;
@@ -132,15 +142,12 @@ async fn total_ends_an_endless_fast_stream_and_is_not_the_targets_failure() {
 
 #[tokio::test]
 async fn max_stream_bytes_ends_a_runaway_stream_with_an_error_event() {
-    let raw = RawUpstream::start(Behaviour::EndlessDeltas).await;
-    let mock = mock().await;
-    let text = config_text(
-        &raw,
-        &mock,
+    let (_raw, _mock, gw) = scene(
+        Behaviour::EndlessDeltas,
         "max_stream_bytes = 1000000",
         "[timeouts]\ntotal = \"60s\"",
-    );
-    let gw = gateway(&text).await;
+    )
+    .await;
     let streamed = read_to_end(ask(&gw, "hostile", true).await).await;
     assert!(
         streamed
@@ -162,15 +169,12 @@ async fn max_stream_bytes_ends_a_runaway_stream_with_an_error_event() {
 
 #[tokio::test]
 async fn a_slow_client_slows_the_upstream_read_instead_of_buffering() {
-    let raw = RawUpstream::start(Behaviour::EndlessDeltas).await;
-    let mock = mock().await;
-    let text = config_text(
-        &raw,
-        &mock,
+    let (raw, _mock, gw) = scene(
+        Behaviour::EndlessDeltas,
         "max_stream_bytes = \"100GB\"",
         "[timeouts]\ntotal = \"60s\"",
-    );
-    let gw = gateway(&text).await;
+    )
+    .await;
     let mut response = ask(&gw, "hostile", true).await;
     assert!(response.chunk().await.unwrap().is_some());
     // The client reads no more: the gateway must stop reading the upstream, whose writes
@@ -190,15 +194,12 @@ async fn a_slow_client_slows_the_upstream_read_instead_of_buffering() {
 
 #[tokio::test]
 async fn comments_before_the_first_event_fail_over_at_first_byte() {
-    let raw = RawUpstream::start(Behaviour::CommentsOnly).await;
-    let mock = mock().await;
-    let text = config_text(
-        &raw,
-        &mock,
+    let (_raw, _mock, gw) = scene(
+        Behaviour::CommentsOnly,
         "fallbacks = [\"backup\"]",
         "[timeouts]\nfirst_byte = \"1s\"\nidle = \"1s\"\ntotal = \"120s\"",
-    );
-    let gw = gateway(&text).await;
+    )
+    .await;
     let response = ask(&gw, "hostile", true).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "backup");
@@ -211,18 +212,14 @@ async fn comments_before_the_first_event_fail_over_at_first_byte() {
 
 #[tokio::test]
 async fn comments_after_the_first_event_do_not_hold_off_idle() {
-    let raw = RawUpstream::start(Behaviour::EventThenComments {
-        every: Duration::from_millis(100),
-    })
-    .await;
-    let mock = mock().await;
-    let text = config_text(
-        &raw,
-        &mock,
+    let (_raw, _mock, gw) = scene(
+        Behaviour::EventThenComments {
+            every: Duration::from_millis(100),
+        },
         "",
         "[timeouts]\nfirst_byte = \"2s\"\nidle = \"1s\"\ntotal = \"120s\"",
-    );
-    let gw = gateway(&text).await;
+    )
+    .await;
     let streamed = read_to_end(ask(&gw, "hostile", true).await).await;
     assert!(streamed.tail.contains("Hello"));
     assert!(
