@@ -160,12 +160,7 @@ async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
         serde_json::json!({"route": "anthropic", "kind": "stall", "after": 6, "for": "3s"}),
     )
     .await;
-    let response = reqwest::Client::new()
-        .post(s.gw.url("/v1/messages"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&s.gw, "/v1/messages", &body).await;
     let text = response.text().await.unwrap();
     assert!(text.contains("event: error"), "{text}");
     assert!(!text.contains("message_stop"));
@@ -253,12 +248,7 @@ async fn stream_usage_is_counted_but_only_sent_to_clients_that_ask() {
 
     let body = serde_json::json!({"model": "gpt", "stream": true, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "hi"}]});
-    let response = reqwest::Client::new()
-        .post(s.gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&s.gw, "/v1/chat/completions", &body).await;
     let text = response.text().await.unwrap();
     assert!(text.contains("\"usage\""), "{text}");
 }

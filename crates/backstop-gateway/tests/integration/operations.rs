@@ -316,12 +316,7 @@ async fn a_reload_during_a_request_leaves_its_timeouts_as_they_were() {
         serde_json::json!({"kind": "delay_headers", "delay": "500ms", "count": 1}),
     )
     .await;
-    let after = reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("gpt", false))
-        .send()
-        .await
-        .unwrap();
+    let after = post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
     assert_eq!(after.headers()["x-backstop-model"], "backup");
 }
 

@@ -145,12 +145,7 @@ async fn a_continuation_skips_targets_without_prefill_to_one_that_accepts() {
     let (content, finishes, _, _) = openai_stream(&s.ask_text("to_openai", true).await);
     assert_eq!(content, full_answer());
     assert_eq!(finishes, vec!["stop"]);
-    let models: Vec<String> = s
-        .secondary
-        .requests()
-        .into_iter()
-        .map(|r| r.model)
-        .collect();
+    let models = models_seen(&s.secondary);
     assert_eq!(
         models,
         vec!["m-model"],
@@ -181,12 +176,8 @@ async fn an_anthropic_stream_is_rescued_with_its_indexes_kept() {
     )
     .await;
     let body = json!({"model": "claude_first", "max_tokens": 500, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let text = reqwest::Client::new()
-        .post(s.gw.url("/v1/messages"))
-        .json(&body)
-        .send()
+    let text = post_json(&s.gw, "/v1/messages", &body)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -218,12 +209,7 @@ async fn a_tool_call_cut_mid_arguments_is_delivered_whole_once() {
     fault(&s.primary, json!({"kind": "cut_after", "events": 4})).await;
     let body = json!({"model": "rescued", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
-    let response = reqwest::Client::new()
-        .post(s.gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&s.gw, "/v1/chat/completions", &body).await;
     let text = response.text().await.unwrap();
     let (_, finishes, errors, chunks) = openai_stream(&text);
     assert!(errors.is_empty(), "{text}");

@@ -149,12 +149,7 @@ context_window = 200000
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-model"], "big");
     assert_eq!(s.primary.requests().len(), 1);
-    let models: Vec<String> = s
-        .secondary
-        .requests()
-        .into_iter()
-        .map(|r| r.model)
-        .collect();
+    let models = models_seen(&s.secondary);
     assert_eq!(
         models,
         vec!["big-model".to_string()],

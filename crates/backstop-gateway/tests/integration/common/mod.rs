@@ -237,3 +237,22 @@ impl Drop for ConfigFile {
         let _ = std::fs::remove_dir_all(&self.directory);
     }
 }
+
+/// POSTs `body` as JSON to `path` on the gateway.
+pub async fn post_json(
+    gw: &TestGateway,
+    path: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gw.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// The upstream model of every request `mock` received, in order.
+pub fn models_seen(mock: &MockServer) -> Vec<String> {
+    mock.requests().into_iter().map(|r| r.model).collect()
+}

@@ -264,11 +264,6 @@ async fn a_reload_names_what_needs_a_restart_and_forgets_removed_targets() {
         .await
         .unwrap();
     assert!(status["models"].get("claude").is_none(), "{status}");
-    let answer = reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("gpt", false))
-        .send()
-        .await
-        .unwrap();
+    let answer = post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
     assert_eq!(answer.status(), 200, "still served on the running address");
 }
