@@ -10,7 +10,7 @@
 
 use backstop_core::{
     execute_observed, retry_hint, AttemptEvent, Backoff, Breaker, BreakerConfig, BreakerState,
-    Candidate, FailureClass, Observer, Policy, RetryBudget, SkipReason, TripReason, Verdict,
+    Candidate, FailureClass, Observer, Policy, Retry, RetryBudget, SkipReason, TripReason, Verdict,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -106,12 +106,7 @@ impl Observer for Printer {
     }
 
     fn skipped(&self, target: &str, reason: &SkipReason) {
-        match reason {
-            SkipReason::BreakerOpen { .. } => println!("    skip {target}: circuit open"),
-            SkipReason::ContextWindowTooSmall { .. } => {
-                println!("    skip {target}: context window")
-            }
-        }
+        println!("    skip {target}: {reason}");
     }
 }
 
@@ -136,10 +131,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Candidate::new("mirror", breaker("mirror"), "mirror"),
     ];
     let policy = Policy {
-        max_attempts: 3,
-        backoff: Backoff {
-            base: Duration::from_millis(20),
-            max: Duration::from_secs(1),
+        retry: Retry {
+            max_attempts: 3,
+            backoff: Backoff {
+                base: Duration::from_millis(20),
+                max: Duration::from_secs(1),
+            },
         },
         budget: Some(Arc::new(RetryBudget::default())),
         deadline: Some(Duration::from_secs(5)),

@@ -1,7 +1,16 @@
 use super::*;
+use crate::backoff::Backoff;
+use crate::breaker::Breaker;
 use crate::breaker::{BreakerConfig, BreakerState};
+use crate::budget::RetryBudget;
+use crate::engine::{Retry, StopReason};
+use crate::observer::SkipReason;
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// What a fake upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,10 +104,12 @@ fn candidate(name: &str, window: Option<u64>) -> Candidate<()> {
 
 fn policy() -> Policy {
     Policy {
-        max_attempts: 3,
-        backoff: Backoff {
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(10),
+        retry: Retry {
+            max_attempts: 3,
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+            },
         },
         budget: None,
         deadline: None,
@@ -328,10 +339,12 @@ async fn deadline_bounds_retries_and_sleeps() {
     up.script("a", &[Reply::Status(503); 20]);
     up.script("b", &[Reply::Status(503); 20]);
     let p = Policy {
-        max_attempts: 20,
-        backoff: Backoff {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(4),
+        retry: Retry {
+            max_attempts: 20,
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(4),
+            },
         },
         deadline: Some(Duration::from_secs(6)),
         ..policy()

@@ -12,7 +12,7 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use backstop_core::{
-//!     execute, Backoff, Breaker, BreakerConfig, Candidate, FailureClass, Policy, RetryBudget, Verdict,
+//!     execute, Backoff, Breaker, BreakerConfig, Candidate, FailureClass, Policy, Retry, RetryBudget, Verdict,
 //! };
 //!
 //! #[derive(Debug)]
@@ -35,8 +35,10 @@
 //!     Candidate::new("mirror", breaker(), "https://mirror.example"),
 //! ];
 //! let policy = Policy {
-//!     max_attempts: 3,
-//!     backoff: Backoff { base: Duration::from_millis(10), max: Duration::from_secs(2) },
+//!     retry: Retry {
+//!         max_attempts: 3,
+//!         backoff: Backoff { base: Duration::from_millis(10), max: Duration::from_secs(2) },
+//!     },
 //!     budget: Some(Arc::new(RetryBudget::new(0.2, 10, Duration::from_secs(10)))),
 //!     deadline: Some(Duration::from_secs(30)),
 //! };
@@ -81,9 +83,10 @@
 //! paying timeouts to a dead target and the target gets room to recover; a few half-open probes find out when it
 //! is back. Its [`Permit`] lives as long as the call, so a stream that dies after its headers still counts.
 //!
-//! **One loop.** Retries that happen in several layers multiply. [`execute`] is the only place that loops; the
-//! breaker, budget, backoff and deadline are decisions it consults. The Backstop gateway uses the same pieces in its
-//! own HTTP- and stream-aware loop, and tells client SDKs to set `max_retries=0`.
+//! **One loop.** Retries that happen in several layers multiply. The [`engine`] is the only place that loops; the
+//! breaker, budget, backoff, hedge delay and deadline are decisions it consults. The Backstop gateway serves every
+//! request through it (with hedging and a stream's commit point), [`execute`] is the same engine behind two
+//! closures, and the gateway tells client SDKs to set `max_retries=0`.
 //!
 //! **One deadline.** A [`Deadline`] is fixed when the request starts and shared by every attempt, sleep and
 //! fallback, so the whole request is bounded, not each piece of it.
@@ -100,6 +103,7 @@ pub mod budget;
 pub mod class;
 pub mod deadline;
 pub mod duration;
+pub mod engine;
 pub mod executor;
 pub mod hints;
 pub mod observer;
@@ -115,8 +119,9 @@ pub use breaker::{
 pub use budget::RetryBudget;
 pub use class::{Classify, FailureClass, Verdict};
 pub use deadline::{Deadline, Elapsed};
-pub use executor::{
-    execute, execute_observed, AttemptRecord, Candidate, Exhausted, Outcome, Policy, StopReason,
+pub use engine::{
+    Attempt, AttemptRecord, Attempts, Candidate, Exhausted, Policy, Retry, Served, StopReason,
 };
+pub use executor::{execute, execute_observed, Outcome};
 pub use hints::{parse_reset_duration, parse_reset_timestamp, parse_retry_after, retry_hint};
 pub use observer::{AttemptEvent, NoopObserver, Observer, SkipReason};

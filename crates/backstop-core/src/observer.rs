@@ -35,6 +35,9 @@ pub trait Observer: Send + Sync + 'static {
     /// The executor gives up on `from` after a failure of class `class` and moves on to the next candidate, `to`.
     fn fallback(&self, _from: &str, _to: &str, _class: FailureClass) {}
 
+    /// No answer from `target` after `delay`: the same call was also sent to `hedge`.
+    fn hedge(&self, _target: &str, _hedge: &str, _delay: Duration) {}
+
     /// A candidate was skipped without a call.
     fn skipped(&self, _target: &str, _reason: &SkipReason) {}
 
@@ -78,4 +81,26 @@ pub enum SkipReason {
         /// The largest window that already failed.
         failed: u64,
     },
+    /// The prompt is larger than this candidate's context window.
+    PromptTooLarge {
+        /// This candidate's context window.
+        window: u64,
+        /// The prompt's size in tokens (a lower bound).
+        prompt: u64,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::BreakerOpen { .. } => f.write_str("circuit open"),
+            SkipReason::ContextWindowTooSmall { window, .. } => {
+                write!(f, "context window {window} too small")
+            }
+            SkipReason::PromptTooLarge { window, prompt } => write!(
+                f,
+                "skipped, the prompt (~{prompt} tokens) exceeds its context window of {window}"
+            ),
+        }
+    }
 }

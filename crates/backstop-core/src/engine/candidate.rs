@@ -1,0 +1,65 @@
+//! What the engine can send a call to.
+
+use crate::backoff::Backoff;
+use crate::breaker::Breaker;
+use std::sync::Arc;
+
+/// How often to try one candidate, and how long to wait between tries.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    /// Attempts on the candidate, the first included (0 counts as 1).
+    pub max_attempts: u32,
+    /// The delay between attempts on the same candidate.
+    pub backoff: Backoff,
+}
+
+impl Default for Retry {
+    /// 3 attempts with the default backoff.
+    fn default() -> Self {
+        Retry {
+            max_attempts: 3,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// One thing that can serve the call: a target, a fallback model, a mirror of a tool.
+#[derive(Clone, Debug)]
+pub struct Candidate<T> {
+    /// A name for records and observers (`provider/model`, a URL...).
+    pub name: String,
+    /// Its breaker (share it between requests: it is the memory of the target's health).
+    pub breaker: Arc<Breaker>,
+    /// Its context window in tokens, if known (for context-length fallback).
+    pub context_window: Option<u64>,
+    /// Candidates with the same group serve the same thing over different channels (one model on two
+    /// providers). After a transient failure the engine moves to the next open candidate of the group at once,
+    /// before retrying in place. `None`: a group of its own.
+    pub group: Option<usize>,
+    /// Its own retry rule; `None` takes the [`Policy`](crate::Policy)'s.
+    pub retry: Option<Retry>,
+    /// Whether a content-filter failure here is the final answer instead of a reason to move on.
+    pub stop_on_content_filter: bool,
+    /// Whatever the call needs to reach it.
+    pub inner: T,
+}
+
+impl<T> Candidate<T> {
+    /// A candidate in a group of its own, without a known context window, with the policy's retry rule.
+    pub fn new(name: impl Into<String>, breaker: Arc<Breaker>, inner: T) -> Self {
+        Candidate {
+            name: name.into(),
+            breaker,
+            context_window: None,
+            group: None,
+            retry: None,
+            stop_on_content_filter: false,
+            inner,
+        }
+    }
+
+    /// Whether `other` serves the same thing as this candidate over another channel.
+    pub(crate) fn same_group(&self, other: &Candidate<T>) -> bool {
+        self.group.is_some() && self.group == other.group
+    }
+}

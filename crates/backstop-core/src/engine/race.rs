@@ -1,0 +1,122 @@
+//! One attempt, hedged on the next candidate when it is slow to answer.
+//!
+//! When the caller's hedge delay passes without an answer, the same call goes to the next candidate that takes it
+//! (a permit from its breaker and a withdrawal from the retry budget, so hedging can never double the load on an
+//! unhealthy provider); the first answer wins and the other call is cancelled, its permit let go unrecorded. When
+//! both fail, the hedge's failure is recorded here and the first attempt's failure decides what comes next.
+
+use super::attempt::Attempt;
+use super::walk::{Mode, Walk};
+use super::Attempts;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How an attempt (and its hedge, if one was sent) ended.
+pub(super) enum Raced<R, E> {
+    /// An answer, from `attempt`.
+    Answer { value: R, attempt: Attempt },
+    /// The attempt failed (and its hedge, if any, failed too and is recorded).
+    Failed { attempt: Attempt, error: E },
+    /// The deadline passed first.
+    OutOfTime,
+}
+
+fn settle<R, E>(attempt: Attempt, result: Option<Result<R, E>>) -> Raced<R, E> {
+    match result {
+        Some(Ok(value)) => Raced::Answer { value, attempt },
+        Some(Err(error)) => Raced::Failed { attempt, error },
+        None => Raced::OutOfTime,
+    }
+}
+
+/// `work`, or `None` once `deadline` passes.
+async fn timed<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+impl<A: Attempts> Walk<'_, A> {
+    /// Runs `attempt`, hedged when the caller asks for it.
+    pub(super) async fn race(&mut self, attempt: Attempt) -> Raced<A::Output, A::Error> {
+        let (attempts, candidates) = (self.attempts, self.candidates);
+        let deadline = self.deadline();
+        let candidate = &candidates[attempt.candidate()];
+        let first = timed(deadline, attempts.call(candidate, attempt.number()));
+        let delay = match self.mode() {
+            Mode::Answer => attempts.hedge_delay(candidate),
+            Mode::Continuation => None,
+        };
+        let Some(delay) = delay else {
+            return settle(attempt, first.await);
+        };
+        tokio::pin!(first);
+        tokio::select! {
+            result = &mut first => return settle(attempt, result),
+            () = tokio::time::sleep(delay) => {}
+        }
+        let Some(hedge) = self.hedge(attempt.candidate(), delay) else {
+            return settle(attempt, first.await);
+        };
+        let second = timed(
+            deadline,
+            attempts.call(&candidates[hedge.candidate()], hedge.number()),
+        );
+        tokio::pin!(second);
+        tokio::select! {
+            result = &mut first => match settle(attempt, result) {
+                Raced::Failed { attempt, error } => match settle(hedge, second.await) {
+                    Raced::Answer { value, attempt: hedge } => {
+                        self.record(attempt, error);
+                        Raced::Answer { value, attempt: hedge }
+                    }
+                    Raced::Failed { attempt: hedge, error: hedge_error } => {
+                        self.record(hedge, hedge_error);
+                        Raced::Failed { attempt, error }
+                    }
+                    Raced::OutOfTime => Raced::Failed { attempt, error },
+                },
+                other => other,
+            },
+            result = &mut second => match settle(hedge, result) {
+                Raced::Failed { attempt: hedge, error } => {
+                    self.record(hedge, error);
+                    settle(attempt, first.await)
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// The hedge for the attempt on candidate `index`: the first later candidate that fits and whose breaker
+    /// gives a permit, if the budget pays for it.
+    fn hedge(&mut self, index: usize, delay: Duration) -> Option<Attempt> {
+        let (to, permit) = (index + 1..self.candidates.len())
+            .filter(|&i| self.unfit(i).is_none())
+            .find_map(|i| {
+                let permit = self.candidates[i].breaker.try_acquire().ok()?;
+                Some((i, permit))
+            })?;
+        if let Some(budget) = &self.policy.budget {
+            if !budget.try_withdraw() {
+                return None;
+            }
+        }
+        let (from, to_name) = (&self.candidates[index].name, &self.candidates[to].name);
+        self.attempts.observer().hedge(from, to_name, delay);
+        self.calls += 1;
+        Some(Attempt::new(permit, to, 1, true))
+    }
+
+    /// Records a failed attempt that does not decide what comes next (the other side of a hedge).
+    fn record(&mut self, attempt: Attempt, error: A::Error) {
+        if self.attempts.not_sent(&error) {
+            self.calls -= 1;
+            return;
+        }
+        let (class, _) = self.classify(&error);
+        self.fail(attempt, class, error);
+    }
+}

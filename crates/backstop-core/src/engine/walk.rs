@@ -1,0 +1,270 @@
+//! The loop over the candidates of one call.
+
+use super::attempt::{Attempt, AttemptRecord, Exhausted, Served, StopReason};
+use super::candidate::Candidate;
+use super::race::Raced;
+use super::{Attempts, Policy};
+use crate::breaker::BreakerState;
+use crate::class::{FailureClass, Verdict};
+use crate::deadline::later;
+use crate::observer::SkipReason;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Before or after the commit point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Looking for an answer: retries, hedges, fallbacks.
+    Answer,
+    /// Continuing a committed answer: each candidate once, any failure moves on.
+    Continuation,
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    Retry(Duration),
+    MoveOn,
+    Stop,
+}
+
+/// One walk over the candidates, and what it has seen so far.
+pub(super) struct Walk<'a, A: Attempts> {
+    pub(super) policy: &'a Policy,
+    pub(super) candidates: &'a [Candidate<A::Target>],
+    pub(super) attempts: &'a A,
+    mode: Mode,
+    started: Instant,
+    pub(super) failures: Vec<AttemptRecord<A::Error>>,
+    skipped: Vec<(usize, SkipReason)>,
+    not_sent: Vec<(usize, A::Error)>,
+    pub(super) calls: u32,
+    retry_at: Option<Instant>,
+    /// The largest context window (or prompt size) that failed with a context-length error.
+    too_small: Option<u64>,
+    /// The candidate last given up on, for `Observer::fallback`.
+    last_failed: Option<(usize, FailureClass)>,
+    rng: SmallRng,
+}
+
+impl<'a, A: Attempts> Walk<'a, A> {
+    pub(super) fn new(
+        policy: &'a Policy,
+        candidates: &'a [Candidate<A::Target>],
+        attempts: &'a A,
+        mode: Mode,
+    ) -> Self {
+        Walk {
+            policy,
+            candidates,
+            attempts,
+            mode,
+            started: Instant::now(),
+            failures: Vec::new(),
+            skipped: Vec::new(),
+            not_sent: Vec::new(),
+            calls: 0,
+            retry_at: None,
+            too_small: None,
+            last_failed: None,
+            rng: SmallRng::from_rng(&mut rand::rng()),
+        }
+    }
+
+    /// When no more work may start: the earlier of the policy's deadline and the caller's.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let own = self.policy.deadline.map(|d| later(self.started, d));
+        match (own, self.attempts.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Result<Served<A::Output>, Exhausted<A::Error>> {
+        'candidates: for index in 0..self.candidates.len() {
+            if let Some(reason) = self.unfit(index) {
+                self.skip(index, reason);
+                continue;
+            }
+            let mut number = 0u32;
+            loop {
+                if self.deadline().is_some_and(|d| Instant::now() >= d) {
+                    return Err(self.stop(StopReason::Deadline));
+                }
+                let candidate = &self.candidates[index];
+                let permit = match candidate.breaker.try_acquire() {
+                    Ok(permit) => permit,
+                    Err(rejected) => {
+                        let at = rejected.retry_at;
+                        self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
+                        self.skip(index, SkipReason::BreakerOpen { retry_at: at });
+                        continue 'candidates;
+                    }
+                };
+                if let (0, Some((from, class))) = (number, self.last_failed.take()) {
+                    let from = &self.candidates[from].name;
+                    self.attempts
+                        .observer()
+                        .fallback(from, &candidate.name, class);
+                }
+                number += 1;
+                self.calls += 1;
+                let attempt = Attempt::new(permit, index, number, false);
+                let (attempt, error) = match self.race(attempt).await {
+                    Raced::Answer { value, attempt } => {
+                        return Ok(Served {
+                            served_by: attempt.candidate(),
+                            value,
+                            attempt,
+                            calls: self.calls,
+                        })
+                    }
+                    Raced::Failed { attempt, error } => (attempt, error),
+                    Raced::OutOfTime => return Err(self.stop(StopReason::Deadline)),
+                };
+                if self.attempts.not_sent(&error) {
+                    self.calls -= 1;
+                    drop(attempt);
+                    self.not_sent.push((index, error));
+                    continue 'candidates;
+                }
+                let (class, hint) = self.classify(&error);
+                self.fail(attempt, class, error);
+                self.last_failed = Some((index, class));
+                match self.next(index, number, class, hint) {
+                    Next::Retry(delay) => {
+                        let name = &self.candidates[index].name;
+                        self.attempts.observer().retry(name, number, class, delay);
+                        tokio::time::sleep(delay).await;
+                    }
+                    Next::MoveOn => continue 'candidates,
+                    Next::Stop => return Err(self.stop(StopReason::Permanent)),
+                }
+            }
+        }
+        Err(self.stop(StopReason::Exhausted))
+    }
+
+    /// Why candidate `index` cannot serve before any call, if it cannot.
+    pub(super) fn unfit(&self, index: usize) -> Option<SkipReason> {
+        let window = self.candidates[index].context_window?;
+        if let Some(failed) = self.too_small.filter(|&failed| window <= failed) {
+            return Some(SkipReason::ContextWindowTooSmall { window, failed });
+        }
+        self.attempts
+            .prompt_tokens()
+            .filter(|&prompt| prompt > window)
+            .map(|prompt| SkipReason::PromptTooLarge { window, prompt })
+    }
+
+    pub(super) fn classify(&self, error: &A::Error) -> (FailureClass, Option<Duration>) {
+        match self.attempts.classify(error) {
+            Verdict::Failure { class, retry_after } => (class, retry_after),
+            Verdict::Success => (FailureClass::Permanent, None),
+        }
+    }
+
+    /// Records a failed attempt (the engine's one call to [`Attempts::record_failure`]) and keeps it for the
+    /// final error.
+    pub(super) fn fail(&mut self, attempt: Attempt, class: FailureClass, error: A::Error) {
+        let index = attempt.candidate();
+        let number = attempt.number();
+        let candidate = &self.candidates[index];
+        self.attempts
+            .record_failure(candidate, attempt, class, &error);
+        self.failures.push(AttemptRecord {
+            candidate: index,
+            name: candidate.name.clone(),
+            attempt: number,
+            class,
+            error,
+        });
+    }
+
+    /// The remedy for a failure of `class` on attempt `number` of candidate `index`.
+    fn next(
+        &mut self,
+        index: usize,
+        number: u32,
+        class: FailureClass,
+        hint: Option<Duration>,
+    ) -> Next {
+        if self.mode == Mode::Continuation {
+            return Next::MoveOn;
+        }
+        let candidate = &self.candidates[index];
+        match class {
+            FailureClass::Transient => self.retry_in_place(index, number, hint),
+            FailureClass::ContextLength => {
+                let size = candidate
+                    .context_window
+                    .or_else(|| self.attempts.prompt_tokens());
+                if let Some(size) = size {
+                    self.too_small = Some(self.too_small.map_or(size, |s| s.max(size)));
+                }
+                Next::MoveOn
+            }
+            FailureClass::ContentFilter if candidate.stop_on_content_filter => Next::Stop,
+            FailureClass::Unavailable
+            | FailureClass::TargetBroken
+            | FailureClass::ContentFilter => Next::MoveOn,
+            FailureClass::Permanent => Next::Stop,
+        }
+    }
+
+    /// After a transient failure: another open channel of the same group comes first; then a retry in place if
+    /// the candidate has attempts left, its breaker is not open, the delay is acceptable, the deadline allows
+    /// it and the budget agrees.
+    fn retry_in_place(&mut self, index: usize, number: u32, hint: Option<Duration>) -> Next {
+        let candidate = &self.candidates[index];
+        let channel_ahead = self.candidates[index + 1..].iter().any(|other| {
+            candidate.same_group(other) && other.breaker.state() != BreakerState::Open
+        });
+        let retry = candidate.retry.as_ref().unwrap_or(&self.policy.retry);
+        if channel_ahead
+            || number >= retry.max_attempts.max(1)
+            || candidate.breaker.state() == BreakerState::Open
+        {
+            return Next::MoveOn;
+        }
+        let Some(delay) = retry.backoff.delay(number, hint, &mut self.rng) else {
+            return Next::MoveOn;
+        };
+        if self
+            .deadline()
+            .is_some_and(|d| later(Instant::now(), delay) >= d)
+        {
+            return Next::MoveOn;
+        }
+        if let Some(budget) = &self.policy.budget {
+            if !budget.try_withdraw() {
+                self.attempts.observer().budget_exhausted(&candidate.name);
+                return Next::MoveOn;
+            }
+        }
+        Next::Retry(delay)
+    }
+
+    pub(super) fn skip(&mut self, index: usize, reason: SkipReason) {
+        self.attempts
+            .observer()
+            .skipped(&self.candidates[index].name, &reason);
+        self.skipped.push((index, reason));
+    }
+
+    fn stop(self, reason: StopReason) -> Exhausted<A::Error> {
+        Exhausted {
+            attempts: self.failures,
+            skipped: self.skipped,
+            not_sent: self.not_sent,
+            calls: self.calls,
+            retry_at: self.retry_at,
+            reason,
+        }
+    }
+
+    pub(super) fn mode(&self) -> Mode {
+        self.mode
+    }
+}
