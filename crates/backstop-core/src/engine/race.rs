@@ -112,6 +112,9 @@ impl<A: Attempts> Walk<'_, A> {
 
     /// Records a failed attempt that does not decide what comes next (the other side of a hedge).
     fn record(&mut self, attempt: Attempt, error: A::Error) {
+        if self.out_of_time() {
+            return;
+        }
         if self.attempts.not_sent(&error) {
             self.calls -= 1;
             return;

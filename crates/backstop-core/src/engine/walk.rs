@@ -81,6 +81,11 @@ impl<'a, A: Attempts> Walk<'a, A> {
         }
     }
 
+    /// Whether the deadline has passed.
+    pub(super) fn out_of_time(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
     pub(super) async fn run(mut self) -> Result<Served<A::Output>, Exhausted<A::Error>> {
         'candidates: for index in 0..self.candidates.len() {
             if let Some(reason) = self.unfit(index) {
@@ -89,7 +94,7 @@ impl<'a, A: Attempts> Walk<'a, A> {
             }
             let mut number = 0u32;
             loop {
-                if self.deadline().is_some_and(|d| Instant::now() >= d) {
+                if self.out_of_time() {
                     return Err(self.stop(StopReason::Deadline));
                 }
                 let candidate = &self.candidates[index];
@@ -119,6 +124,11 @@ impl<'a, A: Attempts> Walk<'a, A> {
                             attempt,
                             calls: self.calls,
                         })
+                    }
+                    // A call that ends once the time is up ended because of it, most likely: it says
+                    // nothing of the target, so it is let go unrecorded.
+                    Raced::Failed { .. } | Raced::OutOfTime if self.out_of_time() => {
+                        return Err(self.stop(StopReason::Deadline))
                     }
                     Raced::Failed { attempt, error } => (attempt, error),
                     Raced::OutOfTime => return Err(self.stop(StopReason::Deadline)),

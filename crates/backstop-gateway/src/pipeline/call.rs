@@ -1,16 +1,14 @@
 //! One upstream call, shared by attempts and stream continuations: send, wait for the
-//! response headers, read and classify a non-2xx answer; and the count of a success's usage.
+//! response headers, read and classify a non-2xx answer.
 
 use super::buffers::{BufferBudget, Held};
 use super::classify::{class_of, class_of_status};
 use super::failure::{describe_transport, transport_class, Failure};
-use super::plan::Candidate;
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::config::Target;
-use crate::metrics::Metrics;
 use backstop_core::FailureClass;
-use backstop_protocol::{ProviderSpec, Usage};
+use backstop_protocol::ProviderSpec;
 use bytes::Bytes;
 use http::StatusCode;
 use std::time::SystemTime;
@@ -61,19 +59,6 @@ pub async fn send(
         return Err(failure.redacted(&gateway.redactor()));
     }
     Ok(response)
-}
-
-/// Counts the tokens and cost of a successful attempt.
-pub fn record_usage(metrics: &Metrics, candidate: &Candidate, usage: &Usage) {
-    let cost = candidate.model.price.map(|price| {
-        (price.input * usage.input_tokens as f64 + price.output * usage.output_tokens as f64) / 1e6
-    });
-    metrics.usage(
-        &candidate.target.label,
-        usage.input_tokens,
-        usage.output_tokens,
-        cost,
-    );
 }
 
 /// Reads a whole upstream body of at most `limit` bytes, its memory taken from `budget`

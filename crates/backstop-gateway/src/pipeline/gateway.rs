@@ -28,8 +28,8 @@ const MAX_ZERO_CONFIG_MODELS: usize = 1024;
 
 /// Health of one target: its circuit breaker and its latency statistics.
 pub struct TargetHealth {
-    /// The breaker.
-    pub breaker: Breaker,
+    /// The breaker (shared with the engine's candidates).
+    pub breaker: Arc<Breaker>,
     /// Time to first byte.
     pub latency: LatencyStats,
     /// Set once the target has rejected an assistant prefill: it is not asked to continue again.
@@ -186,7 +186,11 @@ impl Gateway {
             .or_insert_with(|| {
                 let observer = Arc::new(GatewayObserver::new(self.metrics.clone()));
                 Arc::new(TargetHealth {
-                    breaker: Breaker::new_with_observer(label, breaker_config(&config), observer),
+                    breaker: Arc::new(Breaker::new_with_observer(
+                        label,
+                        breaker_config(&config),
+                        observer,
+                    )),
                     latency: LatencyStats::new(),
                     prefill_rejected: AtomicBool::new(false),
                 })

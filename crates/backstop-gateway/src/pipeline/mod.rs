@@ -1,8 +1,10 @@
-//! The request pipeline: plan the candidates, run the one attempt loop (breaker
-//! permit, send, classify, retry or move on), commit the first good answer, or
-//! answer with a clear error naming every target tried.
+//! The request pipeline: plan the candidates, run them through the one engine of
+//! `backstop-core` (breaker permit, send, classify, retry, hedge or move on), commit the
+//! first good answer (a stream's first event), or answer with a clear error naming every
+//! target tried. One function records how each attempt ended (`record`).
 
 mod attempt;
+mod attempts;
 mod buffers;
 mod call;
 mod classify;
@@ -12,6 +14,7 @@ mod gateway;
 mod hedge;
 mod inject;
 mod plan;
+mod record;
 mod relay;
 mod reload;
 mod request;
@@ -23,6 +26,6 @@ pub use classify::{class_of, class_of_status};
 pub use failure::Failure;
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
-pub use plan::Candidate;
+pub use plan::Route;
 pub use reload::{ReloadError, Reloaded};
 pub use request::ClientRequest;

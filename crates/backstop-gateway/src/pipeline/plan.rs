@@ -1,14 +1,14 @@
 //! The plan of one request: the public model's targets in balanced order, then
-//! each fallback model's targets, minus what can be skipped before any call.
+//! each fallback model's targets, as the engine's candidates.
 
 use super::{Gateway, TargetHealth};
-use crate::config::{Balance, Config, Model, Target};
-use backstop_core::{BalanceCandidate, BreakerState, Strategy};
+use crate::config::{Balance, Config, ContentFilterPolicy, Model, Target};
+use backstop_core::{Backoff, BalanceCandidate, BreakerState, Candidate, Retry, Strategy};
 use std::sync::Arc;
 
-/// One place the request may be sent.
+/// One place the request may be sent: a target of a public model.
 #[derive(Clone)]
-pub struct Candidate {
+pub struct Route {
     /// The public model this target serves.
     pub model: Arc<Model>,
     /// The target.
@@ -20,57 +20,82 @@ pub struct Candidate {
 }
 
 /// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
-/// looked up in `config` (the request's snapshot).
-pub fn plan(gateway: &Gateway, config: &Config, requested: &Arc<Model>) -> Vec<Candidate> {
+/// looked up in `config` (the request's snapshot). The targets of one model form one
+/// group: another channel of the model asked for comes before a retry in place.
+pub fn plan(gateway: &Gateway, config: &Config, requested: &Arc<Model>) -> Vec<Candidate<Route>> {
     let mut out = Vec::new();
-    push_model(gateway, requested, false, &mut out);
-    for name in &requested.fallbacks {
+    push_model(gateway, requested, 0, &mut out);
+    for (index, name) in requested.fallbacks.iter().enumerate() {
         if let Some(fallback) = config.models.get(name) {
-            push_model(gateway, fallback, true, &mut out);
+            push_model(gateway, fallback, index + 1, &mut out);
         }
     }
     out
 }
 
-fn push_model(gateway: &Gateway, model: &Arc<Model>, is_fallback: bool, out: &mut Vec<Candidate>) {
+fn push_model(
+    gateway: &Gateway,
+    model: &Arc<Model>,
+    group: usize,
+    out: &mut Vec<Candidate<Route>>,
+) {
     let healths: Vec<Arc<TargetHealth>> = model
         .targets
         .iter()
         .map(|t| gateway.health(&t.label))
         .collect();
-    let order = if model.targets.len() == 1 {
-        vec![0]
-    } else {
-        let balance: Vec<BalanceCandidate> = model
-            .targets
-            .iter()
-            .zip(&healths)
-            .map(|(target, health)| BalanceCandidate {
-                weight: target.weight,
-                latency: health.latency.estimate(),
-                available: health.breaker.state() != BreakerState::Open,
-            })
-            .collect();
-        let strategy = match model.balance {
-            Balance::Weighted => Strategy::Weighted,
-            Balance::LeastLatency => Strategy::LeastLatency,
-        };
-        let mut order = backstop_core::order(strategy, &balance, &mut rand::rng());
-        for index in 0..model.targets.len() {
-            if !order.contains(&index) {
-                order.push(index);
-            }
-        }
-        order
+    let retry = Retry {
+        max_attempts: model.retry.max_attempts,
+        backoff: Backoff {
+            base: model.retry.base_delay,
+            max: model.retry.max_delay,
+        },
     };
-    for index in order {
+    for index in balanced(model, &healths) {
         if let (Some(target), Some(health)) = (model.targets.get(index), healths.get(index)) {
             out.push(Candidate {
-                model: model.clone(),
-                target: target.clone(),
-                health: health.clone(),
-                is_fallback,
+                name: target.label.clone(),
+                breaker: health.breaker.clone(),
+                context_window: model.context_window,
+                group: Some(group),
+                retry: Some(retry.clone()),
+                stop_on_content_filter: model.on_content_filter == ContentFilterPolicy::Return,
+                inner: Route {
+                    model: model.clone(),
+                    target: target.clone(),
+                    health: health.clone(),
+                    is_fallback: group > 0,
+                },
             });
         }
     }
+}
+
+/// The order in which to try a model's targets: its balance strategy over the available
+/// ones, then the others.
+fn balanced(model: &Model, healths: &[Arc<TargetHealth>]) -> Vec<usize> {
+    if model.targets.len() == 1 {
+        return vec![0];
+    }
+    let balance: Vec<BalanceCandidate> = model
+        .targets
+        .iter()
+        .zip(healths)
+        .map(|(target, health)| BalanceCandidate {
+            weight: target.weight,
+            latency: health.latency.estimate(),
+            available: health.breaker.state() != BreakerState::Open,
+        })
+        .collect();
+    let strategy = match model.balance {
+        Balance::Weighted => Strategy::Weighted,
+        Balance::LeastLatency => Strategy::LeastLatency,
+    };
+    let mut order = backstop_core::order(strategy, &balance, &mut rand::rng());
+    for index in 0..model.targets.len() {
+        if !order.contains(&index) {
+            order.push(index);
+        }
+    }
+    order
 }

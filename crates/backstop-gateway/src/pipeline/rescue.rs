@@ -1,19 +1,25 @@
-//! Stream rescue: when a stream breaks after content reached the client, the next
-//! candidate is asked to continue from where it stopped, with the delivered text as an
-//! assistant prefill, and its answer is spliced into the same client stream.
+//! Stream rescue: when a stream breaks after content reached the client, the candidates
+//! after the one that served are asked, through the engine's continuation walk, to
+//! continue from where it stopped, with the delivered text as an assistant prefill, and
+//! the answer is spliced into the same client stream.
 //!
 //! Only targets that accept a prefill are asked: the model's `prefill` setting, else
 //! the provider's default, and never a target that has rejected one before (learned at
 //! run time). A rejection is never shown to the client: it only moves on.
 
+use super::attempt::{notes, AttemptError};
+use super::attempts::{request_deadline, verdict, Events};
 use super::call::send;
 use super::failure::Failure;
-use super::plan::Candidate;
+use super::plan::Route;
+use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::Gateway;
-use backstop_core::{FailureClass, Permit};
+use crate::http::{ApiError, ErrorKind};
+use backstop_core::{Attempt, Attempts, Candidate, FailureClass, Observer, Policy, Verdict};
 use backstop_protocol::{ContentPart, Message, Role};
 use bytes::Bytes;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -22,8 +28,7 @@ use tokio::time::Instant;
 pub struct RescueContext {
     gateway: Arc<Gateway>,
     request: Arc<ClientRequest>,
-    next: Vec<Candidate>,
-    deadline: Instant,
+    next: Vec<Candidate<Route>>,
 }
 
 /// A continuation that answered with a 2xx stream.
@@ -31,18 +36,18 @@ pub struct Continuation {
     /// Its streaming response.
     pub response: reqwest::Response,
     /// The target continuing the answer.
-    pub candidate: Candidate,
-    /// Its breaker permit, held until the stream ends.
-    pub permit: Permit,
+    pub route: Route,
+    /// Its attempt, finished when its stream ends.
+    pub attempt: Attempt,
 }
 
-/// Whether `candidate` may be asked to continue from a prefill.
-pub fn accepts_prefill(candidate: &Candidate) -> bool {
-    let configured = candidate
+/// Whether `route` may be asked to continue from a prefill.
+pub fn accepts_prefill(route: &Route) -> bool {
+    let configured = route
         .model
         .prefill
-        .unwrap_or(candidate.target.provider.spec().continues_prefill);
-    configured && !candidate.health.prefill_rejected.load(Ordering::Relaxed)
+        .unwrap_or(route.target.provider.spec().continues_prefill);
+    configured && !route.health.prefill_rejected.load(Ordering::Relaxed)
 }
 
 impl RescueContext {
@@ -50,14 +55,12 @@ impl RescueContext {
     pub fn new(
         gateway: Arc<Gateway>,
         request: Arc<ClientRequest>,
-        next: Vec<Candidate>,
-        deadline: Instant,
+        next: Vec<Candidate<Route>>,
     ) -> Self {
         Self {
             gateway,
             request,
             next,
-            deadline,
         }
     }
 
@@ -69,99 +72,138 @@ impl RescueContext {
         prefill: &str,
         max_tokens: Option<u64>,
     ) -> Result<Continuation, Vec<String>> {
-        let mut notes = Vec::new();
-        while !self.next.is_empty() {
-            let candidate = self.next.remove(0);
-            let label = candidate.target.label.clone();
-            if !prefill.is_empty() && !accepts_prefill(&candidate) {
-                notes.push(format!("{label}: does not accept a prefill"));
-                continue;
+        let attempts = ContinuationAttempts {
+            gateway: &self.gateway,
+            request: &self.request,
+            prefill,
+            max_tokens,
+            events: Events(self.gateway.metrics().clone()),
+        };
+        let result =
+            backstop_core::engine::continue_on(&Policy::default(), &self.next, &attempts).await;
+        match result {
+            Ok(served) => {
+                let rest = self.next.split_off(served.served_by + 1);
+                let route = std::mem::replace(&mut self.next, rest)
+                    .swap_remove(served.served_by)
+                    .inner;
+                Ok(Continuation {
+                    response: served.value,
+                    route,
+                    attempt: served.attempt,
+                })
             }
-            let Ok(permit) = candidate.health.breaker.try_acquire() else {
-                notes.push(format!("{label}: circuit open"));
-                continue;
-            };
-            match self.send(&candidate, prefill, max_tokens).await {
-                Ok(response) => {
-                    return Ok(Continuation {
-                        response,
-                        candidate,
-                        permit,
-                    })
-                }
-                Err(failure) => {
-                    let rejected_prefill =
-                        !prefill.is_empty() && failure.class == FailureClass::Permanent;
-                    if rejected_prefill {
-                        candidate
-                            .health
-                            .prefill_rejected
-                            .store(true, Ordering::Relaxed);
-                        tracing::warn!(target = %label, "target rejected an assistant prefill: not asked to continue again");
-                        permit.record_success();
-                    } else {
-                        permit.record_failure(failure.class);
-                    }
-                    self.gateway
-                        .metrics()
-                        .attempt(&label, Some(failure.class.as_str()));
-                    notes.push(format!("{label}: {failure}"));
-                }
+            Err(exhausted) => {
+                let notes = notes(&self.next, &exhausted);
+                self.next.clear();
+                Err(notes)
             }
         }
-        Err(notes)
     }
+}
 
-    async fn send(
+/// The engine's continuation walk for one broken stream.
+struct ContinuationAttempts<'a> {
+    gateway: &'a Gateway,
+    request: &'a ClientRequest,
+    prefill: &'a str,
+    max_tokens: Option<u64>,
+    events: Events,
+}
+
+impl Attempts for ContinuationAttempts<'_> {
+    type Target = Route;
+    type Output = reqwest::Response;
+    type Error = AttemptError;
+
+    fn call(
         &self,
-        candidate: &Candidate,
-        prefill: &str,
-        max_tokens: Option<u64>,
-    ) -> Result<reqwest::Response, Failure> {
-        let body = self.body(candidate, prefill, max_tokens)?;
-        let mut first_byte_deadline = self
-            .deadline
-            .min(Instant::now() + self.request.config.timeouts.first_byte);
-        if let Some(drain) = self.gateway.drain_deadline() {
-            first_byte_deadline = first_byte_deadline.min(drain);
+        candidate: &Candidate<Route>,
+        _attempt: u32,
+    ) -> impl Future<Output = Result<reqwest::Response, AttemptError>> + Send {
+        let route = &candidate.inner;
+        async move {
+            if !self.prefill.is_empty() && !accepts_prefill(route) {
+                let why = ApiError::new(ErrorKind::InvalidRequest, "does not accept a prefill");
+                return Err(AttemptError::Unsendable(why));
+            }
+            let body = self.body(route).map_err(AttemptError::Failed)?;
+            let deadline = request_deadline(self.gateway, self.request);
+            let first_byte_deadline =
+                deadline.min(Instant::now() + self.request.config.timeouts.first_byte);
+            send(
+                self.gateway,
+                self.request,
+                &route.target,
+                true,
+                body,
+                first_byte_deadline,
+            )
+            .await
+            .map_err(AttemptError::Failed)
         }
-        send(
-            &self.gateway,
-            &self.request,
-            &candidate.target,
-            true,
-            body,
-            first_byte_deadline,
-        )
-        .await
     }
 
+    fn classify(&self, error: &AttemptError) -> Verdict {
+        verdict(error)
+    }
+
+    fn record_failure(
+        &self,
+        candidate: &Candidate<Route>,
+        attempt: Attempt,
+        class: FailureClass,
+        error: &AttemptError,
+    ) {
+        let route = &candidate.inner;
+        if !self.prefill.is_empty() && class == FailureClass::Permanent {
+            route.health.prefill_rejected.store(true, Ordering::Relaxed);
+            tracing::warn!(target = %route.target.label, "target rejected an assistant prefill: not asked to continue again");
+        }
+        if let AttemptError::Failed(failure) = error {
+            record_attempt(
+                self.gateway.metrics(),
+                route,
+                attempt,
+                Ended::Failed(failure),
+            );
+        }
+    }
+
+    fn not_sent(&self, error: &AttemptError) -> bool {
+        matches!(error, AttemptError::Unsendable(_))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(request_deadline(self.gateway, self.request))
+    }
+
+    fn observer(&self) -> &dyn Observer {
+        &self.events
+    }
+}
+
+impl ContinuationAttempts<'_> {
     /// The continuation request: the client's request with the delivered text as a
-    /// trailing assistant message, in the candidate's protocol.
-    fn body(
-        &self,
-        candidate: &Candidate,
-        prefill: &str,
-        max_tokens: Option<u64>,
-    ) -> Result<Bytes, Failure> {
+    /// trailing assistant message, in the route's protocol.
+    fn body(&self, route: &Route) -> Result<Bytes, Failure> {
         let unsendable = |message: String| Failure::local(FailureClass::Permanent, message);
         let mut request = self
             .request
             .canonical()
             .map_err(|e| unsendable(e.message))?
             .clone();
-        if !prefill.is_empty() {
+        if !self.prefill.is_empty() {
             request.messages.push(Message {
                 role: Role::Assistant,
-                content: vec![ContentPart::Text(prefill.to_string())],
+                content: vec![ContentPart::Text(self.prefill.to_string())],
             });
         }
         request.stream = true;
-        request.max_tokens = max_tokens.or(request.max_tokens);
-        let protocol = candidate.target.provider.protocol();
-        let encoded =
-            backstop_protocol::encode_request(protocol, &request, &candidate.target.model)
-                .map_err(|e| unsendable(e.to_string()))?;
+        request.max_tokens = self.max_tokens.or(request.max_tokens);
+        let protocol = route.target.provider.protocol();
+        let encoded = backstop_protocol::encode_request(protocol, &request, &route.target.model)
+            .map_err(|e| unsendable(e.to_string()))?;
         Ok(Bytes::from(encoded.body))
     }
 }

@@ -18,17 +18,17 @@ mod output;
 mod stop;
 
 use super::buffers::{BufferBudget, Held};
-use super::call::record_usage;
 use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
-use super::plan::Candidate;
+use super::plan::Route;
+use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::rescue::{Continuation, RescueContext};
 use super::Gateway;
 use crate::config::StreamBuffer;
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
-use backstop_core::{FailureClass, Permit};
+use backstop_core::{Attempt, FailureClass};
 use backstop_protocol::{ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage};
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -61,7 +61,8 @@ pub struct Relay {
     sse: SseDecoder,
     decoder: StreamDecoder,
     output: Output,
-    permit: Option<Permit>,
+    /// The attempt being relayed, from the commit point until its stream ends.
+    attempt: Option<Attempt>,
     idle: Duration,
     deadline: Instant,
     total: Duration,
@@ -80,12 +81,12 @@ pub struct Relay {
     saw_finish: bool,
     saw_usage: bool,
     done: bool,
-    candidate: Candidate,
+    route: Route,
     metrics: Arc<Metrics>,
     redactor: Arc<Redactor>,
     usage: Option<Usage>,
     malformed: u32,
-    rescue: RescueContext,
+    rescue: Option<RescueContext>,
     rescues: u32,
     max_rescues: u32,
     max_tokens: Option<u64>,
@@ -96,15 +97,13 @@ impl Relay {
     pub fn new(
         gateway: &Gateway,
         request: &ClientRequest,
-        candidate: &Candidate,
+        route: &Route,
         response: reqwest::Response,
-        permit: Permit,
         deadline: Instant,
-        rescue: RescueContext,
     ) -> Self {
-        let upstream = candidate.target.provider.spec();
+        let upstream = route.target.provider.spec();
         let config = &request.config;
-        let max_text = usize::try_from(candidate.model.max_rescue_text).unwrap_or(usize::MAX);
+        let max_text = usize::try_from(route.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
             upstream: response.bytes_stream().boxed(),
             sse: SseDecoder::new(),
@@ -115,30 +114,30 @@ impl Relay {
                 request.envelope.include_usage,
                 max_text,
             ),
-            permit: Some(permit),
+            attempt: None,
             idle: config.timeouts.idle,
             deadline,
             total: config.timeouts.total,
             drain: gateway.watch_drain(),
             quiet_since: Instant::now(),
             upstream_bytes: 0,
-            max_stream_bytes: candidate.model.max_stream_bytes,
+            max_stream_bytes: route.model.max_stream_bytes,
             buffered: Held::default(),
             buffers: gateway.buffers(),
             expect_usage: upstream.usage_after_finish,
-            buffer_full: candidate.model.stream_buffer == StreamBuffer::Full,
+            buffer_full: route.model.stream_buffer == StreamBuffer::Full,
             primed: false,
             saw_finish: false,
             saw_usage: false,
             done: false,
-            candidate: candidate.clone(),
+            route: route.clone(),
             metrics: gateway.metrics().clone(),
             redactor: gateway.redactor(),
             usage: None,
             malformed: 0,
-            rescue,
+            rescue: None,
             rescues: 0,
-            max_rescues: candidate.model.max_rescues,
+            max_rescues: route.model.max_rescues,
             max_tokens: request.envelope.max_tokens,
         }
     }
@@ -165,15 +164,31 @@ impl Relay {
             }
         }
         if self.output.ready() == 0 {
-            let failure = Failure::local(
+            return Err(Failure::local(
                 FailureClass::Transient,
                 "stream ended before its first event",
-            );
-            self.record(Err(failure.class));
-            return Err(failure);
+            ));
         }
         self.primed = true;
         Ok(())
+    }
+
+    /// The commit point: the stream is this client's answer, `attempt` is finished when it
+    /// ends, and a break is continued with `rescue`.
+    pub fn commit(&mut self, attempt: Attempt, rescue: RescueContext) {
+        if self.done {
+            // Primed to its end (a short answer, or `stream_buffer = "full"`): whole already.
+            record_attempt(
+                &self.metrics,
+                &self.route,
+                attempt,
+                Ended::Answered(self.usage.as_ref()),
+            );
+            self.log_end("complete");
+        } else {
+            self.attempt = Some(attempt);
+        }
+        self.rescue = Some(rescue);
     }
 
     /// The client body: the relayed events, continued elsewhere or ended with an error
@@ -264,7 +279,7 @@ impl Relay {
     /// After the first byte: continue the answer on another target, or end the stream
     /// with an error event naming the failure.
     async fn recover(&mut self, failure: Failure) {
-        let label = self.candidate.target.label.clone();
+        let label = self.route.target.label.clone();
         tracing::warn!(target = %label, class = failure.class.as_str(), "stream failed after the first byte: {}", failure.message);
         let why = match self.continuation().await {
             Ok(continuation) => {
@@ -301,11 +316,14 @@ impl Relay {
         let Some((prefill, _)) = self.output.prefill() else {
             return Err(format!(
                 "the answer was too long to rescue: its text passed max_rescue_text ({} bytes)",
-                self.candidate.model.max_rescue_text
+                self.route.model.max_rescue_text
             ));
         };
         let prefill = prefill.to_string();
-        self.rescue
+        let Some(rescue) = self.rescue.as_mut() else {
+            return Err("no other target to continue on".to_string());
+        };
+        rescue
             .continuation(&prefill, max_tokens)
             .await
             .map_err(|notes| {
@@ -319,8 +337,8 @@ impl Relay {
 
     /// Switches to the continuation's stream.
     fn splice(&mut self, continuation: Continuation) {
-        let from = self.candidate.target.label.clone();
-        let upstream = continuation.candidate.target.provider.spec();
+        let from = self.route.target.label.clone();
+        let upstream = continuation.route.target.provider.spec();
         let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
@@ -330,8 +348,8 @@ impl Relay {
         self.upstream = continuation.response.bytes_stream().boxed();
         self.sse = SseDecoder::new();
         self.decoder = StreamDecoder::new(upstream.protocol);
-        self.permit = Some(continuation.permit);
-        self.candidate = continuation.candidate;
+        self.attempt = Some(continuation.attempt);
+        self.route = continuation.route;
         self.expect_usage = upstream.usage_after_finish;
         self.saw_finish = false;
         self.saw_usage = false;
@@ -339,7 +357,7 @@ impl Relay {
         self.quiet_since = Instant::now();
         self.rescues += 1;
         self.metrics.rescue(&from, "continued");
-        tracing::warn!(from = %from, to = %self.candidate.target.label, rescue = self.rescues, "stream continued on another target");
+        tracing::warn!(from = %from, to = %self.route.target.label, rescue = self.rescues, "stream continued on another target");
     }
 
     /// When the upstream's silence ends the wait: `idle` after its last event (or after
@@ -472,8 +490,8 @@ impl Relay {
             }
             Err(error) => {
                 self.malformed += 1;
-                self.metrics.malformed_event(&self.candidate.target.label);
-                tracing::warn!(target = %self.candidate.target.label, "dropped a malformed stream event: {error}");
+                self.metrics.malformed_event(&self.route.target.label);
+                tracing::warn!(target = %self.route.target.label, "dropped a malformed stream event: {error}");
                 return Ok(());
             }
         };
@@ -494,7 +512,7 @@ impl Relay {
         self.output.write(&event, events);
         if self.decoder.saw_terminator() {
             self.done = true;
-            self.record(Ok(()));
+            self.finish(Ok(()));
         }
         Ok(())
     }
@@ -504,55 +522,49 @@ impl Relay {
     fn finish_without_terminator(&mut self) {
         self.output.terminate();
         self.done = true;
-        self.record(Ok(()));
+        self.finish(Ok(()));
     }
 
     /// Records a failure of the current target and hands it back.
     fn fail(&mut self, failure: Failure) -> Failure {
-        self.record(Err(failure.class));
+        self.finish(Err(&failure));
         failure
     }
 
     /// Ends the current target's part in the stream for `cut`: a runaway stream counts
-    /// against the target; a deadline or a shutdown does not (its permit is let go unrecorded).
+    /// against the target; a deadline or a shutdown does not.
     fn end_cut(&mut self, cut: Cut) {
-        let label = &self.candidate.target.label;
+        let label = &self.route.target.label;
         tracing::warn!(target = %label, reason = cut.label(), "stream cut: {}", cut.message());
         if cut.blames_target() {
-            self.record(Err(FailureClass::Transient));
-            return;
-        }
-        if let Some(permit) = self.permit.take() {
-            drop(permit);
-            self.metrics.attempt_cut(label, cut.label());
+            self.finish(Err(&cut.into_failure()));
+        } else if let Some(attempt) = self.attempt.take() {
+            record_attempt(&self.metrics, &self.route, attempt, Ended::Cut(cut.label()));
         }
     }
 
-    fn record(&mut self, outcome: Result<(), FailureClass>) {
-        let Some(permit) = self.permit.take() else {
+    /// Records the end of the committed attempt (nothing before the commit point: the
+    /// engine records those failures).
+    fn finish(&mut self, outcome: Result<(), &Failure>) {
+        let Some(attempt) = self.attempt.take() else {
             return;
         };
-        let label = &self.candidate.target.label;
-        match outcome {
-            Ok(()) => {
-                permit.record_success();
-                self.metrics.attempt(label, None);
-                if let Some(usage) = &self.usage {
-                    record_usage(&self.metrics, &self.candidate, usage);
-                }
-            }
-            Err(class) => {
-                permit.record_failure(class);
-                // Before the first event the failure goes back to the attempt loop, which
-                // counts it with every other failed attempt.
-                if self.primed {
-                    self.metrics.attempt(label, Some(class.as_str()));
-                }
-            }
-        }
+        let ended = match outcome {
+            Ok(()) => Ended::Answered(self.usage.as_ref()),
+            Err(failure) => Ended::Failed(failure),
+        };
+        record_attempt(&self.metrics, &self.route, attempt, ended);
+        self.log_end(if outcome.is_ok() {
+            "complete"
+        } else {
+            "failed"
+        });
+    }
+
+    fn log_end(&self, outcome: &'static str) {
         tracing::info!(
-            target = %label,
-            outcome = if outcome.is_ok() { "complete" } else { "failed" },
+            target = %self.route.target.label,
+            outcome,
             input_tokens = self.usage.as_ref().map_or(0, |u| u.input_tokens),
             output_tokens = self.usage.as_ref().map_or(0, |u| u.output_tokens),
             malformed_events = self.malformed,

@@ -1,0 +1,70 @@
+//! The one place an attempt's outcome is recorded: its breaker, the attempt metric, usage
+//! and cost, and the log line. The engine calls it for every attempt that fails before the
+//! commit point; the answer that is served calls it once it is whole (a stream when it ends).
+
+use super::failure::Failure;
+use super::plan::Route;
+use crate::metrics::Metrics;
+use backstop_core::{Attempt, FailureClass};
+use backstop_protocol::Usage;
+
+/// How an attempt ended.
+pub enum Ended<'a> {
+    /// A whole answer, with its usage when the upstream reported it.
+    Answered(Option<&'a Usage>),
+    /// A failure, before or after the commit point.
+    Failed(&'a Failure),
+    /// Ended by the gateway, not the target (the request's deadline, a shutdown): its
+    /// breaker is not told, and the attempt is counted as cut, for `reason`.
+    Cut(&'static str),
+}
+
+/// Records how `attempt` on `route` ended.
+pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended: Ended<'_>) {
+    let label = &route.target.label;
+    match ended {
+        Ended::Answered(usage) => {
+            attempt.finish(None);
+            metrics.attempt(label, None);
+            if let Some(usage) = usage {
+                record_usage(metrics, route, usage);
+            }
+        }
+        Ended::Failed(failure) => {
+            let number = attempt.number();
+            attempt.finish(Some(failure.class));
+            metrics.attempt(label, Some(failure.class.as_str()));
+            tracing::info!(
+                target = %label,
+                class = failure.class.as_str(),
+                status = failure.status,
+                attempt = number,
+                "attempt failed: {}",
+                failure.message
+            );
+            if failure.class == FailureClass::TargetBroken {
+                tracing::error!(
+                    target = %label,
+                    "target is broken (credentials, permission or billing): its circuit is open"
+                );
+            }
+        }
+        Ended::Cut(reason) => {
+            drop(attempt);
+            metrics.attempt_cut(label, reason);
+        }
+    }
+}
+
+/// Counts the tokens and cost of a successful attempt.
+fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
+    let cost = route.model.price.map(|price| {
+        (price.input * usage.input_tokens as f64 + price.output * usage.output_tokens as f64) / 1e6
+    });
+    metrics.usage(
+        &route.target.label,
+        usage.input_tokens,
+        usage.output_tokens,
+        cost,
+    );
+}
