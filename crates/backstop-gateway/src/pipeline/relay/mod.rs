@@ -55,6 +55,20 @@ const GATHER_LIMIT: usize = 32 * 1024;
 /// stream, gateway CPU per stream 520 -> 220 us), more gained nothing.
 const GATHER_TURNS: u32 = 2;
 
+/// Where the relayed answer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Before the commit point: no event has reached the client.
+    Priming,
+    /// Events flow to the client; no finish reason yet.
+    Answering,
+    /// The answer has its finish reason; its usage and the upstream's terminator may follow.
+    Finished,
+    /// Over: the terminator arrived, the gateway finished the answer, or it was ended with an
+    /// error event.
+    Done,
+}
+
 /// One upstream stream being relayed (and, after a rescue, its continuation).
 pub struct Relay {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -76,11 +90,7 @@ pub struct Relay {
     buffers: Arc<BufferBudget>,
     expect_usage: bool,
     buffer_full: bool,
-    /// The first event is out: the stream is committed to this client.
-    primed: bool,
-    saw_finish: bool,
-    saw_usage: bool,
-    done: bool,
+    phase: Phase,
     route: Route,
     metrics: Arc<Metrics>,
     redactor: Arc<Redactor>,
@@ -126,10 +136,7 @@ impl Relay {
             buffers: gateway.buffers(),
             expect_usage: upstream.usage_after_finish,
             buffer_full: route.model.stream_buffer == StreamBuffer::Full,
-            primed: false,
-            saw_finish: false,
-            saw_usage: false,
-            done: false,
+            phase: Phase::Priming,
             route: route.clone(),
             metrics: gateway.metrics().clone(),
             redactor: gateway.redactor(),
@@ -150,7 +157,7 @@ impl Relay {
         } else {
             until
         };
-        while !self.done && (self.output.ready() == 0 || self.buffer_full) {
+        while !self.done() && (self.output.ready() == 0 || self.buffer_full) {
             match self.step(until).await {
                 Ok(()) => {}
                 Err(Stop::Failed(failure)) => return Err(failure),
@@ -169,14 +176,16 @@ impl Relay {
                 "stream ended before its first event",
             ));
         }
-        self.primed = true;
+        if self.phase == Phase::Priming {
+            self.phase = Phase::Answering;
+        }
         Ok(())
     }
 
     /// The commit point: the stream is this client's answer, `attempt` is finished when it
     /// ends, and a break is continued with `rescue`.
     pub fn commit(&mut self, attempt: Attempt, rescue: RescueContext) {
-        if self.done {
+        if self.done() {
             // Primed to its end (a short answer, or `stream_buffer = "full"`): whole already.
             record_attempt(
                 &self.metrics,
@@ -189,6 +198,10 @@ impl Relay {
             self.attempt = Some(attempt);
         }
         self.rescue = Some(rescue);
+    }
+
+    fn done(&self) -> bool {
+        self.phase == Phase::Done
     }
 
     /// The client body: the relayed events, continued elsewhere or ended with an error
@@ -206,7 +219,7 @@ impl Relay {
                 self.gather_ready().await;
                 return Some(self.output.take());
             }
-            if self.done {
+            if self.done() {
                 return None;
             }
             let until = self.next_read_deadline();
@@ -238,7 +251,7 @@ impl Relay {
     /// on the next chunk it already holds; nothing waits for data that has not arrived.
     async fn gather_ready(&mut self) {
         let start = self.upstream_bytes;
-        while !self.done
+        while !self.done()
             && self.output.ready() < GATHER_LIMIT
             && self.upstream_bytes - start < GATHER_LIMIT as u64
         {
@@ -271,7 +284,7 @@ impl Relay {
                 self.end_cut(cut);
                 let message = format!("{}; the answer is incomplete", cut.message());
                 self.output.fail(&message);
-                self.done = true;
+                self.phase = Phase::Done;
             }
         }
     }
@@ -294,7 +307,7 @@ impl Relay {
             failure.message
         );
         self.output.fail(&message);
-        self.done = true;
+        self.phase = Phase::Done;
     }
 
     async fn continuation(&mut self) -> Result<Continuation, String> {
@@ -351,8 +364,7 @@ impl Relay {
         self.attempt = Some(continuation.attempt);
         self.route = continuation.route;
         self.expect_usage = upstream.usage_after_finish;
-        self.saw_finish = false;
-        self.saw_usage = false;
+        self.phase = Phase::Answering;
         self.usage = None;
         self.quiet_since = Instant::now();
         self.rescues += 1;
@@ -363,7 +375,8 @@ impl Relay {
     /// When the upstream's silence ends the wait: `idle` after its last event (or after
     /// the client asked for more), shorter once the answer is complete.
     fn next_read_deadline(&self) -> Instant {
-        let finished = self.saw_finish && (self.saw_usage || !self.expect_usage);
+        let finished =
+            self.phase == Phase::Finished && (self.usage.is_some() || !self.expect_usage);
         let wait = if finished {
             TAIL_GRACE.min(self.idle)
         } else {
@@ -419,11 +432,11 @@ impl Relay {
     /// The upstream sent no event before the first-event or idle deadline: a stall, or,
     /// once the answer has its finish reason, the end of an answer with no terminator.
     fn silent(&mut self) -> Result<(), Stop> {
-        if self.saw_finish {
+        if self.phase == Phase::Finished {
             self.finish_without_terminator();
             return Ok(());
         }
-        let message = if self.primed {
+        let message = if self.phase == Phase::Answering {
             format!("stream stalled: no event within idle ({:?})", self.idle)
         } else {
             "stream stalled: no event before the first_byte timeout".to_string()
@@ -447,7 +460,7 @@ impl Relay {
                 }
                 for event in events {
                     self.relay_event(event)?;
-                    if self.done {
+                    if self.done() {
                         break;
                     }
                 }
@@ -463,10 +476,10 @@ impl Relay {
                 if let Some(event) = self.sse.finish() {
                     self.relay_event(event)?;
                 }
-                if self.done {
+                if self.done() {
                     return Ok(());
                 }
-                if self.saw_finish {
+                if self.phase == Phase::Finished {
                     self.finish_without_terminator();
                     return Ok(());
                 }
@@ -497,11 +510,8 @@ impl Relay {
         };
         for canonical in &events {
             match canonical {
-                StreamEvent::Finish { .. } => self.saw_finish = true,
-                StreamEvent::Usage(usage) => {
-                    self.saw_usage = true;
-                    self.usage = Some(*usage);
-                }
+                StreamEvent::Finish { .. } => self.phase = Phase::Finished,
+                StreamEvent::Usage(usage) => self.usage = Some(*usage),
                 StreamEvent::Start { .. }
                 | StreamEvent::TextDelta { .. }
                 | StreamEvent::ToolCallStart { .. }
@@ -511,7 +521,7 @@ impl Relay {
         }
         self.output.write(&event, events);
         if self.decoder.saw_terminator() {
-            self.done = true;
+            self.phase = Phase::Done;
             self.finish(Ok(()));
         }
         Ok(())
@@ -521,7 +531,7 @@ impl Relay {
     /// its terminator: send the caller's terminator ourselves.
     fn finish_without_terminator(&mut self) {
         self.output.terminate();
-        self.done = true;
+        self.phase = Phase::Done;
         self.finish(Ok(()));
     }
 
