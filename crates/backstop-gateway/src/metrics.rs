@@ -87,6 +87,8 @@ pub struct Metrics {
     malformed: Family<TargetLabel, Counter>,
     rescues: Family<RescueLabels, Counter>,
     hedges: Family<TargetLabel, Counter>,
+    stalls: Family<StallLabels, Counter>,
+    rescue_delay: Family<TargetLabel, Histogram, LatencyHistogram>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
 }
@@ -94,6 +96,12 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StallLabels {
+    target: String,
+    rule: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -186,6 +194,18 @@ impl Metrics {
             "Hedged requests sent because a target was slow to its first byte",
             hedges.clone(),
         );
+        let stalls = Family::default();
+        registry.register(
+            "stream_stalls",
+            "Streams taken for stalled after their first event, by target and rule: fixed (timeouts.idle) or adaptive (idle = \"auto\")",
+            stalls.clone(),
+        );
+        let rescue_delay = Family::new_with_constructor(LatencyHistogram);
+        registry.register(
+            "stream_rescue_delay_seconds",
+            "Time from a broken stream's last event to the start of its continuation or restart, by the target that broke",
+            rescue_delay.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "connections_open",
@@ -199,6 +219,8 @@ impl Metrics {
             connections_closed.clone(),
         );
         Self {
+            stalls,
+            rescue_delay,
             connections_open,
             connections_closed,
             hedges,
@@ -332,7 +354,24 @@ impl Metrics {
         self.hedges.get_or_create(&target_label(target)).inc();
     }
 
-    /// A stream broke after its first byte: `outcome` is `continued` or `failed`.
+    /// A stream of `target` was taken for stalled by `rule` (`fixed` or `adaptive`).
+    pub fn stall(&self, target: &str, rule: &'static str) {
+        let labels = StallLabels {
+            target: target.to_string(),
+            rule,
+        };
+        self.stalls.get_or_create(&labels).inc();
+    }
+
+    /// A broken stream of `target` is continued (or restarted) `gap` after its last event.
+    pub fn rescue_delay(&self, target: &str, gap: Duration) {
+        self.rescue_delay
+            .get_or_create(&target_label(target))
+            .observe(gap.as_secs_f64());
+    }
+
+    /// A stream broke after its first byte: `outcome` is `continued`, `restarted` (a restart
+    /// matched the text sent), `diverged` (it did not) or `failed`.
     pub fn rescue(&self, target: &str, outcome: &str) {
         let labels = RescueLabels {
             target: target.to_string(),

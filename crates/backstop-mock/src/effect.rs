@@ -48,6 +48,8 @@ pub(crate) enum StreamFault {
         after: usize,
         /// How long the stream is silent.
         duration: Duration,
+        /// A wait before every event too.
+        every: Option<Duration>,
     },
     /// Replace the event at this index with invalid JSON.
     MalformedEvent(usize),
@@ -97,12 +99,14 @@ mod tests {
         let stall = FaultKind::Stall {
             after: 3,
             duration: Duration::from_secs(1),
+            every: None,
         };
         assert_eq!(
             stall.effect(),
             Effect::Deliver(StreamFault::Stall {
                 after: 3,
-                duration: Duration::from_secs(1)
+                duration: Duration::from_secs(1),
+                every: None,
             })
         );
         let name = FaultKind::WrongModel { name: "x".into() };

@@ -168,6 +168,8 @@ pub enum FaultKind {
         after: usize,
         /// How long the stream is silent.
         duration: Duration,
+        /// A wait before every event too (a slow stream that also pauses once).
+        every: Option<Duration>,
     },
     /// Replace the event at index `at` (0-based) with invalid JSON, then go on.
     MalformedEvent {
@@ -226,9 +228,14 @@ impl FaultKind {
             FaultKind::SlowStream { delay } => Effect::Deliver(StreamFault::SlowStream(*delay)),
             FaultKind::CutAfter { events } => Effect::Deliver(StreamFault::CutAfter(*events)),
             FaultKind::EndAfter { events } => Effect::Deliver(StreamFault::EndAfter(*events)),
-            FaultKind::Stall { after, duration } => Effect::Deliver(StreamFault::Stall {
+            FaultKind::Stall {
+                after,
+                duration,
+                every,
+            } => Effect::Deliver(StreamFault::Stall {
                 after: *after,
                 duration: *duration,
+                every: *every,
             }),
             FaultKind::MalformedEvent { at } => Effect::Deliver(StreamFault::MalformedEvent(*at)),
             FaultKind::ErrorEvent { at } => Effect::Deliver(StreamFault::ErrorEvent(*at)),

@@ -149,7 +149,7 @@ impl FaultSpec {
             "rate_limit" => &["retry_after"],
             "delay_headers" | "slow_first_token" | "slow_stream" => &["delay"],
             "cut_after" | "end_after" => &["events"],
-            "stall" => &["after", "for"],
+            "stall" => &["after", "for", "delay"],
             "malformed_event" | "error_event" => &["at"],
             "wrong_model" => &["name"],
             _ => &[],
@@ -203,6 +203,10 @@ impl FaultSpec {
             "stall" => FaultKind::Stall {
                 after: need(self.after, "after", k)?,
                 duration: duration_key(self.for_, "for", k)?,
+                every: match self.delay {
+                    Some(_) => Some(duration_key(self.delay, "delay", k)?),
+                    None => None,
+                },
             },
             "malformed_event" => FaultKind::MalformedEvent {
                 at: need(self.at, "at", k)?,
@@ -306,9 +310,14 @@ impl From<Fault> for FaultSpec {
             FaultKind::CutAfter { events } | FaultKind::EndAfter { events } => {
                 spec.events = Some(events)
             }
-            FaultKind::Stall { after, duration } => {
+            FaultKind::Stall {
+                after,
+                duration,
+                every,
+            } => {
                 spec.after = Some(after);
                 spec.for_ = Some(format_duration(duration));
+                spec.delay = every.map(format_duration);
             }
             FaultKind::MalformedEvent { at } | FaultKind::ErrorEvent { at } => spec.at = Some(at),
             FaultKind::WrongModel { name } => spec.name = Some(name),
@@ -389,7 +398,8 @@ mod tests {
             f.kind,
             FaultKind::Stall {
                 after: 3,
-                duration: Duration::from_secs(2)
+                duration: Duration::from_secs(2),
+                every: None,
             }
         );
     }

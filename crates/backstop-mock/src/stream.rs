@@ -58,7 +58,14 @@ impl Delivery {
             Some(StreamFault::SlowStream(delay)) => d.per_event = Some(delay),
             Some(StreamFault::CutAfter(events)) => d.cut_after = Some(events),
             Some(StreamFault::EndAfter(events)) => d.end_after = Some(events),
-            Some(StreamFault::Stall { after, duration }) => d.stall = Some((after, duration)),
+            Some(StreamFault::Stall {
+                after,
+                duration,
+                every,
+            }) => {
+                d.stall = Some((after, duration));
+                d.per_event = every;
+            }
             Some(StreamFault::MalformedEvent(at)) => d.malformed = Some((at, frames.malformed())),
             Some(StreamFault::ErrorEvent(at)) => {
                 d.error_event = Some((at, frames.error_event(at == 0)));

@@ -23,7 +23,7 @@ pub fn routing_plan(config: &Config) -> String {
     let t = &config.timeouts;
     let _ = writeln!(
         out,
-        "timeouts: connect {:?}, first byte {:?}, idle {:?}, total {:?}",
+        "timeouts: connect {:?}, first byte {:?}, idle {}, total {:?}",
         t.connect, t.first_byte, t.idle, t.total
     );
     let b = &config.breaker;

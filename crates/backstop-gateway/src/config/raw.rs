@@ -69,6 +69,8 @@ pub struct RawModel {
     pub prefill: Option<bool>,
     pub stream_buffer: Option<String>,
     pub max_rescues: Option<u32>,
+    pub idle: Option<String>,
+    pub rescue_restart: Option<String>,
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
@@ -118,6 +120,8 @@ pub struct RawTimeouts {
     pub connect: Option<String>,
     pub first_byte: Option<String>,
     pub idle: Option<String>,
+    pub idle_floor: Option<String>,
+    pub idle_max: Option<String>,
     pub total: Option<String>,
 }
 

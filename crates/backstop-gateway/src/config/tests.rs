@@ -92,7 +92,15 @@ fn error_messages_name_the_key() {
         ),
         (
             "[timeouts]\nidle = \"30\"\n",
-            "config error at `timeouts.idle`: `30` has no unit: write e.g. \"250ms\", \"30s\", \"5m\"",
+            "config error at `timeouts.idle`: `30` has no unit: write e.g. \"250ms\", \"30s\", \"5m\", or \"auto\" to learn it from the stream",
+        ),
+        (
+            "[timeouts]\nidle_floor = \"40s\"\n",
+            "config error at `timeouts.idle_floor`: is longer than timeouts.idle_max: lower it or raise idle_max",
+        ),
+        (
+            &format!("{BASE}[models.m]\ntargets = [{{ provider = \"a\", model = \"y\" }}]\nrescue_restart = \"always\"\n"),
+            "config error at `models.m.rescue_restart`: unknown mode `always`: use \"match\" or \"off\"",
         ),
         (
             "[timeouts]\ntotal = \"99999999999999999999s\"\n",

@@ -209,6 +209,11 @@ pub struct Model {
     pub stream_buffer: StreamBuffer,
     /// How many times one stream may be rescued by a continuation.
     pub max_rescues: u32,
+    /// The model's own stall rule, instead of `timeouts.idle`.
+    pub idle: Option<Idle>,
+    /// Whether a broken stream that no target can continue from a prefill is restarted
+    /// and spliced when the new answer begins with the text already sent.
+    pub rescue_restart: bool,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
     /// The most bytes one stream may bring from its upstreams, rescues included; past it the
@@ -270,10 +275,49 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Until response headers and, for a stream, its first event.
     pub first_byte: Duration,
-    /// Between stream events.
-    pub idle: Duration,
+    /// Between stream events: when a silence becomes a stall.
+    pub idle: Idle,
     /// The whole client request.
     pub total: Duration,
+}
+
+/// The default `timeouts.idle_floor`.
+pub const DEFAULT_IDLE_FLOOR: Duration = Duration::from_secs(2);
+/// The default `timeouts.idle_max`.
+pub const DEFAULT_IDLE_MAX: Duration = Duration::from_secs(30);
+
+/// When a stream's silence is a stall.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Idle {
+    /// After this long without an event.
+    Fixed(Duration),
+    /// Learned from the stream's own cadence and its target's usual pauses, never under
+    /// `floor` nor over `max` (see `pipeline/relay/cadence.rs`).
+    Auto {
+        /// The shortest silence that can be a stall.
+        floor: Duration,
+        /// The longest silence that is not one, and the rule before the cadence is known.
+        max: Duration,
+    },
+}
+
+impl Idle {
+    /// The longest silence this rule can allow.
+    pub fn longest(self) -> Duration {
+        match self {
+            Idle::Fixed(idle) => idle,
+            Idle::Auto { max, .. } => max,
+        }
+    }
+}
+
+impl std::fmt::Display for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Idle::Fixed(idle) => write!(f, "{idle:?}"),
+            Idle::Auto { floor, max } => write!(f, "auto ({floor:?} to {max:?})"),
+        }
+    }
 }
 
 /// Circuit breaker settings.
@@ -337,7 +381,10 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(30),
-            idle: Duration::from_secs(30),
+            idle: Idle::Auto {
+                floor: DEFAULT_IDLE_FLOOR,
+                max: DEFAULT_IDLE_MAX,
+            },
             total: Duration::from_secs(120),
         }
     }

@@ -33,13 +33,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         providers.insert(name, Arc::new(built));
     }
     let retry = retry_from_raw(&RetrySettings::default(), raw.retry.as_ref(), "retry")?;
-    let timeouts = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
+    let (timeouts, auto_idle) = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
-        let built = model_from_raw(name, model, &providers, &retry)?;
+        let built = model_from_raw(name, model, &providers, &retry, auto_idle)?;
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
@@ -143,6 +143,21 @@ fn duration_at(
     }
 }
 
+/// A stall rule: `"auto"` (learned, between the floor and max of `auto`) or a duration.
+fn idle_at(path: &str, value: Option<&String>, auto: Idle) -> Result<Idle, ConfigError> {
+    match value.map(String::as_str) {
+        None | Some("auto") => Ok(auto),
+        Some(text) => match parse_duration(text) {
+            Ok(idle) if idle.is_zero() => Err(ConfigError::at(path, "must be longer than zero")),
+            Ok(idle) => Ok(Idle::Fixed(idle)),
+            Err(message) => Err(ConfigError::at(
+                path,
+                format!("{message}, or \"auto\" to learn it from the stream"),
+            )),
+        },
+    }
+}
+
 fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
     match value {
         Some(0) => Err(ConfigError::at(path, "must be at least 1")),
@@ -204,8 +219,15 @@ fn retry_from_raw(
     Ok(settings)
 }
 
-fn timeouts_from_raw(raw: RawTimeouts) -> Result<Timeouts, ConfigError> {
+/// The timeouts, and the learned stall rule with their bounds (for models that ask for it).
+fn timeouts_from_raw(raw: RawTimeouts) -> Result<(Timeouts, Idle), ConfigError> {
     let default = Timeouts::default();
+    let floor = duration_at(
+        "timeouts.idle_floor",
+        raw.idle_floor.as_ref(),
+        DEFAULT_IDLE_FLOOR,
+    )?;
+    let max = duration_at("timeouts.idle_max", raw.idle_max.as_ref(), DEFAULT_IDLE_MAX)?;
     let timeouts = Timeouts {
         connect: duration_at("timeouts.connect", raw.connect.as_ref(), default.connect)?,
         first_byte: duration_at(
@@ -213,13 +235,18 @@ fn timeouts_from_raw(raw: RawTimeouts) -> Result<Timeouts, ConfigError> {
             raw.first_byte.as_ref(),
             default.first_byte,
         )?,
-        idle: duration_at("timeouts.idle", raw.idle.as_ref(), default.idle)?,
+        idle: idle_at(
+            "timeouts.idle",
+            raw.idle.as_ref(),
+            Idle::Auto { floor, max },
+        )?,
         total: duration_at("timeouts.total", raw.total.as_ref(), default.total)?,
     };
     for (key, value) in [
         ("connect", timeouts.connect),
         ("first_byte", timeouts.first_byte),
-        ("idle", timeouts.idle),
+        ("idle_floor", floor),
+        ("idle_max", max),
         ("total", timeouts.total),
     ] {
         if value.is_zero() {
@@ -229,13 +256,19 @@ fn timeouts_from_raw(raw: RawTimeouts) -> Result<Timeouts, ConfigError> {
             ));
         }
     }
+    if floor > max {
+        return Err(ConfigError::at(
+            "timeouts.idle_floor",
+            "is longer than timeouts.idle_max: lower it or raise idle_max",
+        ));
+    }
     if timeouts.first_byte > timeouts.total {
         return Err(ConfigError::at(
             "timeouts.first_byte",
             "is longer than timeouts.total, so it could never fire: lower it or raise total",
         ));
     }
-    Ok(timeouts)
+    Ok((timeouts, Idle::Auto { floor, max }))
 }
 
 fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
@@ -374,6 +407,7 @@ fn model_from_raw(
     raw: &RawModel,
     providers: &BTreeMap<String, Arc<Provider>>,
     retry: &RetrySettings,
+    auto_idle: Idle,
 ) -> Result<Model, ConfigError> {
     let path = format!("models.{name}");
     if raw.targets.is_empty() {
@@ -464,6 +498,20 @@ fn model_from_raw(
             }
         },
         max_rescues: raw.max_rescues.unwrap_or(DEFAULT_MAX_RESCUES),
+        idle: match &raw.idle {
+            None => None,
+            Some(text) => Some(idle_at(&format!("{path}.idle"), Some(text), auto_idle)?),
+        },
+        rescue_restart: match raw.rescue_restart.as_deref() {
+            None | Some("match") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    format!("{path}.rescue_restart"),
+                    format!("unknown mode `{other}`: use \"match\" or \"off\""),
+                ))
+            }
+        },
         max_stream_bytes: size_at(
             &format!("{path}.max_stream_bytes"),
             raw.max_stream_bytes.as_ref(),

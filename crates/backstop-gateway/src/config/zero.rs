@@ -78,6 +78,8 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         prefill: None,
         stream_buffer: StreamBuffer::Off,
         max_rescues: DEFAULT_MAX_RESCUES,
+        idle: None,
+        rescue_restart: true,
         hedge: None,
         max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
         max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,

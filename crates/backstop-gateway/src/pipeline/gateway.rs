@@ -5,6 +5,7 @@
 use super::buffers::BufferBudget;
 use super::events::GatewayObserver;
 use super::inject::InjectedFault;
+use super::relay::cadence::UsualPause;
 use super::reload::{self, ReloadError, Reloaded};
 use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
@@ -34,6 +35,8 @@ pub struct TargetHealth {
     pub latency: LatencyStats,
     /// Set once the target has rejected an assistant prefill: it is not asked to continue again.
     pub prefill_rejected: AtomicBool,
+    /// The longest pauses its complete streams make (for `idle = "auto"`).
+    pub usual_pause: UsualPause,
 }
 
 /// What a reload swaps at once.
@@ -193,6 +196,7 @@ impl Gateway {
                     )),
                     latency: LatencyStats::new(),
                     prefill_rejected: AtomicBool::new(false),
+                    usual_pause: UsualPause::default(),
                 })
             })
             .clone()

@@ -66,7 +66,8 @@ impl RescueContext {
 
     /// Asks the next candidates, in order, to continue after `prefill` (already delivered;
     /// empty means "start over", which any candidate can do). `max_tokens` is what is
-    /// left of the client's budget. On failure, says why each candidate could not.
+    /// left of the client's budget. On failure, says why each candidate could not, and
+    /// keeps only those that were not asked for want of a prefill, for a restart.
     pub async fn continuation(
         &mut self,
         prefill: &str,
@@ -95,7 +96,21 @@ impl RescueContext {
             }
             Err(exhausted) => {
                 let notes = notes(&self.next, &exhausted);
-                self.next.clear();
+                // Left for a restart without a prefill: the candidates that take none, or
+                // refused this one.
+                let refused = |index: usize| {
+                    exhausted.not_sent.iter().any(|(i, _)| *i == index)
+                        || exhausted.attempts.iter().any(|a| {
+                            a.candidate == index
+                                && a.class == FailureClass::Permanent
+                                && !prefill.is_empty()
+                        })
+                };
+                let mut index = 0;
+                self.next.retain(|_| {
+                    index += 1;
+                    refused(index - 1)
+                });
                 Err(notes)
             }
         }

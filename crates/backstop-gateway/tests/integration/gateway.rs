@@ -141,9 +141,17 @@ async fn graceful_shutdown_lets_a_stream_finish() {
     assert!(reqwest::get(s.gw.url("/healthz")).await.is_err());
 }
 
+/// A secondary whose answer differs from the primary's: a restart there never matches.
+fn another_answer() -> backstop_mock::MockConfig {
+    backstop_mock::MockConfig {
+        answer: "Another answer, which a restart compares and refuses.".into(),
+        ..backstop_mock::MockConfig::default()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
-    let s = setup("").await;
+    let s = setup_with(another_answer(), "").await;
     fault(
         &s.primary,
         serde_json::json!({"kind": "stall", "after": 10, "for": "3s"}),
@@ -168,7 +176,7 @@ async fn a_stream_stalled_mid_answer_ends_with_an_error_event_not_a_success() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
-    let s = setup("").await;
+    let s = setup_with(another_answer(), "").await;
     fault(
         &s.primary,
         serde_json::json!({"kind": "cut_after", "events": 10}),
@@ -178,11 +186,10 @@ async fn a_stream_cut_mid_answer_is_never_a_truncated_success() {
     assert!(text.contains("\"error\""), "{text}");
     assert!(!text.contains("[DONE]"));
     assert!(!text.contains("\"finish_reason\":\"stop\""));
-    assert_eq!(
-        s.secondary.requests().len(),
-        0,
-        "after the commit point the stream is not restarted"
-    );
+    let restarts = s.secondary.requests();
+    assert_eq!(restarts.len(), 1, "restarted once, compared, not spliced");
+    assert_eq!(restarts[0].body["messages"].as_array().unwrap().len(), 1);
+    assert!(text.contains("diverged"), "{text}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,5 +13,6 @@ mod hostile;
 mod operations;
 mod rescue;
 mod resilience;
+mod stalls;
 mod threads;
 mod tls;

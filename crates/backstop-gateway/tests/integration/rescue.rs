@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// Models used below: `rescued` (OpenAI on the primary mock) falls back to `mirror`
 /// (OpenAI on the secondary, accepting prefills) and `sonnet` (Anthropic on the secondary).
-const RESCUE: &str = r#"
+pub const RESCUE: &str = r#"
 [models.rescued]
 targets = [{ provider = "primary", model = "p-model" }]
 fallbacks = ["mirror"]
@@ -15,6 +15,10 @@ fallbacks = ["mirror"]
 targets = [{ provider = "secondary", model = "m-model" }]
 prefill = true
 [models.picky]
+targets = [{ provider = "primary", model = "p-model" }]
+fallbacks = ["sonnet"]
+rescue_restart = "off"
+[models.picky_restarts]
 targets = [{ provider = "primary", model = "p-model" }]
 fallbacks = ["sonnet"]
 [models.to_openai]
@@ -37,12 +41,12 @@ fallbacks = ["plain"]
 stream_buffer = "full"
 "#;
 
-fn full_answer() -> String {
+pub fn full_answer() -> String {
     answer_chunks(&MockConfig::default()).concat()
 }
 
 /// The text, finish reasons and error events of an OpenAI SSE stream.
-fn openai_stream(text: &str) -> (String, Vec<String>, Vec<Value>, Vec<Value>) {
+pub fn openai_stream(text: &str) -> (String, Vec<String>, Vec<Value>, Vec<Value>) {
     let (mut content, mut finishes, mut errors, mut chunks) =
         (String::new(), Vec::new(), Vec::new(), Vec::new());
     for data in text

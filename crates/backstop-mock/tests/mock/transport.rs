@@ -187,6 +187,7 @@ async fn stall_goes_silent_after_n_events_then_resumes() {
     h.mock.add_fault(Fault::new(FaultKind::Stall {
         after: 2,
         duration: Duration::from_secs(30),
+        every: None,
     }));
     let (text, clean, timed) = drain(h.openai(streaming_chat()).await).await;
     assert!(clean && text.ends_with("data: [DONE]\n\n"));

@@ -14,6 +14,7 @@
 //! text to continue from. SSE comments are no events: they do not hold off `idle`. A
 //! stream ended at a deadline or a shutdown is not the target's failure.
 
+pub mod cadence;
 mod output;
 mod stop;
 
@@ -25,15 +26,16 @@ use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::rescue::{Continuation, RescueContext};
 use super::Gateway;
-use crate::config::StreamBuffer;
+use crate::config::{Idle, StreamBuffer};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
 use backstop_core::{Attempt, FailureClass};
 use backstop_protocol::{ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage};
 use bytes::Bytes;
+use cadence::Cadence;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use futures_util::FutureExt;
-use output::Output;
+use output::{Matching, Output};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +79,11 @@ pub struct Relay {
     output: Output,
     /// The attempt being relayed, from the commit point until its stream ends.
     attempt: Option<Attempt>,
-    idle: Duration,
+    idle: Idle,
+    /// The gaps between the current upstream's events, for `idle = "auto"`.
+    cadence: Cadence,
+    /// With a restarted answer being compared: why the stream it replaces broke.
+    broken: Option<String>,
     deadline: Instant,
     total: Duration,
     drain: watch::Receiver<Option<Instant>>,
@@ -125,7 +131,9 @@ impl Relay {
                 max_text,
             ),
             attempt: None,
-            idle: config.timeouts.idle,
+            idle: route.model.idle.unwrap_or(config.timeouts.idle),
+            cadence: Cadence::default(),
+            broken: None,
             deadline,
             total: config.timeouts.total,
             drain: gateway.watch_drain(),
@@ -295,8 +303,10 @@ impl Relay {
         let label = self.route.target.label.clone();
         tracing::warn!(target = %label, class = failure.class.as_str(), "stream failed after the first byte: {}", failure.message);
         let why = match self.continuation().await {
-            Ok(continuation) => {
-                self.splice(continuation);
+            Ok((continuation, restart)) => {
+                self.broken = restart
+                    .then(|| format!("upstream {label} failed mid-stream: {}", failure.message));
+                self.splice(continuation, restart);
                 return;
             }
             Err(why) => why,
@@ -310,7 +320,9 @@ impl Relay {
         self.phase = Phase::Done;
     }
 
-    async fn continuation(&mut self) -> Result<Continuation, String> {
+    /// A continuation of the answer from the text delivered, or else, with `rescue_restart`,
+    /// a restart of the request to be compared with it (`true`).
+    async fn continuation(&mut self) -> Result<(Continuation, bool), String> {
         if let Some(cut) = self.cut_due(Instant::now()) {
             return Err(cut.message());
         }
@@ -333,31 +345,51 @@ impl Relay {
             ));
         };
         let prefill = prefill.to_string();
+        let restart = self.route.model.rescue_restart && !prefill.is_empty();
         let Some(rescue) = self.rescue.as_mut() else {
             return Err("no other target to continue on".to_string());
         };
-        rescue
-            .continuation(&prefill, max_tokens)
-            .await
-            .map_err(|notes| {
-                if notes.is_empty() {
-                    "no other target to continue on".to_string()
-                } else {
-                    format!("no target could continue: {}", notes.join("; "))
-                }
-            })
+        let notes = match rescue.continuation(&prefill, max_tokens).await {
+            Ok(continuation) => return Ok((continuation, false)),
+            Err(notes) => notes,
+        };
+        let why = if notes.is_empty() {
+            "no other target to continue on".to_string()
+        } else {
+            format!("no target could continue: {}", notes.join("; "))
+        };
+        if !restart {
+            return Err(why);
+        }
+        match rescue.continuation("", self.max_tokens).await {
+            Ok(continuation) => Ok((continuation, true)),
+            Err(notes) if notes.is_empty() => Err(why),
+            Err(notes) => Err(format!(
+                "{why}; no target could restart it: {}",
+                notes.join("; ")
+            )),
+        }
     }
 
-    /// Switches to the continuation's stream.
-    fn splice(&mut self, continuation: Continuation) {
+    /// Switches to the continuation's stream (a restart's is compared with the text sent
+    /// before any of it is relayed).
+    fn splice(&mut self, continuation: Continuation, restart: bool) {
         let from = self.route.target.label.clone();
+        let gap = self.cadence.since_last_event(Instant::now());
+        self.metrics.rescue_delay(&from, gap);
         let upstream = continuation.route.target.provider.spec();
         let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
             .usage
             .map_or(delivered, |u| u.output_tokens.max(delivered));
-        self.output.splice(trimmed, earlier);
+        if restart {
+            self.output.splice_restart();
+        } else {
+            self.output.splice(trimmed, earlier);
+            self.metrics.rescue(&from, "continued");
+        }
+        self.cadence.reset();
         self.upstream = continuation.response.bytes_stream().boxed();
         self.sse = SseDecoder::new();
         self.decoder = StreamDecoder::new(upstream.protocol);
@@ -368,8 +400,12 @@ impl Relay {
         self.usage = None;
         self.quiet_since = Instant::now();
         self.rescues += 1;
-        self.metrics.rescue(&from, "continued");
-        tracing::warn!(from = %from, to = %self.route.target.label, rescue = self.rescues, "stream continued on another target");
+        let how = if restart {
+            "restarted (to be compared with the text sent)"
+        } else {
+            "continued"
+        };
+        tracing::warn!(from = %from, to = %self.route.target.label, rescue = self.rescues, "stream {how} on another target");
     }
 
     /// When the upstream's silence ends the wait: `idle` after its last event (or after
@@ -377,11 +413,8 @@ impl Relay {
     fn next_read_deadline(&self) -> Instant {
         let finished =
             self.phase == Phase::Finished && (self.usage.is_some() || !self.expect_usage);
-        let wait = if finished {
-            TAIL_GRACE.min(self.idle)
-        } else {
-            self.idle
-        };
+        let idle = self.stall_after().0;
+        let wait = if finished { TAIL_GRACE.min(idle) } else { idle };
         self.quiet_since + wait
     }
 
@@ -437,7 +470,12 @@ impl Relay {
             return Ok(());
         }
         let message = if self.phase == Phase::Answering {
-            format!("stream stalled: no event within idle ({:?})", self.idle)
+            let (idle, rule) = self.stall_after();
+            self.metrics.stall(&self.route.target.label, rule.label());
+            format!(
+                "stream stalled: no event for {idle:?} (idle, {} rule)",
+                rule.label()
+            )
         } else {
             "stream stalled: no event before the first_byte timeout".to_string()
         };
@@ -457,6 +495,7 @@ impl Relay {
                 let events = self.sse.push(&chunk);
                 if !events.is_empty() {
                     self.quiet_since = Instant::now();
+                    self.cadence.event(self.quiet_since);
                 }
                 for event in events {
                     self.relay_event(event)?;
@@ -520,6 +559,18 @@ impl Relay {
             }
         }
         self.output.write(&event, events);
+        match self.output.restart_news() {
+            Some(Matching::Matched) => {
+                self.broken = None;
+                self.metrics.rescue(&self.route.target.label, "restarted");
+                tracing::warn!(target = %self.route.target.label, "the restarted answer begins with the text sent: relaying the rest");
+            }
+            Some(Matching::Diverged) => {
+                self.diverged();
+                return Ok(());
+            }
+            Some(Matching::Pending) | None => {}
+        }
         if self.decoder.saw_terminator() {
             self.phase = Phase::Done;
             self.finish(Ok(()));
@@ -533,6 +584,28 @@ impl Relay {
         self.output.terminate();
         self.phase = Phase::Done;
         self.finish(Ok(()));
+    }
+
+    /// The restarted answer does not begin with the text sent: none of it is relayed, and the
+    /// stream ends with the error the client would have had without it. The restart's
+    /// target did nothing wrong: its attempt is counted as cut.
+    fn diverged(&mut self) {
+        let label = self.route.target.label.clone();
+        self.metrics.rescue(&label, "diverged");
+        if let Some(attempt) = self.attempt.take() {
+            record_attempt(&self.metrics, &self.route, attempt, Ended::Cut("diverged"));
+        }
+        let broken = self.broken.take().unwrap_or_default();
+        let message = format!("{broken}; the answer is incomplete (its restart on {label} diverged from the text already sent)");
+        tracing::warn!(target = %label, "the restarted answer differs from the text sent: ending the stream");
+        self.output.fail(&message);
+        self.phase = Phase::Done;
+    }
+
+    /// How long a silence may last now, and the rule that says so.
+    fn stall_after(&self) -> (Duration, cadence::Rule) {
+        let usual = self.route.health.usual_pause.get();
+        self.cadence.stall_after(self.idle, usual)
     }
 
     /// Records a failure of the current target and hands it back.
@@ -559,6 +632,9 @@ impl Relay {
         let Some(attempt) = self.attempt.take() else {
             return;
         };
+        if let (Ok(()), Some(longest)) = (outcome, self.cadence.longest_pause()) {
+            self.route.health.usual_pause.learn(longest);
+        }
         let ended = match outcome {
             Ok(()) => Ended::Answered(self.usage.as_ref()),
             Err(failure) => Ended::Failed(failure),

@@ -42,6 +42,30 @@ pub struct Output {
     /// Tokens of the answer delivered before the latest splice, and the original prompt's.
     earlier_output: u64,
     original_input: Option<u64>,
+    /// After a restart: the new answer, held until it is known to begin with the text sent.
+    restart: Option<Restart>,
+}
+
+/// A restarted answer being compared with the text already delivered.
+struct Restart {
+    /// The delivered text, without trailing whitespace.
+    expected: String,
+    /// The restarted answer's text so far.
+    seen: String,
+    state: Matching,
+    /// The state has changed since the relay last asked.
+    news: bool,
+}
+
+/// Where the comparison of a restarted answer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matching {
+    /// Not enough of the new answer yet: nothing of it has been sent.
+    Pending,
+    /// It begins with the delivered text: the rest is relayed as a continuation.
+    Matched,
+    /// It does not: none of it is sent.
+    Diverged,
 }
 
 impl Output {
@@ -74,6 +98,7 @@ impl Output {
             trim_leading: false,
             earlier_output: 0,
             original_input: None,
+            restart: None,
         }
     }
 
@@ -192,6 +217,13 @@ impl Output {
     /// start, no whitespace doubled at the seam, usage of the whole answer.
     fn adapt_continuation(&mut self, events: &mut Vec<StreamEvent>) {
         events.retain(|e| !matches!(e, StreamEvent::Start { .. }));
+        if self
+            .restart
+            .as_ref()
+            .is_some_and(|r| r.state == Matching::Pending)
+        {
+            *events = self.match_restart(std::mem::take(events));
+        }
         for event in events.iter_mut() {
             match event {
                 StreamEvent::TextDelta { text } if self.trim_leading => {
@@ -251,6 +283,73 @@ impl Output {
         self.earlier_output = earlier_output;
     }
 
+    /// Prepares to splice a restarted answer (the request sent again without a prefill): its
+    /// text is held and compared with the text already delivered, and only what comes after
+    /// that is relayed, once the two are known to agree (see [`Output::restart_news`]).
+    pub fn splice_restart(&mut self) {
+        let (expected, trimmed) = match self.prefill() {
+            Some((text, trimmed)) => (text.to_string(), trimmed),
+            None => (String::new(), false),
+        };
+        self.splice(trimmed, 0);
+        self.restart = Some(Restart {
+            expected,
+            seen: String::new(),
+            state: Matching::Pending,
+            news: false,
+        });
+    }
+
+    /// How the comparison of a restarted answer stands, when it has changed since the last call.
+    pub fn restart_news(&mut self) -> Option<Matching> {
+        let restart = self.restart.as_mut()?;
+        std::mem::take(&mut restart.news).then_some(restart.state)
+    }
+
+    /// The restarted answer's events while it is compared: its text is held until it covers
+    /// the delivered text; what follows that is let through. Any tool call, or an end before
+    /// the delivered text is covered, is a divergence.
+    fn match_restart(&mut self, events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        for event in events {
+            let Some(restart) = self
+                .restart
+                .as_mut()
+                .filter(|r| r.state == Matching::Pending)
+            else {
+                out.push(event);
+                continue;
+            };
+            match event {
+                StreamEvent::TextDelta { text } => {
+                    restart.seen.push_str(&text);
+                    let n = restart.seen.len().min(restart.expected.len());
+                    if restart.seen.as_bytes()[..n] != restart.expected.as_bytes()[..n] {
+                        restart.settle(Matching::Diverged);
+                        return Vec::new();
+                    }
+                    if restart.seen.len() >= restart.expected.len() {
+                        let rest = restart.seen.split_off(restart.expected.len());
+                        restart.settle(Matching::Matched);
+                        if !rest.is_empty() {
+                            out.push(StreamEvent::TextDelta { text: rest });
+                        }
+                    }
+                }
+                StreamEvent::Usage(_) => out.push(event),
+                StreamEvent::Start { .. } => {}
+                StreamEvent::ToolCallStart { .. }
+                | StreamEvent::ToolCallDelta { .. }
+                | StreamEvent::Finish { .. }
+                | StreamEvent::Done => {
+                    restart.settle(Matching::Diverged);
+                    return Vec::new();
+                }
+            }
+        }
+        out
+    }
+
     /// The answer has its finish reason but the upstream sent no terminator: send the caller's.
     pub fn terminate(&mut self) {
         self.release_held();
@@ -274,6 +373,15 @@ impl Output {
                 &mut self.out,
             ),
         }
+    }
+}
+
+impl Restart {
+    fn settle(&mut self, state: Matching) {
+        self.state = state;
+        self.news = true;
+        self.seen = String::new();
+        self.expected = String::new();
     }
 }
 

@@ -93,8 +93,21 @@ pub async fn mock() -> MockServer {
         .expect("mock")
 }
 
+/// The `[timeouts]` of [`two_upstreams`]: short, with a fixed `idle`.
+pub const SHORT_TIMEOUTS: &str = "first_byte = \"2s\"\nidle = \"1s\"\ntotal = \"10s\"";
+
 /// Config with one OpenAI-protocol model `gpt` on `primary`, falling back to `backup` on `secondary`.
 pub fn two_upstreams(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+    upstreams_with(primary, secondary, SHORT_TIMEOUTS, extra)
+}
+
+/// [`two_upstreams`] with `timeouts` as its `[timeouts]` table.
+pub fn upstreams_with(
+    primary: &MockServer,
+    secondary: &MockServer,
+    timeouts: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 state = "memory"
@@ -125,9 +138,7 @@ targets = [{{ provider = "anth", model = "claude-sonnet-4-5" }}]
 base_delay = "10ms"
 max_delay = "100ms"
 [timeouts]
-first_byte = "2s"
-idle = "1s"
-total = "10s"
+{timeouts}
 {extra}
 "#,
         primary.url(),
@@ -178,7 +189,13 @@ pub struct Setup {
 
 /// Starts two mocks and a gateway with `extra` config appended.
 pub async fn setup(extra: &str) -> Setup {
-    let (primary, secondary) = (mock().await, mock().await);
+    setup_with(MockConfig::default(), extra).await
+}
+
+/// [`setup`] with the secondary mock started from `secondary` (e.g. another answer).
+pub async fn setup_with(secondary: MockConfig, extra: &str) -> Setup {
+    let primary = mock().await;
+    let secondary = MockServer::start(secondary).await.expect("mock");
     let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
     Setup {
         primary,

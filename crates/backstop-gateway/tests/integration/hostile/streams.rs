@@ -225,7 +225,7 @@ async fn comments_after_the_first_event_do_not_hold_off_idle() {
     assert!(
         streamed
             .tail
-            .contains("stream stalled: no event within idle (1s)"),
+            .contains("stream stalled: no event for 1s (idle, fixed rule)"),
         "{}",
         streamed.tail
     );
