@@ -39,6 +39,7 @@ mod protocol;
 mod providers;
 mod sse;
 mod stream;
+mod structured;
 mod translate;
 mod usage;
 mod validate;

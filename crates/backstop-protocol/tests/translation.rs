@@ -249,11 +249,23 @@ fn response_format_translation() {
         "response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}}}"#;
     let req = openai::decode_request(body).unwrap();
     let an = anthropic::encode_request(&req, "c").unwrap();
+    let an_body = parse(&an.body);
+    assert_eq!(
+        an_body["output_config"]["format"],
+        json!({"type": "json_schema", "schema": {"type": "object"}}),
+        "the native field, not an instruction"
+    );
+    assert!(an_body.get("system").is_none());
+    let object = openai::decode_request(
+        br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}"#,
+    )
+    .unwrap();
+    let an = anthropic::encode_request(&object, "c").unwrap();
     assert!(parse(&an.body)["system"]
         .as_str()
         .unwrap()
-        .contains("JSON schema"));
-    assert!(!an.warnings.is_empty());
+        .contains("JSON object"));
+    assert!(!an.warnings.is_empty(), "an emulation is said");
     let ge = parse(&gemini::encode_request(&req, "g").unwrap().body);
     assert_eq!(
         ge["generationConfig"]["responseMimeType"],
@@ -263,6 +275,31 @@ fn response_format_translation() {
         ge["generationConfig"]["responseJsonSchema"],
         json!({"type": "object"})
     );
+}
+
+/// Anthropic's `output_config.format` and Gemini's JSON schema reach every other protocol as
+/// its own native field.
+#[test]
+fn structured_output_from_anthropic_and_gemini_stays_native() {
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
+    let anthropic_body = json!({"model": "c", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}}});
+    let req = anthropic::decode_request(&serde_json::to_vec(&anthropic_body).unwrap()).unwrap();
+    let oa = parse(&openai::encode_request(&req, "gpt").unwrap().body);
+    assert_eq!(oa["response_format"]["type"], "json_schema");
+    assert_eq!(oa["response_format"]["json_schema"]["schema"], schema);
+    let ge = parse(&gemini::encode_request(&req, "g").unwrap().body);
+    assert_eq!(ge["generationConfig"]["responseJsonSchema"], schema);
+    let same = parse(&anthropic::encode_request(&req, "c2").unwrap().body);
+    assert_eq!(same["output_config"], anthropic_body["output_config"]);
+
+    let gemini_body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseJsonSchema": schema}});
+    let req = gemini::decode_request(&serde_json::to_vec(&gemini_body).unwrap()).unwrap();
+    let an = parse(&anthropic::encode_request(&req, "c").unwrap().body);
+    assert_eq!(an["output_config"]["format"]["schema"], schema);
+    let oa = parse(&openai::encode_request(&req, "gpt").unwrap().body);
+    assert_eq!(oa["response_format"]["json_schema"]["schema"], schema);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use crate::json::{
     invalid, obj, opt_array, opt_bool, opt_f64, opt_str, opt_u64, parse_arguments, parse_object,
     req_str, str_or_list, to_vec, Obj,
 };
+use crate::structured;
 use crate::{Protocol, ProtocolError};
 
 /// `max_tokens` sent to Anthropic when the client gave none (Anthropic requires it).
@@ -119,6 +120,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ProtocolError> {
     req.stop = str_or_list(&o, "stop_sequences", "")?;
     req.stream = opt_bool(&o, "stream", "")?.unwrap_or(false);
     req.include_usage = true;
+    req.response_format = o.get("output_config").and_then(structured::from_anthropic);
     if let Some(md) = o.get("metadata").filter(|v| !v.is_null()) {
         req.user = opt_str(obj(md, "metadata")?, "user_id", "metadata")?.map(str::to_owned);
     }
@@ -218,14 +220,25 @@ pub fn encode_request(req: &ChatRequest, upstream_model: &str) -> Result<Encoded
         req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
     );
     let mut system = req.system_text();
-    if let Some(rf) = &req.response_format {
+    let native = req
+        .response_format
+        .as_ref()
+        .filter(|_| req.origin != Protocol::Anthropic)
+        .and_then(structured::to_anthropic);
+    if let Some(format) = native {
+        o.insert("output_config".into(), json!({ "format": format }));
+    } else if let Some(rf) = req
+        .response_format
+        .as_ref()
+        .filter(|_| req.origin != Protocol::Anthropic)
+    {
         if let Some(instruction) = json_instruction(rf) {
             if !system.is_empty() {
                 system.push_str("\n\n");
             }
             system.push_str(&instruction);
             warnings.push(
-                "emulated `response_format` with a system instruction: Anthropic has no JSON mode"
+                "emulated `response_format` with a system instruction: Anthropic has no mode for a JSON object of any shape"
                     .into(),
             );
         }

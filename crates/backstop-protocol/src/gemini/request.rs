@@ -9,6 +9,7 @@ use crate::json::{
     invalid, obj, opt_array, opt_f64, opt_i64, opt_str, opt_u64, parse_arguments, parse_object,
     req_str, str_or_list, to_vec, Obj,
 };
+use crate::structured;
 use crate::{Protocol, ProtocolError};
 
 /// Removes JSON-schema keywords that Gemini's OpenAPI-style schema rejects.
@@ -312,6 +313,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ProtocolError> {
         req.top_k = opt_u64(g, "topK", p)?;
         req.stop = str_or_list(g, "stopSequences", p)?;
         req.seed = opt_i64(g, "seed", p)?;
+        req.response_format = structured::from_gemini(g);
     }
     Ok(req)
 }
