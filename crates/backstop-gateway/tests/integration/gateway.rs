@@ -428,3 +428,32 @@ max_attempts = 1
         }
     }
 }
+
+/// Structured output asked in one protocol reaches a target of another as its native field.
+#[tokio::test(start_paused = true)]
+async fn structured_output_reaches_each_target_as_its_native_field() {
+    let s = setup(
+        "[models.gpt_for_claude]\ntargets = [{ provider = \"primary\", model = \"gpt-4o-mini\" }]",
+    )
+    .await;
+    let schema = serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
+    let anthropic_client = serde_json::json!({"model": "gpt_for_claude", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Where?"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}}});
+    let response = post_json(&s.gw, "/v1/messages", &anthropic_client).await;
+    assert_eq!(response.status(), 200);
+    let sent = &s.primary.requests()[0].body;
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+
+    let openai_client = serde_json::json!({"model": "claude", "messages": [{"role": "user", "content": "Where?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}});
+    let response = post_json(&s.gw, "/v1/chat/completions", &openai_client).await;
+    assert_eq!(response.status(), 200);
+    let sent = &s.primary.requests()[1].body;
+    assert_eq!(sent["output_config"]["format"]["schema"], schema);
+    assert!(
+        sent.get("system").is_none(),
+        "no instruction in place of the field"
+    );
+}
