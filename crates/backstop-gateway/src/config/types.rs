@@ -102,6 +102,13 @@ pub struct Provider {
     /// The kind's API version header and its value (`anthropic_version`, or the kind's default),
     /// sent on every request; `None` for a kind without one.
     pub version_header: Option<(&'static str, String)>,
+    /// The configured `anthropic_version` for a kind that carries it in the body (Bedrock,
+    /// Vertex); `None` sends the kind's default.
+    pub body_version: Option<String>,
+    /// Query parameters on every request (Azure's `api-version`).
+    pub query: Vec<(String, String)>,
+    /// A cloud channel's credential beyond an API key header (a SigV4 key, an OAuth token).
+    pub channel_auth: Option<crate::channels::ChannelAuth>,
 }
 
 impl Provider {
@@ -127,6 +134,8 @@ pub struct Target {
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
     pub label: String,
+    /// What the gateway knows about this model on its provider (Vertex picks by model).
+    spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
     endpoints: Arc<[reqwest::Url; 2]>,
 }
@@ -139,15 +148,28 @@ impl Target {
         model: String,
         weight: u32,
     ) -> Result<Self, url::ParseError> {
-        let spec = provider.spec();
-        let url = |stream| reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream));
+        let spec = provider.kind.spec_for(&model);
+        let url = |stream| {
+            let mut url = reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream))?;
+            if !provider.query.is_empty() {
+                url.query_pairs_mut().extend_pairs(&provider.query);
+            }
+            Ok::<_, url::ParseError>(url)
+        };
         Ok(Self {
             label: format!("{}/{model}", provider.name),
+            spec,
             endpoints: Arc::new([url(false)?, url(true)?]),
             provider,
             model,
             weight,
         })
+    }
+
+    /// What the gateway knows about this model on its provider: endpoints, auth, stream
+    /// quirks, protocol.
+    pub fn spec(&self) -> &'static ProviderSpec {
+        self.spec
     }
 
     /// The URL a chat request goes to.

@@ -86,7 +86,7 @@ fn kind_names() -> String {
     super::or_list(ProviderKind::ALL.iter().map(|kind| format!("\"{kind}\"")))
 }
 
-fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigError> {
+fn provider_from_raw(name: &str, mut raw: RawProvider) -> Result<Provider, ConfigError> {
     let path = format!("providers.{name}");
     let Some(kind) = ProviderKind::from_name(&raw.kind) else {
         return Err(ConfigError::at(
@@ -95,9 +95,8 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
         ));
     };
     let spec = kind.spec();
-    let base_url = raw
-        .base_url
-        .unwrap_or_else(|| spec.default_base_url.to_string());
+    let channel = super::channels::read(&path, kind, &mut raw, &|var| std::env::var(var).ok())?;
+    let base_url = channel.base_url;
     let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
     if !scheme_ok || url::Url::parse(&base_url).is_err() {
         return Err(ConfigError::at(
@@ -128,7 +127,10 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
         api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret::new),
         region: raw.region,
         headers,
+        body_version: spec.body_version.and(raw.anthropic_version.clone()),
         version_header: spec.version_header(raw.anthropic_version),
+        query: channel.query,
+        channel_auth: channel.auth,
     })
 }
 

@@ -41,7 +41,7 @@ pub fn accepts_prefill(candidate: &Candidate) -> bool {
     let configured = candidate
         .model
         .prefill
-        .unwrap_or(candidate.target.provider.spec().continues_prefill);
+        .unwrap_or(candidate.target.spec().continues_prefill);
     configured && !candidate.health.prefill_rejected.load(Ordering::Relaxed)
 }
 

@@ -102,11 +102,11 @@ impl Relay {
         deadline: Instant,
         rescue: RescueContext,
     ) -> Self {
-        let upstream = candidate.target.provider.spec();
+        let upstream = candidate.target.spec();
         let config = &request.config;
         let max_text = usize::try_from(candidate.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
-            upstream: response.bytes_stream().boxed(),
+            upstream: crate::channels::sse_body(upstream, response),
             sse: SseDecoder::new(),
             decoder: StreamDecoder::new(upstream.protocol),
             output: Output::new(
@@ -320,14 +320,14 @@ impl Relay {
     /// Switches to the continuation's stream.
     fn splice(&mut self, continuation: Continuation) {
         let from = self.candidate.target.label.clone();
-        let upstream = continuation.candidate.target.provider.spec();
+        let upstream = continuation.candidate.target.spec();
         let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
             .usage
             .map_or(delivered, |u| u.output_tokens.max(delivered));
         self.output.splice(trimmed, earlier);
-        self.upstream = continuation.response.bytes_stream().boxed();
+        self.upstream = crate::channels::sse_body(upstream, continuation.response);
         self.sse = SseDecoder::new();
         self.decoder = StreamDecoder::new(upstream.protocol);
         self.permit = Some(continuation.permit);
