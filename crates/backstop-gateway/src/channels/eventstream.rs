@@ -170,8 +170,14 @@ mod tests {
         let payload = json!({ "bytes": aws_smithy_types::base64::encode(event.to_string()) });
         frame(
             &Message::new(payload.to_string())
-                .add_header(Header::new(":message-type", "event"))
-                .add_header(Header::new(":event-type", "chunk")),
+                .add_header(Header::new(
+                    ":message-type",
+                    HeaderValue::String("event".into()),
+                ))
+                .add_header(Header::new(
+                    ":event-type",
+                    HeaderValue::String("chunk".into()),
+                )),
         )
     }
 
@@ -199,8 +205,14 @@ mod tests {
     async fn an_exception_ends_the_stream_as_an_error_event() {
         let exception = frame(
             &Message::new(r#"{"message":"Too many requests"}"#)
-                .add_header(Header::new(":message-type", "exception"))
-                .add_header(Header::new(":exception-type", "throttlingException")),
+                .add_header(Header::new(
+                    ":message-type",
+                    HeaderValue::String("exception".into()),
+                ))
+                .add_header(Header::new(
+                    ":exception-type",
+                    HeaderValue::String("throttlingException".into()),
+                )),
         );
         let mut bytes = chunk(&json!({"type": "ping"}));
         bytes.extend(exception);

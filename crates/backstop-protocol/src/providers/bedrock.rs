@@ -40,6 +40,11 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     model_prefixes: &[],
     errors: ErrorRules {
         refused: anthropic::refused,
-        quota: quota_in_words,
+        quota,
     },
 };
+
+/// Exhausted billing in the common words, or Bedrock's `ServiceQuotaExceededException`.
+fn quota(hay: &str, root: &serde_json::Value) -> bool {
+    quota_in_words(hay, root) || hay.contains("exceeded the service quota")
+}
