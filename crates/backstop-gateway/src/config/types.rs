@@ -1,6 +1,6 @@
 //! The validated configuration: every reference resolved, every value parsed.
 
-use backstop_protocol::{Protocol, ProviderKind, ProviderSpec};
+use backstop_protocol::{ProviderKind, ProviderSpec};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -112,14 +112,10 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// What there is to know about its kind: endpoints, auth, defaults, stream quirks.
+    /// What there is to know about its kind: endpoints, auth, defaults, stream quirks. A
+    /// request goes by its target's [`Target::spec`], which for Vertex depends on the model.
     pub fn spec(&self) -> &'static ProviderSpec {
         self.kind.spec()
-    }
-
-    /// The wire protocol it speaks.
-    pub fn protocol(&self) -> Protocol {
-        self.spec().protocol
     }
 }
 
@@ -170,6 +166,16 @@ impl Target {
     /// quirks, protocol.
     pub fn spec(&self) -> &'static ProviderSpec {
         self.spec
+    }
+
+    /// `body`, already in this target's protocol, as its channel wants it (Bedrock's and
+    /// Vertex's `anthropic_version` in the body, no `model`); unchanged for the others.
+    pub fn adapt_body(
+        &self,
+        body: &[u8],
+    ) -> Result<bytes::Bytes, backstop_protocol::ProtocolError> {
+        self.spec
+            .adapt_body(body, self.provider.body_version.as_deref())
     }
 
     /// The URL a chat request goes to.

@@ -106,7 +106,7 @@ async fn exchange(
     }
     let (bytes, held) =
         read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
-    let (body, usage) = render_success(request.protocol, target.provider.protocol(), &bytes)?;
+    let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
     observe_first_byte(gateway, candidate, started.elapsed());
     if let Some(permit) = permit.take() {
         permit.record_success();

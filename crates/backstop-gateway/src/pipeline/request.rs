@@ -92,7 +92,8 @@ impl ClientRequest {
     pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
         let spec = target.spec();
         let body = self.upstream_body(target, spec)?;
-        spec.adapt_body(&body, target.provider.body_version.as_deref())
+        target
+            .adapt_body(&body)
             .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))
     }
 

@@ -158,10 +158,13 @@ impl RescueContext {
         }
         request.stream = true;
         request.max_tokens = max_tokens.or(request.max_tokens);
-        let protocol = candidate.target.provider.protocol();
+        let protocol = candidate.target.spec().protocol;
         let encoded =
             backstop_protocol::encode_request(protocol, &request, &candidate.target.model)
                 .map_err(|e| unsendable(e.to_string()))?;
-        Ok(Bytes::from(encoded.body))
+        candidate
+            .target
+            .adapt_body(&encoded.body)
+            .map_err(|e| unsendable(e.to_string()))
     }
 }
