@@ -278,3 +278,112 @@ fn service_account(
     GoogleToken::for_account(account, token_url)
         .map_err(|why| ConfigError::at(&at, format!("`{file}`: {why}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse, routing_plan};
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKIDFROMENV".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret-0123456789".into()),
+            _ => None,
+        }
+    }
+
+    fn error_of(text: &str) -> String {
+        match parse(text, &env) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn with_model(provider: &str, model: &str) -> String {
+        format!("{provider}[models.m]\ntargets = [{{ provider = \"p\", model = \"{model}\" }}]\n")
+    }
+
+    #[test]
+    fn each_channel_names_its_missing_key() {
+        let cases = [
+            ("kind = \"azure\"\napi_key = \"k\"\n", "providers.p.base_url", "resource endpoint"),
+            ("kind = \"azure\"\nbase_url = \"https://r.openai.azure.com\"\n", "providers.p.api_key", "azure_ad_token"),
+            ("kind = \"bedrock\"\n", "providers.p.region", "AWS region"),
+            ("kind = \"bedrock\"\nregion = \"us-east-1\"\naccess_key_id = \"AKID\"\n", "providers.p.secret_access_key", "AWS credentials"),
+            ("kind = \"vertex\"\nlocation = \"us-east5\"\naccess_token = \"ya29.x\"\n", "providers.p.project", "project id"),
+            ("kind = \"vertex\"\nproject = \"p\"\naccess_token = \"ya29.x\"\n", "providers.p.location", "location"),
+            ("kind = \"vertex\"\nproject = \"p\"\nlocation = \"global\"\n", "providers.p.credentials_file", "access_token"),
+            ("kind = \"vertex\"\nproject = \"p\"\nlocation = \"l\"\ncredentials_file = \"/nonexistent/sa.json\"\n", "providers.p.credentials_file", "cannot read `/nonexistent/sa.json`"),
+            ("kind = \"openai\"\nproject = \"p\"\n", "providers.p.project", "does not apply to kind \"openai\""),
+            ("kind = \"bedrock\"\nregion = \"us-east-1\"\napi_version = \"x\"\n", "providers.p.api_version", "does not apply to kind \"bedrock\""),
+            ("kind = \"bedrock\"\nregion = \"us-east-1\"\napi_key = \"k\"\n", "providers.p.api_key", "remove `api_key`"),
+        ];
+        for (provider, key, words) in cases {
+            let error = error_of(&format!("[providers.p]\n{provider}"));
+            assert!(
+                error.starts_with(&format!("config error at `{key}`")),
+                "{error}"
+            );
+            assert!(error.contains(words), "{error}");
+        }
+    }
+
+    #[test]
+    fn bedrock_falls_back_on_the_aws_environment_only_as_a_whole() {
+        let text = with_model(
+            "[providers.p]\nkind = \"bedrock\"\nregion = \"eu-west-3\"\n",
+            "anthropic.claude-v1:0",
+        );
+        let config = parse(&text, &env).unwrap();
+        let plan = routing_plan(&config);
+        assert!(plan.contains("AWS SigV4 in eu-west-3"), "{plan}");
+        assert!(plan.contains("https://bedrock-runtime.eu-west-3.amazonaws.com/model/anthropic.claude-v1%3A0/invoke"), "{plan}");
+        assert!(
+            !plan.contains("env-secret-0123456789") && !plan.contains("AKIDFROMENV"),
+            "{plan}"
+        );
+        assert!(config
+            .redactor()
+            .text("x env-secret-0123456789 y")
+            .contains("***"));
+    }
+
+    #[test]
+    fn the_plan_shows_each_channel_url_and_auth_never_a_secret() {
+        let text = "[providers.az]\nkind = \"azure\"\nbase_url = \"https://r.openai.azure.com\"\nazure_ad_token = \"eyJ-secret-token\"\n\
+            [providers.vx]\nkind = \"vertex\"\nproject = \"proj\"\nlocation = \"global\"\naccess_token = \"ya29.secret-token\"\n\
+            [models.m]\ntargets = [{ provider = \"az\", model = \"dep\" }, { provider = \"vx\", model = \"gemini-2.5-flash\" }]\n";
+        let config = parse(text, &env).unwrap();
+        let plan = routing_plan(&config);
+        assert!(plan.contains("https://r.openai.azure.com/openai/deployments/dep/chat/completions?api-version=2024-10-21, Entra ID bearer token"), "{plan}");
+        assert!(plan.contains("https://aiplatform.googleapis.com/v1/projects/proj/locations/global/publishers/google/models/gemini-2.5-flash:generateContent, OAuth access token"), "{plan}");
+        assert!(!plan.contains("secret-token"), "{plan}");
+        let redactor = config.redactor();
+        assert_eq!(
+            redactor.text("eyJ-secret-token ya29.secret-token"),
+            "*** ***"
+        );
+    }
+
+    #[test]
+    fn a_service_account_key_is_read_and_its_errors_never_show_it() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vertex-service-account.json"
+        );
+        let text = with_model(&format!("[providers.p]\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"us-east5\"\ncredentials_file = \"{file}\"\n"), "claude-sonnet-4-5@20250929");
+        let plan = routing_plan(&parse(&text, &env).unwrap());
+        assert!(plan.contains("service account backstop-test@backstop-test.iam.gserviceaccount.com (credentials_file), tokens from https://oauth2.googleapis.com/token"), "{plan}");
+        assert!(!plan.contains("PRIVATE KEY"), "{plan}");
+        let bad = std::env::temp_dir().join(format!("backstop-bad-sa-{}.json", std::process::id()));
+        std::fs::write(
+            &bad,
+            r#"{"client_email": "x@y", "private_key": "not-a-pem-secret-material"}"#,
+        )
+        .unwrap();
+        let text = format!("[providers.p]\nkind = \"vertex\"\nproject = \"p\"\nlocation = \"l\"\ncredentials_file = \"{}\"\n", bad.display());
+        let error = error_of(&text);
+        let _ = std::fs::remove_file(&bad);
+        assert!(error.contains("not an RSA private key in PEM"), "{error}");
+        assert!(!error.contains("not-a-pem-secret-material"), "{error}");
+    }
+}

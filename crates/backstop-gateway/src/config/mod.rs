@@ -50,7 +50,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             message.lines().next().unwrap_or_default(),
         ))
     })?;
-    validate::validate(raw).map_err(|error| all.mask(error))
+    validate::validate(raw, lookup).map_err(|error| all.mask(error))
 }
 
 /// A TOML syntax error as line, column and the key of that line, without the source

@@ -112,6 +112,18 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// How its requests are authorized, as `backstop check` shows it (never the secret).
+    pub fn auth_method(&self) -> String {
+        if let Some(auth) = &self.channel_auth {
+            return auth.describe();
+        }
+        match (&self.api_key, self.spec().auth) {
+            (None, _) => "no credential".to_string(),
+            (Some(_), backstop_protocol::Auth::Header(name)) => format!("API key in {name}"),
+            (Some(_), _) => "API key as a bearer token".to_string(),
+        }
+    }
+
     /// What there is to know about its kind: endpoints, auth, defaults, stream quirks. A
     /// request goes by its target's [`Target::spec`], which for Vertex depends on the model.
     pub fn spec(&self) -> &'static ProviderSpec {
