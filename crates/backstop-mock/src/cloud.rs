@@ -107,9 +107,16 @@ pub(crate) fn vertex(
     Ok(asked)
 }
 
+/// The body's `anthropic_version`: the channel's documented value, or an Anthropic API
+/// version date (`2023-06-01`), which newer official SDKs send to every channel.
 fn check_version(body: &Value, expected: &str) -> Result<(), ErrorCase> {
+    let is_date = |v: &str| {
+        v.len() == 10
+            && v.char_indices()
+                .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() })
+    };
     match body.get("anthropic_version").and_then(Value::as_str) {
-        Some(version) if version == expected => Ok(()),
+        Some(version) if version == expected || is_date(version) => Ok(()),
         Some(other) => Err(ErrorCase::Invalid(format!(
             "invalid anthropic_version: {other}"
         ))),
