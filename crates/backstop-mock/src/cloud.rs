@@ -233,8 +233,8 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
 /// in a `chunk` event.
 pub(crate) fn bedrock_events(events: Events) -> Events {
     Events {
-        events: events.events.iter().map(|sse| chunk(sse)).collect(),
-        terminator: events.terminator.as_ref().map(|sse| chunk(sse)),
+        events: events.events.iter().map(chunk).collect(),
+        terminator: events.terminator.as_ref().map(chunk),
     }
 }
 
@@ -371,7 +371,7 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
             c => c,
         })
         .collect();
-    while standard.len() % 4 != 0 {
+    while !standard.len().is_multiple_of(4) {
         standard.push('=');
     }
     aws_smithy_types::base64::decode(standard).ok()

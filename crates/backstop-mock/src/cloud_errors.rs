@@ -75,9 +75,9 @@ fn azure_error(status: u16, code: &str, message: impl Into<String>) -> ErrorRepl
         Value::Null,
         json!(code),
     );
-    reply.body["error"]
-        .as_object_mut()
-        .map(|error| error.retain(|key, _| key == "code" || key == "message"));
+    if let Some(error) = reply.body["error"].as_object_mut() {
+        error.retain(|key, _| key == "code" || key == "message");
+    }
     reply
 }
 
