@@ -112,8 +112,13 @@ pub(crate) fn vertex(
 fn check_version(body: &Value, expected: &str) -> Result<(), ErrorCase> {
     let is_date = |v: &str| {
         v.len() == 10
-            && v.char_indices()
-                .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() })
+            && v.char_indices().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
     };
     match body.get("anthropic_version").and_then(Value::as_str) {
         Some(version) if version == expected || is_date(version) => Ok(()),
