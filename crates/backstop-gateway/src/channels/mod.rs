@@ -96,3 +96,15 @@ pub fn sse_body(
 fn credential_failure(message: impl Into<String>) -> Failure {
     Failure::local(FailureClass::TargetBroken, message)
 }
+
+/// The failure of a successful answer that `target`'s content filter stopped, where its
+/// channel counts that as a failure (Azure's `finish_reason: "content_filter"`); `None` for
+/// an answer to relay.
+pub fn refused_answer(target: &crate::config::Target, body: &[u8]) -> Option<Failure> {
+    target.spec().refused_answer(body).then(|| {
+        Failure::local(
+            FailureClass::ContentFilter,
+            "the provider's content filter stopped the answer (finish_reason content_filter)",
+        )
+    })
+}

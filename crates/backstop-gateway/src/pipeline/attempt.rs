@@ -106,6 +106,9 @@ async fn exchange(
     }
     let (bytes, held) =
         read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
+    if let Some(refused) = crate::channels::refused_answer(target, &bytes) {
+        return Err(refused);
+    }
     let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
     observe_first_byte(gateway, candidate, started.elapsed());
     if let Some(permit) = permit.take() {

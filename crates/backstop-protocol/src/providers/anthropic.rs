@@ -33,6 +33,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: true,
     api_key_env: "ANTHROPIC_API_KEY",
     model_prefixes: &["claude-"],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused,
         quota: quota_in_words,

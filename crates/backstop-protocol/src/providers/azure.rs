@@ -34,6 +34,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: false,
     api_key_env: "AZURE_OPENAI_API_KEY",
     model_prefixes: &[],
+    refusal_is_failure: true,
     errors: ErrorRules {
         refused: openai::refused,
         quota: quota_in_words,

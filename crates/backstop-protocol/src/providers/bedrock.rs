@@ -38,6 +38,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: true,
     api_key_env: "AWS_ACCESS_KEY_ID",
     model_prefixes: &[],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused: anthropic::refused,
         quota,

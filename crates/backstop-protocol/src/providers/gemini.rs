@@ -26,6 +26,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: false,
     api_key_env: "GEMINI_API_KEY",
     model_prefixes: &["gemini-", "gemma-"],
+    refusal_is_failure: false,
     errors: ErrorRules { refused, quota },
 };
 

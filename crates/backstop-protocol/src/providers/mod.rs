@@ -236,6 +236,10 @@ pub struct ProviderSpec {
     pub api_key_env: &'static str,
     /// The prefixes of its model names, by which zero-config mode routes a bare model name.
     pub model_prefixes: &'static [&'static str],
+    /// A successful answer its content filter stopped (Azure's 200 with `finish_reason:
+    /// "content_filter"`) counts as a content-filter failure while nothing has reached the
+    /// client, rather than as an answer.
+    pub refusal_is_failure: bool,
     /// The quirks of its error bodies.
     pub(crate) errors: ErrorRules,
 }
@@ -327,6 +331,13 @@ impl ProviderSpec {
         self.model_prefixes
             .iter()
             .any(|prefix| model.starts_with(prefix))
+    }
+
+    /// Whether `body`, a successful answer, is one this provider's content filter stopped and
+    /// that counts as a failure ([`ProviderSpec::refusal_is_failure`]).
+    pub fn refused_answer(&self, body: &[u8]) -> bool {
+        self.refusal_is_failure
+            && self.classify_error(200, body).kind == crate::UpstreamErrorKind::ContentFilter
     }
 
     /// Classifies an error this provider answered with `status` and `body` (also a

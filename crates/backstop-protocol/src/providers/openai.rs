@@ -30,6 +30,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: false,
     api_key_env: "OPENAI_API_KEY",
     model_prefixes: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused,
         quota: quota_in_words,

@@ -42,6 +42,7 @@ pub(super) const CLAUDE: ProviderSpec = ProviderSpec {
     continues_prefill: true,
     api_key_env: "GOOGLE_APPLICATION_CREDENTIALS",
     model_prefixes: &[],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused: anthropic::refused,
         quota: gemini::quota,
