@@ -2,6 +2,7 @@
 //! upstream failures (retries, circuit breakers, fallbacks) in one place.
 
 pub mod admin;
+pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod config;

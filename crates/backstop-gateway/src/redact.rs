@@ -97,6 +97,10 @@ pub fn url(url: &str) -> String {
 /// `admin_key`, or anything named like a token, password or secret.
 pub fn is_secret_key(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
+    if name.ends_with("_file") {
+        // A path to a secret (`credentials_file`) is not one; the file's contents are.
+        return false;
+    }
     ["key", "token", "password", "passwd", "secret", "credential"]
         .iter()
         .any(|word| name.contains(word))
@@ -142,7 +146,7 @@ mod tests {
         ] {
             assert!(is_secret_key(name), "{name}");
         }
-        for name in ["base_url", "model", "kind"] {
+        for name in ["base_url", "model", "kind", "credentials_file"] {
             assert!(!is_secret_key(name), "{name}");
         }
     }

@@ -79,6 +79,17 @@ impl UpstreamClient {
         })
     }
 
+    /// Sends a request built by [`UpstreamClient::request`] (and signed, where its channel
+    /// signs).
+    pub async fn execute(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        self.http().execute(request).await
+    }
+
+    /// A POST to `url` outside the chat endpoints (a token endpoint), through the same pool.
+    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.http().post(url)
+    }
+
     /// A request to `target` carrying `body`, with the provider's auth and extra headers.
     /// `client_headers` are the caller's headers; only the feature flags its kind names
     /// (`anthropic-beta`, `openai-beta`) are forwarded, and only to a target of the caller's
@@ -92,7 +103,7 @@ impl UpstreamClient {
         client_headers: &HeaderMap,
     ) -> reqwest::RequestBuilder {
         let provider = &target.provider;
-        let spec = provider.spec();
+        let spec = target.spec();
         let mut request = self
             .http()
             .post(target.endpoint(stream).clone())

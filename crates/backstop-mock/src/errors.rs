@@ -60,7 +60,7 @@ pub(crate) struct Context<'a> {
     pub(crate) input_tokens: u64,
 }
 
-const PREFILL: &str =
+pub(crate) const PREFILL: &str =
     "This model does not support assistant message prefill. The conversation must end with a user message.";
 
 /// Maps a bare status onto the named case that providers use for it.
@@ -81,6 +81,9 @@ pub(crate) fn render(route: Route, case: ErrorCase, cx: &Context<'_>) -> ErrorRe
         Route::Openai | Route::Models => openai(case, cx),
         Route::Anthropic => anthropic(case, cx),
         Route::Gemini => gemini(case, cx),
+        Route::Azure => crate::cloud_errors::azure(case, cx),
+        Route::Bedrock => crate::cloud_errors::bedrock(case, cx),
+        Route::Vertex => crate::cloud_errors::vertex(case, cx),
     };
     if let Some(after) = cx.retry_after {
         reply.headers.push(("retry-after", after.to_owned()));
@@ -98,24 +101,30 @@ pub(crate) fn stream_error(route: Route) -> Value {
         input_tokens: 0,
     };
     match route {
-        Route::Openai | Route::Models | Route::Gemini => {
+        Route::Openai | Route::Models | Route::Gemini | Route::Azure | Route::Bedrock => {
             render(route, ErrorCase::Status(500), &cx).body
         }
-        Route::Anthropic => {
+        Route::Anthropic | Route::Vertex => {
             let body = render(route, ErrorCase::Overloaded, &cx).body;
             json!({ "type": "error", "error": body["error"] })
         }
     }
 }
 
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     axum::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error")
 }
 
-fn oai(status: u16, message: String, kind: Value, param: Value, code: Value) -> ErrorReply {
+pub(crate) fn oai(
+    status: u16,
+    message: String,
+    kind: Value,
+    param: Value,
+    code: Value,
+) -> ErrorReply {
     ErrorReply {
         status,
         body: json!({ "error": { "message": message, "type": kind, "param": param, "code": code } }),
@@ -123,7 +132,7 @@ fn oai(status: u16, message: String, kind: Value, param: Value, code: Value) -> 
     }
 }
 
-fn openai(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
+pub(crate) fn openai(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
     let model = cx.model;
     match case {
         ErrorCase::RateLimit => {
@@ -235,7 +244,7 @@ fn openai(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
     }
 }
 
-fn ant(status: u16, kind: &str, message: impl Into<String>) -> ErrorReply {
+pub(crate) fn ant(status: u16, kind: &str, message: impl Into<String>) -> ErrorReply {
     ErrorReply {
         status,
         body: json!({
@@ -247,7 +256,7 @@ fn ant(status: u16, kind: &str, message: impl Into<String>) -> ErrorReply {
     }
 }
 
-fn anthropic(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
+pub(crate) fn anthropic(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
     match case {
         ErrorCase::RateLimit => {
             let mut reply = ant(
@@ -304,7 +313,7 @@ fn anthropic(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
     }
 }
 
-fn goog(status: u16, grpc: &str, message: impl Into<String>) -> ErrorReply {
+pub(crate) fn goog(status: u16, grpc: &str, message: impl Into<String>) -> ErrorReply {
     ErrorReply {
         status,
         body: json!({ "error": { "code": status, "message": message.into(), "status": grpc } }),
@@ -312,7 +321,7 @@ fn goog(status: u16, grpc: &str, message: impl Into<String>) -> ErrorReply {
     }
 }
 
-fn gemini(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
+pub(crate) fn gemini(case: ErrorCase, cx: &Context<'_>) -> ErrorReply {
     match case {
         ErrorCase::RateLimit | ErrorCase::InsufficientQuota => {
             let mut reply = goog(

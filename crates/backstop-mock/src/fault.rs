@@ -27,6 +27,12 @@ pub enum Route {
     Gemini,
     /// `GET /v1/models` and `GET /v1beta/models`.
     Models,
+    /// Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions`.
+    Azure,
+    /// AWS Bedrock: `POST /model/{model}/invoke` and `/invoke-with-response-stream`.
+    Bedrock,
+    /// Google Vertex AI: `POST /v1/projects/.../publishers/{anthropic|google}/models/{model}:...`.
+    Vertex,
 }
 
 impl Route {
@@ -37,6 +43,9 @@ impl Route {
             Route::Anthropic => "anthropic",
             Route::Gemini => "gemini",
             Route::Models => "models",
+            Route::Azure => "azure",
+            Route::Bedrock => "bedrock",
+            Route::Vertex => "vertex",
         }
     }
 }

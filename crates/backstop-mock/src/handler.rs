@@ -24,7 +24,7 @@ use crate::log::{Draft, LogGuard, RequestLog};
 use crate::registry::Faults;
 use crate::reply::{plan, Reply, Script};
 use crate::stream::{self, Delivery, Events, FaultFrames};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, cloud, gemini, openai};
 
 /// State shared by every request of one mock server.
 pub(crate) struct Shared {
@@ -60,6 +60,22 @@ pub(crate) enum Target {
         stream: bool,
         sse: bool,
     },
+    /// Azure OpenAI, for a deployment.
+    Azure {
+        deployment: String,
+    },
+    /// Bedrock InvokeModel (`stream`: with response stream).
+    Bedrock {
+        model: String,
+        stream: bool,
+    },
+    /// Vertex AI, a publisher's model (`anthropic` or `google`).
+    Vertex {
+        publisher: String,
+        model: String,
+        stream: bool,
+        sse: bool,
+    },
 }
 
 impl Target {
@@ -68,6 +84,29 @@ impl Target {
             Target::Openai => Route::Openai,
             Target::Anthropic => Route::Anthropic,
             Target::Gemini { .. } => Route::Gemini,
+            Target::Azure { .. } => Route::Azure,
+            Target::Bedrock { .. } => Route::Bedrock,
+            Target::Vertex { .. } => Route::Vertex,
+        }
+    }
+
+    /// The model the path names, where it names one.
+    fn path_model(&self) -> &str {
+        match self {
+            Target::Gemini { model, .. }
+            | Target::Bedrock { model, .. }
+            | Target::Vertex { model, .. } => model,
+            Target::Azure { deployment } => deployment,
+            Target::Openai | Target::Anthropic => "",
+        }
+    }
+
+    /// Whether its answers are Gemini's (the Gemini API, and Google's models on Vertex).
+    fn speaks_gemini(&self) -> Option<bool> {
+        match self {
+            Target::Gemini { sse, .. } => Some(*sse),
+            Target::Vertex { publisher, sse, .. } if publisher == "google" => Some(*sse),
+            _ => None,
         }
     }
 }
@@ -103,6 +142,7 @@ impl Incoming {
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const SSE: HeaderValue = HeaderValue::from_static("text/event-stream; charset=utf-8");
+const EVENT_STREAM: HeaderValue = HeaderValue::from_static("application/vnd.amazon.eventstream");
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -134,7 +174,9 @@ fn request_id_header(route: Route, serial: u64) -> Vec<(&'static str, String)> {
     match route {
         Route::Openai | Route::Models => vec![("x-request-id", format!("req_mock{serial:016x}"))],
         Route::Anthropic => vec![("request-id", format!("req_011mock{serial:016x}"))],
-        Route::Gemini => Vec::new(),
+        Route::Azure => vec![("apim-request-id", format!("mock-{serial:016x}"))],
+        Route::Bedrock => vec![("x-amzn-requestid", format!("mock-{serial:016x}"))],
+        Route::Gemini | Route::Vertex => Vec::new(),
     }
 }
 
@@ -156,13 +198,14 @@ fn error_response(
 
 fn invalid_json_message(route: Route, err: &serde_json::Error) -> String {
     match route {
-        Route::Openai | Route::Models => "We could not parse the JSON body of your request. (HINT: This likely means you \
+        Route::Openai | Route::Models | Route::Azure => "We could not parse the JSON body of your request. (HINT: This likely means you \
             aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not \
             valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at \
             help.openai.com.)"
             .to_owned(),
         Route::Anthropic => format!("There was an error parsing the body: {err}"),
-        Route::Gemini => format!("Invalid JSON payload received. {err}"),
+        Route::Gemini | Route::Vertex => format!("Invalid JSON payload received. {err}"),
+        Route::Bedrock => format!("Malformed input request: {err}, please reformat your input and try again."),
     }
 }
 
@@ -182,6 +225,16 @@ fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
             ask::anthropic(&value)
         }
         Target::Gemini { model, stream, .. } => ask::gemini(model, *stream, &value),
+        Target::Azure { deployment } => return cloud::azure(deployment, incoming, value),
+        Target::Bedrock { model, stream } => {
+            return cloud::bedrock(model, *stream, incoming, value)
+        }
+        Target::Vertex {
+            publisher,
+            model,
+            stream,
+            ..
+        } => return cloud::vertex(publisher, model, *stream, incoming, value),
     }
     .map_err(ErrorCase::Invalid)
 }
@@ -217,10 +270,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let ask = match parse(&incoming) {
         Ok(ask) => ask,
         Err(case) => {
-            let model = match &incoming.target {
-                Target::Gemini { model, .. } => model.as_str(),
-                Target::Openai | Target::Anthropic => "",
-            };
+            let model = incoming.target.path_model();
             let cx = Context {
                 model,
                 retry_after: None,
@@ -248,14 +298,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
                     retry_after: error.retry_after,
                     input_tokens: ask.input_tokens,
                 };
-                if let (
-                    Target::Gemini {
-                        stream: true, sse, ..
-                    },
-                    ErrorCase::ContentFilter,
-                ) = (&incoming.target, &error.case)
+                if let (Some(sse), true, ErrorCase::ContentFilter) =
+                    (incoming.target.speaks_gemini(), ask.stream, &error.case)
                 {
-                    return gemini_blocked_stream(&cx, *sse, guard);
+                    return gemini_blocked_stream(route, &cx, sse, guard);
                 }
                 let extra = request_id_header(route, serial);
                 return error_response(route, error.case, &cx, extra, &mut guard);
@@ -279,8 +325,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         let mut extra = extra;
         extra.push(("cache-control", "no-cache".to_owned()));
         let content_type = match &incoming.target {
-            Target::Gemini { sse: false, .. } => JSON,
-            Target::Gemini { sse: true, .. } | Target::Openai | Target::Anthropic => SSE,
+            Target::Bedrock { .. } => EVENT_STREAM,
+            target if target.speaks_gemini() == Some(false) => JSON,
+            _ => SSE,
         };
         return respond(
             200,
@@ -291,8 +338,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     }
     let body = Bytes::from(match &incoming.target {
         Target::Openai => openai::body(&reply),
-        Target::Anthropic => anthropic::body(&reply),
+        Target::Anthropic | Target::Bedrock { .. } => anthropic::body(&reply),
+        Target::Azure { .. } => openai::body(&reply),
         Target::Gemini { .. } => gemini::body(&reply),
+        Target::Vertex { .. } if incoming.target.speaks_gemini().is_some() => gemini::body(&reply),
+        Target::Vertex { .. } => anthropic::body(&reply),
     });
     match stream_fault {
         Some(how) => non_stream_fault(how, body, &reply, route, extra, guard),
@@ -347,34 +397,54 @@ fn non_stream_fault(
 }
 
 fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> Events {
+    if let Some(sse) = target.speaks_gemini() {
+        return gemini::events(reply, sse);
+    }
     match target {
-        Target::Openai => openai::events(reply, ask.include_usage),
-        Target::Anthropic => anthropic::events(reply),
-        Target::Gemini { sse, .. } => gemini::events(reply, *sse),
+        Target::Openai | Target::Azure { .. } => openai::events(reply, ask.include_usage),
+        Target::Bedrock { .. } => cloud::bedrock_events(anthropic::events(reply)),
+        Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
+            anthropic::events(reply)
+        }
     }
 }
 
 impl FaultFrames for Target {
     fn malformed(&self) -> Bytes {
+        if let Some(sse) = self.speaks_gemini() {
+            return gemini::malformed(sse);
+        }
         match self {
-            Target::Openai => openai::malformed(),
-            Target::Anthropic => anthropic::malformed(),
-            Target::Gemini { sse, .. } => gemini::malformed(*sse),
+            Target::Openai | Target::Azure { .. } => openai::malformed(),
+            Target::Bedrock { .. } => cloud::bedrock_malformed(),
+            Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
+                anthropic::malformed()
+            }
         }
     }
 
     fn error_event(&self, first: bool) -> Bytes {
+        if let Some(sse) = self.speaks_gemini() {
+            return gemini::error_event(sse, first);
+        }
         match self {
-            Target::Openai => openai::error_event(),
-            Target::Anthropic => anthropic::error_event(),
-            Target::Gemini { sse, .. } => gemini::error_event(*sse, first),
+            Target::Openai | Target::Azure { .. } => openai::error_event(),
+            Target::Bedrock { .. } => cloud::bedrock_exception(),
+            Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
+                anthropic::error_event()
+            }
         }
     }
 }
 
 /// Gemini's content filter on a stream: one response with `promptFeedback.blockReason`.
-fn gemini_blocked_stream(cx: &Context<'_>, sse: bool, mut guard: LogGuard) -> Response {
-    let rendered = errors::render(Route::Gemini, ErrorCase::ContentFilter, cx);
+fn gemini_blocked_stream(
+    route: Route,
+    cx: &Context<'_>,
+    sse: bool,
+    mut guard: LogGuard,
+) -> Response {
+    let rendered = errors::render(route, ErrorCase::ContentFilter, cx);
     let json = serde_json::to_string(&rendered.body).unwrap_or_default();
     let body = if sse {
         format!("data: {json}\r\n\r\n")

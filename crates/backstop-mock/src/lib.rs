@@ -39,6 +39,8 @@
 
 mod anthropic;
 mod ask;
+mod cloud;
+mod cloud_errors;
 mod config;
 mod control;
 mod effect;
@@ -59,6 +61,7 @@ mod test_certs;
 mod tls;
 
 pub use backstop_core::duration::{format_duration, parse_duration};
+pub use cloud::BEDROCK_SECRET_ACCESS_KEY;
 pub use config::{answer_chunks, MockConfig, MockError, ScriptFormat, DEFAULT_ANSWER};
 pub use fault::{glob_match, Fault, FaultKind, Mode, Route, Selector};
 pub use log::RecordedRequest;

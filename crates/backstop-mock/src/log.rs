@@ -20,8 +20,9 @@ use tokio::time::Instant;
 use crate::fault::Route;
 
 /// Header names whose values are replaced by `"***"` in the log.
-const SECRET_HEADERS: [&str; 5] = [
+const SECRET_HEADERS: [&str; 6] = [
     "authorization",
+    "x-amz-security-token",
     "x-api-key",
     "x-goog-api-key",
     "api-key",

@@ -34,6 +34,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(openai))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{call}", post(gemini))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure),
+        )
+        .route("/model/{model}/{action}", post(bedrock))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{call}",
+            post(vertex),
+        )
+        .route("/token", post(token))
         .route("/v1/models", get(models))
         .route("/v1beta/models", get(models))
         .route(
@@ -83,6 +93,80 @@ async fn gemini(
         sse,
     };
     serve(s, Incoming::new(target, parts, body)).await
+}
+
+async fn azure(
+    State(s): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    serve(s, Incoming::new(Target::Azure { deployment }, parts, body)).await
+}
+
+async fn bedrock(
+    State(s): State<Arc<Shared>>,
+    Path((model, action)): Path<(String, String)>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let stream = match action.as_str() {
+        "invoke" => false,
+        "invoke-with-response-stream" => true,
+        _ => return not_found(parts.uri).await,
+    };
+    serve(
+        s,
+        Incoming::new(Target::Bedrock { model, stream }, parts, body),
+    )
+    .await
+}
+
+async fn vertex(
+    State(s): State<Arc<Shared>>,
+    Path((_project, _location, publisher, call)): Path<(String, String, String, String)>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let Some((model, action)) = call.rsplit_once(':') else {
+        return not_found(parts.uri).await;
+    };
+    let stream = match (publisher.as_str(), action) {
+        ("anthropic", "rawPredict") | ("google", "generateContent") => false,
+        ("anthropic", "streamRawPredict") | ("google", "streamGenerateContent") => true,
+        _ => return not_found(parts.uri).await,
+    };
+    let sse = publisher == "anthropic"
+        || parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    let target = Target::Vertex {
+        publisher,
+        model: model.to_owned(),
+        stream,
+        sse,
+    };
+    serve(s, Incoming::new(target, parts, body)).await
+}
+
+/// `POST /token`: the OAuth token endpoint of Vertex's service accounts, recorded in the
+/// request log under route `vertex`.
+async fn token(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
+    let mut guard = s.log.begin(Draft {
+        route: Route::Vertex,
+        method: parts.method.to_string(),
+        version: format!("{:?}", parts.version),
+        connection: ConnectionNo::of(&parts.extensions),
+        path: parts.uri.path().to_owned(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    let (status, answer) = crate::cloud::token(&String::from_utf8_lossy(&body));
+    guard.set_status(status);
+    guard.finish(if status == 200 { "ok" } else { "refused" });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(answer)).into_response()
 }
 
 /// `GET /v1/models` (OpenAI list, or Anthropic's when `anthropic-version` is sent) and

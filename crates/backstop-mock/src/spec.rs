@@ -464,8 +464,8 @@ mod tests {
                 "unknown field `colour`",
             ),
             (
-                json!({ "kind": "hang", "route": "bedrock" }),
-                "unknown variant `bedrock`",
+                json!({ "kind": "hang", "route": "watsonx" }),
+                "unknown variant `watsonx`",
             ),
         ];
         for (value, expected) in cases {

@@ -172,6 +172,7 @@ const CONTEXT_WORDS: &[&str] = &[
     "context length",
     "context window",
     "prompt is too long",
+    "input is too long",
     "exceed context limit",
     "exceeds the maximum number of tokens",
     "input token count",

@@ -56,7 +56,9 @@ pub use error::{
     UpstreamErrorKind,
 };
 pub use protocol::{Protocol, ProtocolError};
-pub use providers::{Auth, ProviderKind, ProviderSpec, Terminator, VersionHeader};
+pub use providers::{
+    Auth, BodyVersion, Framing, ProviderKind, ProviderSpec, Terminator, VersionHeader, VersionQuery,
+};
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};

@@ -4,6 +4,7 @@
 //! fallbacks, cycles) and parses units. Every error names its key path.
 
 mod auth;
+mod channels;
 mod error;
 mod interpolate;
 mod plan;
@@ -49,7 +50,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             message.lines().next().unwrap_or_default(),
         ))
     })?;
-    validate::validate(raw).map_err(|error| all.mask(error))
+    validate::validate(raw, lookup).map_err(|error| all.mask(error))
 }
 
 /// A TOML syntax error as line, column and the key of that line, without the source

@@ -42,10 +42,11 @@ pub fn routing_plan(config: &Config) -> String {
         for target in &model.targets {
             let _ = writeln!(
                 out,
-                "    {}  [{} at {}, weight {}]",
+                "    {}  [{} at {}, {}, weight {}]",
                 target.label,
                 target.provider.kind,
-                crate::redact::url(&target.provider.base_url),
+                crate::redact::url(target.endpoint(false).as_str()),
+                target.provider.auth_method(),
                 target.weight
             );
         }

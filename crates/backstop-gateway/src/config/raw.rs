@@ -43,6 +43,17 @@ pub struct RawProvider {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub anthropic_version: Option<String>,
+    // The keys below are the cloud channels' own (azure, bedrock, vertex).
+    pub api_version: Option<String>,
+    pub azure_ad_token: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub project: Option<String>,
+    pub location: Option<String>,
+    pub credentials_file: Option<String>,
+    pub access_token: Option<String>,
+    pub token_url: Option<String>,
 }
 
 /// One entry of `targets`.

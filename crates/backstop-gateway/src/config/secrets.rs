@@ -70,7 +70,8 @@ impl super::Config {
         let providers = self.providers.values().flat_map(|provider| {
             let key = provider.api_key.iter().map(|k| k.expose().to_string());
             let headers = provider.headers.iter().map(|(_, value)| value.clone());
-            key.chain(headers).collect::<Vec<_>>()
+            let channel = provider.channel_auth.iter().flat_map(|auth| auth.secrets());
+            key.chain(headers).chain(channel).collect::<Vec<_>>()
         });
         let auth = self.auth.iter().flat_map(|auth| {
             let clients = auth.client_keys.iter();

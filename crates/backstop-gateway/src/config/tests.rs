@@ -75,8 +75,8 @@ fn error_messages_name_the_key() {
             "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`",
         ),
         (
-            "[providers.a]\nkind = \"azure\"\n",
-            "config error at `providers.a.kind`: unknown provider kind `azure`: use \"openai\", \"anthropic\" or \"gemini\"",
+            "[providers.a]\nkind = \"watsonx\"\n",
+            "config error at `providers.a.kind`: unknown provider kind `watsonx`: use \"openai\", \"anthropic\", \"gemini\", \"azure\", \"bedrock\" or \"vertex\"",
         ),
         (
             &format!("{BASE}[models.m]\ntargets = [{{ provider = \"x\", model = \"y\" }}]\n"),

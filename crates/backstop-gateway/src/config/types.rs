@@ -1,6 +1,6 @@
 //! The validated configuration: every reference resolved, every value parsed.
 
-use backstop_protocol::{Protocol, ProviderKind, ProviderSpec};
+use backstop_protocol::{ProviderKind, ProviderSpec};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -102,17 +102,32 @@ pub struct Provider {
     /// The kind's API version header and its value (`anthropic_version`, or the kind's default),
     /// sent on every request; `None` for a kind without one.
     pub version_header: Option<(&'static str, String)>,
+    /// The configured `anthropic_version` for a kind that carries it in the body (Bedrock,
+    /// Vertex); `None` sends the kind's default.
+    pub body_version: Option<String>,
+    /// Query parameters on every request (Azure's `api-version`).
+    pub query: Vec<(String, String)>,
+    /// A cloud channel's credential beyond an API key header (a SigV4 key, an OAuth token).
+    pub channel_auth: Option<crate::channels::ChannelAuth>,
 }
 
 impl Provider {
-    /// What there is to know about its kind: endpoints, auth, defaults, stream quirks.
-    pub fn spec(&self) -> &'static ProviderSpec {
-        self.kind.spec()
+    /// How its requests are authorized, as `backstop check` shows it (never the secret).
+    pub fn auth_method(&self) -> String {
+        if let Some(auth) = &self.channel_auth {
+            return auth.describe();
+        }
+        match (&self.api_key, self.spec().auth) {
+            (None, _) => "no credential".to_string(),
+            (Some(_), backstop_protocol::Auth::Header(name)) => format!("API key in {name}"),
+            (Some(_), _) => "API key as a bearer token".to_string(),
+        }
     }
 
-    /// The wire protocol it speaks.
-    pub fn protocol(&self) -> Protocol {
-        self.spec().protocol
+    /// What there is to know about its kind: endpoints, auth, defaults, stream quirks. A
+    /// request goes by its target's [`Target::spec`], which for Vertex depends on the model.
+    pub fn spec(&self) -> &'static ProviderSpec {
+        self.kind.spec()
     }
 }
 
@@ -127,6 +142,8 @@ pub struct Target {
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
     pub label: String,
+    /// What the gateway knows about this model on its provider (Vertex picks by model).
+    spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
     endpoints: Arc<[reqwest::Url; 2]>,
 }
@@ -139,15 +156,38 @@ impl Target {
         model: String,
         weight: u32,
     ) -> Result<Self, url::ParseError> {
-        let spec = provider.spec();
-        let url = |stream| reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream));
+        let spec = provider.kind.spec_for(&model);
+        let url = |stream| {
+            let mut url = reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream))?;
+            if !provider.query.is_empty() {
+                url.query_pairs_mut().extend_pairs(&provider.query);
+            }
+            Ok::<_, url::ParseError>(url)
+        };
         Ok(Self {
             label: format!("{}/{model}", provider.name),
+            spec,
             endpoints: Arc::new([url(false)?, url(true)?]),
             provider,
             model,
             weight,
         })
+    }
+
+    /// What the gateway knows about this model on its provider: endpoints, auth, stream
+    /// quirks, protocol.
+    pub fn spec(&self) -> &'static ProviderSpec {
+        self.spec
+    }
+
+    /// `body`, already in this target's protocol, as its channel wants it (Bedrock's and
+    /// Vertex's `anthropic_version` in the body, no `model`); unchanged for the others.
+    pub fn adapt_body(
+        &self,
+        body: &[u8],
+    ) -> Result<bytes::Bytes, backstop_protocol::ProtocolError> {
+        self.spec
+            .adapt_body(body, self.provider.body_version.as_deref())
     }
 
     /// The URL a chat request goes to.

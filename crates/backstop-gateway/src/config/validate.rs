@@ -13,8 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Validates a raw config.
-pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+/// Validates a raw config; `lookup` reads the standard environment variables a cloud
+/// channel falls back on (`AWS_*`).
+pub fn validate(
+    raw: RawConfig,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let listen = match raw.listen.as_deref() {
         Some(text) => text.parse().map_err(|_| {
             ConfigError::at(
@@ -29,7 +33,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     check_exposure(listen, auth.as_ref())?;
     let mut providers = BTreeMap::new();
     for (name, provider) in raw.providers {
-        let built = provider_from_raw(&name, provider)?;
+        let built = provider_from_raw(&name, provider, lookup)?;
         providers.insert(name, Arc::new(built));
     }
     let retry = retry_from_raw(&RetrySettings::default(), raw.retry.as_ref(), "retry")?;
@@ -81,12 +85,16 @@ fn parse_state(text: Option<&str>) -> Result<StateSpec, ConfigError> {
     }
 }
 
-/// The provider kinds as a user reads them: `"openai", "anthropic" or "gemini"`.
+/// The provider kinds as a user reads them: `"openai", "anthropic", ... or "vertex"`.
 fn kind_names() -> String {
     super::or_list(ProviderKind::ALL.iter().map(|kind| format!("\"{kind}\"")))
 }
 
-fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigError> {
+fn provider_from_raw(
+    name: &str,
+    mut raw: RawProvider,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, ConfigError> {
     let path = format!("providers.{name}");
     let Some(kind) = ProviderKind::from_name(&raw.kind) else {
         return Err(ConfigError::at(
@@ -95,9 +103,9 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
         ));
     };
     let spec = kind.spec();
-    let base_url = raw
-        .base_url
-        .unwrap_or_else(|| spec.default_base_url.to_string());
+    let checked = raw.base_url.clone();
+    let channel = super::channels::read(&path, kind, &mut raw, lookup)?;
+    let base_url = checked.unwrap_or_else(|| channel.base_url.clone());
     let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
     if !scheme_ok || url::Url::parse(&base_url).is_err() {
         return Err(ConfigError::at(
@@ -124,11 +132,14 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
     Ok(Provider {
         name: name.to_string(),
         kind,
-        base_url: base_url.trim_end_matches('/').to_string(),
+        base_url: channel.base_url,
         api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret::new),
         region: raw.region,
         headers,
+        body_version: spec.body_version.and(raw.anthropic_version.clone()),
         version_header: spec.version_header(raw.anthropic_version),
+        query: channel.query,
+        channel_auth: channel.auth,
     })
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// its kind, for every kind whose key variable is set.
 pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     let mut providers = BTreeMap::new();
-    for kind in ProviderKind::ALL {
+    for kind in ProviderKind::NATIVE {
         let spec = kind.spec();
         if let Some(key) = lookup(spec.api_key_env).filter(|key| !key.is_empty()) {
             providers.insert(
@@ -24,6 +24,9 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
                     region: None,
                     headers: Vec::new(),
                     version_header: spec.version_header(None),
+                    body_version: None,
+                    query: Vec::new(),
+                    channel_auth: None,
                 }),
             );
         }
@@ -46,7 +49,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
 /// `OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY`.
 pub fn key_variables() -> String {
     super::or_list(
-        ProviderKind::ALL
+        ProviderKind::NATIVE
             .iter()
             .map(|kind| kind.spec().api_key_env.to_string()),
     )
@@ -54,7 +57,7 @@ pub fn key_variables() -> String {
 
 /// The provider kind a bare model name belongs to, by its well-known prefix.
 fn kind_of(model: &str) -> Option<ProviderKind> {
-    ProviderKind::ALL
+    ProviderKind::NATIVE
         .into_iter()
         .find(|kind| kind.spec().owns_model(model))
 }

@@ -1,6 +1,7 @@
 //! The demo's built-in configuration: one public model, `smart`, served by two
-//! OpenAI-compatible channels (`openai` and `azure`, each a mock), falling back to
-//! `backup` on an Anthropic-protocol mock, so the fallback also shows translation.
+//! channels of the same model (`openai` and `azure`, the Azure OpenAI kind, each a mock),
+//! falling back to `backup` on an Anthropic-protocol mock, so the fallback also shows
+//! translation.
 //! Retries and breakers are short so that a whole story fits in half a minute.
 
 use crate::config::{self, Config, ConfigError};
@@ -36,8 +37,8 @@ base_url = "{openai}/v1"
 api_key = "demo-not-a-secret"
 
 [providers.azure]
-kind = "openai"
-base_url = "{azure}/v1"
+kind = "azure"
+base_url = "{azure}"
 api_key = "demo-not-a-secret"
 
 [providers.anthropic]

@@ -113,7 +113,10 @@ async fn exchange(
     }
     let (bytes, held) =
         read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
-    let (body, usage) = render_success(request.protocol, target.provider.protocol(), &bytes)?;
+    if let Some(refused) = crate::channels::refused_answer(target, &bytes) {
+        return Err(refused);
+    }
+    let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
     observe_first_byte(gateway, route, started.elapsed());
     Ok(Answer::Whole { body, held, usage })
 }

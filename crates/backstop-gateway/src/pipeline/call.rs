@@ -3,7 +3,7 @@
 
 use super::buffers::{BufferBudget, Held};
 use super::classify::{class_of, class_of_status};
-use super::failure::{describe_transport, transport_class, Failure};
+use super::failure::{describe_transport, Failure};
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::config::Target;
@@ -31,26 +31,20 @@ pub async fn send(
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte_deadline).await);
     }
-    let call = gateway
-        .client()
-        .request(target, stream, body, request.protocol, &request.headers)
-        .send();
+    let client = gateway.client();
+    let built = client.request(target, stream, body, request.protocol, &request.headers);
+    let call = crate::channels::send(&client, target.provider.channel_auth.as_ref(), built);
     let response = match timeout_at(first_byte_deadline, call).await {
         Err(_) => {
             let message = "no response headers before the first_byte timeout";
             return Err(Failure::local(FailureClass::Unavailable, message));
         }
-        Ok(Err(error)) => {
-            return Err(Failure::local(
-                transport_class(&error),
-                describe_transport(&error),
-            ))
-        }
+        Ok(Err(failure)) => return Err(failure.redacted(&gateway.redactor())),
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
         let failure = upstream_failure(
-            target.provider.spec(),
+            target.spec(),
             response,
             first_byte_deadline,
             &gateway.buffers(),

@@ -9,7 +9,7 @@ mod buffers;
 mod call;
 mod classify;
 mod events;
-mod failure;
+pub(crate) mod failure;
 mod gateway;
 mod hedge;
 mod inject;

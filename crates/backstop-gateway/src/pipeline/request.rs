@@ -90,7 +90,19 @@ impl ClientRequest {
     /// The body to send to `target`: the caller's bytes with the model renamed when the
     /// protocols match, otherwise a translation. Untranslatable requests are a 400.
     pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
-        let spec = target.provider.spec();
+        let spec = target.spec();
+        let body = self.upstream_body(target, spec)?;
+        target
+            .adapt_body(&body)
+            .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))
+    }
+
+    /// The body in the protocol of `spec`, before the channel's own adaptation.
+    fn upstream_body(
+        &self,
+        target: &Target,
+        spec: &backstop_protocol::ProviderSpec,
+    ) -> Result<Bytes, ApiError> {
         let invalid = |error: backstop_protocol::ProtocolError| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string())
         };

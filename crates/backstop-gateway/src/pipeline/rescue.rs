@@ -46,7 +46,7 @@ pub fn accepts_prefill(route: &Route) -> bool {
     let configured = route
         .model
         .prefill
-        .unwrap_or(route.target.provider.spec().continues_prefill);
+        .unwrap_or(route.target.spec().continues_prefill);
     configured && !route.health.prefill_rejected.load(Ordering::Relaxed)
 }
 
@@ -216,9 +216,12 @@ impl ContinuationAttempts<'_> {
         }
         request.stream = true;
         request.max_tokens = self.max_tokens.or(request.max_tokens);
-        let protocol = route.target.provider.protocol();
+        let protocol = route.target.spec().protocol;
         let encoded = backstop_protocol::encode_request(protocol, &request, &route.target.model)
             .map_err(|e| unsendable(e.to_string()))?;
-        Ok(Bytes::from(encoded.body))
+        route
+            .target
+            .adapt_body(&encoded.body)
+            .map_err(|e| unsendable(e.to_string()))
     }
 }

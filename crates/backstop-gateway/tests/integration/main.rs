@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
+mod channels;
 mod drill;
 mod gateway;
 mod hedge;

@@ -14,6 +14,9 @@ async fn hit(h: &Harness, route: Route, model: &str) -> (u16, reqwest::header::H
         Route::Anthropic => h.anthropic(messages(model)).await,
         Route::Gemini => h.gemini(model, "generateContent", contents()).await,
         Route::Models => h.client.get(h.url("/v1/models")).send().await.unwrap(),
+        Route::Azure | Route::Bedrock | Route::Vertex => {
+            unreachable!("the cloud channels are checked with their official SDKs in tests/e2e")
+        }
     };
     let headers = resp.headers().clone();
     let (status, body) = status_json(resp).await;
@@ -32,7 +35,9 @@ fn code(route: Route, body: &Value) -> String {
             }
         }
         Route::Anthropic => e["type"].clone(),
-        Route::Gemini => e["status"].clone(),
+        Route::Gemini | Route::Vertex => e["status"].clone(),
+        Route::Azure => e["code"].clone(),
+        Route::Bedrock => body["message"].clone(),
     };
     v.as_str().unwrap_or_default().to_owned()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Auth, ErrorRules, ProviderKind, ProviderSpec, Terminator, VersionHeader};
+use super::{Auth, ErrorRules, Framing, ProviderKind, ProviderSpec, Terminator, VersionHeader};
 use crate::error::quota_in_words;
 use crate::Protocol;
 
@@ -12,6 +12,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     name: "anthropic",
     protocol: Protocol::Anthropic,
     default_base_url: "https://api.anthropic.com",
+    base_path: "",
     chat_path: "/v1/messages",
     stream_path: "/v1/messages",
     auth: Auth::Header("x-api-key"),
@@ -19,6 +20,9 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
         name: "anthropic-version",
         default: "2023-06-01",
     }),
+    body_version: None,
+    version_query: None,
+    framing: Framing::Sse,
     forwarded_headers: &["anthropic-beta"],
     stream_terminator: Some(Terminator {
         event: Some("message_stop"),
@@ -29,6 +33,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: true,
     api_key_env: "ANTHROPIC_API_KEY",
     model_prefixes: &["claude-"],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused,
         quota: quota_in_words,
@@ -36,6 +41,6 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
 };
 
 /// A message that stopped with `stop_reason: "refusal"`.
-fn refused(root: &Value) -> bool {
+pub(super) fn refused(root: &Value) -> bool {
     root.get("stop_reason").and_then(Value::as_str) == Some("refusal")
 }

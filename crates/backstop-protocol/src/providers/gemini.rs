@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Auth, ErrorRules, ProviderKind, ProviderSpec};
+use super::{Auth, ErrorRules, Framing, ProviderKind, ProviderSpec};
 use crate::Protocol;
 
 /// The Gemini API.
@@ -11,10 +11,14 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     name: "gemini",
     protocol: Protocol::Gemini,
     default_base_url: "https://generativelanguage.googleapis.com",
+    base_path: "",
     chat_path: "/v1beta/models/{model}:generateContent",
     stream_path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
     auth: Auth::Header("x-goog-api-key"),
     version_header: None,
+    body_version: None,
+    version_query: None,
+    framing: Framing::Sse,
     forwarded_headers: &[],
     stream_terminator: None,
     usage_after_finish: false,
@@ -22,6 +26,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: false,
     api_key_env: "GEMINI_API_KEY",
     model_prefixes: &["gemini-", "gemma-"],
+    refusal_is_failure: false,
     errors: ErrorRules { refused, quota },
 };
 
@@ -45,7 +50,7 @@ fn unwrap(root: &Value) -> &Value {
 }
 
 /// A prompt blocked (`promptFeedback.blockReason`) or a candidate stopped by a filter.
-fn refused(root: &Value) -> bool {
+pub(super) fn refused(root: &Value) -> bool {
     let root = unwrap(root);
     root.pointer("/promptFeedback/blockReason").is_some()
         || root
@@ -62,7 +67,7 @@ fn refused(root: &Value) -> bool {
 
 /// Gemini words every 429 as "exceeded your current quota ... billing", so only daily or
 /// zero quotas count as exhausted.
-fn quota(_hay: &str, root: &Value) -> bool {
+pub(super) fn quota(_hay: &str, root: &Value) -> bool {
     let raw = root.to_string().to_lowercase();
     raw.contains("perday") || raw.contains("limit: 0")
 }

@@ -14,8 +14,11 @@ use crate::error::{classify_with, UpstreamError};
 use crate::Protocol;
 
 mod anthropic;
+mod azure;
+mod bedrock;
 mod gemini;
 mod openai;
+mod vertex;
 
 /// A kind of upstream provider API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,23 +29,60 @@ pub enum ProviderKind {
     Anthropic,
     /// The Google Gemini API (Generative Language).
     Gemini,
+    /// Azure OpenAI: the OpenAI wire format at a deployment's URL.
+    Azure,
+    /// AWS Bedrock: Anthropic models through InvokeModel, signed with SigV4.
+    Bedrock,
+    /// Google Vertex AI: Anthropic models through `rawPredict`, Gemini models through
+    /// `generateContent`, with an OAuth access token.
+    Vertex,
 }
 
 impl ProviderKind {
     /// Every kind, in the order they are listed to users.
-    pub const ALL: [ProviderKind; 3] = [
+    pub const ALL: [ProviderKind; 6] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Azure,
+        ProviderKind::Bedrock,
+        ProviderKind::Vertex,
+    ];
+
+    /// The kinds whose own API defines a protocol, reached with an API key alone (the ones
+    /// zero-config mode builds from the environment).
+    pub const NATIVE: [ProviderKind; 3] = [
         ProviderKind::OpenAi,
         ProviderKind::Anthropic,
         ProviderKind::Gemini,
     ];
 
-    /// What there is to know about this kind.
+    /// What there is to know about this kind. For Vertex, which speaks a protocol per
+    /// publisher, this is its Anthropic side; [`ProviderKind::spec_for`] picks by model.
     pub fn spec(self) -> &'static ProviderSpec {
         match self {
             ProviderKind::OpenAi => &openai::SPEC,
             ProviderKind::Anthropic => &anthropic::SPEC,
             ProviderKind::Gemini => &gemini::SPEC,
+            ProviderKind::Azure => &azure::SPEC,
+            ProviderKind::Bedrock => &bedrock::SPEC,
+            ProviderKind::Vertex => &vertex::CLAUDE,
         }
+    }
+
+    /// The spec of `model` on this kind: Vertex serves Claude models (`claude-*`) in the
+    /// Anthropic format and every other publisher model in Gemini's.
+    pub fn spec_for(self, model: &str) -> &'static ProviderSpec {
+        match self {
+            ProviderKind::Vertex if !model.starts_with("claude") => &vertex::GEMINI,
+            other => other.spec(),
+        }
+    }
+
+    /// Whether this kind is a cloud channel (Azure, Bedrock, Vertex) rather than a model
+    /// maker's own API.
+    pub fn is_channel(self) -> bool {
+        !Self::NATIVE.contains(&self)
     }
 
     /// The kind whose official API defines protocol `p`.
@@ -54,7 +94,8 @@ impl ProviderKind {
         }
     }
 
-    /// The kind named `name` in the configuration (`openai`, `anthropic`, `gemini`).
+    /// The kind named `name` in the configuration (`openai`, `anthropic`, `gemini`, `azure`,
+    /// `bedrock`, `vertex`).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.spec().name == name)
     }
@@ -78,6 +119,46 @@ pub enum Auth {
     Bearer,
     /// The key alone as the value of this header (lower-case name).
     Header(&'static str),
+    /// An AWS Signature Version 4 over the whole request, for this signing service name.
+    SigV4 {
+        /// The service name in the credential scope (`bedrock`).
+        service: &'static str,
+    },
+    /// `Authorization: Bearer TOKEN` with a Google OAuth access token, given or obtained
+    /// from a service-account key.
+    GoogleOAuth,
+}
+
+/// A version the provider wants in the request body, with fields the body must not carry
+/// (Anthropic on Bedrock and Vertex: `anthropic_version`, no `model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyVersion {
+    /// The body field that carries the version.
+    pub field: &'static str,
+    /// The value sent when the configuration sets none.
+    pub default: &'static str,
+    /// Top-level fields removed from the body (the endpoint says them instead).
+    pub remove: &'static [&'static str],
+}
+
+/// A version the provider wants as a query parameter on every request (Azure's
+/// `api-version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionQuery {
+    /// The parameter's name.
+    pub name: &'static str,
+    /// The value sent when the configuration sets none.
+    pub default: &'static str,
+}
+
+/// How a provider frames a streamed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events.
+    Sse,
+    /// The AWS event-stream binary framing, each `chunk` event carrying one base64-encoded
+    /// event of the provider's protocol (Bedrock's InvokeModelWithResponseStream).
+    AwsEventStream,
 }
 
 /// A header a provider wants on every request, whose value the configuration may set
@@ -118,8 +199,12 @@ pub struct ProviderSpec {
     pub name: &'static str,
     /// The wire protocol of its requests, answers and streams.
     pub protocol: Protocol,
-    /// The official base URL, used when the configuration gives none.
+    /// The official base URL, used when the configuration gives none; `{region}` and
+    /// `{location}` stand for the provider's region or location.
     pub default_base_url: &'static str,
+    /// A path between the base URL and the endpoint path, the same for every model of a
+    /// provider (Vertex's `/v1/projects/{project}/locations/{location}`); empty for most.
+    pub base_path: &'static str,
     /// The path of a chat request after the base URL; `{model}` stands for the upstream model.
     chat_path: &'static str,
     /// The same for a streaming chat request.
@@ -128,6 +213,12 @@ pub struct ProviderSpec {
     pub auth: Auth,
     /// The API version header sent on every request, if the provider has one.
     pub version_header: Option<VersionHeader>,
+    /// The API version carried in the body, if the provider wants one there.
+    pub body_version: Option<BodyVersion>,
+    /// The API version carried in the query string, if the provider wants one there.
+    pub version_query: Option<VersionQuery>,
+    /// How its streamed answers are framed.
+    pub framing: Framing,
     /// The caller's headers (feature flags such as `anthropic-beta`) forwarded to this provider
     /// when the caller speaks its protocol.
     pub forwarded_headers: &'static [&'static str],
@@ -145,6 +236,10 @@ pub struct ProviderSpec {
     pub api_key_env: &'static str,
     /// The prefixes of its model names, by which zero-config mode routes a bare model name.
     pub model_prefixes: &'static [&'static str],
+    /// A successful answer its content filter stopped (Azure's 200 with `finish_reason:
+    /// "content_filter"`) counts as a content-filter failure while nothing has reached the
+    /// client, rather than as an answer.
+    pub refusal_is_failure: bool,
     /// The quirks of its error bodies.
     pub(crate) errors: ErrorRules,
 }
@@ -169,12 +264,57 @@ impl ProviderSpec {
         format!("{base}{}", path.replace("{model}", &path_segment(model)))
     }
 
-    /// The header that carries `key`: its lower-case name and its value.
+    /// The header that carries `key`: its lower-case name and its value (for a signed
+    /// provider, the bearer form; signing needs the whole request).
     pub fn auth_header(&self, key: &str) -> (&'static str, String) {
         match self.auth {
-            Auth::Bearer => ("authorization", format!("Bearer {key}")),
             Auth::Header(name) => (name, key.to_string()),
+            Auth::Bearer | Auth::GoogleOAuth | Auth::SigV4 { .. } => {
+                ("authorization", format!("Bearer {key}"))
+            }
         }
+    }
+
+    /// The base URL of a provider of this kind: `configured` if given, else the official
+    /// one; then the kind's base path. `{name}` placeholders are filled from `vars`
+    /// (`region`, `location`, `project`), each value as one path or host segment.
+    pub fn base_url(&self, configured: Option<&str>, vars: &[(&str, &str)]) -> String {
+        let mut base = configured
+            .unwrap_or(self.default_base_url)
+            .trim_end_matches('/')
+            .to_string();
+        base.push_str(self.base_path);
+        for (name, value) in vars {
+            base = base.replace(&format!("{{{name}}}"), &path_segment(value));
+        }
+        if configured.is_none() {
+            // Vertex's `global` location is served by the host without a region prefix.
+            base = base.replacen("https://global-", "https://", 1);
+        }
+        base
+    }
+
+    /// `body` as this provider wants it: the body version set (to `configured` or the
+    /// default) and the fields the endpoint says removed. Unchanged for a provider without a
+    /// body version; an error when `body` is not a JSON object.
+    pub fn adapt_body(
+        &self,
+        body: &[u8],
+        configured: Option<&str>,
+    ) -> Result<bytes::Bytes, crate::ProtocolError> {
+        let Some(version) = self.body_version else {
+            return Ok(bytes::Bytes::copy_from_slice(body));
+        };
+        let mut object: serde_json::Map<String, Value> = serde_json::from_slice(body)
+            .map_err(|error| crate::ProtocolError::Invalid(format!("request body: {error}")))?;
+        for field in version.remove {
+            object.remove(*field);
+        }
+        let value = configured.unwrap_or(version.default);
+        object.insert(version.field.to_string(), Value::from(value));
+        serde_json::to_vec(&object)
+            .map(bytes::Bytes::from)
+            .map_err(|error| crate::ProtocolError::Invalid(format!("request body: {error}")))
     }
 
     /// The version header to send, with `configured` as its value when given, else the
@@ -191,6 +331,13 @@ impl ProviderSpec {
         self.model_prefixes
             .iter()
             .any(|prefix| model.starts_with(prefix))
+    }
+
+    /// Whether `body`, a successful answer, is one this provider's content filter stopped and
+    /// that counts as a failure ([`ProviderSpec::refusal_is_failure`]).
+    pub fn refused_answer(&self, body: &[u8]) -> bool {
+        self.refusal_is_failure
+            && self.classify_error(200, body).kind == crate::UpstreamErrorKind::ContentFilter
     }
 
     /// Classifies an error this provider answered with `status` and `body` (also a

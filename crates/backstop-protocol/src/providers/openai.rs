@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Auth, ErrorRules, ProviderKind, ProviderSpec, Terminator};
+use super::{Auth, ErrorRules, Framing, ProviderKind, ProviderSpec, Terminator};
 use crate::error::quota_in_words;
 use crate::Protocol;
 
@@ -12,10 +12,14 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     name: "openai",
     protocol: Protocol::OpenAi,
     default_base_url: "https://api.openai.com/v1",
+    base_path: "",
     chat_path: "/chat/completions",
     stream_path: "/chat/completions",
     auth: Auth::Bearer,
     version_header: None,
+    body_version: None,
+    version_query: None,
+    framing: Framing::Sse,
     forwarded_headers: &["openai-beta"],
     stream_terminator: Some(Terminator {
         event: None,
@@ -26,6 +30,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     continues_prefill: false,
     api_key_env: "OPENAI_API_KEY",
     model_prefixes: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
+    refusal_is_failure: false,
     errors: ErrorRules {
         refused,
         quota: quota_in_words,
@@ -33,7 +38,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
 };
 
 /// A choice that finished on the content filter.
-fn refused(root: &Value) -> bool {
+pub(super) fn refused(root: &Value) -> bool {
     root.pointer("/choices/0/finish_reason")
         .and_then(Value::as_str)
         == Some("content_filter")

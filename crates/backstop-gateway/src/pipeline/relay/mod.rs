@@ -117,11 +117,11 @@ impl Relay {
         response: reqwest::Response,
         deadline: Instant,
     ) -> Self {
-        let upstream = route.target.provider.spec();
+        let upstream = route.target.spec();
         let config = &request.config;
         let max_text = usize::try_from(route.model.max_rescue_text).unwrap_or(usize::MAX);
         Self {
-            upstream: response.bytes_stream().boxed(),
+            upstream: crate::channels::sse_body(upstream, response),
             sse: SseDecoder::new(),
             decoder: StreamDecoder::new(upstream.protocol),
             output: Output::new(
@@ -377,7 +377,7 @@ impl Relay {
         let from = self.route.target.label.clone();
         let gap = self.cadence.since_last_event(Instant::now());
         self.metrics.rescue_delay(&from, gap);
-        let upstream = continuation.route.target.provider.spec();
+        let upstream = continuation.route.target.spec();
         let trimmed = self.output.prefill().is_some_and(|(_, trimmed)| trimmed);
         let delivered = self.output.delivered_tokens();
         let earlier = self
@@ -390,7 +390,7 @@ impl Relay {
             self.metrics.rescue(&from, "continued");
         }
         self.cadence.reset();
-        self.upstream = continuation.response.bytes_stream().boxed();
+        self.upstream = crate::channels::sse_body(upstream, continuation.response);
         self.sse = SseDecoder::new();
         self.decoder = StreamDecoder::new(upstream.protocol);
         self.attempt = Some(continuation.attempt);

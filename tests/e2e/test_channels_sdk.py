@@ -1,0 +1,216 @@
+"""The cloud channels' wire formats, checked with the official clients: the anthropic SDK's
+`AnthropicBedrock` (botocore SigV4, AWS event-stream decoding) and `AnthropicVertex`, and the
+openai SDK's `AzureOpenAI`, pointed at `backstop mock` directly and at a gateway in front of it.
+"""
+
+from urllib.parse import unquote
+
+import anthropic
+import openai
+import pytest
+
+from conftest import http, wait_until
+from test_mock_sdk import ANSWER
+
+# backstop_mock::BEDROCK_SECRET_ACCESS_KEY: the secret the mock verifies signatures with.
+BEDROCK_SECRET = "backstop-mock-secret-access-key"
+CLAUDE_ON_BEDROCK = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+CLAUDE_ON_VERTEX = "claude-sonnet-4-5@20250929"
+
+
+def bedrock(mock, secret=BEDROCK_SECRET):
+    return anthropic.AnthropicBedrock(
+        aws_access_key="AKIDBACKSTOPE2E",
+        aws_secret_key=secret,
+        aws_region="us-east-1",
+        base_url=mock.url,
+        max_retries=0,
+        timeout=10,
+    )
+
+
+def vertex(mock, token="ya29.e2e-token"):
+    return anthropic.AnthropicVertex(
+        project_id="backstop-e2e",
+        region="us-east5",
+        access_token=token,
+        base_url=f"{mock.url}/v1",
+        max_retries=0,
+        timeout=10,
+    )
+
+
+def azure(mock):
+    return openai.AzureOpenAI(
+        api_key="azure-e2e-key",
+        api_version="2024-10-21",
+        azure_endpoint=mock.url,
+        max_retries=0,
+        timeout=10,
+    )
+
+
+def ask(client, model, **extra):
+    return client.messages.create(
+        model=model, max_tokens=64, messages=[{"role": "user", "content": "Say hello"}], **extra
+    )
+
+
+@pytest.mark.parametrize("make,model", [(bedrock, CLAUDE_ON_BEDROCK), (vertex, CLAUDE_ON_VERTEX)])
+def test_claude_sdks_get_the_answer_and_the_stream(mock, make, model):
+    client = make(mock)
+    message = ask(client, model)
+    assert message.content[0].text == ANSWER
+    assert message.usage.output_tokens > 0
+    with client.messages.stream(
+        model=model, max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == ANSWER
+    assert final.stop_reason == "end_turn"
+    paths = [r["path"] for r in mock.requests()]
+    assert len(paths) == 2, paths
+
+
+def test_bedrock_paths_and_body_are_the_sdks(mock):
+    ask(bedrock(mock), CLAUDE_ON_BEDROCK)
+    (request,) = mock.requests()
+    # The SDK leaves `:` as it is, the gateway encodes it (`%3A`): Bedrock takes both.
+    assert unquote(request["path"]) == f"/model/{CLAUDE_ON_BEDROCK}/invoke"
+    # Newer SDKs send an API version date here, the documented value is bedrock-2023-05-31.
+    assert request["body"]["anthropic_version"]
+    assert "model" not in request["body"]
+
+
+def test_a_wrong_bedrock_secret_is_the_sdks_permission_error(mock):
+    with pytest.raises(anthropic.PermissionDeniedError) as raised:
+        ask(bedrock(mock, secret="wrong-secret"), CLAUDE_ON_BEDROCK)
+    assert "signature we calculated does not match" in str(raised.value)
+
+
+def test_bedrock_faults_are_the_sdks_typed_errors(mock):
+    mock.fault(route="bedrock", kind="rate_limit", count=1)
+    with pytest.raises(anthropic.RateLimitError):
+        ask(bedrock(mock), CLAUDE_ON_BEDROCK)
+    mock.fault(route="bedrock", kind="error_event", at=2, count=1)
+    with pytest.raises(anthropic.APIError):
+        with bedrock(mock).messages.stream(
+            model=CLAUDE_ON_BEDROCK, max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+        ) as stream:
+            "".join(stream.text_stream)
+
+
+def test_vertex_faults_are_the_sdks_typed_errors(mock):
+    with pytest.raises(anthropic.AuthenticationError):
+        ask(vertex(mock, token="not-a-google-token"), CLAUDE_ON_VERTEX)
+    mock.fault(route="vertex", kind="rate_limit", count=1)
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        ask(vertex(mock), CLAUDE_ON_VERTEX)
+    assert "RESOURCE_EXHAUSTED" in str(raised.value)
+    mock.fault(route="vertex", kind="overloaded", count=1)
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        ask(vertex(mock), CLAUDE_ON_VERTEX)
+    assert raised.value.status_code == 529
+
+
+def test_azure_sdk_gets_the_answer_the_stream_and_the_content_filter(mock):
+    client = azure(mock)
+    completion = client.chat.completions.create(
+        model="gpt4o-prod", messages=[{"role": "user", "content": "Say hello"}]
+    )
+    assert completion.choices[0].message.content == ANSWER
+    chunks = client.chat.completions.create(
+        model="gpt4o-prod",
+        messages=[{"role": "user", "content": "Say hello"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == ANSWER
+    paths = [r["path"] for r in mock.requests()]
+    assert paths == ["/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"] * 2
+    mock.fault(route="azure", kind="content_filter", count=1)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "x"}])
+    assert raised.value.code == "content_filter"
+    assert raised.value.body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+    mock.fault(route="azure", kind="rate_limit", retry_after="3", count=1)
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "x"}])
+    assert raised.value.response.headers["retry-after-ms"] == "3000"
+
+
+def channels_config(mock):
+    return f"""
+state = "memory"
+[providers.anthropic]
+kind = "anthropic"
+base_url = "{mock.url}"
+api_key = "sk-ant-e2e"
+[providers.bedrock]
+kind = "bedrock"
+base_url = "{mock.url}"
+region = "us-east-1"
+access_key_id = "AKIDBACKSTOPE2E"
+secret_access_key = "{BEDROCK_SECRET}"
+[providers.vertex]
+kind = "vertex"
+base_url = "{mock.url}"
+project = "backstop-e2e"
+location = "us-east5"
+access_token = "ya29.e2e-gateway-token"
+[models.claude]
+targets = [
+  {{ provider = "anthropic", model = "claude-sonnet-4-5-20250929" }},
+  {{ provider = "bedrock", model = "{CLAUDE_ON_BEDROCK}" }},
+  {{ provider = "vertex", model = "{CLAUDE_ON_VERTEX}" }},
+]
+[retry]
+base_delay = "10ms"
+max_delay = "100ms"
+[timeouts]
+first_byte = "3s"
+idle = "2s"
+total = "20s"
+"""
+
+
+def test_one_model_over_three_channels_through_the_gateway(mock, gateway_factory):
+    gateway = gateway_factory(channels_config(mock))
+    client = anthropic.Anthropic(api_key="unused", base_url=gateway.url, max_retries=0, timeout=20)
+    mock.fault(route="anthropic", kind="status", status=503)
+    mock.fault(route="vertex", kind="status", status=503)
+    with client.messages.stream(
+        model="claude", max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        served = stream.response.headers["x-backstop-target"]
+    assert text == ANSWER
+    assert served == f"bedrock/{CLAUDE_ON_BEDROCK}"
+    mock.clear()
+    mock.fault(route="anthropic", kind="status", status=503)
+    mock.fault(route="bedrock", kind="rate_limit")
+    response = client.messages.with_raw_response.create(
+        model="claude", max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+    )
+    assert response.headers["x-backstop-target"] == f"vertex/{CLAUDE_ON_VERTEX}"
+    assert response.parse().content[0].text == ANSWER
+
+
+def test_check_shows_each_channel_without_its_secrets(mock, tmp_path):
+    import subprocess
+
+    from conftest import BINARY
+
+    path = tmp_path / "backstop.toml"
+    path.write_text(channels_config(mock))
+    result = subprocess.run([BINARY, "check", "--config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "AWS SigV4 in us-east-1" in result.stdout
+    assert "OAuth access token" in result.stdout
+    assert BEDROCK_SECRET not in result.stdout and "ya29.e2e-gateway-token" not in result.stdout
+    path.write_text(channels_config(mock).replace('project = "backstop-e2e"\n', ""))
+    result = subprocess.run([BINARY, "check", "--config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "providers.vertex.project" in result.stderr
