@@ -105,6 +105,9 @@ impl Store {
             Err(_) => "error",
         };
         self.observer.op(op, outcome, started.elapsed());
+        if let (Err(_), Backend::Redis(r)) = (&result, &self.backend) {
+            r.forget();
+        }
         let up = result.is_ok();
         if self.up.swap(up, Ordering::Relaxed) != up {
             self.observer.backend_up(up);

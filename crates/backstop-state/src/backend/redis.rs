@@ -51,6 +51,14 @@ impl Redis {
         Ok(conn)
     }
 
+    /// Drops the connection after a failure, so the next operation connects afresh instead of waiting on a
+    /// reconnect in progress.
+    pub(crate) fn forget(&self) {
+        if let Ok(mut slot) = self.conn.try_lock() {
+            *slot = None;
+        }
+    }
+
     pub(crate) async fn put_many(
         &self,
         entries: Vec<(String, Entry)>,
