@@ -15,5 +15,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod routes;
 pub mod server;
+pub mod state_metrics;
+pub mod store;
 pub mod status;
 pub mod upstream;

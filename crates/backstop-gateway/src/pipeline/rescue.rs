@@ -93,10 +93,7 @@ impl RescueContext {
                     let rejected_prefill =
                         !prefill.is_empty() && failure.class == FailureClass::Permanent;
                     if rejected_prefill {
-                        candidate
-                            .health
-                            .prefill_rejected
-                            .store(true, Ordering::Relaxed);
+                        candidate.health.learn_prefill_rejected();
                         tracing::warn!(target = %label, "target rejected an assistant prefill: not asked to continue again");
                         permit.record_success();
                     } else {

@@ -182,6 +182,9 @@ impl Gateway {
                 failure.message
             );
             let class = failure.class;
+            if let Some(hint) = failure.retry_after {
+                candidate.health.breaker.hold_for(hint);
+            }
             tally.tried.push(format!("{label}: {failure}"));
             tally.last_failure = Some(failure);
             match class {
