@@ -16,6 +16,6 @@ pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod state_metrics;
-pub mod store;
 pub mod status;
+pub mod store;
 pub mod upstream;

@@ -65,11 +65,7 @@ impl StateMetrics {
             "State store operation duration",
             durations.clone(),
         );
-        StateMetrics {
-            up,
-            ops,
-            durations,
-        }
+        StateMetrics { up, ops, durations }
     }
 }
 

@@ -59,7 +59,9 @@ pub fn target_report(
 /// state layer (the gateway built in-process without one) the backend is `memory`.
 pub fn state_report(gateway: &Gateway) -> Value {
     match gateway.state() {
-        Some(state) => json!({"backend": state.store().spec().to_string(), "up": state.store().is_up()}),
+        Some(state) => {
+            json!({"backend": state.store().spec().to_string(), "up": state.store().is_up()})
+        }
         None => json!({"backend": "memory", "up": true}),
     }
 }

@@ -30,6 +30,11 @@ pub async fn open(config: &Config, metrics: &Metrics) -> Result<State, String> {
 
 /// Connects to the configured backend and says what it found, for `backstop check` (never a secret).
 pub async fn describe(config: &Config) -> Result<String, StateError> {
-    let store = Store::open(&config.state, &config.state_prefix, "check", Arc::new(NoStateObserver))?;
+    let store = Store::open(
+        &config.state,
+        &config.state_prefix,
+        "check",
+        Arc::new(NoStateObserver),
+    )?;
     store.check(CHECK_TIMEOUT).await
 }

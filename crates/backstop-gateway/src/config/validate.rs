@@ -69,10 +69,16 @@ fn parse_state(text: Option<&str>) -> Result<StateSpec, ConfigError> {
 fn parse_state_prefix(text: Option<&str>) -> Result<String, ConfigError> {
     match text {
         None => Ok(backstop_state::DEFAULT_PREFIX.to_string()),
-        Some(text) if text.is_empty() || text.len() > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) => Err(ConfigError::at(
-            "state_prefix",
-            "must be 1 to 64 characters without spaces, e.g. \"backstop:\"",
-        )),
+        Some(text)
+            if text.is_empty()
+                || text.len() > 64
+                || text.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Err(ConfigError::at(
+                "state_prefix",
+                "must be 1 to 64 characters without spaces, e.g. \"backstop:\"",
+            ))
+        }
         Some(text) => Ok(text.to_string()),
     }
 }
