@@ -1,5 +1,6 @@
 //! Two state layers sharing one real redis-server (and one SQLite file across a restart), each with its own
 //! breaker for the same target, as two replicas would be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use backstop_core::{Breaker, BreakerConfig, BreakerState, FailureClass, NoopObserver};
 use backstop_mock::redis_server::RedisServer;

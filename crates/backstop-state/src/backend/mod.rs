@@ -24,7 +24,7 @@ const FEED_CAPACITY: usize = 1024;
 enum Backend {
     Memory(memory::Memory),
     Sqlite(sqlite::Sqlite),
-    Redis(redis::Redis),
+    Redis(Box<redis::Redis>),
 }
 
 /// A state backend with its key prefix, change feed and health.
@@ -50,7 +50,7 @@ impl Store {
         let backend = match spec {
             StateSpec::Memory => Backend::Memory(memory::Memory::default()),
             StateSpec::Sqlite(path) => Backend::Sqlite(sqlite::Sqlite::open(path)?),
-            StateSpec::Redis(url) => Backend::Redis(redis::Redis::new(url, OP_TIMEOUT)?),
+            StateSpec::Redis(url) => Backend::Redis(Box::new(redis::Redis::new(url, OP_TIMEOUT)?)),
         };
         observer.backend_up(true);
         Ok(Store {

@@ -190,23 +190,20 @@ impl Redis {
                 pubsub.subscribe(&channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
-            match tokio::time::timeout(self.timeout * 20, subscribed).await {
-                Ok(Ok(pubsub)) => {
-                    delay = Duration::from_millis(100);
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(());
-                    }
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        if let Ok(change) = serde_json::from_str::<Change>(&payload) {
-                            let _ = sender.send(change);
-                        }
+            if let Ok(Ok(pubsub)) = tokio::time::timeout(self.timeout * 20, subscribed).await {
+                delay = Duration::from_millis(100);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    if let Ok(change) = serde_json::from_str::<Change>(&payload) {
+                        let _ = sender.send(change);
                     }
                 }
-                Ok(Err(_)) | Err(_) => {}
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
