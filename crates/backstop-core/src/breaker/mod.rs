@@ -340,4 +340,6 @@ impl Drop for Permit {
 }
 
 #[cfg(test)]
+mod hook_tests;
+#[cfg(test)]
 mod tests;
