@@ -19,19 +19,25 @@ const PENDING_BOUND: usize = 10_000;
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<(String, Entry)>,
+    store: Arc<Store>,
 }
 
 impl Writer {
     /// Starts the writer task for `store`.
     pub fn spawn(store: Arc<Store>) -> Writer {
         let (queue, receiver) = mpsc::channel(QUEUE_BOUND);
-        tokio::spawn(run(store, receiver));
-        Writer { queue }
+        tokio::spawn(run(store.clone(), receiver));
+        Writer { queue, store }
     }
 
-    /// Queues `entry` for `key` without waiting; `false` if the queue is full (the record is dropped).
+    /// Queues `entry` for `key` without waiting; `false` if the queue is full (the record is dropped and
+    /// counted as the operation `enqueue` with outcome `dropped`).
     pub fn send(&self, key: String, entry: Entry) -> bool {
-        self.queue.try_send((key, entry)).is_ok()
+        let sent = self.queue.try_send((key, entry)).is_ok();
+        if !sent {
+            self.store.count_dropped();
+        }
+        sent
     }
 }
 

@@ -124,6 +124,11 @@ impl Store {
         result
     }
 
+    /// Counts a record the writer had no room for.
+    pub(crate) fn count_dropped(&self) {
+        self.observer.op("enqueue", "dropped", Duration::ZERO);
+    }
+
     /// Writes `entries` (keys without the prefix) and announces them on the change feed.
     pub async fn put_many(&self, entries: Vec<(String, Entry)>) -> Result<(), StateError> {
         let entries: Vec<_> = entries
