@@ -114,7 +114,8 @@ pub use balance::{
     order, BalanceCandidate, LatencyPercentiles, LatencyStats, Strategy, UnknownStrategy,
 };
 pub use breaker::{
-    Breaker, BreakerConfig, BreakerSnapshot, BreakerState, Permit, Rejected, TripReason,
+    Breaker, BreakerConfig, BreakerEvent, BreakerHook, BreakerSnapshot, BreakerState, Permit,
+    Rejected, TripReason,
 };
 pub use budget::RetryBudget;
 pub use class::{Classify, FailureClass, Verdict};

@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let _flush_logs_on_exit = crate::logging::init(cli.log_format);
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
-        Command::Check { config } => check(config.as_deref()),
+        Command::Check { config } => check(config.as_deref()).await,
         Command::Mock {
             listen,
             script,
@@ -117,16 +117,40 @@ fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigEr
     }
 }
 
-fn check(path: Option<&Path>) -> ExitCode {
+async fn check(path: Option<&Path>) -> ExitCode {
     match load_config(path, false) {
-        Ok(config) => emit(
-            &format!("{}\nconfiguration OK\n", config::routing_plan(&config)),
-            "backstop check",
-        ),
+        Ok(config) => {
+            let found = match check_state(&config).await {
+                Ok(found) => found,
+                Err(error) => {
+                    eprintln!("config error at `state`: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            emit(
+                &format!(
+                    "{}\nstate: {found}\nconfiguration OK\n",
+                    config::routing_plan(&config)
+                ),
+                "backstop check",
+            )
+        }
         Err(error) => {
             eprintln!("{error}");
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+/// Tests the state backend: what it found, an unreachable Redis as a warning line, a bad file as an error.
+async fn check_state(config: &Config) -> Result<String, backstop_state::StateError> {
+    match crate::store::describe(config).await {
+        Ok(found) => Ok(found),
+        Err(error) if error.is_config() => Err(error),
+        Err(error) => Ok(format!(
+            "{} UNREACHABLE ({error}); the gateway would start on local state",
+            config.state
+        )),
     }
 }
 
@@ -173,6 +197,13 @@ async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match crate::store::open(&gateway.config(), gateway.metrics()).await {
+        Ok(state) => gateway.attach_state(state),
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let address = listener
         .local_addr()
         .map(|a| a.to_string())

@@ -16,5 +16,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod routes;
 pub mod server;
+pub mod state_metrics;
 pub mod status;
+pub mod store;
 pub mod upstream;

@@ -2,6 +2,7 @@
 //! construction: public model, target (`provider/upstream-model`), class, outcome,
 //! tier, status. Never keys, prompts or request ids.
 
+use crate::state_metrics::StateMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -74,6 +75,7 @@ struct TokenLabels {
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
+    state: StateMetrics,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<ModelLabel, Histogram, LatencyHistogram>,
     attempts: Family<AttemptLabels, Counter>,
@@ -117,6 +119,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The state store's metrics.
+    pub fn state(&self) -> &StateMetrics {
+        &self.state
+    }
+
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("backstop");
@@ -218,9 +225,11 @@ impl Metrics {
             "Client connections the gateway closed or refused, by reason: header_timeout, idle_timeout, write_stall, evicted (to make room at server.max_connections), refused (at the limit with none to evict)",
             connections_closed.clone(),
         );
+        let state = StateMetrics::register(&mut registry);
         Self {
             stalls,
             rescue_delay,
+            state,
             connections_open,
             connections_closed,
             hedges,

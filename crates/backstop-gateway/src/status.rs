@@ -45,7 +45,25 @@ pub fn target_report(
             .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
         "latency_ms": latency,
         "fault": fault,
+        "held_for_ms": snapshot
+            .held_until
+            .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
+        "opened_by": gateway
+            .state()
+            .filter(|_| state != BreakerState::Closed)
+            .and_then(|s| s.targets().opened_by(label)),
     })
+}
+
+/// The state backend and whether it answers: `{"backend": "redis://...", "up": true}` (no secrets). Without a
+/// state layer (the gateway built in-process without one) the backend is `memory`.
+pub fn state_report(gateway: &Gateway) -> Value {
+    match gateway.state() {
+        Some(state) => {
+            json!({"backend": state.store().spec().to_string(), "up": state.store().is_up()})
+        }
+        None => json!({"backend": "memory", "up": true}),
+    }
 }
 
 /// Which public models each target serves.
@@ -148,6 +166,10 @@ pub fn status(gateway: &Gateway) -> Value {
             json!({"status": health.as_str(), "targets": targets, "fallbacks": model.fallbacks}),
         );
     }
+    let state = state_report(gateway);
+    if state["up"] == false {
+        seen.push(Health::Degraded);
+    }
     let overall = if seen.iter().all(|h| *h == Health::Ok) {
         Health::Ok
     } else if seen.iter().all(|h| *h == Health::Down) {
@@ -155,5 +177,5 @@ pub fn status(gateway: &Gateway) -> Value {
     } else {
         Health::Degraded
     };
-    json!({"status": overall.as_str(), "models": models})
+    json!({"status": overall.as_str(), "models": models, "state": state})
 }

@@ -50,6 +50,8 @@ mod gemini;
 mod handler;
 mod log;
 mod openai;
+#[cfg(feature = "redis-server")]
+pub mod redis_server;
 mod registry;
 mod reply;
 mod routes;

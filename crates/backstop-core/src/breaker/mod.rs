@@ -51,9 +51,11 @@
 //! a record (the client went away) counts for nothing, but frees its half-open probe slot. A permit issued before
 //! the breaker changed state is stale and its record is ignored: only the probes decide a half-open breaker.
 
+mod hook;
 mod state;
 mod types;
 
+pub use hook::{BreakerEvent, BreakerHook};
 pub use types::{BreakerConfig, BreakerSnapshot, BreakerState, Rejected, TripReason};
 
 use crate::class::{FailureClass, Verdict};
@@ -62,7 +64,7 @@ use crate::observer::{NoopObserver, Observer};
 use crate::window::SlotRing;
 use state::{Health, Inner, Mode, Shared};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -123,6 +125,9 @@ impl Breaker {
             opened_at: None,
             trips: 0,
             pending: Vec::new(),
+            held_until: None,
+            adopting: false,
+            events: Vec::new(),
         };
         Breaker {
             shared: Arc::new(Shared {
@@ -130,6 +135,7 @@ impl Breaker {
                 config,
                 observer,
                 inner: Mutex::new(inner),
+                hook: OnceLock::new(),
             }),
         }
     }
@@ -149,12 +155,22 @@ impl Breaker {
         let now = Instant::now();
         let shared = &self.shared;
         let result = shared.with(now, |inner| match inner.mode {
+            _ if inner.held_until.is_some_and(|held| held > now) => Err(Rejected {
+                retry_at: inner.held_until.unwrap_or(now),
+                state: BreakerState::Open,
+            }),
             Mode::Closed => Ok((inner.epoch, false)),
             Mode::HalfOpen {
                 in_flight,
                 successes,
             } => {
-                if in_flight < shared.config.half_open_probes.max(1) {
+                let gate_open = || {
+                    shared
+                        .hook
+                        .get()
+                        .is_none_or(|h| h.allow_probe(&shared.name))
+                };
+                if in_flight < shared.config.half_open_probes.max(1) && gate_open() {
                     inner.mode = Mode::HalfOpen {
                         in_flight: in_flight + 1,
                         successes,
@@ -213,6 +229,7 @@ impl Breaker {
                 reopens_at,
                 half_open_in_flight,
                 trips: inner.trips,
+                held_until: inner.held_until.filter(|held| *held > now),
             }
         })
     }
@@ -230,7 +247,42 @@ impl Breaker {
 
     /// Closes the breaker by hand and forgets its failure counts.
     pub fn force_close(&self) {
-        self.shared.with(Instant::now(), Inner::close);
+        self.shared.with(Instant::now(), |inner| inner.close(true));
+    }
+
+    /// Refuses calls until `for_` has passed, without opening the breaker: the target asked for a pause
+    /// (`Retry-After`, a rate-limit reset). A longer hold already in force is kept.
+    pub fn hold_for(&self, for_: Duration) {
+        let now = Instant::now();
+        self.shared.with(now, |inner| inner.hold(later(now, for_)));
+    }
+
+    /// Attaches the hook that shares this breaker's transitions and gates its probes; only the first one counts
+    /// (returns `false` if one was attached already).
+    pub fn attach_hook(&self, hook: Arc<dyn BreakerHook>) -> bool {
+        self.shared.hook.set(hook).is_ok()
+    }
+
+    /// Applies a change decided elsewhere (another replica, or this process before a restart) without reporting
+    /// it to the hook: an open until a time already past half-opens at once, a close forgets the failure counts,
+    /// a hold is kept if it is later than the one in force. The observer hears the transitions as usual.
+    pub fn adopt(&self, event: &BreakerEvent) {
+        let now = Instant::now();
+        self.shared.with(now, |inner| {
+            inner.adopting = true;
+            match event {
+                BreakerEvent::Opened { until, reason } => {
+                    let same =
+                        matches!(inner.mode, Mode::Open { until: current } if current == *until);
+                    if !same {
+                        inner.trip(now, *until, reason.clone());
+                        inner.refresh(now);
+                    }
+                }
+                BreakerEvent::Closed { forced } => inner.close(*forced),
+                BreakerEvent::Held { until } => inner.hold(*until),
+            }
+        });
     }
 }
 
@@ -287,5 +339,7 @@ impl Drop for Permit {
     }
 }
 
+#[cfg(test)]
+mod hook_tests;
 #[cfg(test)]
 mod tests;

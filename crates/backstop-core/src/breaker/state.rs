@@ -1,11 +1,11 @@
 //! The breaker's state machine, behind one short mutex. Transitions are collected under the lock and reported to
 //! the observer after it is released.
 
-use super::{BreakerConfig, BreakerState, TripReason};
+use super::{BreakerConfig, BreakerEvent, BreakerHook, BreakerState, TripReason};
 use crate::deadline::later;
 use crate::observer::Observer;
 use crate::window::SlotRing;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +37,12 @@ pub(super) struct Inner {
     pub(super) trips: u64,
     /// Transitions to report once the lock is released.
     pub(super) pending: Vec<Transition>,
+    /// No call before this instant: the target asked for a pause (a rate-limit hint).
+    pub(super) held_until: Option<Instant>,
+    /// Set while applying a change learned elsewhere: it is not reported to the hook.
+    pub(super) adopting: bool,
+    /// Changes decided here, for the hook once the lock is released.
+    pub(super) events: Vec<BreakerEvent>,
 }
 
 pub(super) struct Shared {
@@ -44,6 +50,8 @@ pub(super) struct Shared {
     pub(super) config: BreakerConfig,
     pub(super) observer: Arc<dyn Observer>,
     pub(super) inner: Mutex<Inner>,
+    /// Shares transitions and gates probes, when attached.
+    pub(super) hook: OnceLock<Arc<dyn BreakerHook>>,
 }
 
 /// What a recorded call says about the target.
@@ -56,15 +64,22 @@ pub(super) enum Health {
 impl Shared {
     /// Runs `f` under the lock after applying the lazy Open -> HalfOpen transition, then reports transitions.
     pub(super) fn with<R>(&self, now: Instant, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let (result, transitions) = {
+        let (result, transitions, events) = {
             let mut inner = self.lock();
             inner.refresh(now);
             let result = f(&mut inner);
-            (result, std::mem::take(&mut inner.pending))
+            inner.adopting = false;
+            let events = std::mem::take(&mut inner.events);
+            (result, std::mem::take(&mut inner.pending), events)
         };
         for (from, to, reason) in &transitions {
             self.observer
                 .breaker_transition(&self.name, *from, *to, reason.as_ref());
+        }
+        if let (Some(hook), false) = (self.hook.get(), events.is_empty()) {
+            for event in &events {
+                hook.changed(&self.name, event);
+            }
         }
         result
     }
@@ -129,7 +144,7 @@ impl Shared {
                 ) => {
                     let successes = successes + u32::from(probe);
                     if successes >= config.success_threshold.max(1) {
-                        inner.close();
+                        inner.close(false);
                     } else {
                         let in_flight = in_flight.saturating_sub(u32::from(probe));
                         inner.mode = Mode::HalfOpen {
@@ -187,6 +202,10 @@ impl Inner {
     }
 
     pub(super) fn trip(&mut self, now: Instant, until: Option<Instant>, reason: TripReason) {
+        self.share(BreakerEvent::Opened {
+            until,
+            reason: reason.clone(),
+        });
         self.trips += 1;
         self.opened_at = Some(now);
         self.last_trip = Some(reason.clone());
@@ -195,12 +214,31 @@ impl Inner {
         self.set_mode(Mode::Open { until }, Some(reason));
     }
 
-    pub(super) fn close(&mut self) {
+    pub(super) fn close(&mut self, forced: bool) {
         self.consecutive = 0;
         self.ring.clear();
         match self.mode {
             Mode::Closed => {}
-            Mode::Open { .. } | Mode::HalfOpen { .. } => self.set_mode(Mode::Closed, None),
+            Mode::Open { .. } | Mode::HalfOpen { .. } => {
+                self.share(BreakerEvent::Closed { forced });
+                self.set_mode(Mode::Closed, None);
+            }
+        }
+    }
+
+    /// Holds the target until `until` (a later hold wins).
+    pub(super) fn hold(&mut self, until: Instant) {
+        if self.held_until.is_some_and(|held| held >= until) {
+            return;
+        }
+        self.held_until = Some(until);
+        self.share(BreakerEvent::Held { until });
+    }
+
+    /// Queues `event` for the hook, unless it was learned elsewhere.
+    fn share(&mut self, event: BreakerEvent) {
+        if !self.adopting {
+            self.events.push(event);
         }
     }
 }

@@ -141,7 +141,7 @@ impl fmt::Display for TripReason {
 pub struct Rejected {
     /// The earliest time a call may be let through (now, if half-open with all probe slots taken).
     pub retry_at: Instant,
-    /// The state that refused the call (`Open` or `HalfOpen`).
+    /// The state that refused the call (`Open` or `HalfOpen`; `Open` for a target held by a rate-limit hint).
     pub state: BreakerState,
 }
 
@@ -170,4 +170,8 @@ pub struct BreakerSnapshot {
     pub half_open_in_flight: u32,
     /// How many times it opened since creation.
     pub trips: u64,
+    /// Calls are refused until then: the target asked for a pause (see [`Breaker::hold_for`]).
+    ///
+    /// [`Breaker::hold_for`]: super::Breaker::hold_for
+    pub held_until: Option<Instant>,
 }

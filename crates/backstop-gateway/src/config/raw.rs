@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 pub struct RawConfig {
     pub listen: Option<String>,
     pub state: Option<String>,
+    pub state_prefix: Option<String>,
     pub auth: Option<RawAuth>,
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,

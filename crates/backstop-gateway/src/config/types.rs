@@ -42,6 +42,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where shared state lives.
     pub state: StateSpec,
+    /// The prefix of every key in the state store (`state_prefix`).
+    pub state_prefix: String,
     /// Client and admin keys; `None` leaves the gateway open.
     pub auth: Option<Auth>,
     /// Upstream providers by name.
@@ -60,16 +62,7 @@ pub struct Config {
     pub zero_config: bool,
 }
 
-/// Where breaker and queue state is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateSpec {
-    /// In process memory only.
-    Memory,
-    /// An embedded SQLite database at this path.
-    Sqlite(String),
-    /// A Redis server shared by replicas.
-    Redis(String),
-}
+pub use backstop_state::StateSpec;
 
 /// `[auth]`
 #[derive(Debug, Clone)]

@@ -29,6 +29,7 @@ pub fn validate(
         None => default_listen(),
     };
     let state = parse_state(raw.state.as_deref())?;
+    let state_prefix = parse_state_prefix(raw.state_prefix.as_deref())?;
     let auth = raw.auth.map(auth_from_raw).transpose()?;
     check_exposure(listen, auth.as_ref())?;
     let mut providers = BTreeMap::new();
@@ -50,6 +51,7 @@ pub fn validate(
     Ok(Config {
         listen,
         state,
+        state_prefix,
         auth,
         providers,
         models,
@@ -62,26 +64,26 @@ pub fn validate(
 }
 
 fn parse_state(text: Option<&str>) -> Result<StateSpec, ConfigError> {
-    let Some(text) = text else {
-        return Ok(StateSpec::Sqlite(".backstop/state.db".into()));
-    };
-    if text == "memory" {
-        Ok(StateSpec::Memory)
-    } else if let Some(path) = text.strip_prefix("sqlite:") {
-        if path.is_empty() {
-            return Err(ConfigError::at(
-                "state",
-                "`sqlite:` needs a path, e.g. \"sqlite:.backstop/state.db\"",
-            ));
+    match text {
+        None => Ok(StateSpec::default()),
+        Some(text) => StateSpec::parse(text).map_err(|e| ConfigError::at("state", e.to_string())),
+    }
+}
+
+fn parse_state_prefix(text: Option<&str>) -> Result<String, ConfigError> {
+    match text {
+        None => Ok(backstop_state::DEFAULT_PREFIX.to_string()),
+        Some(text)
+            if text.is_empty()
+                || text.len() > 64
+                || text.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Err(ConfigError::at(
+                "state_prefix",
+                "must be 1 to 64 characters without spaces, e.g. \"backstop:\"",
+            ))
         }
-        Ok(StateSpec::Sqlite(path.into()))
-    } else if text.starts_with("redis://") || text.starts_with("rediss://") {
-        Ok(StateSpec::Redis(text.into()))
-    } else {
-        Err(ConfigError::at(
-            "state",
-            format!("`{text}` is not a state store: use \"memory\", \"sqlite:PATH\" or \"redis://HOST:PORT[/DB]\""),
-        ))
+        Some(text) => Ok(text.to_string()),
     }
 }
 

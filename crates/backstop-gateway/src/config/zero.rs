@@ -33,7 +33,8 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     }
     Config {
         listen: default_listen(),
-        state: StateSpec::Sqlite(".backstop/state.db".into()),
+        state: StateSpec::default(),
+        state_prefix: backstop_state::DEFAULT_PREFIX.to_string(),
         auth: None,
         providers,
         models: BTreeMap::new(),

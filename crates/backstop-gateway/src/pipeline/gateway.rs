@@ -14,11 +14,12 @@ use crate::redact::Redactor;
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
+use backstop_state::{State, Targets};
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -33,11 +34,27 @@ pub struct TargetHealth {
     pub breaker: Arc<Breaker>,
     /// Time to first byte.
     pub latency: LatencyStats,
-    /// Set once the target has rejected an assistant prefill: it is not asked to continue again.
-    pub prefill_rejected: AtomicBool,
+    /// Set once the target has rejected an assistant prefill (here or, through the state store, on another
+    /// replica): it is not asked to continue again.
+    pub prefill_rejected: Arc<AtomicBool>,
     /// The longest pauses its complete streams make (for `idle = "auto"`).
     pub usual_pause: UsualPause,
+    /// The state layer that shares what is learned about this target, when one is attached.
+    state: Option<Arc<Targets>>,
 }
+
+impl TargetHealth {
+    /// Notes that the target rejected an assistant prefill, and shares it.
+    pub fn learn_prefill_rejected(&self) {
+        self.prefill_rejected.store(true, Ordering::Relaxed);
+        if let Some(state) = &self.state {
+            state.learned(self.breaker.name(), PREFILL_REJECTED);
+        }
+    }
+}
+
+/// The capability name under which a rejected prefill is shared.
+const PREFILL_REJECTED: &str = "prefill_rejected";
 
 /// What a reload swaps at once.
 struct Live {
@@ -58,6 +75,7 @@ pub struct Gateway {
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
+    state: OnceLock<Arc<State>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -86,6 +104,7 @@ impl Gateway {
             faults: RwLock::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
             drain: watch::Sender::new(None),
+            state: OnceLock::new(),
         })
     }
 
@@ -188,18 +207,36 @@ impl Gateway {
             .entry(label.to_string())
             .or_insert_with(|| {
                 let observer = Arc::new(GatewayObserver::new(self.metrics.clone()));
+                let breaker = Breaker::new_with_observer(label, breaker_config(&config), observer);
+                let prefill_rejected = Arc::new(AtomicBool::new(false));
+                let state = self.state.get().map(|state| state.targets().clone());
+                if let Some(state) = &state {
+                    let flags = vec![(PREFILL_REJECTED.to_string(), prefill_rejected.clone())];
+                    state.register(&breaker, flags);
+                }
                 Arc::new(TargetHealth {
-                    breaker: Arc::new(Breaker::new_with_observer(
-                        label,
-                        breaker_config(&config),
-                        observer,
-                    )),
+                    breaker: Arc::new(breaker),
                     latency: LatencyStats::new(),
-                    prefill_rejected: AtomicBool::new(false),
+                    prefill_rejected,
                     usual_pause: UsualPause::default(),
+                    state,
                 })
             })
             .clone()
+    }
+
+    /// Keeps breakers, rate-limit holds and learned capabilities in `state` (only the first call counts): the
+    /// targets known so far are forgotten and come back registered with it, adopting what it holds.
+    pub fn attach_state(&self, state: State) {
+        if self.state.set(Arc::new(state)).is_ok() {
+            write(&self.health).clear();
+            self.targets();
+        }
+    }
+
+    /// The state layer, once attached.
+    pub fn state(&self) -> Option<&Arc<State>> {
+        self.state.get()
     }
 
     /// Every target known so far with its health, sorted by label.

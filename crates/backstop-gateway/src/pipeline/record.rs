@@ -1,5 +1,5 @@
-//! The one place an attempt's outcome is recorded: its breaker, the attempt metric, usage
-//! and cost, and the log line. The engine calls it for every attempt that fails before the
+//! The one place an attempt's outcome is recorded: its breaker (and a rate-limit hold), the
+//! attempt metric, usage and cost, and the log line. The engine calls it for every attempt that fails before the
 //! commit point; the answer that is served calls it once it is whole (a stream when it ends).
 
 use super::failure::Failure;
@@ -33,6 +33,11 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
         Ended::Failed(failure) => {
             let number = attempt.number();
             attempt.finish(Some(failure.class));
+            if let Some(hint) = failure.retry_after {
+                // Every request (and, through the state layer, every replica) holds off the
+                // target until the upstream said it may be called again.
+                route.health.breaker.hold_for(hint);
+            }
             metrics.attempt(label, Some(failure.class.as_str()));
             tracing::info!(
                 target = %label,

@@ -56,6 +56,11 @@ pub fn vet(old: &Config, new: &mut Config) -> Result<Vec<&'static str>, ReloadEr
         restart_required.push("server.threads");
         new.server.threads = old.server.threads;
     }
+    if new.state != old.state || new.state_prefix != old.state_prefix {
+        restart_required.push("state");
+        new.state = old.state.clone();
+        new.state_prefix = old.state_prefix.clone();
+    }
     Ok(restart_required)
 }
 

@@ -172,7 +172,7 @@ impl Attempts for ContinuationAttempts<'_> {
     ) {
         let route = &candidate.inner;
         if !self.prefill.is_empty() && class == FailureClass::Permanent {
-            route.health.prefill_rejected.store(true, Ordering::Relaxed);
+            route.health.learn_prefill_rejected();
             tracing::warn!(target = %route.target.label, "target rejected an assistant prefill: not asked to continue again");
         }
         if let AttemptError::Failed(failure) = error {

@@ -49,6 +49,19 @@ pub async fn gateway_on_threads(config_text: &str, threads: usize) -> TestGatewa
     start_with(Gateway::new(config).expect("client"), Some(threads)).await
 }
 
+/// Starts a gateway from config text with the state store it names opened and attached, as `backstop serve`
+/// does; the test keeps a handle on the gateway.
+pub async fn gateway_with_state(config_text: &str) -> (Arc<Gateway>, TestGateway) {
+    let config = config::parse(config_text, &|_| None).expect("valid config");
+    let gateway = Arc::new(Gateway::new(config).expect("client"));
+    let state = backstop_gateway::store::open(&gateway.config(), gateway.metrics())
+        .await
+        .expect("state opens");
+    gateway.attach_state(state);
+    let served = serve_shared(gateway.clone()).await;
+    (gateway, served)
+}
+
 async fn start(gateway: Gateway) -> TestGateway {
     start_with(gateway, None).await
 }

@@ -1,6 +1,6 @@
 //! Authentication that fails closed, reloads that cannot remove it, and secrets kept out of every output.
 
-mod process;
+pub(crate) mod process;
 mod secrets;
 
 use crate::common::*;

@@ -2,7 +2,7 @@
 //! try it. Slow and greedy clients, auth edge cases, endless and malformed upstreams,
 //! invalid requests and secrets in every output, each against a real gateway.
 
-mod auth;
+pub(crate) mod auth;
 mod edge;
 mod streams;
 mod validation;

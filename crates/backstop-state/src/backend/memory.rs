@@ -1,0 +1,82 @@
+//! The in-memory backend: a map in this process, for tests and throwaway runs.
+
+use crate::record::{now_ms, Change, Entry};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Records in a map, each with its expiry in Unix milliseconds.
+#[derive(Default)]
+pub struct Memory {
+    records: Mutex<HashMap<String, (String, Option<u64>)>>,
+}
+
+fn live(expires: Option<u64>, now: u64) -> bool {
+    expires.is_none_or(|at| at > now)
+}
+
+impl Memory {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, Option<u64>)>> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn put_many(&self, entries: &[(String, Entry)], origin: &str) -> Vec<Change> {
+        let mut records = self.lock();
+        let now = now_ms();
+        records.retain(|_, (_, expires)| live(*expires, now));
+        entries
+            .iter()
+            .map(|(key, entry)| {
+                records.insert(key.clone(), (entry.value.clone(), entry.expires_at_ms()));
+                Change {
+                    key: key.clone(),
+                    value: Some(entry.value.clone()),
+                    origin: origin.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        let now = now_ms();
+        self.lock()
+            .get(key)
+            .filter(|(_, expires)| live(*expires, now))
+            .map(|(value, _)| value.clone())
+    }
+
+    pub(crate) fn scan(&self, prefix: &str) -> Vec<(String, String)> {
+        let now = now_ms();
+        self.lock()
+            .iter()
+            .filter(|(key, (_, expires))| key.starts_with(prefix) && live(*expires, now))
+            .map(|(key, (value, _))| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    pub(crate) fn set_if_absent(&self, key: &str, entry: &Entry) -> bool {
+        let mut records = self.lock();
+        let now = now_ms();
+        if records
+            .get(key)
+            .is_some_and(|(_, expires)| live(*expires, now))
+        {
+            return false;
+        }
+        records.insert(
+            key.to_string(),
+            (entry.value.clone(), entry.expires_at_ms()),
+        );
+        true
+    }
+
+    pub(crate) fn delete_if(&self, key: &str, value: &str) -> bool {
+        let mut records = self.lock();
+        if records.get(key).is_some_and(|(held, _)| held == value) {
+            records.remove(key);
+            return true;
+        }
+        false
+    }
+}

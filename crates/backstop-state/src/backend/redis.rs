@@ -1,0 +1,224 @@
+//! The Redis backend (Redis 6.2+ or Valkey): shared by every replica.
+//!
+//! Commands go through one multiplexed connection that reconnects by itself; the change feed is a pub/sub channel
+//! `{prefix}changes` on its own connection, re-subscribed with backoff after a loss (the sync task's periodic
+//! resync repairs what was missed meanwhile). Nothing here waits longer than the operation timeout.
+
+use crate::record::{Change, Entry};
+use crate::StateError;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot, Mutex};
+
+/// Deletes a key only if it still holds the given value (a lease released by its holder).
+const DELETE_IF: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// A Redis server.
+pub struct Redis {
+    client: redis::Client,
+    conn: Mutex<Option<ConnectionManager>>,
+    timeout: Duration,
+}
+
+impl Redis {
+    /// A client for `url`; nothing is connected yet.
+    pub fn new(url: &str, timeout: Duration) -> Result<Redis, StateError> {
+        Ok(Redis {
+            client: redis::Client::open(url)?,
+            conn: Mutex::new(None),
+            timeout,
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StateError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = self
+            .client
+            .get_connection_manager_with_config(config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the connection after a failure, so the next operation connects afresh instead of waiting on a
+    /// reconnect in progress.
+    pub(crate) fn forget(&self) {
+        if let Ok(mut slot) = self.conn.try_lock() {
+            *slot = None;
+        }
+    }
+
+    pub(crate) async fn put_many(
+        &self,
+        entries: Vec<(String, Entry)>,
+        origin: String,
+        channel: &str,
+    ) -> Result<Vec<Change>, StateError> {
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        let mut changes = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let set = pipe.cmd("SET").arg(&key).arg(&entry.value);
+            if let Some(ttl) = entry.ttl {
+                set.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            }
+            let change = Change {
+                key,
+                value: Some(entry.value),
+                origin: origin.clone(),
+            };
+            let payload =
+                serde_json::to_string(&change).map_err(|e| StateError::Backend(e.to_string()))?;
+            pipe.publish(channel, payload);
+            changes.push(change);
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(changes)
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<String>, StateError> {
+        Ok(self.conn().await?.get(key).await?)
+    }
+
+    pub(crate) async fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        let mut conn = self.conn().await?;
+        let pattern = format!("{}*", escape_glob(prefix));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| value.map(|value| (key, value)))
+            .collect())
+    }
+
+    pub(crate) async fn set_if_absent(&self, key: &str, entry: &Entry) -> Result<bool, StateError> {
+        let mut conn = self.conn().await?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(&entry.value).arg("NX");
+        if let Some(ttl) = entry.ttl {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        let reply: Option<String> = cmd.query_async(&mut conn).await?;
+        Ok(reply.is_some())
+    }
+
+    pub(crate) async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StateError> {
+        let mut conn = self.conn().await?;
+        let deleted: i64 = redis::cmd("EVAL")
+            .arg(DELETE_IF)
+            .arg(1)
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    pub(crate) async fn describe(&self) -> Result<String, StateError> {
+        let mut conn = self.conn().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or("?")
+                .to_string()
+        };
+        let server = if info.contains("valkey_version:") {
+            format!("valkey {}", field("valkey_version:"))
+        } else {
+            format!("redis {}", field("redis_version:"))
+        };
+        let info = self.client.get_connection_info();
+        Ok(format!(
+            "{server} at {}, database {}",
+            info.addr(),
+            info.redis_settings().db()
+        ))
+    }
+
+    /// Forwards the pub/sub channel to `sender` for as long as the sender has receivers, re-subscribing with
+    /// backoff after a loss.
+    pub(crate) async fn feed(
+        &self,
+        channel: String,
+        sender: broadcast::Sender<Change>,
+        mut ready: Option<oneshot::Sender<()>>,
+    ) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if sender.receiver_count() == 0 {
+                return;
+            }
+            let subscribed = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            if let Ok(Ok(pubsub)) = tokio::time::timeout(self.timeout * 20, subscribed).await {
+                delay = Duration::from_millis(100);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    if let Ok(change) = serde_json::from_str::<Change>(&payload) {
+                        let _ = sender.send(change);
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
