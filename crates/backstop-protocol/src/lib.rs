@@ -1,5 +1,5 @@
 //! Wire types, codecs and translation for the LLM APIs Backstop speaks: OpenAI Chat Completions,
-//! Anthropic Messages and Gemini `generateContent`.
+//! the OpenAI Responses API, Anthropic Messages and Gemini `generateContent`.
 //!
 //! This crate does no I/O. It gives the gateway five things:
 //!
@@ -37,6 +37,7 @@ mod json;
 pub mod openai;
 mod protocol;
 mod providers;
+pub mod responses;
 mod sse;
 mod stream;
 mod translate;

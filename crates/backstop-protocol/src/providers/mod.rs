@@ -48,7 +48,7 @@ impl ProviderKind {
     /// The kind whose official API defines protocol `p`.
     pub fn native(p: Protocol) -> Self {
         match p {
-            Protocol::OpenAi => ProviderKind::OpenAi,
+            Protocol::OpenAi | Protocol::Responses => ProviderKind::OpenAi,
             Protocol::Anthropic => ProviderKind::Anthropic,
             Protocol::Gemini => ProviderKind::Gemini,
         }
