@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod redact;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod status;

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub circuit_breaker: Option<RawBreaker>,
     pub server: Option<RawServer>,
+    pub responses: Option<RawResponses>,
 }
 
 /// `[auth]`
@@ -146,4 +147,12 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u32>,
     pub max_buffered_bytes: Option<RawSize>,
+}
+
+/// `[responses]`: stored Responses API answers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponses {
+    pub ttl: Option<String>,
+    pub max_bytes: Option<RawSize>,
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub retry: RetrySettings,
     /// HTTP server limits.
     pub server: ServerSettings,
+    /// Stored Responses API answers.
+    pub responses: ResponsesSettings,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
 }
@@ -383,4 +385,23 @@ impl Default for ServerSettings {
 /// The default address: loopback, port 8080.
 pub fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[responses]`: how long stored Responses API answers are kept and how many bytes they
+/// may take in all; past the bound the oldest go first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponsesSettings {
+    /// How long a stored response can be read back or continued from.
+    pub ttl: Duration,
+    /// The most bytes all stored responses may take.
+    pub max_bytes: u64,
+}
+
+impl Default for ResponsesSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(24 * 3600),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }

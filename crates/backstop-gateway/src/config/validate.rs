@@ -3,7 +3,8 @@
 
 use super::auth::{auth_from_raw, check_exposure};
 use super::raw::{
-    RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawSize, RawTimeouts,
+    RawBreaker, RawConfig, RawModel, RawProvider, RawResponses, RawRetry, RawServer, RawSize,
+    RawTimeouts,
 };
 use super::types::*;
 use super::units::{parse_duration, parse_size};
@@ -36,6 +37,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let timeouts = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
+    let responses = responses_from_raw(raw.responses.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
@@ -53,6 +55,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         breaker,
         retry,
         server,
+        responses,
         zero_config: false,
     })
 }
@@ -327,6 +330,19 @@ fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             "server.max_connections",
             raw.max_connections,
             default.max_connections,
+        )?,
+    })
+}
+
+fn responses_from_raw(raw: RawResponses) -> Result<ResponsesSettings, ConfigError> {
+    let default = ResponsesSettings::default();
+    Ok(ResponsesSettings {
+        ttl: nonzero_duration_at("responses.ttl", raw.ttl.as_ref(), default.ttl)?,
+        max_bytes: size_at(
+            "responses.max_bytes",
+            raw.max_bytes.as_ref(),
+            default.max_bytes,
+            1,
         )?,
     })
 }

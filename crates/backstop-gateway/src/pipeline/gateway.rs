@@ -10,6 +10,7 @@ use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
+use crate::responses::{MemoryStore, ResponseStore};
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
@@ -55,6 +56,7 @@ pub struct Gateway {
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
+    responses: Arc<dyn ResponseStore>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -83,6 +85,7 @@ impl Gateway {
             faults: RwLock::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
             drain: watch::Sender::new(None),
+            responses: Arc::new(MemoryStore::default()),
         })
     }
 
@@ -125,6 +128,11 @@ impl Gateway {
     /// Follows the drain deadline, for streams that must notice it while they wait.
     pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
         self.drain.subscribe()
+    }
+
+    /// Where answers of the Responses API are stored.
+    pub fn response_store(&self) -> Arc<dyn ResponseStore> {
+        self.responses.clone()
     }
 
     /// The metrics registry.
