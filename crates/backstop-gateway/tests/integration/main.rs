@@ -13,5 +13,6 @@ mod hostile;
 mod operations;
 mod rescue;
 mod resilience;
+mod responses;
 mod threads;
 mod tls;
