@@ -30,6 +30,7 @@
 pub mod anthropic;
 mod canonical;
 mod collect;
+mod embeddings;
 mod envelope;
 mod error;
 pub mod gemini;
@@ -50,6 +51,11 @@ pub use canonical::{
 };
 
 pub use collect::ResponseCollector;
+pub use embeddings::{
+    decode_gemini_embeddings, encode_gemini_embeddings, encode_openai_embeddings,
+    read_openai_embeddings, validate_embeddings, EmbeddingInput, EmbeddingsRequest,
+    MAX_EMBEDDING_INPUTS,
+};
 pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
 pub use error::{
     classify_error, error_body, error_body_with_param, translate_error, UpstreamError,

@@ -14,6 +14,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     default_base_url: "https://api.anthropic.com",
     chat_path: "/v1/messages",
     stream_path: "/v1/messages",
+    embeddings_path: None,
     auth: Auth::Header("x-api-key"),
     version_header: Some(VersionHeader {
         name: "anthropic-version",

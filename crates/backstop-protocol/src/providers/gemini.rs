@@ -13,6 +13,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     default_base_url: "https://generativelanguage.googleapis.com",
     chat_path: "/v1beta/models/{model}:generateContent",
     stream_path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
+    embeddings_path: Some("/v1beta/models/{model}:batchEmbedContents"),
     auth: Auth::Header("x-goog-api-key"),
     version_header: None,
     forwarded_headers: &[],

@@ -14,6 +14,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     default_base_url: "https://api.openai.com/v1",
     chat_path: "/chat/completions",
     stream_path: "/chat/completions",
+    embeddings_path: Some("/embeddings"),
     auth: Auth::Bearer,
     version_header: None,
     forwarded_headers: &["openai-beta"],
