@@ -73,6 +73,7 @@ pub struct RawModel {
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
+    pub embedding_space: Option<String>,
 }
 
 /// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.

@@ -194,6 +194,9 @@ pub struct Model {
     pub targets: Vec<Target>,
     /// Other public models to try, in order, when every target failed.
     pub fallbacks: Vec<String>,
+    /// The vector space of an embedding model: embeddings fall back only to models of the same
+    /// space (`None`: only the model's own targets serve its embeddings).
+    pub embedding_space: Option<String>,
     /// Context window in tokens, if known.
     pub context_window: Option<u64>,
     /// Token prices.

@@ -460,6 +460,15 @@ fn model_from_raw(
         name: name.to_string(),
         targets,
         fallbacks: raw.fallbacks.clone(),
+        embedding_space: match raw.embedding_space.as_deref() {
+            Some("") => {
+                return Err(ConfigError::at(
+                    format!("{path}.embedding_space"),
+                    "must not be empty: name the vector space its embeddings live in",
+                ))
+            }
+            other => other.map(str::to_owned),
+        },
         context_window: raw.context_window,
         price: raw.price.map(|p| Price {
             input: p.input,
@@ -548,9 +557,35 @@ fn check_fallbacks(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigEr
                     format!("`{fallback}` is listed twice"),
                 ));
             }
+            check_embedding_space(name, model, fallback, &models[fallback], &path)?;
         }
     }
     find_cycle(models)
+}
+
+/// An embedding model may fall back only to a model of its own `embedding_space`: vectors
+/// from different models cannot be compared.
+fn check_embedding_space(
+    name: &str,
+    model: &Model,
+    fallback_name: &str,
+    fallback: &Model,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let (Some(space), other) = (&model.embedding_space, &fallback.embedding_space) else {
+        return Ok(());
+    };
+    if other.as_ref() == Some(space) {
+        return Ok(());
+    }
+    let theirs = match other {
+        Some(other) => format!("embedding_space `{other}`"),
+        None => "no embedding_space".to_string(),
+    };
+    Err(ConfigError::at(
+        path,
+        format!("`{name}` (embedding_space `{space}`) cannot fall back to `{fallback_name}` ({theirs}): vectors from different spaces cannot be compared; fall back only to models with embedding_space = \"{space}\""),
+    ))
 }
 
 /// Where a model stands in the depth-first search for fallback cycles.

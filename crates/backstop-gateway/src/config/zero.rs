@@ -71,6 +71,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         name: name.to_string(),
         targets: vec![Target::new(provider.clone(), name.to_string(), 1).ok()?],
         fallbacks: Vec::new(),
+        embedding_space: None,
         context_window: None,
         price: None,
         retry: config.retry.clone(),
