@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod drill;
+pub mod embeddings;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -23,6 +23,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/status", get(status))
         .merge(crate::admin::router(gateway.clone()))
         .merge(crate::responses::router(gateway.clone()))
+        .merge(crate::embeddings::router(gateway.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

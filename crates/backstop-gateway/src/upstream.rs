@@ -2,7 +2,7 @@
 //! and HTTP/2 by ALPN, rustls), each provider's endpoint and auth headers.
 //! It never retries on its own: retries happen in the pipeline's one loop.
 
-use crate::config::Target;
+use crate::config::{Provider, Target};
 use backstop_protocol::Protocol;
 use bytes::Bytes;
 use http::HeaderMap;
@@ -93,19 +93,9 @@ impl UpstreamClient {
     ) -> reqwest::RequestBuilder {
         let provider = &target.provider;
         let spec = provider.spec();
-        let mut request = self
-            .http()
-            .post(target.endpoint(stream).clone())
-            .header(http::header::CONTENT_TYPE, "application/json");
+        let mut request = self.post(provider, target.endpoint(stream).clone(), body);
         if stream {
             request = request.header(http::header::ACCEPT, "text/event-stream");
-        }
-        if let Some(key) = &provider.api_key {
-            let (name, value) = spec.auth_header(key.expose());
-            request = secret_header(request, name, value);
-        }
-        if let Some((name, value)) = &provider.version_header {
-            request = request.header(*name, value);
         }
         if caller == spec.protocol {
             for &name in spec.forwarded_headers {
@@ -113,6 +103,28 @@ impl UpstreamClient {
                     request = request.header(name, value);
                 }
             }
+        }
+        request
+    }
+
+    /// A JSON POST of `body` to `url` at `provider`, with its auth, version and extra headers.
+    pub fn post(
+        &self,
+        provider: &Provider,
+        url: impl reqwest::IntoUrl,
+        body: Bytes,
+    ) -> reqwest::RequestBuilder {
+        let spec = provider.spec();
+        let mut request = self
+            .http()
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &provider.api_key {
+            let (name, value) = spec.auth_header(key.expose());
+            request = secret_header(request, name, value);
+        }
+        if let Some((name, value)) = &provider.version_header {
+            request = request.header(*name, value);
         }
         for (name, value) in &provider.headers {
             request = request.header(name, value);

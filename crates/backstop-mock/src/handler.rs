@@ -24,7 +24,7 @@ use crate::log::{Draft, LogGuard, RequestLog};
 use crate::registry::Faults;
 use crate::reply::{plan, Reply, Script};
 use crate::stream::{self, Delivery, Events, FaultFrames};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, embed, gemini, openai};
 
 /// State shared by every request of one mock server.
 pub(crate) struct Shared {
@@ -60,14 +60,20 @@ pub(crate) enum Target {
         stream: bool,
         sse: bool,
     },
+    /// OpenAI `POST /v1/embeddings`.
+    OpenaiEmbeddings,
+    /// Gemini `:batchEmbedContents` for `model`.
+    GeminiEmbeddings {
+        model: String,
+    },
 }
 
 impl Target {
     fn route(&self) -> Route {
         match self {
-            Target::Openai => Route::Openai,
+            Target::Openai | Target::OpenaiEmbeddings => Route::Openai,
             Target::Anthropic => Route::Anthropic,
-            Target::Gemini { .. } => Route::Gemini,
+            Target::Gemini { .. } | Target::GeminiEmbeddings { .. } => Route::Gemini,
         }
     }
 }
@@ -182,6 +188,8 @@ fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
             ask::anthropic(&value)
         }
         Target::Gemini { model, stream, .. } => ask::gemini(model, *stream, &value),
+        Target::OpenaiEmbeddings => embed::openai_ask(&value),
+        Target::GeminiEmbeddings { model } => embed::gemini_ask(model, &value),
     }
     .map_err(ErrorCase::Invalid)
 }
@@ -218,8 +226,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Ok(ask) => ask,
         Err(case) => {
             let model = match &incoming.target {
-                Target::Gemini { model, .. } => model.as_str(),
-                Target::Openai | Target::Anthropic => "",
+                Target::Gemini { model, .. } | Target::GeminiEmbeddings { model } => model.as_str(),
+                Target::Openai | Target::Anthropic | Target::OpenaiEmbeddings => "",
             };
             let cx = Context {
                 model,
@@ -280,7 +288,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         extra.push(("cache-control", "no-cache".to_owned()));
         let content_type = match &incoming.target {
             Target::Gemini { sse: false, .. } => JSON,
-            Target::Gemini { sse: true, .. } | Target::Openai | Target::Anthropic => SSE,
+            _ => SSE,
         };
         return respond(
             200,
@@ -293,6 +301,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Target::Openai => openai::body(&reply),
         Target::Anthropic => anthropic::body(&reply),
         Target::Gemini { .. } => gemini::body(&reply),
+        Target::OpenaiEmbeddings | Target::GeminiEmbeddings { .. } => {
+            embeddings_body(&incoming, &reply)
+        }
     });
     match stream_fault {
         Some(how) => non_stream_fault(how, body, &reply, route, extra, guard),
@@ -346,28 +357,40 @@ fn non_stream_fault(
     respond(200, JSON, &extra, stream::single(body, delay, cut, guard))
 }
 
+/// The answer to an embeddings request (its body was parsed once already to accept it).
+fn embeddings_body(incoming: &Incoming, reply: &Reply) -> Vec<u8> {
+    let value: Value = serde_json::from_slice(&incoming.body).unwrap_or_default();
+    match incoming.target {
+        Target::GeminiEmbeddings { .. } => embed::gemini_body(&value),
+        _ => embed::openai_body(&value, &reply.model, reply.input_tokens),
+    }
+}
+
 fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> Events {
     match target {
-        Target::Openai => openai::events(reply, ask.include_usage),
+        Target::Openai | Target::OpenaiEmbeddings => openai::events(reply, ask.include_usage),
         Target::Anthropic => anthropic::events(reply),
         Target::Gemini { sse, .. } => gemini::events(reply, *sse),
+        Target::GeminiEmbeddings { .. } => gemini::events(reply, false),
     }
 }
 
 impl FaultFrames for Target {
     fn malformed(&self) -> Bytes {
         match self {
-            Target::Openai => openai::malformed(),
+            Target::Openai | Target::OpenaiEmbeddings => openai::malformed(),
             Target::Anthropic => anthropic::malformed(),
             Target::Gemini { sse, .. } => gemini::malformed(*sse),
+            Target::GeminiEmbeddings { .. } => gemini::malformed(false),
         }
     }
 
     fn error_event(&self, first: bool) -> Bytes {
         match self {
-            Target::Openai => openai::error_event(),
+            Target::Openai | Target::OpenaiEmbeddings => openai::error_event(),
             Target::Anthropic => anthropic::error_event(),
             Target::Gemini { sse, .. } => gemini::error_event(*sse, first),
+            Target::GeminiEmbeddings { .. } => gemini::error_event(false, first),
         }
     }
 }

@@ -51,16 +51,27 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
-        let failure = upstream_failure(
-            target.provider.spec(),
-            response,
-            first_byte_deadline,
-            &gateway.buffers(),
-        )
-        .await;
-        return Err(failure.redacted(&gateway.redactor()));
+        return Err(read_failure(gateway, target, response, first_byte_deadline).await);
     }
     Ok(response)
+}
+
+/// The failure a non-2xx answer of `target` stands for: its body read (bounded, until
+/// `deadline`), classified by the provider's rules, secrets masked.
+pub async fn read_failure(
+    gateway: &Gateway,
+    target: &Target,
+    response: reqwest::Response,
+    deadline: Instant,
+) -> Failure {
+    let failure = upstream_failure(
+        target.provider.spec(),
+        response,
+        deadline,
+        &gateway.buffers(),
+    )
+    .await;
+    failure.redacted(&gateway.redactor())
 }
 
 /// Counts the tokens and cost of a successful attempt.

@@ -18,11 +18,13 @@ mod request;
 mod rescue;
 mod serve;
 
+pub use attempt::upstream_error_for_caller;
 pub use buffers::{BudgetExhausted, BufferBudget, Held};
+pub use call::{read_body, read_failure, record_usage};
 pub use classify::{class_of, class_of_status};
-pub use failure::Failure;
+pub use failure::{describe_transport, transport_class, Failure};
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
-pub use plan::Candidate;
+pub use plan::{plan, Candidate};
 pub use reload::{ReloadError, Reloaded};
 pub use request::ClientRequest;
