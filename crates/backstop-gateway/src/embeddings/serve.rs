@@ -28,6 +28,8 @@ struct Tally {
     tried: Vec<String>,
     last_target: Option<String>,
     retry_after: Option<Duration>,
+    /// Some candidate could take the request (it has an embeddings API and the input fits it).
+    servable: bool,
 }
 
 /// Serves `req` (the client's `body`) under `config`.
@@ -51,14 +53,14 @@ pub async fn serve(
     gateway.budget().deposit();
     let mut tally = Tally::default();
     let mut result = None;
-    for candidate in &candidates {
+    for (index, candidate) in candidates.iter().enumerate() {
         if Instant::now() >= deadline {
             tally.tried.push("total deadline reached".into());
             break;
         }
-        if let Some(answer) =
-            try_candidate(gateway, req, &body, candidate, deadline, &mut tally).await
-        {
+        let later = candidates.get(index + 1..).unwrap_or_default();
+        let attempt = try_candidate(gateway, req, &body, candidate, later, deadline, &mut tally);
+        if let Some(answer) = attempt.await {
             result = Some(answer);
             break;
         }
@@ -69,11 +71,21 @@ pub async fn serve(
         } else {
             tally.tried.join("; ")
         };
-        let mut error = ApiError::new(
-            ErrorKind::Unavailable,
-            format!("model `{}` could not be served: {summary}", model.name),
-        )
-        .with_retry_after(tally.retry_after.or(Some(Duration::from_secs(1))));
+        let mut error = if tally.servable {
+            ApiError::new(
+                ErrorKind::Unavailable,
+                format!("model `{}` could not be served: {summary}", model.name),
+            )
+            .with_retry_after(tally.retry_after.or(Some(Duration::from_secs(1))))
+        } else {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "model `{}` cannot serve this embeddings request: {summary}",
+                    model.name
+                ),
+            )
+        };
         error.meta = Some(Box::new(ServedMeta {
             model: model.name.clone(),
             target: tally.last_target.clone(),
@@ -82,10 +94,17 @@ pub async fn serve(
         }));
         Err(error)
     });
+    let served = result
+        .as_ref()
+        .ok()
+        .and_then(|response| ServedMeta::from_headers(response.headers()));
+    if let Some(meta) = served.as_ref().filter(|m| m.fallback) {
+        gateway.metrics().fallback(&model.name, &meta.model);
+    }
     let (status, tier) = match &result {
         Ok(response) => (
             response.status(),
-            ServedMeta::from_headers(response.headers()).map_or("full", |m| m.tier()),
+            served.as_ref().map_or("full", ServedMeta::tier),
         ),
         Err(error) => (error.status, "none"),
     };
@@ -113,6 +132,7 @@ async fn try_candidate(
     req: &EmbeddingsRequest,
     body: &Bytes,
     candidate: &Candidate,
+    later: &[Candidate],
     deadline: Instant,
     tally: &mut Tally,
 ) -> Option<Result<Response, ApiError>> {
@@ -133,6 +153,7 @@ async fn try_candidate(
             return None;
         }
     };
+    tally.servable = true;
     let retry = &candidate.model.retry;
     let backoff = Backoff {
         base: retry.base_delay,
@@ -176,7 +197,7 @@ async fn try_candidate(
                 error.meta = Some(Box::new(meta(candidate, tally.attempts)));
                 return Some(Err(error));
             }
-            FailureClass::Transient => {}
+            FailureClass::Transient if !another_channel_ahead(candidate, later) => {}
             _ => return None,
         }
         if attempt_no >= retry.max_attempts || !gateway.budget().try_withdraw() {
@@ -191,6 +212,15 @@ async fn try_candidate(
         gateway.metrics().retry(label);
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Whether another channel of the candidate's model comes next with its breaker not open: a
+/// transient failure moves there before any retry in place, as chat requests do.
+fn another_channel_ahead(candidate: &Candidate, later: &[Candidate]) -> bool {
+    later.iter().any(|other| {
+        other.model.name == candidate.model.name
+            && other.health.breaker.state() != backstop_core::BreakerState::Open
+    })
 }
 
 /// The body for an upstream of `protocol`: the client's own for an OpenAI-compatible one

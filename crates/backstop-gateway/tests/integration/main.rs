@@ -7,6 +7,7 @@
 mod common;
 
 mod drill;
+mod embeddings;
 mod gateway;
 mod hedge;
 mod hostile;
