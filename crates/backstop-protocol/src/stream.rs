@@ -77,7 +77,8 @@ enum EncoderInner {
     OpenAi(openai::stream::Encoder),
     Anthropic(anthropic::stream::Encoder),
     Gemini(gemini::stream::Encoder),
-    Responses(responses::stream::Encoder),
+    /// Boxed: it keeps the items of the whole answer for `response.completed`.
+    Responses(Box<responses::stream::Encoder>),
 }
 
 /// Writes canonical stream events as SSE in a client's protocol.
@@ -94,7 +95,7 @@ impl StreamEncoder {
             Protocol::OpenAi => EncoderInner::OpenAi(openai::stream::Encoder::new(include_usage)),
             Protocol::Anthropic => EncoderInner::Anthropic(Default::default()),
             Protocol::Gemini => EncoderInner::Gemini(Default::default()),
-            Protocol::Responses => EncoderInner::Responses(Default::default()),
+            Protocol::Responses => EncoderInner::Responses(Box::default()),
         };
         Self { inner }
     }
