@@ -11,6 +11,8 @@ use crate::ask::Ask;
 const DEFAULT_DIMENSIONS: u64 = 8;
 /// The longest vector served.
 const MAX_DIMENSIONS: u64 = 4096;
+/// The most requests in one Gemini `batchEmbedContents` call (Gemini's own limit).
+const GEMINI_MAX_BATCH: usize = 100;
 
 /// A deterministic vector of `dimensions` values in [-1, 1] for `input`.
 pub fn vector(input: &str, dimensions: u64) -> Vec<f32> {
@@ -51,6 +53,11 @@ fn gemini_inputs(body: &Value) -> Result<Vec<(String, Option<u64>)>, String> {
         .and_then(Value::as_array)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| "* BatchEmbedContentsRequest.requests: requests is required".to_owned())?;
+    if requests.len() > GEMINI_MAX_BATCH {
+        return Err(format!(
+            "* BatchEmbedContentsRequest.requests: at most {GEMINI_MAX_BATCH} requests can be in one batch"
+        ));
+    }
     requests
         .iter()
         .map(|r| {

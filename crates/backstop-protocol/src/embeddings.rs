@@ -40,6 +40,29 @@ impl EmbeddingInput {
     }
 }
 
+impl EmbeddingsRequest {
+    /// The request in parts of at most `max` inputs each, in order (the whole request when it
+    /// fits; `max` 0 counts as 1).
+    pub fn split(&self, max: usize) -> Vec<EmbeddingsRequest> {
+        let max = max.max(1);
+        let part = |input| EmbeddingsRequest {
+            input,
+            ..self.clone()
+        };
+        match &self.input {
+            _ if self.input.len() <= max => vec![self.clone()],
+            EmbeddingInput::Texts(texts) => texts
+                .chunks(max)
+                .map(|c| part(EmbeddingInput::Texts(c.to_vec())))
+                .collect(),
+            EmbeddingInput::Tokens(tokens) => tokens
+                .chunks(max)
+                .map(|c| part(EmbeddingInput::Tokens(c.to_vec())))
+                .collect(),
+        }
+    }
+}
+
 /// A validated embeddings request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddingsRequest {
@@ -328,6 +351,20 @@ mod tests {
             let error = check(body.clone()).unwrap_err();
             assert_eq!(error.param.as_deref(), Some(param), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn a_large_request_splits_in_order() {
+        let texts: Vec<String> = (0..250).map(|i| i.to_string()).collect();
+        let r = check(json!({"model": "e", "input": texts, "dimensions": 3})).unwrap();
+        let parts = r.split(100);
+        assert_eq!(
+            parts.iter().map(|p| p.input.len()).collect::<Vec<_>>(),
+            [100, 100, 50]
+        );
+        assert_eq!(parts[2].input, EmbeddingInput::Texts(texts[200..].to_vec()));
+        assert!(parts.iter().all(|p| p.dimensions == Some(3)));
+        assert_eq!(r.split(2048), vec![r.clone()]);
     }
 
     #[test]

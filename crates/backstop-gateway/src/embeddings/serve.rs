@@ -146,8 +146,15 @@ async fn try_candidate(
         ));
         return None;
     };
-    let upstream_body = match upstream_body(spec.protocol, req, body, &target.model) {
-        Ok(upstream_body) => upstream_body,
+    let bodies = upstream_bodies(
+        spec.protocol,
+        spec.max_embeddings_batch,
+        req,
+        body,
+        &target.model,
+    );
+    let bodies = match bodies {
+        Ok(bodies) => bodies,
         Err(error) => {
             tally.tried.push(format!("{label}: {error}"));
             return None;
@@ -168,7 +175,7 @@ async fn try_candidate(
         };
         tally.attempts += 1;
         tally.last_target = Some(label.clone());
-        let outcome = call(gateway, req, target, &url, upstream_body.clone(), deadline).await;
+        let outcome = call(gateway, req, target, &url, &bodies, deadline).await;
         let failure = match outcome {
             Ok((bytes, usage)) => {
                 permit.record_success();
@@ -223,31 +230,75 @@ fn another_channel_ahead(candidate: &Candidate, later: &[Candidate]) -> bool {
     })
 }
 
-/// The body for an upstream of `protocol`: the client's own for an OpenAI-compatible one
-/// (with the model renamed), a `batchEmbedContents` body for Gemini.
-fn upstream_body(
+/// The calls to make to an upstream of `protocol`, each a body and its number of inputs: the
+/// client's own body for an OpenAI-compatible one (with the model renamed), `batchEmbedContents`
+/// bodies for Gemini, split to fit its batch limit (`max_batch`).
+fn upstream_bodies(
     protocol: Protocol,
+    max_batch: usize,
     req: &EmbeddingsRequest,
     body: &Bytes,
     upstream_model: &str,
-) -> Result<Bytes, ProtocolError> {
+) -> Result<Vec<(Bytes, usize)>, ProtocolError> {
     match protocol {
-        Protocol::Gemini => {
-            backstop_protocol::encode_gemini_embeddings(req, upstream_model).map(Bytes::from)
-        }
-        _ => backstop_protocol::rewrite_model(body, upstream_model),
+        Protocol::Gemini => req
+            .split(max_batch)
+            .iter()
+            .map(|part| {
+                let body = backstop_protocol::encode_gemini_embeddings(part, upstream_model)?;
+                Ok((Bytes::from(body), part.input.len()))
+            })
+            .collect(),
+        _ => Ok(vec![(
+            backstop_protocol::rewrite_model(body, upstream_model)?,
+            req.input.len(),
+        )]),
     }
 }
 
-/// One call: the answer in OpenAI's shape and its usage, or the failure.
+/// One attempt: every call of `bodies` in turn, their answers joined in order into one answer in
+/// OpenAI's shape with its usage, or the first failure.
 async fn call(
     gateway: &Gateway,
     req: &EmbeddingsRequest,
     target: &Target,
     url: &str,
-    body: Bytes,
+    bodies: &[(Bytes, usize)],
     deadline: Instant,
 ) -> Result<(Bytes, Usage), Failure> {
+    let malformed = |error: ProtocolError| {
+        Failure::local(
+            FailureClass::Transient,
+            format!("malformed embeddings answer: {error}"),
+        )
+    };
+    if target.provider.spec().protocol != Protocol::Gemini {
+        let (body, count) = bodies.first().cloned().unwrap_or_default();
+        let bytes = exchange(gateway, target, url, body, deadline).await?;
+        let usage = backstop_protocol::read_openai_embeddings(&bytes, count).map_err(malformed)?;
+        return Ok((bytes, usage));
+    }
+    let mut vectors = Vec::with_capacity(req.input.len());
+    for (body, count) in bodies {
+        let bytes = exchange(gateway, target, url, body.clone(), deadline).await?;
+        let part =
+            backstop_protocol::decode_gemini_embeddings(&bytes, *count).map_err(malformed)?;
+        vectors.extend(part);
+    }
+    let usage = Usage::default();
+    let body =
+        backstop_protocol::encode_openai_embeddings(&vectors, &target.model, req.base64, &usage);
+    Ok((Bytes::from(body), usage))
+}
+
+/// One upstream call: its 2xx body, or the failure.
+async fn exchange(
+    gateway: &Gateway,
+    target: &Target,
+    url: &str,
+    body: Bytes,
+    deadline: Instant,
+) -> Result<Bytes, Failure> {
     let first_byte = (Instant::now() + gateway.config().timeouts.first_byte).min(deadline);
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte).await);
@@ -272,32 +323,7 @@ async fn call(
         return Err(read_failure(gateway, target, response, deadline).await);
     }
     let (bytes, _held) = read_body(response, deadline, MAX_ANSWER, &gateway.buffers()).await?;
-    let malformed = |error: ProtocolError| {
-        Failure::local(
-            FailureClass::Transient,
-            format!("malformed embeddings answer: {error}"),
-        )
-    };
-    let count = req.input.len();
-    match target.provider.spec().protocol {
-        Protocol::Gemini => {
-            let vectors =
-                backstop_protocol::decode_gemini_embeddings(&bytes, count).map_err(malformed)?;
-            let usage = Usage::default();
-            let body = backstop_protocol::encode_openai_embeddings(
-                &vectors,
-                &target.model,
-                req.base64,
-                &usage,
-            );
-            Ok((Bytes::from(body), usage))
-        }
-        _ => {
-            let usage =
-                backstop_protocol::read_openai_embeddings(&bytes, count).map_err(malformed)?;
-            Ok((bytes, usage))
-        }
-    }
+    Ok(bytes)
 }
 
 fn meta(candidate: &Candidate, attempts: u32) -> ServedMeta {

@@ -110,6 +110,36 @@ async fn openai_and_gemini_targets_give_the_same_vectors_in_order() {
 }
 
 #[tokio::test]
+async fn a_batch_over_geminis_limit_is_split_and_joined_in_order() {
+    let s = scene().await;
+    let texts: Vec<String> = (0..250).map(|i| format!("text {i}")).collect();
+    let gemini: Value = embed(&s, json!({"model": "gecko", "input": texts}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let calls: Vec<usize> = s
+        .secondary
+        .requests()
+        .iter()
+        .map(|r| r.body["requests"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(calls, [100, 100, 50]);
+    let openai: Value = embed(&s, json!({"model": "embed", "input": texts}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (a, b) = (vectors(&gemini), vectors(&openai));
+    assert_eq!(a.len(), 250);
+    for (x, y) in a.iter().zip(&b) {
+        for (u, v) in x.iter().zip(y) {
+            assert!((u - v).abs() < 1e-6);
+        }
+    }
+}
+
+#[tokio::test]
 async fn base64_vectors_decode_to_the_float_ones() {
     let s = scene().await;
     for model in ["embed", "gecko"] {

@@ -14,6 +14,7 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     chat_path: "/v1beta/models/{model}:generateContent",
     stream_path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
     embeddings_path: Some("/v1beta/models/{model}:batchEmbedContents"),
+    max_embeddings_batch: 100,
     auth: Auth::Header("x-goog-api-key"),
     version_header: None,
     forwarded_headers: &[],

@@ -127,6 +127,8 @@ pub struct ProviderSpec {
     /// The same for an embeddings request (OpenAI's shape, or Gemini's `batchEmbedContents`);
     /// `None` when the provider has no embeddings API.
     embeddings_path: Option<&'static str>,
+    /// The most inputs one embeddings call may carry; larger requests are split.
+    pub max_embeddings_batch: usize,
     /// How the API key is sent.
     pub auth: Auth,
     /// The API version header sent on every request, if the provider has one.
