@@ -1,6 +1,7 @@
 """Embeddings through Backstop with the official `openai` SDK: OpenAI-compatible and Gemini
-targets (the SDK asks for base64 vectors by default and decodes them), failover within one
-embedding space, and `backstop check` refusing a fallback across spaces."""
+targets (the SDK asks for base64 vectors by default and decodes them), a batch split to fit
+Gemini's limit, failover within one embedding space, and `backstop check` refusing a fallback
+across spaces."""
 
 import pathlib
 import subprocess
@@ -44,6 +45,17 @@ def test_openai_and_gemini_targets_embed_every_input_in_order(gateway):
     assert openai_side.usage.prompt_tokens > 0
     # The mock derives a vector from its text alone: both providers give the same ones.
     for a, b in zip(openai_side.data, gemini_side.data):
+        assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
+
+
+def test_a_batch_over_geminis_limit_is_split(gateway, mock):
+    texts = [f"text {i}" for i in range(250)]
+    answer = client(gateway).embeddings.create(model="gecko", input=texts, encoding_format="float")
+    assert [d.index for d in answer.data] == list(range(250))
+    calls = [len(r["body"]["requests"]) for r in mock.requests() if r["path"].endswith(":batchEmbedContents")]
+    assert calls == [100, 100, 50]
+    direct = client(gateway).embeddings.create(model="embed", input=texts[200:], encoding_format="float")
+    for a, b in zip(answer.data[200:], direct.data):
         assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
 
 
