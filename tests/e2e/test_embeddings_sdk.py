@@ -90,3 +90,11 @@ def test_check_refuses_a_fallback_across_spaces(mock, mock2):
     assert result.returncode == 2
     assert "models.embed.fallbacks[0]" in result.stderr
     assert "cannot fall back to `gecko_fallback`" in result.stderr
+
+
+def test_check_prints_the_embedding_space(mock, mock2):
+    path = pathlib.Path(tempfile.mkdtemp()) / "backstop.toml"
+    path.write_text(standard_config(mock, mock2, EMBEDDINGS.format()))
+    result = subprocess.run([BINARY, "check", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "embedding space: small (embeddings fall back only within it)" in result.stdout
