@@ -1,4 +1,4 @@
-//! The HTTP routes: the two model endpoints, the model list and the health checks.
+//! The HTTP routes: the model endpoints, the model list and the health checks.
 
 use crate::http::{check_client_key, check_observer_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Gateway};
@@ -22,6 +22,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .merge(crate::admin::router(gateway.clone()))
+        .merge(crate::responses::router(gateway.clone()))
+        .merge(crate::embeddings::router(gateway.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

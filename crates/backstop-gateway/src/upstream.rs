@@ -2,8 +2,8 @@
 //! and HTTP/2 by ALPN, rustls), each provider's endpoint and auth headers.
 //! It never retries on its own: retries happen in the pipeline's one loop.
 
-use crate::config::Target;
-use backstop_protocol::Protocol;
+use crate::config::{Provider, Target};
+use backstop_protocol::{Protocol, ProviderSpec};
 use bytes::Bytes;
 use http::HeaderMap;
 use std::cell::{Cell, RefCell};
@@ -104,19 +104,9 @@ impl UpstreamClient {
     ) -> reqwest::RequestBuilder {
         let provider = &target.provider;
         let spec = target.spec();
-        let mut request = self
-            .http()
-            .post(target.endpoint(stream).clone())
-            .header(http::header::CONTENT_TYPE, "application/json");
+        let mut request = self.post_json(provider, spec, target.endpoint(stream).clone(), body);
         if stream {
             request = request.header(http::header::ACCEPT, "text/event-stream");
-        }
-        if let Some(key) = &provider.api_key {
-            let (name, value) = spec.auth_header(key.expose());
-            request = secret_header(request, name, value);
-        }
-        if let Some((name, value)) = &provider.version_header {
-            request = request.header(*name, value);
         }
         if caller == spec.protocol {
             for &name in spec.forwarded_headers {
@@ -124,6 +114,29 @@ impl UpstreamClient {
                     request = request.header(name, value);
                 }
             }
+        }
+        request
+    }
+
+    /// A JSON POST of `body` to `url` at `provider`, with its auth (as `spec` says), version and
+    /// extra headers.
+    pub fn post_json(
+        &self,
+        provider: &Provider,
+        spec: &ProviderSpec,
+        url: impl reqwest::IntoUrl,
+        body: Bytes,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http()
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &provider.api_key {
+            let (name, value) = spec.auth_header(key.expose());
+            request = secret_header(request, name, value);
+        }
+        if let Some((name, value)) = &provider.version_header {
+            request = request.header(*name, value);
         }
         for (name, value) in &provider.headers {
             request = request.header(name, value);

@@ -24,7 +24,7 @@ use crate::log::{Draft, LogGuard, RequestLog};
 use crate::registry::Faults;
 use crate::reply::{plan, Reply, Script};
 use crate::stream::{self, Delivery, Events, FaultFrames};
-use crate::{anthropic, cloud, gemini, openai};
+use crate::{anthropic, cloud, embed, gemini, openai};
 
 /// State shared by every request of one mock server.
 pub(crate) struct Shared {
@@ -76,14 +76,20 @@ pub(crate) enum Target {
         stream: bool,
         sse: bool,
     },
+    /// OpenAI `POST /v1/embeddings`.
+    OpenaiEmbeddings,
+    /// Gemini `:batchEmbedContents` for `model`.
+    GeminiEmbeddings {
+        model: String,
+    },
 }
 
 impl Target {
     fn route(&self) -> Route {
         match self {
-            Target::Openai => Route::Openai,
+            Target::Openai | Target::OpenaiEmbeddings => Route::Openai,
             Target::Anthropic => Route::Anthropic,
-            Target::Gemini { .. } => Route::Gemini,
+            Target::Gemini { .. } | Target::GeminiEmbeddings { .. } => Route::Gemini,
             Target::Azure { .. } => Route::Azure,
             Target::Bedrock { .. } => Route::Bedrock,
             Target::Vertex { .. } => Route::Vertex,
@@ -94,10 +100,11 @@ impl Target {
     fn path_model(&self) -> &str {
         match self {
             Target::Gemini { model, .. }
+            | Target::GeminiEmbeddings { model }
             | Target::Bedrock { model, .. }
             | Target::Vertex { model, .. } => model,
             Target::Azure { deployment } => deployment,
-            Target::Openai | Target::Anthropic => "",
+            Target::Openai | Target::Anthropic | Target::OpenaiEmbeddings => "",
         }
     }
 
@@ -105,6 +112,7 @@ impl Target {
     fn speaks_gemini(&self) -> Option<bool> {
         match self {
             Target::Gemini { sse, .. } => Some(*sse),
+            Target::GeminiEmbeddings { .. } => Some(false),
             Target::Vertex { publisher, sse, .. } if publisher == "google" => Some(*sse),
             _ => None,
         }
@@ -235,6 +243,8 @@ fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
             stream,
             ..
         } => return cloud::vertex(publisher, model, *stream, incoming, value),
+        Target::OpenaiEmbeddings => embed::openai_ask(&value),
+        Target::GeminiEmbeddings { model } => embed::gemini_ask(model, &value),
     }
     .map_err(ErrorCase::Invalid)
 }
@@ -343,6 +353,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Target::Gemini { .. } => gemini::body(&reply),
         Target::Vertex { .. } if incoming.target.speaks_gemini().is_some() => gemini::body(&reply),
         Target::Vertex { .. } => anthropic::body(&reply),
+        Target::OpenaiEmbeddings | Target::GeminiEmbeddings { .. } => {
+            embeddings_body(&incoming, &reply)
+        }
     });
     match stream_fault {
         Some(how) => non_stream_fault(how, body, &reply, route, extra, guard),
@@ -396,16 +409,28 @@ fn non_stream_fault(
     respond(200, JSON, &extra, stream::single(body, delay, cut, guard))
 }
 
+/// The answer to an embeddings request (its body was parsed once already to accept it).
+fn embeddings_body(incoming: &Incoming, reply: &Reply) -> Vec<u8> {
+    let value: Value = serde_json::from_slice(&incoming.body).unwrap_or_default();
+    match incoming.target {
+        Target::GeminiEmbeddings { .. } => embed::gemini_body(&value),
+        _ => embed::openai_body(&value, &reply.model, reply.input_tokens),
+    }
+}
+
 fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> Events {
     if let Some(sse) = target.speaks_gemini() {
         return gemini::events(reply, sse);
     }
     match target {
-        Target::Openai | Target::Azure { .. } => openai::events(reply, ask.include_usage),
-        Target::Bedrock { .. } => cloud::bedrock_events(anthropic::events(reply)),
-        Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
-            anthropic::events(reply)
+        Target::Openai | Target::Azure { .. } | Target::OpenaiEmbeddings => {
+            openai::events(reply, ask.include_usage)
         }
+        Target::Bedrock { .. } => cloud::bedrock_events(anthropic::events(reply)),
+        Target::Anthropic
+        | Target::Gemini { .. }
+        | Target::GeminiEmbeddings { .. }
+        | Target::Vertex { .. } => anthropic::events(reply),
     }
 }
 
@@ -415,11 +440,12 @@ impl FaultFrames for Target {
             return gemini::malformed(sse);
         }
         match self {
-            Target::Openai | Target::Azure { .. } => openai::malformed(),
+            Target::Openai | Target::Azure { .. } | Target::OpenaiEmbeddings => openai::malformed(),
             Target::Bedrock { .. } => cloud::bedrock_malformed(),
-            Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
-                anthropic::malformed()
-            }
+            Target::Anthropic
+            | Target::Gemini { .. }
+            | Target::GeminiEmbeddings { .. }
+            | Target::Vertex { .. } => anthropic::malformed(),
         }
     }
 
@@ -428,11 +454,14 @@ impl FaultFrames for Target {
             return gemini::error_event(sse, first);
         }
         match self {
-            Target::Openai | Target::Azure { .. } => openai::error_event(),
-            Target::Bedrock { .. } => cloud::bedrock_exception(),
-            Target::Anthropic | Target::Gemini { .. } | Target::Vertex { .. } => {
-                anthropic::error_event()
+            Target::Openai | Target::Azure { .. } | Target::OpenaiEmbeddings => {
+                openai::error_event()
             }
+            Target::Bedrock { .. } => cloud::bedrock_exception(),
+            Target::Anthropic
+            | Target::Gemini { .. }
+            | Target::GeminiEmbeddings { .. }
+            | Target::Vertex { .. } => anthropic::error_event(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Failover cannot be tested against real providers on demand, and tests have no network. This
 //! crate speaks the OpenAI Chat Completions, Anthropic Messages and Gemini `generateContent`
-//! wire formats (streaming and not, tools included) with a deterministic answer, and injects
+//! wire formats (streaming and not, tools included) with a deterministic answer, plus OpenAI
+//! embeddings and Gemini `batchEmbedContents` with deterministic vectors (under the `openai`
+//! and `gemini` routes' faults), and injects
 //! the failures a resilience gateway must survive: provider error statuses with their real
 //! bodies and headers, TCP resets, hangs, slow or cut or stalled or corrupted streams, the
 //! providers' own mid-stream error events, prefill rejections and silent model swaps. Each [`Fault`] applies to a selection of requests (route,
@@ -44,6 +46,7 @@ mod cloud_errors;
 mod config;
 mod control;
 mod effect;
+mod embed;
 mod errors;
 mod fault;
 mod gemini;

@@ -32,6 +32,7 @@ const MODELS: [(&str, &str); 6] = [
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{call}", post(gemini))
         .route(
@@ -65,6 +66,10 @@ async fn openai(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Resp
     serve(s, Incoming::new(Target::Openai, parts, body)).await
 }
 
+async fn openai_embeddings(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
+    serve(s, Incoming::new(Target::OpenaiEmbeddings, parts, body)).await
+}
+
 async fn anthropic(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
     serve(s, Incoming::new(Target::Anthropic, parts, body)).await
 }
@@ -81,6 +86,12 @@ async fn gemini(
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
+        "batchEmbedContents" => {
+            let target = Target::GeminiEmbeddings {
+                model: model.to_owned(),
+            };
+            return serve(s, Incoming::new(target, parts, body)).await;
+        }
         _ => return not_found(parts.uri).await,
     };
     let sse = parts

@@ -13,6 +13,7 @@ fn fixture(p: Protocol) -> &'static [u8] {
         Protocol::OpenAi => include_bytes!("../tests/fixtures/openai_stream.sse"),
         Protocol::Anthropic => include_bytes!("../tests/fixtures/anthropic_stream.sse"),
         Protocol::Gemini => include_bytes!("../tests/fixtures/gemini_stream.sse"),
+        Protocol::Responses => include_bytes!("../tests/fixtures/responses_stream.sse"),
     }
 }
 
@@ -23,6 +24,7 @@ fn bench(c: &mut Criterion) {
         (Protocol::Anthropic, None),
         (Protocol::OpenAi, Some(Protocol::Anthropic)),
         (Protocol::Anthropic, Some(Protocol::OpenAi)),
+        (Protocol::Anthropic, Some(Protocol::Responses)),
     ] {
         let bytes = fixture(from);
         let events = SseDecoder::new().push(bytes).len() as u64;

@@ -335,7 +335,7 @@ fn render(
     message: &str,
 ) -> Vec<u8> {
     let body = match p {
-        Protocol::OpenAi => json!({
+        Protocol::OpenAi | Protocol::Responses => json!({
             "error": { "message": message, "type": kind, "param": param, "code": code }
         }),
         Protocol::Anthropic => json!({
@@ -380,7 +380,7 @@ pub fn translate_error(from: Protocol, to: Protocol, status: u16, body: &[u8]) -
         err.message
     };
     let code = match to {
-        Protocol::OpenAi => err.kind.openai_code(),
+        Protocol::OpenAi | Protocol::Responses => err.kind.openai_code(),
         Protocol::Anthropic | Protocol::Gemini => None,
     };
     render(to, status, err.kind.error_type(to), code, None, &message)

@@ -1,5 +1,5 @@
 //! Wire types, codecs and translation for the LLM APIs Backstop speaks: OpenAI Chat Completions,
-//! Anthropic Messages and Gemini `generateContent`.
+//! the OpenAI Responses API, Anthropic Messages and Gemini `generateContent`.
 //!
 //! This crate does no I/O. It gives the gateway five things:
 //!
@@ -30,6 +30,7 @@
 pub mod anthropic;
 mod canonical;
 mod collect;
+mod embeddings;
 mod envelope;
 mod error;
 pub mod gemini;
@@ -37,6 +38,7 @@ mod json;
 pub mod openai;
 mod protocol;
 mod providers;
+pub mod responses;
 mod sse;
 mod stream;
 mod structured;
@@ -50,6 +52,11 @@ pub use canonical::{
 };
 
 pub use collect::ResponseCollector;
+pub use embeddings::{
+    decode_gemini_embeddings, encode_gemini_embeddings, encode_openai_embeddings,
+    read_openai_embeddings, validate_embeddings, EmbeddingInput, EmbeddingsRequest,
+    MAX_EMBEDDING_INPUTS,
+};
 pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
 pub use error::{
     classify_error, error_body, error_body_with_param, translate_error, UpstreamError,

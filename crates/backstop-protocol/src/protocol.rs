@@ -17,15 +17,20 @@ pub enum Protocol {
     Anthropic,
     /// Google Gemini `generateContent` / `streamGenerateContent`.
     Gemini,
+    /// The OpenAI Responses API (`POST /v1/responses`), spoken by clients and by
+    /// OpenAI-compatible upstreams declared with `responses = true`.
+    Responses,
 }
 
 impl Protocol {
-    /// The lower-case name used in configuration and logs: `openai`, `anthropic`, `gemini`.
+    /// The lower-case name used in configuration and logs: `openai`, `anthropic`, `gemini`,
+    /// `responses`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::OpenAi => "openai",
             Protocol::Anthropic => "anthropic",
             Protocol::Gemini => "gemini",
+            Protocol::Responses => "responses",
         }
     }
 }

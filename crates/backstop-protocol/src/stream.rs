@@ -11,13 +11,14 @@ use bytes::BytesMut;
 
 use crate::canonical::StreamEvent;
 use crate::sse::SseEvent;
-use crate::{anthropic, gemini, openai, Protocol, ProtocolError};
+use crate::{anthropic, gemini, openai, responses, Protocol, ProtocolError};
 
 #[derive(Debug)]
 enum DecoderInner {
     OpenAi(openai::stream::Decoder),
     Anthropic(anthropic::stream::Decoder),
     Gemini(gemini::stream::Decoder),
+    Responses(responses::Decoder),
 }
 
 /// Turns an upstream's SSE events into canonical stream events.
@@ -33,6 +34,7 @@ impl StreamDecoder {
             Protocol::OpenAi => DecoderInner::OpenAi(Default::default()),
             Protocol::Anthropic => DecoderInner::Anthropic(Default::default()),
             Protocol::Gemini => DecoderInner::Gemini(Default::default()),
+            Protocol::Responses => DecoderInner::Responses(Default::default()),
         };
         Self { inner }
     }
@@ -44,6 +46,7 @@ impl StreamDecoder {
             DecoderInner::OpenAi(d) => d.decode(ev),
             DecoderInner::Anthropic(d) => d.decode(ev),
             DecoderInner::Gemini(d) => d.decode(ev),
+            DecoderInner::Responses(d) => d.decode(ev),
         }
     }
 
@@ -54,6 +57,7 @@ impl StreamDecoder {
             DecoderInner::OpenAi(d) => d.terminated,
             DecoderInner::Anthropic(d) => d.terminated,
             DecoderInner::Gemini(d) => d.terminated,
+            DecoderInner::Responses(d) => d.terminated,
         }
     }
 
@@ -63,6 +67,7 @@ impl StreamDecoder {
             DecoderInner::OpenAi(d) => d.finished,
             DecoderInner::Anthropic(d) => d.finished,
             DecoderInner::Gemini(d) => d.finished,
+            DecoderInner::Responses(d) => d.finished,
         }
     }
 }
@@ -72,6 +77,8 @@ enum EncoderInner {
     OpenAi(openai::stream::Encoder),
     Anthropic(anthropic::stream::Encoder),
     Gemini(gemini::stream::Encoder),
+    /// Boxed: it keeps the items of the whole answer for `response.completed`.
+    Responses(Box<responses::stream::Encoder>),
 }
 
 /// Writes canonical stream events as SSE in a client's protocol.
@@ -88,6 +95,7 @@ impl StreamEncoder {
             Protocol::OpenAi => EncoderInner::OpenAi(openai::stream::Encoder::new(include_usage)),
             Protocol::Anthropic => EncoderInner::Anthropic(Default::default()),
             Protocol::Gemini => EncoderInner::Gemini(Default::default()),
+            Protocol::Responses => EncoderInner::Responses(Box::default()),
         };
         Self { inner }
     }
@@ -99,6 +107,7 @@ impl StreamEncoder {
             EncoderInner::OpenAi(e) => e.encode(ev, out),
             EncoderInner::Anthropic(e) => e.encode(ev, out),
             EncoderInner::Gemini(e) => e.encode(ev, out),
+            EncoderInner::Responses(e) => e.encode(ev, out),
         }
     }
 
@@ -110,6 +119,7 @@ impl StreamEncoder {
             EncoderInner::OpenAi(e) => e.encode_error(kind, message, out),
             EncoderInner::Anthropic(e) => e.encode_error(kind, message, out),
             EncoderInner::Gemini(e) => e.encode_error(kind, message, out),
+            EncoderInner::Responses(e) => e.encode_error(kind, message, out),
         }
     }
 }

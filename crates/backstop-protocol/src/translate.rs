@@ -4,7 +4,7 @@
 //! functions pick the right module so it does not have to match on protocols itself.
 
 use crate::canonical::{ChatRequest, ChatResponse, Encoded};
-use crate::{anthropic, gemini, openai, Protocol, ProtocolError};
+use crate::{anthropic, gemini, openai, responses, Protocol, ProtocolError};
 
 /// Decodes a request body in protocol `p`.
 pub fn decode_request(p: Protocol, body: &[u8]) -> Result<ChatRequest, ProtocolError> {
@@ -12,6 +12,7 @@ pub fn decode_request(p: Protocol, body: &[u8]) -> Result<ChatRequest, ProtocolE
         Protocol::OpenAi => openai::decode_request(body),
         Protocol::Anthropic => anthropic::decode_request(body),
         Protocol::Gemini => gemini::decode_request(body),
+        Protocol::Responses => responses::decode_request(body),
     }
 }
 
@@ -25,6 +26,10 @@ pub fn encode_request(
         Protocol::OpenAi => openai::encode_request(req, upstream_model),
         Protocol::Anthropic => anthropic::encode_request(req, upstream_model),
         Protocol::Gemini => gemini::encode_request(req, upstream_model),
+        Protocol::Responses => Err(ProtocolError::Invalid(
+            "requests are sent to Responses API upstreams as the client wrote them, never translated"
+                .into(),
+        )),
     }
 }
 
@@ -34,6 +39,7 @@ pub fn decode_response(p: Protocol, body: &[u8]) -> Result<ChatResponse, Protoco
         Protocol::OpenAi => openai::decode_response(body),
         Protocol::Anthropic => anthropic::decode_response(body),
         Protocol::Gemini => gemini::decode_response(body),
+        Protocol::Responses => responses::decode_response(body),
     }
 }
 
@@ -43,5 +49,6 @@ pub fn encode_response(p: Protocol, resp: &ChatResponse) -> Vec<u8> {
         Protocol::OpenAi => openai::encode_response(resp),
         Protocol::Anthropic => anthropic::encode_response(resp),
         Protocol::Gemini => gemini::encode_response(resp),
+        Protocol::Responses => responses::encode_response(resp),
     }
 }

@@ -26,6 +26,20 @@ struct OpenAiPromptDetails {
 }
 
 #[derive(Deserialize)]
+struct ResponsesBody {
+    usage: Option<ResponsesUsage>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    input_tokens_details: Option<OpenAiPromptDetails>,
+}
+
+#[derive(Deserialize)]
 struct AnthropicBody {
     usage: Option<AnthropicUsage>,
 }
@@ -66,6 +80,14 @@ pub fn read_usage(p: Protocol, body: &[u8]) -> Result<Option<Usage>, ProtocolErr
                 input_tokens: u.prompt_tokens,
                 output_tokens: u.completion_tokens,
                 cache_read_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
+                cache_write_tokens: None,
+            }),
+        Protocol::Responses => serde_json::from_slice::<ResponsesBody>(body)?
+            .usage
+            .map(|u| Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.input_tokens_details.and_then(|d| d.cached_tokens),
                 cache_write_tokens: None,
             }),
         Protocol::Anthropic => serde_json::from_slice::<AnthropicBody>(body)?

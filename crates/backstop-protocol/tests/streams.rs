@@ -14,6 +14,7 @@ fn fixture(p: Protocol) -> &'static str {
         Protocol::OpenAi => include_str!("fixtures/openai_stream.sse"),
         Protocol::Anthropic => include_str!("fixtures/anthropic_stream.sse"),
         Protocol::Gemini => include_str!("fixtures/gemini_stream.sse"),
+        Protocol::Responses => include_str!("fixtures/responses_stream.sse"),
     }
 }
 
@@ -80,6 +81,7 @@ fn expected_usage(p: Protocol) -> (u64, u64) {
         Protocol::OpenAi => (82, 47),
         Protocol::Anthropic => (472, 89),
         Protocol::Gemini => (120, 47),
+        Protocol::Responses => (82, 47),
     }
 }
 
@@ -94,9 +96,16 @@ fn check_source(p: Protocol, s: &Summary) {
     assert!(s.done, "{p}");
 }
 
+const ALL: [Protocol; 4] = [
+    Protocol::OpenAi,
+    Protocol::Anthropic,
+    Protocol::Gemini,
+    Protocol::Responses,
+];
+
 #[test]
 fn fixtures_decode() {
-    for p in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+    for p in ALL {
         let (events, dec) = decode_all(p, fixture(p).as_bytes());
         check_source(p, &summarize(&events));
         assert!(dec.saw_terminator() && dec.saw_finish(), "{p}");
@@ -139,6 +148,24 @@ fn check_anthropic_framing(bytes: &[u8]) {
     }
 }
 
+/// Every Responses event is named by its `type`, numbered from 0, and the stream opens with
+/// `response.created` and ends with `response.completed` carrying the whole answer.
+fn check_responses_framing(bytes: &[u8]) {
+    let evs = sse_events(bytes);
+    let values: Vec<Value> = evs
+        .iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    for (n, (e, v)) in evs.iter().zip(&values).enumerate() {
+        assert_eq!(v["type"].as_str(), e.event.as_deref());
+        assert_eq!(v["sequence_number"], n as u64);
+    }
+    assert_eq!(values[0]["type"], "response.created");
+    let last = values.last().unwrap();
+    assert_eq!(last["type"], "response.completed");
+    assert_eq!(last["response"]["output"].as_array().unwrap().len(), 3);
+}
+
 fn check_openai_framing(bytes: &[u8]) {
     let evs = sse_events(bytes);
     assert_eq!(evs.last().unwrap().data, "[DONE]");
@@ -165,8 +192,8 @@ fn check_openai_framing(bytes: &[u8]) {
 
 #[test]
 fn every_provider_to_every_client() {
-    for from in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
-        for to in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+    for from in ALL {
+        for to in ALL {
             let (events, _) = decode_all(from, fixture(from).as_bytes());
             let mut enc = StreamEncoder::new(to, true);
             let mut out = BytesMut::new();
@@ -180,6 +207,7 @@ fn every_provider_to_every_client() {
             match to {
                 Protocol::Anthropic => check_anthropic_framing(&out),
                 Protocol::OpenAi => check_openai_framing(&out),
+                Protocol::Responses => check_responses_framing(&out),
                 Protocol::Gemini => {}
             }
         }

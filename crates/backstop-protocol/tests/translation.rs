@@ -355,6 +355,7 @@ fn response_fixture(p: Protocol) -> &'static str {
         Protocol::OpenAi => include_str!("fixtures/openai_response.json"),
         Protocol::Anthropic => include_str!("fixtures/anthropic_response.json"),
         Protocol::Gemini => include_str!("fixtures/gemini_response.json"),
+        Protocol::Responses => include_str!("fixtures/responses_response.json"),
     }
 }
 
@@ -395,9 +396,15 @@ fn semantics(r: &ChatResponse) -> (Vec<ContentPart>, FinishReason, u64, u64) {
 
 #[test]
 fn responses_translate_both_ways() {
-    for from in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+    let all = [
+        Protocol::OpenAi,
+        Protocol::Anthropic,
+        Protocol::Gemini,
+        Protocol::Responses,
+    ];
+    for from in all {
         let resp = decode_response(from, response_fixture(from).as_bytes()).unwrap();
-        for to in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+        for to in all {
             let body = encode_response(to, &resp);
             let again = decode_response(to, &body).unwrap();
             assert_eq!(semantics(&again), semantics(&resp), "{from} -> {to}");

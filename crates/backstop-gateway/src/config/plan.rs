@@ -68,6 +68,12 @@ pub fn routing_plan(config: &Config) -> String {
                 "ignored"
             }
         );
+        if let Some(space) = &model.embedding_space {
+            let _ = writeln!(
+                out,
+                "  embedding space: {space} (embeddings fall back only within it)"
+            );
+        }
         if let Some(window) = model.context_window {
             let _ = writeln!(out, "  context window: {window} tokens");
         }

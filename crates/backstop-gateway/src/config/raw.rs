@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub circuit_breaker: Option<RawBreaker>,
     pub server: Option<RawServer>,
+    pub responses: Option<RawResponses>,
 }
 
 /// `[auth]`
@@ -86,6 +87,7 @@ pub struct RawModel {
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
+    pub embedding_space: Option<String>,
 }
 
 /// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.
@@ -162,4 +164,12 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u32>,
     pub max_buffered_bytes: Option<RawSize>,
+}
+
+/// `[responses]`: stored Responses API answers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponses {
+    pub ttl: Option<String>,
+    pub max_bytes: Option<RawSize>,
 }

@@ -72,7 +72,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "lisen = \"127.0.0.1:1\"\n",
-            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`",
         ),
         (
             "[providers.a]\nkind = \"watsonx\"\n",
@@ -240,4 +240,40 @@ fn stream_and_buffer_limits_take_sizes_or_integers() {
     for (text, expected) in cases {
         assert_eq!(error_of(&text), expected, "for config:\n{text}");
     }
+}
+
+#[test]
+fn embeddings_fall_back_only_within_their_space() {
+    let models = |second_space: &str| {
+        format!(
+            "{BASE}[models.e1]\ntargets = [{{ provider = \"o\", model = \"text-embedding-3-small\" }}]\nembedding_space = \"small\"\nfallbacks = [\"e2\"]\n[models.e2]\ntargets = [{{ provider = \"o\", model = \"other\" }}]\n{second_space}"
+        )
+    };
+    assert!(parse(&models("embedding_space = \"small\"\n"), &env).is_ok());
+    let error = error_of(&models("embedding_space = \"large\"\n"));
+    assert!(
+        error.starts_with("config error at `models.e1.fallbacks[0]`: `e1` (embedding_space `small`) cannot fall back to `e2` (embedding_space `large`)"),
+        "{error}"
+    );
+    let error = error_of(&models(""));
+    assert!(error.contains("(no embedding_space)"), "{error}");
+    let error = error_of(&format!(
+        "{BASE}[models.e]\ntargets = [{{ provider = \"o\", model = \"x\" }}]\nembedding_space = \"\"\n"
+    ));
+    assert!(error.contains("models.e.embedding_space"), "{error}");
+}
+
+#[test]
+fn the_responses_section_is_read_and_checked() {
+    let config = parse(
+        &format!("{BASE}[responses]\nttl = \"1h\"\nmax_bytes = \"1MB\"\n"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(config.responses.ttl, std::time::Duration::from_secs(3600));
+    assert_eq!(config.responses.max_bytes, 1_000_000);
+    let error = error_of(&format!("{BASE}[responses]\nttl = \"0s\"\n"));
+    assert!(error.contains("responses.ttl"), "{error}");
+    let error = error_of(&format!("{BASE}[responses]\nkeep = 1\n"));
+    assert!(error.contains("responses.keep"), "{error}");
 }

@@ -58,6 +58,8 @@ pub struct Config {
     pub retry: RetrySettings,
     /// HTTP server limits.
     pub server: ServerSettings,
+    /// Stored Responses API answers.
+    pub responses: ResponsesSettings,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
 }
@@ -225,6 +227,9 @@ pub struct Model {
     pub targets: Vec<Target>,
     /// Other public models to try, in order, when every target failed.
     pub fallbacks: Vec<String>,
+    /// The vector space of an embedding model: embeddings fall back only to models of the same
+    /// space (`None`: only the model's own targets serve its embeddings).
+    pub embedding_space: Option<String>,
     /// Context window in tokens, if known.
     pub context_window: Option<u64>,
     /// Token prices.
@@ -463,4 +468,23 @@ impl Default for ServerSettings {
 /// The default address: loopback, port 8080.
 pub fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[responses]`: how long stored Responses API answers are kept and how many bytes they
+/// may take in all; past the bound the oldest go first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponsesSettings {
+    /// How long a stored response can be read back or continued from.
+    pub ttl: Duration,
+    /// The most bytes all stored responses may take.
+    pub max_bytes: u64,
+}
+
+impl Default for ResponsesSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(24 * 3600),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }

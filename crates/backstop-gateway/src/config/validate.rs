@@ -3,7 +3,8 @@
 
 use super::auth::{auth_from_raw, check_exposure};
 use super::raw::{
-    RawBreaker, RawConfig, RawModel, RawProvider, RawRetry, RawServer, RawSize, RawTimeouts,
+    RawBreaker, RawConfig, RawModel, RawProvider, RawResponses, RawRetry, RawServer, RawSize,
+    RawTimeouts,
 };
 use super::types::*;
 use super::units::{parse_duration, parse_size};
@@ -41,6 +42,7 @@ pub fn validate(
     let (timeouts, auto_idle) = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
+    let responses = responses_from_raw(raw.responses.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
@@ -59,6 +61,7 @@ pub fn validate(
         breaker,
         retry,
         server,
+        responses,
         zero_config: false,
     })
 }
@@ -377,6 +380,19 @@ fn server_from_raw(raw: RawServer) -> Result<ServerSettings, ConfigError> {
     })
 }
 
+fn responses_from_raw(raw: RawResponses) -> Result<ResponsesSettings, ConfigError> {
+    let default = ResponsesSettings::default();
+    Ok(ResponsesSettings {
+        ttl: nonzero_duration_at("responses.ttl", raw.ttl.as_ref(), default.ttl)?,
+        max_bytes: size_at(
+            "responses.max_bytes",
+            raw.max_bytes.as_ref(),
+            default.max_bytes,
+            1,
+        )?,
+    })
+}
+
 /// A duration that must be more than zero.
 fn nonzero_duration_at(
     path: &str,
@@ -491,6 +507,15 @@ fn model_from_raw(
         name: name.to_string(),
         targets,
         fallbacks: raw.fallbacks.clone(),
+        embedding_space: match raw.embedding_space.as_deref() {
+            Some("") => {
+                return Err(ConfigError::at(
+                    format!("{path}.embedding_space"),
+                    "must not be empty: name the vector space its embeddings live in",
+                ))
+            }
+            other => other.map(str::to_owned),
+        },
         context_window: raw.context_window,
         price: raw.price.map(|p| Price {
             input: p.input,
@@ -593,9 +618,35 @@ fn check_fallbacks(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigEr
                     format!("`{fallback}` is listed twice"),
                 ));
             }
+            check_embedding_space(name, model, fallback, &models[fallback], &path)?;
         }
     }
     find_cycle(models)
+}
+
+/// An embedding model may fall back only to a model of its own `embedding_space`: vectors
+/// from different models cannot be compared.
+fn check_embedding_space(
+    name: &str,
+    model: &Model,
+    fallback_name: &str,
+    fallback: &Model,
+    path: &str,
+) -> Result<(), ConfigError> {
+    let (Some(space), other) = (&model.embedding_space, &fallback.embedding_space) else {
+        return Ok(());
+    };
+    if other.as_ref() == Some(space) {
+        return Ok(());
+    }
+    let theirs = match other {
+        Some(other) => format!("embedding_space `{other}`"),
+        None => "no embedding_space".to_string(),
+    };
+    Err(ConfigError::at(
+        path,
+        format!("`{name}` (embedding_space `{space}`) cannot fall back to `{fallback_name}` ({theirs}): vectors from different spaces cannot be compared; fall back only to models with embedding_space = \"{space}\""),
+    ))
 }
 
 /// Where a model stands in the depth-first search for fallback cycles.

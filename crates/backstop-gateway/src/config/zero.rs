@@ -42,6 +42,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         breaker: BreakerSettings::default(),
         retry: RetrySettings::default(),
         server: ServerSettings::default(),
+        responses: ResponsesSettings::default(),
         zero_config: true,
     }
 }
@@ -74,6 +75,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         name: name.to_string(),
         targets: vec![Target::new(provider.clone(), name.to_string(), 1).ok()?],
         fallbacks: Vec::new(),
+        embedding_space: None,
         context_window: None,
         price: None,
         retry: config.retry.clone(),

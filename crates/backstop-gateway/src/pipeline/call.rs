@@ -43,16 +43,21 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
-        let failure = upstream_failure(
-            target.spec(),
-            response,
-            first_byte_deadline,
-            &gateway.buffers(),
-        )
-        .await;
-        return Err(failure.redacted(&gateway.redactor()));
+        return Err(read_failure(gateway, target, response, first_byte_deadline).await);
     }
     Ok(response)
+}
+
+/// The failure a non-2xx answer of `target` stands for: its body read (bounded, until
+/// `deadline`), classified by the provider's rules, secrets masked.
+pub async fn read_failure(
+    gateway: &Gateway,
+    target: &Target,
+    response: reqwest::Response,
+    deadline: Instant,
+) -> Failure {
+    let failure = upstream_failure(target.spec(), response, deadline, &gateway.buffers()).await;
+    failure.redacted(&gateway.redactor())
 }
 
 /// Reads a whole upstream body of at most `limit` bytes, its memory taken from `budget`

@@ -11,6 +11,7 @@ use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
+use crate::responses::{MemoryStore, ResponseStore};
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
@@ -76,6 +77,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
     state: OnceLock<Arc<State>>,
+    responses: Arc<dyn ResponseStore>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -105,6 +107,7 @@ impl Gateway {
             metrics: Arc::new(Metrics::new()),
             drain: watch::Sender::new(None),
             state: OnceLock::new(),
+            responses: Arc::new(MemoryStore::default()),
         })
     }
 
@@ -147,6 +150,11 @@ impl Gateway {
     /// Follows the drain deadline, for streams that must notice it while they wait.
     pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
         self.drain.subscribe()
+    }
+
+    /// Where answers of the Responses API are stored.
+    pub fn response_store(&self) -> Arc<dyn ResponseStore> {
+        self.responses.clone()
     }
 
     /// The metrics registry.

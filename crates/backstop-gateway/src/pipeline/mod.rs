@@ -21,11 +21,15 @@ mod request;
 mod rescue;
 mod serve;
 
+pub use attempt::{notes, upstream_error_for_caller, AttemptError};
+pub use attempts::{verdict, Events};
 pub use buffers::{BudgetExhausted, BufferBudget, Held};
+pub use call::{read_body, read_failure};
 pub use classify::{class_of, class_of_status};
-pub use failure::Failure;
+pub use failure::{describe_transport, transport_class, Failure};
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
-pub use plan::Route;
+pub use plan::{plan, Route};
+pub use record::{record_attempt, Ended};
 pub use reload::{ReloadError, Reloaded};
 pub use request::ClientRequest;

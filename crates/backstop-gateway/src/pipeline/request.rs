@@ -72,6 +72,7 @@ impl ClientRequest {
                 match self.protocol {
                     Protocol::OpenAi => backstop_protocol::openai::decode_request(&self.body),
                     Protocol::Anthropic => backstop_protocol::anthropic::decode_request(&self.body),
+                    Protocol::Responses => backstop_protocol::responses::decode_request(&self.body),
                     Protocol::Gemini => Err(backstop_protocol::ProtocolError::Invalid(
                         "Gemini is an upstream protocol only".into(),
                     )),

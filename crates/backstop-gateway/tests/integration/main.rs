@@ -8,12 +8,14 @@ mod common;
 
 mod channels;
 mod drill;
+mod embeddings;
 mod gateway;
 mod hedge;
 pub(crate) mod hostile;
 mod operations;
 mod rescue;
 mod resilience;
+mod responses;
 mod stalls;
 mod state;
 mod threads;

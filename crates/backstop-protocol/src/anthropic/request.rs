@@ -200,7 +200,7 @@ pub fn encode_request(req: &ChatRequest, upstream_model: &str) -> Result<Encoded
     for (k, v) in &req.extra {
         match req.origin {
             Protocol::Anthropic => {}
-            Protocol::OpenAi | Protocol::Gemini => {
+            Protocol::OpenAi | Protocol::Gemini | Protocol::Responses => {
                 if must_reject(k, v) {
                     return Err(ProtocolError::Unsupported {
                         param: k.clone(),

@@ -52,7 +52,7 @@ pub fn encode_request(req: &ChatRequest, _upstream_model: &str) -> Result<Encode
                 gen.insert("frequencyPenalty".into(), v.clone());
             }
             (Protocol::Gemini, _) => {}
-            (Protocol::OpenAi | Protocol::Anthropic, _) => {
+            (Protocol::OpenAi | Protocol::Anthropic | Protocol::Responses, _) => {
                 warnings.push(format!("dropped `{k}`: no Gemini equivalent"))
             }
         }

@@ -322,7 +322,7 @@ pub fn encode_request(req: &ChatRequest, upstream_model: &str) -> Result<Encoded
             Protocol::OpenAi => {
                 o.insert(k.clone(), v.clone());
             }
-            Protocol::Anthropic | Protocol::Gemini => {
+            Protocol::Anthropic | Protocol::Gemini | Protocol::Responses => {
                 warnings.push(format!("dropped `{k}`: no OpenAI equivalent"));
             }
         }

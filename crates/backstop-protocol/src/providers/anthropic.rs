@@ -15,6 +15,8 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     base_path: "",
     chat_path: "/v1/messages",
     stream_path: "/v1/messages",
+    embeddings_path: None,
+    max_embeddings_batch: 0,
     auth: Auth::Header("x-api-key"),
     version_header: Some(VersionHeader {
         name: "anthropic-version",

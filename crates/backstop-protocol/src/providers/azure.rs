@@ -12,6 +12,8 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     kind: ProviderKind::Azure,
     name: "azure",
     protocol: Protocol::OpenAi,
+    embeddings_path: None,
+    max_embeddings_batch: 0,
     default_base_url: "https://{resource}.openai.azure.com",
     base_path: "",
     chat_path: "/openai/deployments/{model}/chat/completions",

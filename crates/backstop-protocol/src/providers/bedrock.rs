@@ -15,6 +15,8 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     kind: ProviderKind::Bedrock,
     name: "bedrock",
     protocol: Protocol::Anthropic,
+    embeddings_path: None,
+    max_embeddings_batch: 0,
     default_base_url: "https://bedrock-runtime.{region}.amazonaws.com",
     base_path: "",
     chat_path: "/model/{model}/invoke",

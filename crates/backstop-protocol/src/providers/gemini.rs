@@ -14,6 +14,8 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     base_path: "",
     chat_path: "/v1beta/models/{model}:generateContent",
     stream_path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
+    embeddings_path: Some("/v1beta/models/{model}:batchEmbedContents"),
+    max_embeddings_batch: 100,
     auth: Auth::Header("x-goog-api-key"),
     version_header: None,
     body_version: None,

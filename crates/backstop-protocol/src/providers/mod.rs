@@ -88,7 +88,7 @@ impl ProviderKind {
     /// The kind whose official API defines protocol `p`.
     pub fn native(p: Protocol) -> Self {
         match p {
-            Protocol::OpenAi => ProviderKind::OpenAi,
+            Protocol::OpenAi | Protocol::Responses => ProviderKind::OpenAi,
             Protocol::Anthropic => ProviderKind::Anthropic,
             Protocol::Gemini => ProviderKind::Gemini,
         }
@@ -209,6 +209,11 @@ pub struct ProviderSpec {
     chat_path: &'static str,
     /// The same for a streaming chat request.
     stream_path: &'static str,
+    /// The same for an embeddings request (OpenAI's shape, or Gemini's `batchEmbedContents`);
+    /// `None` when the provider has no embeddings API.
+    embeddings_path: Option<&'static str>,
+    /// The most inputs one embeddings call may carry; larger requests are split.
+    pub max_embeddings_batch: usize,
     /// How the API key is sent.
     pub auth: Auth,
     /// The API version header sent on every request, if the provider has one.
@@ -262,6 +267,17 @@ impl ProviderSpec {
         };
         let base = base_url.trim_end_matches('/');
         format!("{base}{}", path.replace("{model}", &path_segment(model)))
+    }
+
+    /// The URL of an embeddings request for `model` at `base_url`, if the provider has an
+    /// embeddings API.
+    pub fn embeddings_endpoint(&self, base_url: &str, model: &str) -> Option<String> {
+        let path = self.embeddings_path?;
+        let base = base_url.trim_end_matches('/');
+        Some(format!(
+            "{base}{}",
+            path.replace("{model}", &path_segment(model))
+        ))
     }
 
     /// The header that carries `key`: its lower-case name and its value (for a signed

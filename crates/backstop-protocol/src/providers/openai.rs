@@ -15,6 +15,8 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     base_path: "",
     chat_path: "/chat/completions",
     stream_path: "/chat/completions",
+    embeddings_path: Some("/embeddings"),
+    max_embeddings_batch: 2048,
     auth: Auth::Bearer,
     version_header: None,
     body_version: None,

@@ -19,6 +19,8 @@ pub(super) const CLAUDE: ProviderSpec = ProviderSpec {
     kind: ProviderKind::Vertex,
     name: "vertex",
     protocol: Protocol::Anthropic,
+    embeddings_path: None,
+    max_embeddings_batch: 0,
     default_base_url: HOST,
     base_path: PROJECT_PATH,
     chat_path: "/publishers/anthropic/models/{model}:rawPredict",

@@ -64,6 +64,7 @@ pub(crate) type Checked<T = ()> = Result<T, InvalidRequest>;
 /// The body must be valid UTF-8 holding one JSON object, with no lone surrogate in any string
 /// and no top-level key given twice, and must be a valid request of that protocol.
 pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, InvalidRequest> {
+    let raw = body;
     let body = parse(body)?;
     match protocol {
         Protocol::OpenAi => openai::request(&body)?,
@@ -73,6 +74,7 @@ pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, Inv
                 "Gemini is an upstream protocol only: clients speak OpenAI or Anthropic",
             ))
         }
+        Protocol::Responses => return responses_envelope(raw),
     }
     Ok(envelope(&body))
 }
@@ -123,6 +125,35 @@ fn repeated_key<'o>(object: &'o Obj<'_>) -> Option<&'o str> {
     keys.windows(2)
         .find(|pair| pair[0] == pair[1])
         .map(|pair| pair[0])
+}
+
+/// Checks a Responses API request by decoding it (the decoder names the offending field) and
+/// returns its envelope. Its streams always carry usage, and it has no `stream_options` to add.
+fn responses_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
+    let req = crate::responses::decode_request(body).map_err(|error| match error {
+        crate::ProtocolError::MissingField(field) => InvalidRequest {
+            param: Some(field.to_owned()),
+            message: "is required".to_owned(),
+        },
+        crate::ProtocolError::Invalid(text) => match text
+            .strip_prefix('`')
+            .and_then(|rest| rest.split_once("` "))
+        {
+            Some((param, message)) => InvalidRequest {
+                param: Some(param.to_owned()),
+                message: message.to_owned(),
+            },
+            None => InvalidRequest::body(text),
+        },
+        other => InvalidRequest::body(other.to_string()),
+    })?;
+    Ok(Envelope {
+        model: req.model,
+        stream: req.stream,
+        include_usage: true,
+        max_tokens: req.max_tokens,
+        has_stream_options: true,
+    })
 }
 
 /// The routing fields of a validated body (their types are checked already).

@@ -1,0 +1,44 @@
+//! `POST /v1/embeddings` in OpenAI's shape, served by OpenAI-compatible and Gemini targets with
+//! retries, breakers, the retry budget, usage and cost. A model's embeddings fall back only to
+//! models of its own `embedding_space` (vectors of different models cannot be compared);
+//! a model without one is served by its own targets only.
+
+mod serve;
+
+use crate::http::{check_client_key, read_limited, ApiError};
+use crate::pipeline::Gateway;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use backstop_protocol::Protocol;
+use std::sync::Arc;
+
+/// The embeddings route over `gateway`.
+pub fn router<S>(gateway: Arc<Gateway>) -> Router<S> {
+    Router::new()
+        .route("/v1/embeddings", post(create))
+        .with_state(gateway)
+}
+
+async fn create(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = request.into_parts();
+        let config = gateway.config();
+        check_client_key(config.auth.as_ref(), &parts.headers)?;
+        let body = read_limited(body, config.server.max_body_size, "server.max_body_size").await?;
+        let parsed =
+            backstop_protocol::validate_embeddings(&body).map_err(ApiError::invalid_request)?;
+        serve::serve(&gateway, &config, &parsed, body).await
+    }
+    .await;
+    result.unwrap_or_else(|error: ApiError| {
+        tracing::warn!(
+            status = error.status.as_u16(),
+            kind = error.kind.code(),
+            "{}",
+            error.message
+        );
+        error.render(Protocol::OpenAi)
+    })
+}

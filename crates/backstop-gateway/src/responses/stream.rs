@@ -1,0 +1,132 @@
+//! The typed event stream on its way to the client: each event that carries the whole
+//! `response` object (`response.created`, `response.in_progress`, `response.completed`, ...) is
+//! finished like a non-streamed answer, and the final one is stored.
+
+use super::echo::Echo;
+use super::store::{Limits, ResponseStore};
+use backstop_protocol::{write_sse, SseDecoder};
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Rewrites the events of one stream.
+pub struct Patcher {
+    sse: SseDecoder,
+    echo: Echo,
+    owner: String,
+    store: Arc<dyn ResponseStore>,
+    limits: Limits,
+    /// An event outgrew the decoder: the stream is passed through as it is.
+    gave_up: bool,
+}
+
+impl Patcher {
+    /// A patcher for the answer to a request described by `echo`, made by `owner`.
+    pub fn new(echo: Echo, owner: String, store: Arc<dyn ResponseStore>, limits: Limits) -> Self {
+        Self {
+            sse: SseDecoder::new(),
+            echo,
+            owner,
+            store,
+            limits,
+            gave_up: false,
+        }
+    }
+
+    /// The client's bytes for the next chunk of the stream. Past an event larger than the SSE
+    /// decoder's bound (an answer of many megabytes in `response.completed`), the rest of the
+    /// stream goes out as it is, unpatched and unstored.
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let events = match self.sse.try_push(chunk) {
+            Ok(events) => events,
+            Err(error) => {
+                if !self.gave_up {
+                    tracing::warn!(id = %self.echo.id, "the answer is not stored: {error}");
+                    self.gave_up = true;
+                }
+                return Bytes::copy_from_slice(chunk);
+            }
+        };
+        let mut out = BytesMut::with_capacity(chunk.len() + 64);
+        for event in events {
+            let kind = event.event.as_deref();
+            let whole = kind.is_some_and(|k| k.starts_with("response."));
+            let patched = whole
+                .then(|| serde_json::from_str::<Value>(&event.data).ok())
+                .flatten()
+                .filter(|v| v.get("response").is_some_and(Value::is_object));
+            let Some(mut body) = patched else {
+                write_sse(&mut out, kind, &event.data);
+                continue;
+            };
+            if let Some(response) = body.get_mut("response") {
+                self.echo.finish(response);
+                if let Some(record) = self.echo.record(&self.owner, response) {
+                    self.store.put(&self.echo.id, record, self.limits);
+                }
+            }
+            write_sse(&mut out, kind, &body.to_string());
+        }
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::echo::prepare;
+    use super::super::store::{MemoryStore, ResponseStore};
+    use super::*;
+    use std::time::Duration;
+
+    const LIMITS: Limits = Limits {
+        ttl: Duration::from_secs(60),
+        max_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn whole_response_events_get_the_gateway_id_and_the_last_is_stored() {
+        let store = Arc::new(MemoryStore::default());
+        let (_, echo) = prepare(
+            Bytes::from_static(br#"{"model":"m","input":"hi","metadata":{"k":"v"}}"#),
+            store.as_ref(),
+            "key",
+        )
+        .unwrap();
+        let id = echo.id.clone();
+        let mut patcher = Patcher::new(echo, "key".into(), store.clone(), LIMITS);
+        let created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_up\",\"status\":\"in_progress\",\"output\":[]},\"sequence_number\":0}\n\n";
+        let delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\",\"sequence_number\":1}\n\n";
+        let completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_up\",\"status\":\"completed\",\"output\":[]},\"sequence_number\":2}\n\n";
+        let first = patcher.feed(created.as_bytes());
+        let text = String::from_utf8(first.to_vec()).unwrap();
+        assert!(text.contains(&id) && !text.contains("resp_up"), "{text}");
+        assert!(text.contains("\"metadata\":{\"k\":\"v\"}"), "{text}");
+        assert!(
+            store.get(&id, "key").is_none(),
+            "not stored before it completes"
+        );
+        let middle = patcher.feed(delta.as_bytes());
+        assert_eq!(&middle[..], delta.as_bytes());
+        patcher.feed(completed.as_bytes());
+        let stored = store.get(&id, "key").unwrap();
+        assert_eq!(stored.response["id"], id.as_str());
+    }
+
+    #[test]
+    fn an_oversized_event_lets_the_rest_through_unchanged() {
+        let store = Arc::new(MemoryStore::default());
+        let (_, echo) = prepare(
+            Bytes::from_static(br#"{"model":"m","input":"x"}"#),
+            store.as_ref(),
+            "",
+        )
+        .unwrap();
+        let mut patcher = Patcher::new(echo, String::new(), store, LIMITS);
+        let huge = format!(
+            "data: {}",
+            "x".repeat(backstop_protocol::MAX_EVENT_SIZE + 1)
+        );
+        assert_eq!(&patcher.feed(huge.as_bytes())[..], huge.as_bytes());
+        assert_eq!(&patcher.feed(b"data: tail\n\n")[..], b"data: tail\n\n");
+    }
+}
