@@ -58,6 +58,10 @@ pub struct Config {
     pub server: ServerSettings,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
+    /// Tool APIs by name (`[tools.NAME]`).
+    pub tools: BTreeMap<String, Arc<super::Tool>>,
+    /// MCP servers by name (`[mcp.NAME]`).
+    pub mcp: BTreeMap<String, Arc<super::McpServer>>,
 }
 
 /// Where breaker and queue state is kept.
@@ -102,6 +106,8 @@ pub struct Provider {
     /// The kind's API version header and its value (`anthropic_version`, or the kind's default),
     /// sent on every request; `None` for a kind without one.
     pub version_header: Option<(&'static str, String)>,
+    /// Its status page, when one is configured or its official one applies.
+    pub status_page: Option<super::StatusPage>,
 }
 
 impl Provider {

@@ -43,6 +43,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
+    let tools = super::validate_tools::tools_from_raw(raw.tools)?;
+    let mcp = super::validate_tools::mcp_from_raw(raw.mcp)?;
     Ok(Config {
         listen,
         state,
@@ -54,6 +56,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         retry,
         server,
         zero_config: false,
+        tools,
+        mcp,
     })
 }
 
@@ -121,7 +125,15 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
         }
         headers.push((lower, value));
     }
+    let status_page = super::validate_tools::status_page_from_raw(
+        &path,
+        &base_url,
+        raw.status_page,
+        raw.status_poll,
+        raw.on_major_incident,
+    )?;
     Ok(Provider {
+        status_page,
         name: name.to_string(),
         kind,
         base_url: base_url.trim_end_matches('/').to_string(),
@@ -132,7 +144,7 @@ fn provider_from_raw(name: &str, raw: RawProvider) -> Result<Provider, ConfigErr
     })
 }
 
-fn duration_at(
+pub(super) fn duration_at(
     path: &str,
     value: Option<&String>,
     default: Duration,
@@ -158,7 +170,7 @@ fn idle_at(path: &str, value: Option<&String>, auto: Idle) -> Result<Idle, Confi
     }
 }
 
-fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+pub(super) fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
     match value {
         Some(0) => Err(ConfigError::at(path, "must be at least 1")),
         Some(v) => Ok(v),
@@ -176,7 +188,7 @@ fn fraction(path: &str, value: Option<f64>, default: f64) -> Result<f64, ConfigE
     }
 }
 
-fn retry_from_raw(
+pub(super) fn retry_from_raw(
     base: &RetrySettings,
     raw: Option<&RawRetry>,
     path: &str,
@@ -271,7 +283,7 @@ fn timeouts_from_raw(raw: RawTimeouts) -> Result<(Timeouts, Idle), ConfigError> 
     Ok((timeouts, Idle::Auto { floor, max }))
 }
 
-fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
+pub(super) fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
     let default = BreakerSettings::default();
     Ok(BreakerSettings {
         failure_threshold: positive(
@@ -377,7 +389,7 @@ fn nonzero_duration_at(
 }
 
 /// A byte size at `path` (a size string or an integer), at least `min`, or `default`.
-fn size_at(
+pub(super) fn size_at(
     path: &str,
     value: Option<&RawSize>,
     default: u64,
@@ -546,7 +558,7 @@ fn hedge_delay(text: &str) -> Result<HedgeDelay, String> {
         .map_err(|m| format!("{m}, or a percentile of the time to first byte like \"p95\""))
 }
 
-fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
+pub(super) fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
     if map.is_empty() {
         return "none".into();
     }

@@ -24,6 +24,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
                     region: None,
                     headers: Vec::new(),
                     version_header: spec.version_header(None),
+                    status_page: super::validate_tools::default_status_page(spec.default_base_url),
                 }),
             );
         }
@@ -39,6 +40,8 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         retry: RetrySettings::default(),
         server: ServerSettings::default(),
         zero_config: true,
+        tools: BTreeMap::new(),
+        mcp: BTreeMap::new(),
     }
 }
 
