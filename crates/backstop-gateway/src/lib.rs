@@ -16,4 +16,6 @@ pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod status;
+pub mod status_page;
+pub mod tools;
 pub mod upstream;

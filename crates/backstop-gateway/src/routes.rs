@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    crate::status_page::start(&gateway);
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
@@ -22,6 +23,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .merge(crate::admin::router(gateway.clone()))
+        .merge(crate::tools::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

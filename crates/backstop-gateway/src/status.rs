@@ -45,6 +45,7 @@ pub fn target_report(
             .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
         "latency_ms": latency,
         "fault": fault,
+        "provider_status": crate::status_page::target_indicator(gateway, &gateway.config(), label),
     })
 }
 
@@ -155,5 +156,27 @@ pub fn status(gateway: &Gateway) -> Value {
     } else {
         Health::Degraded
     };
-    json!({"status": overall.as_str(), "models": models})
+    json!({
+        "status": overall.as_str(),
+        "models": models,
+        "providers": crate::status_page::providers_report(gateway, &config),
+        "tools": tools_report(gateway),
+    })
+}
+
+/// Each tool and MCP server called so far, with its circuit state.
+fn tools_report(gateway: &Gateway) -> Value {
+    let mut out = serde_json::Map::new();
+    for (label, health) in gateway.tool_health().all() {
+        let snapshot = health.breaker.snapshot();
+        out.insert(
+            label,
+            json!({
+                "state": health.breaker.state().as_str(),
+                "error_rate": snapshot.error_rate,
+                "consecutive_failures": snapshot.consecutive_failures,
+            }),
+        );
+    }
+    Value::Object(out)
 }

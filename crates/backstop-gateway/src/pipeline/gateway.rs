@@ -58,6 +58,8 @@ pub struct Gateway {
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
+    status_board: crate::status_page::StatusBoard,
+    tool_health: crate::tools::ToolHealthMap,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -86,6 +88,8 @@ impl Gateway {
             faults: RwLock::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
             drain: watch::Sender::new(None),
+            status_board: Default::default(),
+            tool_health: Default::default(),
         })
     }
 
@@ -128,6 +132,16 @@ impl Gateway {
     /// Follows the drain deadline, for streams that must notice it while they wait.
     pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
         self.drain.subscribe()
+    }
+
+    /// What the providers' status pages say.
+    pub fn status_board(&self) -> &crate::status_page::StatusBoard {
+        &self.status_board
+    }
+
+    /// The breakers and clients of tools and MCP servers.
+    pub fn tool_health(&self) -> &crate::tools::ToolHealthMap {
+        &self.tool_health
     }
 
     /// The metrics registry.

@@ -23,6 +23,7 @@ mod serve;
 
 pub use buffers::{BudgetExhausted, BufferBudget, Held};
 pub use classify::{class_of, class_of_status};
+pub use events::GatewayObserver;
 pub use failure::Failure;
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
