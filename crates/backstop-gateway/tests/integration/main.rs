@@ -14,5 +14,7 @@ mod operations;
 mod rescue;
 mod resilience;
 mod stalls;
+mod status_pages;
 mod threads;
 mod tls;
+mod tools;
