@@ -10,6 +10,7 @@ pub mod demo;
 pub mod drill;
 pub mod http;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod pipeline;
 pub mod redact;

@@ -24,6 +24,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/status", get(status))
         .merge(crate::admin::router(gateway.clone()))
         .merge(crate::tools::router())
+        .merge(crate::mcp::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

@@ -182,8 +182,18 @@ fn publish(gateway: &Gateway, provider: &str, report: Report) {
     if before.as_ref().map(|b| b.indicator) != Some(report.indicator) {
         let from = before.map_or("unknown", |b| b.indicator.as_str());
         match &report.error {
-            Some(error) => tracing::warn!(provider, from, to = "unknown", "status page unreadable: {error}"),
-            None => tracing::info!(provider, from, to = report.indicator.as_str(), "status page indicator changed"),
+            Some(error) => tracing::warn!(
+                provider,
+                from,
+                to = "unknown",
+                "status page unreadable: {error}"
+            ),
+            None => tracing::info!(
+                provider,
+                from,
+                to = report.indicator.as_str(),
+                "status page indicator changed"
+            ),
         }
     }
     gateway
@@ -204,13 +214,16 @@ async fn read_page(client: &reqwest::Client, page: &StatusPage) -> Report {
             return Err(format!("status {}", response.status().as_u16()));
         }
         let body = read_bounded(response, MAX_PAGE_BYTES).await?;
-        let document: Value =
-            serde_json::from_slice(&body).map_err(|_| "not a Statuspage v2 document".to_string())?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|_| "not a Statuspage v2 document".to_string())?;
         let status = &document["status"];
         let word = status["indicator"]
             .as_str()
             .ok_or_else(|| "no status.indicator".to_string())?;
-        Ok((Indicator::parse(word), status["description"].as_str().map(str::to_string)))
+        Ok((
+            Indicator::parse(word),
+            status["description"].as_str().map(str::to_string),
+        ))
     };
     let timeout = page.poll.min(MAX_READ_TIME);
     let outcome = tokio::time::timeout(timeout, read)

@@ -29,12 +29,18 @@ impl StatusIndicator {
         let Some(known) = INDICATORS.iter().find(|known| **known == word) else {
             return false;
         };
-        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
         true
     }
 
     fn get(&self) -> &'static str {
-        *self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -64,7 +70,10 @@ pub(crate) async fn status_json(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// `POST /_mock/status {"indicator": "major"}`
-pub(crate) async fn set_status(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+pub(crate) async fn set_status(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<Value>,
+) -> Response {
     let word = body["indicator"].as_str().unwrap_or_default();
     if shared.status.set(word) {
         Json(json!({"indicator": word})).into_response()

@@ -119,7 +119,10 @@ pub struct StatusPage {
 /// The official status page of a provider whose `base_url` is that provider's official API
 /// host, so that a gateway in front of a mock or a private server never polls the internet.
 pub fn official_status_page(base_url: &str) -> Option<&'static str> {
-    let host = url::Url::parse(base_url).ok()?.host_str()?.to_ascii_lowercase();
+    let host = url::Url::parse(base_url)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
     match host.as_str() {
         "api.openai.com" => Some("https://status.openai.com/api/v2/status.json"),
         "api.anthropic.com" => Some("https://status.anthropic.com/api/v2/status.json"),

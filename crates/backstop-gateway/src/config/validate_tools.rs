@@ -1,11 +1,11 @@
 //! Validation of `[tools.NAME]`, `[mcp.NAME]` and the status page keys of a provider; every
 //! error names its key path.
 
+use super::raw::RawRetry;
 use super::raw::{RawBreaker, RawMcp, RawSize, RawTool, RawToolRetry, RawToolTimeouts};
 use super::tools::*;
 use super::types::{BreakerSettings, RetrySettings, Secret};
 use super::validate::{breaker_from_raw, duration_at, join_keys, retry_from_raw, size_at};
-use super::raw::RawRetry;
 use super::ConfigError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -187,7 +187,11 @@ fn timeouts_from_raw(path: &str, raw: RawToolTimeouts) -> Result<ToolTimeouts, C
     let at = |key: &str| format!("{path}.timeouts.{key}");
     let timeouts = ToolTimeouts {
         connect: duration_at(&at("connect"), raw.connect.as_ref(), default.connect)?,
-        first_byte: duration_at(&at("first_byte"), raw.first_byte.as_ref(), default.first_byte)?,
+        first_byte: duration_at(
+            &at("first_byte"),
+            raw.first_byte.as_ref(),
+            default.first_byte,
+        )?,
         total: duration_at(&at("total"), raw.total.as_ref(), default.total)?,
     };
     for (key, value) in [

@@ -118,8 +118,9 @@ impl<'a> ToolAttempts<'a> {
             .request(self.call.method.clone(), route.url.clone())
             .headers(self.call.headers.clone());
         for (name, value) in &route.upstream.headers {
-            let mut value = http::HeaderValue::from_str(value.expose())
-                .map_err(|_| ToolFailure::new(FailureClass::Permanent, "a configured header is not valid"))?;
+            let mut value = http::HeaderValue::from_str(value.expose()).map_err(|_| {
+                ToolFailure::new(FailureClass::Permanent, "a configured header is not valid")
+            })?;
             value.set_sensitive(true);
             request = request.header(name, value);
         }

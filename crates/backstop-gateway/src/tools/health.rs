@@ -44,7 +44,10 @@ impl ToolHealthMap {
         {
             return Ok(found.clone());
         }
-        let mut map = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(found) = map.get(label).filter(|health| fits(health)) {
             return Ok(found.clone());
         }

@@ -7,7 +7,9 @@ mod call;
 mod health;
 mod proxy;
 
-pub use call::{Outgoing, Reply, ReplyBody, ToolAttempts, ToolFailure, ToolRoute};
+pub use call::{
+    record as record_call, Outgoing, Reply, ReplyBody, ToolAttempts, ToolFailure, ToolRoute,
+};
 pub use health::{ToolHealth, ToolHealthMap};
 pub use proxy::{candidate, failure_text, idempotent, router};
 

@@ -48,7 +48,12 @@ async fn serve(gateway: &Arc<Gateway>, name: &str, path: &str, request: Request)
     match call_tool(gateway, name, path, request).await {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(tool = name, status = error.status.as_u16(), "{}", error.message);
+            tracing::warn!(
+                tool = name,
+                status = error.status.as_u16(),
+                "{}",
+                error.message
+            );
             error.render(Protocol::OpenAi)
         }
     }
@@ -69,7 +74,11 @@ async fn call_tool(
             ErrorKind::NotFound,
             format!(
                 "tool `{name}` does not exist; known tools: {}",
-                if known.is_empty() { "none".into() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
             ),
         )
     })?;
@@ -86,7 +95,15 @@ async fn call_tool(
         stream: false,
     };
     let query = parts.uri.query();
-    let candidates = candidates(gateway, &config, tool, path, query, &parts.method, retry_all)?;
+    let candidates = candidates(
+        gateway,
+        &config,
+        tool,
+        path,
+        query,
+        &parts.method,
+        retry_all,
+    )?;
     let started = Instant::now();
     let deadline = started + tool.upstream.timeouts.total;
     let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics());
@@ -147,7 +164,12 @@ pub fn candidate(
     let health = gateway
         .tool_health()
         .get(label, upstream, gateway.metrics())
-        .map_err(|error| ApiError::new(ErrorKind::Internal, format!("cannot build the client of `{label}`: {error}")))?;
+        .map_err(|error| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("cannot build the client of `{label}`: {error}"),
+            )
+        })?;
     let mut candidate = Candidate::new(
         label,
         health.breaker.clone(),
@@ -172,8 +194,11 @@ fn candidates(
     retry_all: bool,
 ) -> Result<Vec<Candidate<ToolRoute>>, ApiError> {
     let repeatable = retry_all || idempotent(method);
-    let chain = std::iter::once(tool)
-        .chain(tool.fallbacks.iter().filter_map(|name| config.tools.get(name).map(|t| &**t)));
+    let chain = std::iter::once(tool).chain(
+        tool.fallbacks
+            .iter()
+            .filter_map(|name| config.tools.get(name).map(|t| &**t)),
+    );
     let mut out = Vec::new();
     for tool in chain {
         let mut text = format!("{}/{path}", tool.upstream.url);
@@ -182,9 +207,18 @@ fn candidates(
             text.push_str(query);
         }
         let url = reqwest::Url::parse(&text).map_err(|_| {
-            ApiError::new(ErrorKind::InvalidRequest, format!("`{path}` does not make a URL with tool `{}`", tool.name))
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!("`{path}` does not make a URL with tool `{}`", tool.name),
+            )
         })?;
-        out.push(candidate(gateway, &tool.name, url, &tool.upstream, repeatable)?);
+        out.push(candidate(
+            gateway,
+            &tool.name,
+            url,
+            &tool.upstream,
+            repeatable,
+        )?);
     }
     Ok(out)
 }
@@ -215,7 +249,9 @@ fn set_meta(response: &mut Response, label: &str, calls: u32) {
 pub fn failure_text(exhausted: &Exhausted<ToolFailure>) -> String {
     match exhausted.attempts.last() {
         Some(last) => format!("{}: {}", last.class.as_str(), last.error.reason),
-        None if exhausted.all_open() => "circuit open: it failed repeatedly and is not called for now".to_string(),
+        None if exhausted.all_open() => {
+            "circuit open: it failed repeatedly and is not called for now".to_string()
+        }
         None if exhausted.reason == StopReason::Deadline => "timeout: no time left".to_string(),
         None => "not called".to_string(),
     }
@@ -223,7 +259,9 @@ pub fn failure_text(exhausted: &Exhausted<ToolFailure>) -> String {
 
 fn failed(gateway: &Gateway, tool: &Tool, exhausted: Exhausted<ToolFailure>) -> Response {
     if exhausted.all_open() {
-        gateway.metrics().tool_call(&tool.name, "rejected", "breaker_open");
+        gateway
+            .metrics()
+            .tool_call(&tool.name, "rejected", "breaker_open");
     }
     let error = failure_text(&exhausted);
     tracing::warn!(tool = %tool.name, calls = exhausted.calls, "tool call failed: {error}");
@@ -238,7 +276,10 @@ fn failed(gateway: &Gateway, tool: &Tool, exhausted: Exhausted<ToolFailure>) -> 
     }
     match tool.on_failure {
         OnFailure::Text => {
-            let message = tool.message.replace("{tool}", &tool.name).replace("{error}", &error);
+            let message = tool
+                .message
+                .replace("{tool}", &tool.name)
+                .replace("{error}", &error);
             let mut response = Json(json!({
                 "ok": false,
                 "tool": tool.name,
@@ -247,16 +288,23 @@ fn failed(gateway: &Gateway, tool: &Tool, exhausted: Exhausted<ToolFailure>) -> 
             }))
             .into_response();
             set_meta(&mut response, &tool.name, exhausted.calls);
-            response.headers_mut().insert("x-backstop-tool-failed", HeaderValue::from_static("true"));
+            response
+                .headers_mut()
+                .insert("x-backstop-tool-failed", HeaderValue::from_static("true"));
             response
         }
         OnFailure::Error => match last.and_then(|a| a.error.answer.clone()) {
             Some(answer) => tool_answer(answer, &tool.name, exhausted.calls),
             None => {
-                let kind = if exhausted.all_open() { ErrorKind::Unavailable } else { ErrorKind::Upstream };
-                let mut response = ApiError::new(kind, format!("tool `{}` failed: {error}", tool.name))
-                    .with_retry_after(retry_after)
-                    .render(Protocol::OpenAi);
+                let kind = if exhausted.all_open() {
+                    ErrorKind::Unavailable
+                } else {
+                    ErrorKind::Upstream
+                };
+                let mut response =
+                    ApiError::new(kind, format!("tool `{}` failed: {error}", tool.name))
+                        .with_retry_after(retry_after)
+                        .render(Protocol::OpenAi);
                 if exhausted.reason == StopReason::Deadline
                     || last.is_some_and(|a| a.class == backstop_core::FailureClass::Unavailable)
                 {

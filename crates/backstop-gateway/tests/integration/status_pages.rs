@@ -37,7 +37,12 @@ async fn served_by(gw: &TestGateway) -> String {
 }
 
 async fn status(gw: &TestGateway) -> serde_json::Value {
-    reqwest::get(gw.url("/status")).await.unwrap().json().await.unwrap()
+    reqwest::get(gw.url("/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn wait_for_indicator(gw: &TestGateway, indicator: &str) {
@@ -47,7 +52,10 @@ async fn wait_for_indicator(gw: &TestGateway, indicator: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the status page never showed {indicator}: {}", status(gw).await);
+    panic!(
+        "the status page never showed {indicator}: {}",
+        status(gw).await
+    );
 }
 
 #[tokio::test]
@@ -57,20 +65,38 @@ async fn a_major_incident_moves_traffic_to_the_other_channel_and_back() {
     let page = format!("{}/api/v2/status.json", primary.url());
     let gw = gateway(&config(&primary, &secondary, &page, "deprioritize")).await;
     wait_for_indicator(&gw, "none").await;
-    assert_eq!(status(&gw).await["providers"]["secondary"]["status_page"], serde_json::Value::Null);
+    assert_eq!(
+        status(&gw).await["providers"]["secondary"]["status_page"],
+        serde_json::Value::Null
+    );
 
     assert!(primary.set_status_indicator("major"));
     wait_for_indicator(&gw, "major").await;
     for _ in 0..20 {
         assert_eq!(served_by(&gw).await, "secondary/gpt-4o");
     }
-    let text = reqwest::get(gw.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.contains("backstop_provider_status{provider=\"primary\"} 2"), "{text}");
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("backstop_provider_status{provider=\"primary\"} 2"),
+        "{text}"
+    );
     let targets = status(&gw).await["models"]["duo"]["targets"].clone();
     assert_eq!(targets[0]["provider_status"], "major");
-    assert_eq!(targets[0]["state"], "closed", "a status page never opens a breaker");
     assert_eq!(
-        primary.requests().iter().filter(|r| r.path == "/v1/chat/completions").count(),
+        targets[0]["state"], "closed",
+        "a status page never opens a breaker"
+    );
+    assert_eq!(
+        primary
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/chat/completions")
+            .count(),
         0,
         "the status page was read, never a chat request sent"
     );
@@ -86,7 +112,10 @@ async fn a_major_incident_moves_traffic_to_the_other_channel_and_back() {
     for _ in 0..30 {
         seen.push(served_by(&gw).await);
     }
-    assert!(seen.iter().any(|t| t == "primary/gpt-4o"), "traffic never came back: {seen:?}");
+    assert!(
+        seen.iter().any(|t| t == "primary/gpt-4o"),
+        "traffic never came back: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,13 +138,24 @@ async fn an_unreachable_status_page_is_unknown_not_an_incident() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(last["status_page"], "unknown", "{last}");
-    let text = reqwest::get(gw.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.contains("backstop_provider_status{provider=\"primary\"} -1"), "{text}");
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("backstop_provider_status{provider=\"primary\"} -1"),
+        "{text}"
+    );
     let mut seen = Vec::new();
     for _ in 0..30 {
         seen.push(served_by(&gw).await);
     }
-    assert!(seen.iter().any(|t| t == "primary/gpt-4o"), "unknown avoided the provider: {seen:?}");
+    assert!(
+        seen.iter().any(|t| t == "primary/gpt-4o"),
+        "unknown avoided the provider: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +170,11 @@ async fn avoid_leaves_the_provider_out_while_another_channel_is_up() {
     let response = post_json(&gw, "/v1/chat/completions", &chat("duo", false)).await;
     assert_ne!(response.status(), 200, "an avoided provider is not tried");
     assert_eq!(
-        primary.requests().iter().filter(|r| r.path == "/v1/chat/completions").count(),
+        primary
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/chat/completions")
+            .count(),
         0
     );
 }
@@ -141,7 +185,9 @@ fn official_status_pages_only_for_official_hosts() {
         let text = format!(
             "state = \"memory\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{base}\"\n[models.m]\ntargets = [{{ provider = \"p\", model = \"x\" }}]\n"
         );
-        backstop_gateway::config::parse(&text, &|_| None).unwrap().providers["p"]
+        backstop_gateway::config::parse(&text, &|_| None)
+            .unwrap()
+            .providers["p"]
             .status_page
             .clone()
             .map(|page| page.url)

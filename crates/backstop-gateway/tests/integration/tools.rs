@@ -81,7 +81,11 @@ async fn tool_answer(State(state): State<Arc<ToolState>>, request: Request) -> R
         .or(*state.always.lock().unwrap());
     if let Some(status) = status {
         let status = http::StatusCode::from_u16(status).unwrap();
-        return (status, axum::Json(serde_json::json!({"error": "tool says no"}))).into_response();
+        return (
+            status,
+            axum::Json(serde_json::json!({"error": "tool says no"})),
+        )
+            .into_response();
     }
     let padding = "x".repeat(*state.body_size.lock().unwrap());
     axum::Json(serde_json::json!({"results": ["one", "two"], "uri": parts.uri.to_string(), "padding": padding}))
@@ -148,7 +152,12 @@ async fn metrics(gw: &TestGateway) -> String {
 async fn a_call_is_proxied_with_the_tools_own_credentials() {
     let tool = ToolServer::start().await;
     let gw = gateway(&config(&tool, None, "")).await;
-    let response = call(&gw, reqwest::Method::GET, "/tools/search/v1/find?q=rust&n=2").await;
+    let response = call(
+        &gw,
+        reqwest::Method::GET,
+        "/tools/search/v1/find?q=rust&n=2",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-tool"], "search");
     let body: serde_json::Value = response.json().await.unwrap();
@@ -162,17 +171,26 @@ async fn a_call_is_proxied_with_the_tools_own_credentials() {
     assert_eq!(seen[0].body, "{\"q\": \"rust\"}");
     let text = metrics(&gw).await;
     assert!(
-        text.contains("backstop_tool_calls_total{tool=\"search\",outcome=\"success\",class=\"none\"} 1"),
+        text.contains(
+            "backstop_tool_calls_total{tool=\"search\",outcome=\"success\",class=\"none\"} 1"
+        ),
         "{text}"
     );
-    assert!(!text.contains("tool-secret"), "the tool's secret leaked into metrics");
+    assert!(
+        !text.contains("tool-secret"),
+        "the tool's secret leaked into metrics"
+    );
 }
 
 #[tokio::test]
 async fn the_clients_auth_applies_and_fails_closed() {
     let tool = ToolServer::start().await;
     let gw = gateway(&config(&tool, None, "")).await;
-    let anonymous = client().get(gw.url("/tools/search/x")).send().await.unwrap();
+    let anonymous = client()
+        .get(gw.url("/tools/search/x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let wrong = client()
         .get(gw.url("/tools/search/x"))
@@ -181,10 +199,17 @@ async fn the_clients_auth_applies_and_fails_closed() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    assert!(tool.seen().is_empty(), "the tool was called without a client key");
+    assert!(
+        tool.seen().is_empty(),
+        "the tool was called without a client key"
+    );
     let unknown = call(&gw, reqwest::Method::GET, "/tools/nothing/x").await;
     assert_eq!(unknown.status(), 404);
-    assert!(unknown.text().await.unwrap().contains("known tools: search"));
+    assert!(unknown
+        .text()
+        .await
+        .unwrap()
+        .contains("known tools: search"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +226,9 @@ async fn a_503ing_tool_is_retried_then_its_breaker_opens_then_text_answers_come_
     assert_eq!(body["error"], "transient: status 503");
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with("search is unavailable (transient: status 503). Proceed with the information you have"),
+        message.starts_with(
+            "search is unavailable (transient: status 503). Proceed with the information you have"
+        ),
         "{message}"
     );
     assert_eq!(tool.seen().len(), 3, "three attempts of an idempotent GET");
@@ -211,8 +238,15 @@ async fn a_503ing_tool_is_retried_then_its_breaker_opens_then_text_answers_come_
     assert!(started.elapsed() < Duration::from_millis(50));
     let body: serde_json::Value = second.json().await.unwrap();
     assert_eq!(body["ok"], false);
-    assert!(body["error"].as_str().unwrap().starts_with("circuit open"), "{body}");
-    assert_eq!(tool.seen().len(), 3, "an open breaker does not call the tool");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("circuit open"),
+        "{body}"
+    );
+    assert_eq!(
+        tool.seen().len(),
+        3,
+        "an open breaker does not call the tool"
+    );
 
     let text = metrics(&gw).await;
     for line in [
@@ -239,8 +273,15 @@ async fn a_post_is_retried_only_with_an_idempotency_key_or_retry_post() {
     let gw = gateway(&config(&tool, None, "")).await;
     tool.fail_next(&[503, 503]);
     let post = call(&gw, reqwest::Method::POST, "/tools/search/run").await;
-    assert_eq!(post.status(), 503, "on_failure = \"error\" answers the tool's status");
-    assert_eq!(post.json::<serde_json::Value>().await.unwrap()["error"], "tool says no");
+    assert_eq!(
+        post.status(),
+        503,
+        "on_failure = \"error\" answers the tool's status"
+    );
+    assert_eq!(
+        post.json::<serde_json::Value>().await.unwrap()["error"],
+        "tool says no"
+    );
     assert_eq!(tool.seen().len(), 1, "a POST is not retried by default");
 
     let keyed = client()
@@ -274,8 +315,15 @@ async fn a_failing_tool_falls_back_to_another_and_a_bad_request_is_returned_as_i
     let gw = gateway(&config(&tool, Some(&backup), "fallbacks = [\"backup\"]\n")).await;
     tool.fail_next(&[422]);
     let invalid = call(&gw, reqwest::Method::GET, "/tools/search/find").await;
-    assert_eq!(invalid.status(), 422, "the request's own fault is returned, not retried");
-    assert!(backup.seen().is_empty(), "no fallback for a permanent error");
+    assert_eq!(
+        invalid.status(),
+        422,
+        "the request's own fault is returned, not retried"
+    );
+    assert!(
+        backup.seen().is_empty(),
+        "no fallback for a permanent error"
+    );
     assert_eq!(tool.seen().len(), 1);
 
     tool.fail_always(Some(502));
@@ -284,7 +332,8 @@ async fn a_failing_tool_falls_back_to_another_and_a_bad_request_is_returned_as_i
     assert_eq!(response.headers()["x-backstop-tool"], "backup");
     assert_eq!(backup.seen()[0].uri, "/find?q=1");
     assert_eq!(
-        backup.seen()[0].authorization, None,
+        backup.seen()[0].authorization,
+        None,
         "search's credentials are not sent to another tool"
     );
 }
@@ -318,5 +367,8 @@ message = "The {tool} tool failed: {error}."
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
-    assert!(message.starts_with("The dead tool failed: transient: cannot connect"), "{message}");
+    assert!(
+        message.starts_with("The dead tool failed: transient: cannot connect"),
+        "{message}"
+    );
 }
