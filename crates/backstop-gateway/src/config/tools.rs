@@ -2,6 +2,7 @@
 //! provider status pages (`status_page` on a provider).
 
 use super::types::{BreakerSettings, Secret};
+use std::fmt::Write;
 use std::time::Duration;
 
 /// How a tool or MCP server is reached and how hard the gateway tries it.
@@ -128,4 +129,61 @@ pub fn official_status_page(base_url: &str) -> Option<&'static str> {
         "api.anthropic.com" => Some("https://status.anthropic.com/api/v2/status.json"),
         _ => None,
     }
+}
+
+/// The part of `backstop check`'s plan about status pages, tools and MCP servers.
+pub fn tools_plan(config: &super::Config) -> String {
+    let mut out = String::new();
+    for (name, provider) in &config.providers {
+        if let Some(page) = &provider.status_page {
+            let _ = writeln!(
+                out,
+                "\nstatus page of {name}: {} every {:?}, on a major incident: {:?}",
+                crate::redact::url(&page.url),
+                page.poll,
+                page.on_major_incident
+            );
+        }
+    }
+    let describe = |out: &mut String, what: &str, upstream: &ToolUpstream| {
+        let t = &upstream.timeouts;
+        let r = &upstream.retry;
+        let _ = writeln!(
+            out,
+            "\n{what} at {}\n  timeouts: connect {:?}, first byte {:?}, total {:?}\n  retry: {} attempts, backoff {:?}..{:?}, {}",
+            crate::redact::url(&upstream.url),
+            t.connect,
+            t.first_byte,
+            t.total,
+            r.max_attempts,
+            r.base_delay,
+            r.max_delay,
+            if r.post { "every method" } else { "idempotent calls only" }
+        );
+    };
+    for tool in config.tools.values() {
+        describe(
+            &mut out,
+            &format!("tool {} (/tools/{}/...)", tool.name, tool.name),
+            &tool.upstream,
+        );
+        let fallbacks = if tool.fallbacks.is_empty() {
+            "none".to_string()
+        } else {
+            tool.fallbacks.join(" -> ")
+        };
+        let on_failure = match tool.on_failure {
+            OnFailure::Error => "the tool's error",
+            OnFailure::Text => "a 200 with a text the agent can read",
+        };
+        let _ = writeln!(out, "  fallbacks: {fallbacks}; on failure: {on_failure}");
+    }
+    for server in config.mcp.values() {
+        describe(
+            &mut out,
+            &format!("MCP server {} (/mcp/{})", server.name, server.name),
+            &server.upstream,
+        );
+    }
+    out
 }
