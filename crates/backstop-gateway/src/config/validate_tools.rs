@@ -297,3 +297,99 @@ pub fn default_status_page(base_url: &str) -> Option<StatusPage> {
         on_major_incident: OnMajorIncident::Deprioritize,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse, OnFailure, OnMajorIncident};
+
+    fn error_of(text: &str) -> String {
+        parse(text, &|_| None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tools_and_mcp_are_read_with_their_defaults() {
+        let config = parse(
+            "state = \"memory\"\n[tools.search]\nbase_url = \"http://s.example/v1/\"\non_failure = \"text\"\nfallbacks = [\"mirror\"]\nretry = { post = true }\n[tools.mirror]\nbase_url = \"http://m.example\"\n[mcp.files]\nurl = \"http://127.0.0.1:8000/mcp\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let search = &config.tools["search"];
+        assert_eq!(search.upstream.url, "http://s.example/v1");
+        assert_eq!(search.on_failure, OnFailure::Text);
+        assert!(search.upstream.retry.post);
+        assert_eq!(search.upstream.retry.max_attempts, 3);
+        assert!(search.message.contains("{tool} is unavailable ({error})"));
+        assert_eq!(config.tools["mirror"].on_failure, OnFailure::Error);
+        assert_eq!(
+            config.mcp["files"].upstream.url,
+            "http://127.0.0.1:8000/mcp"
+        );
+    }
+
+    #[test]
+    fn bad_tool_keys_are_named() {
+        let base = "state = \"memory\"\n[tools.t]\nbase_url = \"http://t.example\"\n";
+        for (extra, path) in [
+            ("on_failure = \"shout\"\n", "tools.t.on_failure"),
+            ("fallbacks = [\"nope\"]\n", "tools.t.fallbacks[0]"),
+            ("fallbacks = [\"t\"]\n", "tools.t.fallbacks[0]"),
+            ("timeouts = { total = \"0s\" }\n", "tools.t.timeouts.total"),
+            (
+                "retry = { max_attempts = 0 }\n",
+                "tools.t.retry.max_attempts",
+            ),
+            (
+                "circuit_breaker = { failure_rate = 2.0 }\n",
+                "tools.t.circuit_breaker.failure_rate",
+            ),
+            (
+                "headers = { \"bad header\" = \"x\" }\n",
+                "tools.t.headers.bad header",
+            ),
+            ("max_response_bytes = \"0\"\n", "tools.t.max_response_bytes"),
+            ("colour = \"red\"\n", "tools.t"),
+        ] {
+            let error = error_of(&format!("{base}{extra}"));
+            assert!(error.contains(&format!("`{path}")), "{extra}: {error}");
+        }
+        let error = error_of("state = \"memory\"\n[tools.\"a/b\"]\nbase_url = \"http://x\"\n");
+        assert!(error.contains("`tools.a/b`"), "{error}");
+        let error = error_of("state = \"memory\"\n[mcp.m]\nurl = \"ftp://x\"\n");
+        assert!(error.contains("`mcp.m.url`"), "{error}");
+    }
+
+    #[test]
+    fn status_pages_are_read_and_checked() {
+        let provider = |extra: &str| {
+            format!("state = \"memory\"\n[providers.p]\nkind = \"anthropic\"\n{extra}\n[models.m]\ntargets = [{{ provider = \"p\", model = \"x\" }}]\n")
+        };
+        let config = parse(&provider(""), &|_| None).unwrap();
+        let page = config.providers["p"].status_page.clone().unwrap();
+        assert_eq!(page.url, "https://status.anthropic.com/api/v2/status.json");
+        assert_eq!(page.on_major_incident, OnMajorIncident::Deprioritize);
+        let off = parse(&provider("status_page = \"off\""), &|_| None).unwrap();
+        assert!(off.providers["p"].status_page.is_none());
+        let own = parse(
+            &provider("base_url = \"http://127.0.0.1:1\"\nstatus_page = \"http://127.0.0.1:2/api/v2/status.json\"\non_major_incident = \"avoid\"\nstatus_poll = \"5s\""),
+            &|_| None,
+        )
+        .unwrap();
+        let page = own.providers["p"].status_page.clone().unwrap();
+        assert_eq!(page.on_major_incident, OnMajorIncident::Avoid);
+        assert_eq!(page.poll, std::time::Duration::from_secs(5));
+        for (extra, path) in [
+            (
+                "on_major_incident = \"panic\"",
+                "providers.p.on_major_incident",
+            ),
+            ("status_poll = \"10ms\"", "providers.p.status_poll"),
+            (
+                "status_page = \"file:///etc/passwd\"",
+                "providers.p.status_page",
+            ),
+        ] {
+            let error = error_of(&provider(extra));
+            assert!(error.contains(&format!("`{path}`")), "{extra}: {error}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use super::forwarded;
 use crate::config::{Config, OnFailure, Tool, ToolUpstream};
 use crate::http::{check_client_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::Gateway;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
@@ -24,23 +24,19 @@ use tokio::time::Instant;
 /// The routes of the tool APIs.
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new()
-        .route("/tools/{name}", any(tool_root))
-        .route("/tools/{name}/{*path}", any(tool_path))
+        .route("/tools/{name}", any(tool))
+        .route("/tools/{name}/{*path}", any(tool))
 }
 
-async fn tool_root(
-    State(gateway): State<Arc<Gateway>>,
-    Path(name): Path<String>,
-    request: Request,
-) -> Response {
-    serve(&gateway, &name, "", request).await
-}
-
-async fn tool_path(
-    State(gateway): State<Arc<Gateway>>,
-    Path((name, path)): Path<(String, String)>,
-    request: Request,
-) -> Response {
+async fn tool(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    // The path as the client wrote it, percent-encoding kept, not as the router decoded it.
+    let raw = request
+        .uri()
+        .path()
+        .strip_prefix("/tools/")
+        .unwrap_or_default();
+    let (name, path) = raw.split_once('/').unwrap_or((raw, ""));
+    let (name, path) = (name.to_string(), path.to_string());
     serve(&gateway, &name, &path, request).await
 }
 
@@ -201,7 +197,11 @@ fn candidates(
     );
     let mut out = Vec::new();
     for tool in chain {
-        let mut text = format!("{}/{path}", tool.upstream.url);
+        let mut text = tool.upstream.url.clone();
+        if !path.is_empty() {
+            text.push('/');
+            text.push_str(path);
+        }
         if let Some(query) = query {
             text.push('?');
             text.push_str(query);

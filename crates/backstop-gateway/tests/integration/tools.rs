@@ -169,10 +169,26 @@ async fn a_call_is_proxied_with_the_tools_own_credentials() {
     assert_eq!(seen[0].authorization.as_deref(), Some(TOOL_SECRET));
     assert_eq!(seen[0].custom.as_deref(), Some("kept"));
     assert_eq!(seen[0].body, "{\"q\": \"rust\"}");
+    let encoded = call(
+        &gw,
+        reqwest::Method::DELETE,
+        "/tools/search/items/a%2Fb%20c",
+    )
+    .await;
+    assert_eq!(encoded.status(), 200);
+    let root = call(&gw, reqwest::Method::GET, "/tools/search?x=1").await;
+    assert_eq!(root.status(), 200);
+    let seen = tool.seen();
+    assert_eq!(seen[1].method, "DELETE");
+    assert_eq!(
+        seen[1].uri, "/api/items/a%2Fb%20c",
+        "the path is sent as written"
+    );
+    assert_eq!(seen[2].uri, "/api?x=1");
     let text = metrics(&gw).await;
     assert!(
         text.contains(
-            "backstop_tool_calls_total{tool=\"search\",outcome=\"success\",class=\"none\"} 1"
+            "backstop_tool_calls_total{tool=\"search\",outcome=\"success\",class=\"none\"} 3"
         ),
         "{text}"
     );
