@@ -182,3 +182,17 @@ def test_a_killed_server_gives_error_results_and_a_restarted_one_serves_again(ga
         return not called.is_error and text_of(called) == "8"
 
     assert wait_until(serves_again, timeout=10)
+
+
+def test_a_server_killed_during_a_tool_call_gives_an_error_result(gateway, upstream):
+    async def steps(session):
+        call = asyncio.create_task(session.call_tool("slow_echo", {"text": "hi", "seconds": 1.0}))
+        await asyncio.sleep(0.4)
+        upstream.kill()
+        return await call
+
+    result = run(gateway, steps)
+    assert result.is_error
+    # The server's event stream had begun: the gateway ends it with the error result itself.
+    text = text_of(result)
+    assert "`calc` is unavailable (the stream" in text, text
