@@ -26,6 +26,9 @@ pub struct Relay {
     server: String,
     /// The request whose answer is awaited, when the answer is an event stream.
     awaited: Option<RpcRequest>,
+    /// A stream of the server's own messages (`GET`): reaching the deadline ends it, and is
+    /// not the server's failure.
+    open_ended: bool,
     answered: bool,
     events: EventScanner,
     sent: u64,
@@ -34,7 +37,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay of `response`, the answer of `attempt` to `request`.
+    /// A relay of `response`, the answer of `attempt` to `request` (`None` for a `GET` stream
+    /// or a message that is not a request).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         response: reqwest::Response,
@@ -57,6 +61,7 @@ impl Relay {
             metrics,
             label,
             server,
+            open_ended: request.is_none() && sse,
             awaited: request.filter(|_| sse),
             answered: false,
             events: EventScanner::default(),
@@ -101,6 +106,12 @@ impl Relay {
                 FailureClass::Transient,
                 format!("the stream broke off: {}", error.without_url()),
             )),
+            Err(_) if self.open_ended => {
+                // The stream lived its `timeouts.total`: the client opens another one.
+                self.response = None;
+                self.attempt = None;
+                return None;
+            }
             Err(_) => Some((
                 FailureClass::Unavailable,
                 "no answer within timeouts.total".to_string(),
