@@ -170,7 +170,9 @@ def test_a_killed_server_gives_error_results_and_a_restarted_one_serves_again(ga
 
     result = run(gateway, steps)
     assert result.is_error
-    assert "cannot connect" in text_of(result)
+    # The SDK's background GET stream reconnects too, and its failures may open the breaker first.
+    text = text_of(result)
+    assert "cannot connect" in text or "circuit open" in text, text
 
     upstream.start()
 

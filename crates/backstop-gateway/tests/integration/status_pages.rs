@@ -91,6 +91,30 @@ async fn a_major_incident_moves_traffic_to_the_other_channel_and_back() {
         targets[0]["state"], "closed",
         "a status page never opens a breaker"
     );
+    let admin: serde_json::Value = reqwest::get(gw.url("/admin/targets"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reported: Vec<(&str, &str)> = admin["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["target"].as_str().unwrap(),
+                t["provider_status"].as_str().unwrap_or("none configured"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("primary/gpt-4o", "major"),
+            ("secondary/gpt-4o", "none configured")
+        ]
+    );
     assert_eq!(
         primary
             .requests()
