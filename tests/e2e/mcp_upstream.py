@@ -1,7 +1,8 @@
 """A real MCP server (the official SDK's MCPServer, formerly FastMCP) over Streamable HTTP,
 with faults a test switches at run time: `POST /_fault {"mode": "500" | "slow" | "none"}`.
 
-Run: python mcp_upstream.py PORT. It prints `listening on http://127.0.0.1:PORT` when ready."""
+Run: python mcp_upstream.py PORT [TOKEN]; with TOKEN, a call without `x-upstream-token: TOKEN`
+gets a 401. It prints `listening on http://127.0.0.1:PORT` when ready."""
 
 import asyncio
 import json
@@ -12,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("backstop-e2e")
 MODE = {"mode": "none"}
+TOKEN = sys.argv[2] if len(sys.argv) > 2 else None
 
 
 @server.tool()
@@ -44,6 +46,10 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": json.dumps(MODE).encode()})
         return
     if scope["type"] == "http" and scope["path"] == "/mcp":
+        if TOKEN and dict(scope["headers"]).get(b"x-upstream-token") != TOKEN.encode():
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"missing x-upstream-token"})
+            return
         if MODE["mode"] == "500":
             await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"internal error"})

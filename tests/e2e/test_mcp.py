@@ -17,6 +17,7 @@ from conftest import http, wait_until
 
 UPSTREAM = pathlib.Path(__file__).with_name("mcp_upstream.py")
 CLIENT_KEY = "ck-mcp-e2e"
+UPSTREAM_SECRET = "mcp-upstream-secret-42"
 
 
 def free_port():
@@ -35,7 +36,7 @@ class Upstream:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, str(UPSTREAM), str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            [sys.executable, str(UPSTREAM), str(self.port), UPSTREAM_SECRET], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         line = self.proc.stdout.readline()
         assert "listening on" in line, line
@@ -68,6 +69,7 @@ url = "http://127.0.0.1:{upstream.port}/mcp"
 timeouts = {{ first_byte = "1500ms", total = "10s" }}
 retry = {{ max_attempts = 3, base_delay = "10ms", max_delay = "50ms" }}
 circuit_breaker = {{ failure_threshold = 3, open_for = "1s" }}
+headers = {{ "x-upstream-token" = "{UPSTREAM_SECRET}" }}
 """
     )
 
@@ -148,6 +150,9 @@ def test_a_500ing_server_gives_an_error_result_then_its_breaker_answers_at_once(
     # failure in a row opens the breaker (the SDK's background GET stream may add one).
     assert counter(text, 'tool="mcp/calc",outcome="failure",class="transient"') in (3, 4)
     assert counter(text, 'tool="mcp/calc",outcome="rejected",class="breaker_open"') >= 1
+    logs = gateway.stderr()
+    assert "circuit opened" in logs and "mcp/calc" in logs
+    assert UPSTREAM_SECRET not in logs and UPSTREAM_SECRET not in text
 
 
 def test_a_slow_server_times_out_into_an_error_result(gateway, upstream):

@@ -146,7 +146,12 @@ pub fn status(gateway: &Gateway) -> Value {
             .collect();
         models.insert(
             model.name.clone(),
-            json!({"status": health.as_str(), "targets": targets, "fallbacks": model.fallbacks}),
+            json!({
+                "status": health.as_str(),
+                "reported": crate::status_page::model_reported(gateway, model),
+                "targets": targets,
+                "fallbacks": model.fallbacks,
+            }),
         );
     }
     let overall = if seen.iter().all(|h| *h == Health::Ok) {

@@ -317,6 +317,31 @@ pub fn target_indicator(gateway: &Gateway, config: &Config, label: &str) -> Opti
     Some(gateway.status_board().indicator(provider, page).as_str())
 }
 
+/// The worst indicator the status pages of `model`'s providers show (`None` when none of
+/// them has one), for `/status`.
+pub fn model_reported(gateway: &Gateway, model: &Model) -> Option<&'static str> {
+    let rank = |indicator: Indicator| match indicator {
+        Indicator::Unknown => 0,
+        Indicator::None => 1,
+        Indicator::Minor => 2,
+        Indicator::Major => 3,
+        Indicator::Critical => 4,
+    };
+    model
+        .targets
+        .iter()
+        .filter_map(|target| {
+            let page = target.provider.status_page.as_ref()?;
+            Some(
+                gateway
+                    .status_board()
+                    .indicator(&target.provider.name, page),
+            )
+        })
+        .max_by_key(|indicator| rank(*indicator))
+        .map(Indicator::as_str)
+}
+
 /// Sets the gauge of every provider with a status page to `unknown` until it is read.
 pub fn register(metrics: &Metrics, config: &Config) {
     for (name, provider) in &config.providers {

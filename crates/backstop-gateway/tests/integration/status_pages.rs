@@ -85,6 +85,7 @@ async fn a_major_incident_moves_traffic_to_the_other_channel_and_back() {
         text.contains("backstop_provider_status{provider=\"primary\"} 2"),
         "{text}"
     );
+    assert_eq!(status(&gw).await["models"]["duo"]["reported"], "major");
     let targets = status(&gw).await["models"]["duo"]["targets"].clone();
     assert_eq!(targets[0]["provider_status"], "major");
     assert_eq!(
