@@ -105,7 +105,7 @@ async fn proxy(gateway: &Arc<Gateway>, name: &str, request: Request) -> Result<R
         stream: true,
     };
     let started = Instant::now();
-    let deadline = started + upstream.timeouts.total;
+    let deadline = crate::tools::call_deadline(gateway, upstream.timeouts.total);
     let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics());
     let policy = Policy {
         retry: Retry::default(),

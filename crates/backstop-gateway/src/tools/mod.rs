@@ -55,14 +55,24 @@ pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// The client's headers to send on to a tool: end-to-end ones, without the gateway's own
-/// credential when client keys are configured (that key is for the gateway, not the tool).
+/// The client's headers to send on to a tool: end-to-end ones (`x-request-id` included, to
+/// follow a call across both), without the gateway's own credential when client keys are
+/// configured (that key is for the gateway, not the tool).
 pub fn forwarded(headers: &HeaderMap, gateway_keys: bool) -> HeaderMap {
     let mut out = end_to_end(headers);
     if gateway_keys {
         out.remove(http::header::AUTHORIZATION);
         out.remove("x-api-key");
     }
-    out.remove("x-request-id");
     out
+}
+
+/// When a call that starts now must end: after `total`, or at the end of a shutdown's grace
+/// when that comes first.
+pub fn call_deadline(
+    gateway: &crate::pipeline::Gateway,
+    total: std::time::Duration,
+) -> tokio::time::Instant {
+    let own = tokio::time::Instant::now() + total;
+    gateway.drain_deadline().map_or(own, |drain| drain.min(own))
 }

@@ -101,7 +101,7 @@ async fn call_tool(
         retry_all,
     )?;
     let started = Instant::now();
-    let deadline = started + tool.upstream.timeouts.total;
+    let deadline = super::call_deadline(gateway, tool.upstream.timeouts.total);
     let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics());
     let policy = Policy {
         retry: Retry::default(),
@@ -119,6 +119,14 @@ async fn call_tool(
                 .map_or(tool.name.as_str(), |c| c.inner.label.as_str());
             served.attempt.finish(None);
             record(gateway.metrics(), label, None);
+            tracing::info!(
+                tool = %tool.name,
+                served_by = %label,
+                attempts = served.calls,
+                status = served.value.status.as_u16(),
+                latency_ms = started.elapsed().as_millis() as u64,
+                "tool call"
+            );
             Ok(answer(served.value, label, served.calls))
         }
         Err(exhausted) => Ok(failed(gateway, tool, exhausted)),
