@@ -93,6 +93,59 @@ pub struct Metrics {
     rescue_delay: Family<TargetLabel, Histogram, LatencyHistogram>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
+    tools: ToolMetrics,
+}
+
+/// The metrics of tool and MCP calls and of provider status pages.
+struct ToolMetrics {
+    calls: Family<ToolCallLabels, Counter>,
+    duration: Family<ToolLabel, Histogram, LatencyHistogram>,
+    provider_status: Family<ProviderLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolCallLabels {
+    tool: String,
+    outcome: &'static str,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabel {
+    tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
+}
+
+impl ToolMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let calls = Family::default();
+        registry.register(
+            "tool_calls",
+            "Upstream calls to tool APIs and MCP servers, by tool (`NAME` or `mcp/NAME`), outcome (success, failure; rejected: a client call answered without one, every breaker open) and failure class",
+            calls.clone(),
+        );
+        let duration = Family::new_with_constructor(LatencyHistogram);
+        registry.register(
+            "tool_call_duration_seconds",
+            "Time to answer a tool or MCP call, retries and fallbacks included, by tool",
+            duration.clone(),
+        );
+        let provider_status = Family::default();
+        registry.register(
+            "provider_status",
+            "The indicator of each provider's status page: 0 none, 1 minor, 2 major, 3 critical, -1 unknown (unreachable or not read yet)",
+            provider_status.clone(),
+        );
+        Self {
+            calls,
+            duration,
+            provider_status,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -226,7 +279,9 @@ impl Metrics {
             connections_closed.clone(),
         );
         let state = StateMetrics::register(&mut registry);
+        let tools = ToolMetrics::register(&mut registry);
         Self {
+            tools,
             stalls,
             rescue_delay,
             state,
@@ -387,6 +442,40 @@ impl Metrics {
             outcome: outcome.to_string(),
         };
         self.rescues.get_or_create(&labels).inc();
+    }
+}
+
+impl Metrics {
+    /// One call to a tool or MCP server: `outcome` is `success`, `failure` or `rejected`
+    /// (answered without a call: its breaker is open); `class` is the failure's class
+    /// (`none` on success).
+    pub fn tool_call(&self, tool: &str, outcome: &'static str, class: &'static str) {
+        let labels = ToolCallLabels {
+            tool: tool.to_string(),
+            outcome,
+            class,
+        };
+        self.tools.calls.get_or_create(&labels).inc();
+    }
+
+    /// The time a client's tool or MCP call took, retries and fallbacks included.
+    pub fn tool_call_duration(&self, tool: &str, elapsed: Duration) {
+        self.tools
+            .duration
+            .get_or_create(&ToolLabel {
+                tool: tool.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The indicator of `provider`'s status page, as its gauge value.
+    pub fn provider_status(&self, provider: &str, value: i64) {
+        self.tools
+            .provider_status
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_string(),
+            })
+            .set(value);
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    crate::status_page::start(&gateway);
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
@@ -24,6 +25,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(crate::admin::router(gateway.clone()))
         .merge(crate::responses::router(gateway.clone()))
         .merge(crate::embeddings::router(gateway.clone()))
+        .merge(crate::tools::router())
+        .merge(crate::mcp::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

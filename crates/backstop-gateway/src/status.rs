@@ -52,6 +52,7 @@ pub fn target_report(
             .state()
             .filter(|_| state != BreakerState::Closed)
             .and_then(|s| s.targets().opened_by(label)),
+        "provider_status": crate::status_page::target_indicator(gateway, &gateway.config(), label),
     })
 }
 
@@ -163,7 +164,12 @@ pub fn status(gateway: &Gateway) -> Value {
             .collect();
         models.insert(
             model.name.clone(),
-            json!({"status": health.as_str(), "targets": targets, "fallbacks": model.fallbacks}),
+            json!({
+                "status": health.as_str(),
+                "reported": crate::status_page::model_reported(gateway, model),
+                "targets": targets,
+                "fallbacks": model.fallbacks,
+            }),
         );
     }
     let state = state_report(gateway);
@@ -177,5 +183,28 @@ pub fn status(gateway: &Gateway) -> Value {
     } else {
         Health::Degraded
     };
-    json!({"status": overall.as_str(), "models": models, "state": state})
+    json!({
+        "status": overall.as_str(),
+        "models": models,
+        "providers": crate::status_page::providers_report(gateway, &config),
+        "tools": tools_report(gateway),
+        "state": state,
+    })
+}
+
+/// Each tool and MCP server called so far, with its circuit state.
+fn tools_report(gateway: &Gateway) -> Value {
+    let mut out = serde_json::Map::new();
+    for (label, health) in gateway.tool_health().all() {
+        let snapshot = health.breaker.snapshot();
+        out.insert(
+            label,
+            json!({
+                "state": health.breaker.state().as_str(),
+                "error_rate": snapshot.error_rate,
+                "consecutive_failures": snapshot.consecutive_failures,
+            }),
+        );
+    }
+    Value::Object(out)
 }

@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     pub(crate) log: Arc<RequestLog>,
     pub(crate) serial: AtomicU64,
+    pub(crate) status: crate::status_page::StatusIndicator,
 }
 
 /// Lets a handler ask its connection to be reset (inserted per connection by the server).

@@ -60,6 +60,7 @@ mod reply;
 mod routes;
 mod server;
 mod spec;
+mod status_page;
 mod stream;
 #[cfg(feature = "tls-test-certs")]
 mod test_certs;

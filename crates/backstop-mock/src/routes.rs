@@ -53,6 +53,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 .post(control::post_faults)
                 .delete(control::delete_faults),
         )
+        .route("/api/v2/status.json", get(crate::status_page::status_json))
+        .route("/_mock/status", post(crate::status_page::set_status))
         .route(
             "/_mock/requests",
             get(control::list_requests).delete(control::delete_requests),

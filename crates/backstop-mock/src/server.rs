@@ -95,6 +95,7 @@ impl MockServer {
             faults: Faults::new(config.seed, config.faults, now),
             log: Arc::new(RequestLog::new(config.log_capacity, now)),
             serial: AtomicU64::new(0),
+            status: Default::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let app = router(Arc::clone(&shared));
@@ -129,6 +130,12 @@ impl MockServer {
     /// Adds a fault at the end of the list; its window (if any) starts now.
     pub fn add_fault(&self, fault: Fault) {
         self.shared.faults.add(fault, Instant::now());
+    }
+
+    /// Sets the indicator of the status page at `/api/v2/status.json` (`none`, `minor`,
+    /// `major` or `critical`); `false` for another word.
+    pub fn set_status_indicator(&self, indicator: &str) -> bool {
+        self.shared.status.set(indicator)
     }
 
     /// Removes every fault.

@@ -10,14 +10,17 @@ mod interpolate;
 mod plan;
 mod raw;
 mod secrets;
+mod tools;
 mod types;
 mod units;
 mod validate;
+mod validate_tools;
 mod zero;
 
 pub use auth::{check_exposure, AdminAccess};
 pub use error::ConfigError;
 pub use plan::routing_plan;
+pub use tools::*;
 pub use types::*;
 pub use units::{parse_duration, parse_size};
 pub use zero::{key_variables, zero_config, zero_config_model};

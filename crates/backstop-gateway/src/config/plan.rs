@@ -90,5 +90,6 @@ pub fn routing_plan(config: &Config) -> String {
             );
         }
     }
+    out.push_str(&super::tools::tools_plan(config));
     out
 }

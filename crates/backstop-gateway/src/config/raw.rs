@@ -21,6 +21,10 @@ pub struct RawConfig {
     pub circuit_breaker: Option<RawBreaker>,
     pub server: Option<RawServer>,
     pub responses: Option<RawResponses>,
+    #[serde(default)]
+    pub tools: BTreeMap<String, RawTool>,
+    #[serde(default)]
+    pub mcp: BTreeMap<String, RawMcp>,
 }
 
 /// `[auth]`
@@ -56,6 +60,9 @@ pub struct RawProvider {
     pub credentials_file: Option<String>,
     pub access_token: Option<String>,
     pub token_url: Option<String>,
+    pub status_page: Option<String>,
+    pub status_poll: Option<String>,
+    pub on_major_incident: Option<String>,
 }
 
 /// One entry of `targets`.
@@ -172,4 +179,54 @@ pub struct RawServer {
 pub struct RawResponses {
     pub ttl: Option<String>,
     pub max_bytes: Option<RawSize>,
+}
+
+/// `[tools.NAME]`: an HTTP tool API proxied at `/tools/NAME/{path}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    pub base_url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeouts: Option<RawToolTimeouts>,
+    pub retry: Option<RawToolRetry>,
+    pub circuit_breaker: Option<RawBreaker>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    pub on_failure: Option<String>,
+    pub message: Option<String>,
+    pub max_response_bytes: Option<RawSize>,
+}
+
+/// `[mcp.NAME]`: an MCP server (Streamable HTTP) proxied at `/mcp/NAME`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeouts: Option<RawToolTimeouts>,
+    pub retry: Option<RawToolRetry>,
+    pub circuit_breaker: Option<RawBreaker>,
+    pub max_response_bytes: Option<RawSize>,
+}
+
+/// `timeouts` of a tool or MCP server.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolTimeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub total: Option<String>,
+}
+
+/// `retry` of a tool or MCP server: the `[retry]` keys and `post`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolRetry {
+    pub max_attempts: Option<u32>,
+    pub base_delay: Option<String>,
+    pub max_delay: Option<String>,
+    pub respect_retry_after: Option<bool>,
+    pub post: Option<bool>,
 }

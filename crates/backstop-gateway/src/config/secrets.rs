@@ -65,7 +65,8 @@ impl Secrets {
 
 impl super::Config {
     /// A redactor for every secret of this configuration: each provider's `api_key` and
-    /// header values, and the client and admin keys.
+    /// header values, the header values of every tool and MCP server, and the client and
+    /// admin keys.
     pub fn redactor(&self) -> Redactor {
         let providers = self.providers.values().flat_map(|provider| {
             let key = provider.api_key.iter().map(|k| k.expose().to_string());
@@ -80,6 +81,13 @@ impl super::Config {
                 .map(|k| k.expose().to_string())
                 .collect::<Vec<_>>()
         });
-        Redactor::new(providers.chain(auth))
+        let tools = self
+            .tools
+            .values()
+            .map(|tool| &tool.upstream)
+            .chain(self.mcp.values().map(|server| &server.upstream))
+            .flat_map(|upstream| upstream.headers.iter().map(|(_, v)| v.expose().to_string()))
+            .collect::<Vec<_>>();
+        Redactor::new(providers.chain(auth).chain(tools))
     }
 }

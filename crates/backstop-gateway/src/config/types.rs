@@ -62,6 +62,10 @@ pub struct Config {
     pub responses: ResponsesSettings,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
+    /// Tool APIs by name (`[tools.NAME]`).
+    pub tools: BTreeMap<String, Arc<super::Tool>>,
+    /// MCP servers by name (`[mcp.NAME]`).
+    pub mcp: BTreeMap<String, Arc<super::McpServer>>,
 }
 
 pub use backstop_state::StateSpec;
@@ -104,6 +108,8 @@ pub struct Provider {
     pub query: Vec<(String, String)>,
     /// A cloud channel's credential beyond an API key header (a SigV4 key, an OAuth token).
     pub channel_auth: Option<crate::channels::ChannelAuth>,
+    /// Its status page, when one is configured or its official one applies.
+    pub status_page: Option<super::StatusPage>,
 }
 
 impl Provider {

@@ -50,6 +50,8 @@ pub fn validate(
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
+    let tools = super::validate_tools::tools_from_raw(raw.tools)?;
+    let mcp = super::validate_tools::mcp_from_raw(raw.mcp)?;
     Ok(Config {
         listen,
         state,
@@ -63,6 +65,8 @@ pub fn validate(
         server,
         responses,
         zero_config: false,
+        tools,
+        mcp,
     })
 }
 
@@ -134,7 +138,15 @@ fn provider_from_raw(
         }
         headers.push((lower, value));
     }
+    let status_page = super::validate_tools::status_page_from_raw(
+        &path,
+        &base_url,
+        raw.status_page,
+        raw.status_poll,
+        raw.on_major_incident,
+    )?;
     Ok(Provider {
+        status_page,
         name: name.to_string(),
         kind,
         base_url: channel.base_url,
@@ -148,7 +160,7 @@ fn provider_from_raw(
     })
 }
 
-fn duration_at(
+pub(super) fn duration_at(
     path: &str,
     value: Option<&String>,
     default: Duration,
@@ -174,7 +186,7 @@ fn idle_at(path: &str, value: Option<&String>, auto: Idle) -> Result<Idle, Confi
     }
 }
 
-fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+pub(super) fn positive(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
     match value {
         Some(0) => Err(ConfigError::at(path, "must be at least 1")),
         Some(v) => Ok(v),
@@ -192,7 +204,7 @@ fn fraction(path: &str, value: Option<f64>, default: f64) -> Result<f64, ConfigE
     }
 }
 
-fn retry_from_raw(
+pub(super) fn retry_from_raw(
     base: &RetrySettings,
     raw: Option<&RawRetry>,
     path: &str,
@@ -287,7 +299,7 @@ fn timeouts_from_raw(raw: RawTimeouts) -> Result<(Timeouts, Idle), ConfigError> 
     Ok((timeouts, Idle::Auto { floor, max }))
 }
 
-fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
+pub(super) fn breaker_from_raw(raw: RawBreaker) -> Result<BreakerSettings, ConfigError> {
     let default = BreakerSettings::default();
     Ok(BreakerSettings {
         failure_threshold: positive(
@@ -406,7 +418,7 @@ fn nonzero_duration_at(
 }
 
 /// A byte size at `path` (a size string or an integer), at least `min`, or `default`.
-fn size_at(
+pub(super) fn size_at(
     path: &str,
     value: Option<&RawSize>,
     default: u64,
@@ -584,7 +596,7 @@ fn hedge_delay(text: &str) -> Result<HedgeDelay, String> {
         .map_err(|m| format!("{m}, or a percentile of the time to first byte like \"p95\""))
 }
 
-fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
+pub(super) fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
     if map.is_empty() {
         return "none".into();
     }

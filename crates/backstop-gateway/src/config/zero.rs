@@ -27,6 +27,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
                     body_version: None,
                     query: Vec::new(),
                     channel_auth: None,
+                    status_page: super::validate_tools::default_status_page(spec.default_base_url),
                 }),
             );
         }
@@ -44,6 +45,8 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         server: ServerSettings::default(),
         responses: ResponsesSettings::default(),
         zero_config: true,
+        tools: BTreeMap::new(),
+        mcp: BTreeMap::new(),
     }
 }
 

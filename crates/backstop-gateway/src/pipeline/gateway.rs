@@ -78,6 +78,8 @@ pub struct Gateway {
     drain: watch::Sender<Option<Instant>>,
     state: OnceLock<Arc<State>>,
     responses: Arc<dyn ResponseStore>,
+    status_board: crate::status_page::StatusBoard,
+    tool_health: crate::tools::ToolHealthMap,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -108,6 +110,8 @@ impl Gateway {
             drain: watch::Sender::new(None),
             state: OnceLock::new(),
             responses: Arc::new(MemoryStore::default()),
+            status_board: Default::default(),
+            tool_health: Default::default(),
         })
     }
 
@@ -155,6 +159,16 @@ impl Gateway {
     /// Where answers of the Responses API are stored.
     pub fn response_store(&self) -> Arc<dyn ResponseStore> {
         self.responses.clone()
+    }
+
+    /// What the providers' status pages say.
+    pub fn status_board(&self) -> &crate::status_page::StatusBoard {
+        &self.status_board
+    }
+
+    /// The breakers and clients of tools and MCP servers.
+    pub fn tool_health(&self) -> &crate::tools::ToolHealthMap {
+        &self.tool_health
     }
 
     /// The metrics registry.

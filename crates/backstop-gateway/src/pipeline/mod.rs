@@ -26,6 +26,7 @@ pub use attempts::{verdict, Events};
 pub use buffers::{BudgetExhausted, BufferBudget, Held};
 pub use call::{read_body, read_failure};
 pub use classify::{class_of, class_of_status};
+pub use events::GatewayObserver;
 pub use failure::{describe_transport, transport_class, Failure};
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};

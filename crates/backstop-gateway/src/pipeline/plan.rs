@@ -51,7 +51,8 @@ fn push_model(
             max: model.retry.max_delay,
         },
     };
-    for index in balanced(model, &healths) {
+    let order = crate::status_page::reorder(gateway, model, balanced(model, &healths));
+    for index in order {
         if let (Some(target), Some(health)) = (model.targets.get(index), healths.get(index)) {
             out.push(Candidate {
                 name: target.label.clone(),

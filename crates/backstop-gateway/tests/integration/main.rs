@@ -18,5 +18,7 @@ mod resilience;
 mod responses;
 mod stalls;
 mod state;
+mod status_pages;
 mod threads;
 mod tls;
+mod tools;
