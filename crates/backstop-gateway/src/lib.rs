@@ -17,3 +17,4 @@ pub mod routes;
 pub mod server;
 pub mod status;
 pub mod upstream;
+pub mod upstream_body;

@@ -3,8 +3,8 @@
 //! It never retries on its own: retries happen in the pipeline's one loop.
 
 use crate::config::Target;
+use crate::upstream_body::UpstreamBody;
 use backstop_protocol::Protocol;
-use bytes::Bytes;
 use http::HeaderMap;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,7 +87,7 @@ impl UpstreamClient {
         &self,
         target: &Target,
         stream: bool,
-        body: Bytes,
+        body: impl Into<UpstreamBody>,
         caller: Protocol,
         client_headers: &HeaderMap,
     ) -> reqwest::RequestBuilder {
@@ -117,7 +117,7 @@ impl UpstreamClient {
         for (name, value) in &provider.headers {
             request = request.header(name, value);
         }
-        request.body(body)
+        request.body(reqwest::Body::from(body.into()))
     }
 }
 

@@ -68,22 +68,13 @@ pub fn read_envelope(body: &[u8]) -> Result<Envelope, ProtocolError> {
 /// gateway can count the tokens of streams whose client did not ask for them. Only for
 /// bodies without `stream_options` ([`Envelope::has_stream_options`] is false).
 pub fn with_stream_usage(body: &[u8]) -> Result<Bytes, ProtocolError> {
-    let open = body
-        .iter()
-        .position(|b| *b == b'{')
-        .ok_or_else(|| ProtocolError::Invalid("the body is not a JSON object".into()))?;
-    let rest = &body[open + 1..];
-    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let insert: &[u8] = if empty {
-        br#""stream_options":{"include_usage":true}"#
-    } else {
-        br#""stream_options":{"include_usage":true},"#
-    };
-    let mut out = Vec::with_capacity(body.len() + insert.len());
-    out.extend_from_slice(&body[..=open]);
-    out.extend_from_slice(insert);
-    out.extend_from_slice(rest);
-    Ok(Bytes::from(out))
+    let (open, insert) = stream_usage_at(body)?;
+    let pieces = [
+        Piece::Body(0..open + 1),
+        Piece::Insert(insert),
+        Piece::Body(open + 1..body.len()),
+    ];
+    Ok(concat(body, &pieces, b""))
 }
 
 /// Returns `body` with the value of its top-level `"model"` key replaced by `new_model`.
@@ -93,20 +84,93 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Bytes, ProtocolError> {
 /// Fails with [`ProtocolError::MissingField`] when there is no top-level `model` key, and with
 /// [`ProtocolError::Invalid`] when its value is not a string or the body is not a JSON object.
 pub fn rewrite_model(body: &[u8], new_model: &str) -> Result<Bytes, ProtocolError> {
+    let quoted = serde_json::to_string(new_model)?;
+    Ok(concat(body, &edits(body, false)?, quoted.as_bytes()))
+}
+
+/// The body of a request forwarded in the caller's own protocol: [`rewrite_model`], and with
+/// `stream_usage` also [`with_stream_usage`], without copying the caller's bytes. The result
+/// is a list of slices of `body` around the new model name (and the inserted key), to be sent
+/// one after the other: a 1 MB prompt is never copied to change a model name of a few bytes.
+pub fn forward_parts(
+    body: &Bytes,
+    new_model: &str,
+    stream_usage: bool,
+) -> Result<Vec<Bytes>, ProtocolError> {
+    let quoted = Bytes::from(serde_json::to_string(new_model)?);
+    let parts = edits(body, stream_usage)?
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Body(range) => body.slice(range),
+            Piece::Model => quoted.clone(),
+            Piece::Insert(insert) => Bytes::from_static(insert),
+        })
+        .filter(|part| !part.is_empty())
+        .collect();
+    Ok(parts)
+}
+
+/// One piece of a rewritten body.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    /// These bytes of the original body.
+    Body(std::ops::Range<usize>),
+    /// The new model name, quoted.
+    Model,
+    /// Bytes inserted.
+    Insert(&'static [u8]),
+}
+
+/// The pieces of `body` with its top-level `model` values replaced (and the usage option
+/// inserted first with `stream_usage`), in order.
+fn edits(body: &[u8], stream_usage: bool) -> Result<Vec<Piece>, ProtocolError> {
     let spans = model_spans(body)?;
     if spans.is_empty() {
         return Err(ProtocolError::MissingField("model"));
     }
-    let quoted = serde_json::to_string(new_model)?;
-    let mut out = Vec::with_capacity(body.len() + quoted.len());
+    let mut pieces = Vec::with_capacity(2 * spans.len() + 3);
     let mut pos = 0;
+    if stream_usage {
+        let (open, insert) = stream_usage_at(body)?;
+        pieces.push(Piece::Body(0..open + 1));
+        pieces.push(Piece::Insert(insert));
+        pos = open + 1;
+    }
     for (start, end) in spans {
-        out.extend_from_slice(&body[pos..start]);
-        out.extend_from_slice(quoted.as_bytes());
+        pieces.push(Piece::Body(pos..start));
+        pieces.push(Piece::Model);
         pos = end;
     }
-    out.extend_from_slice(&body[pos..]);
-    Ok(Bytes::from(out))
+    pieces.push(Piece::Body(pos..body.len()));
+    Ok(pieces)
+}
+
+/// Where the opening brace of `body` is, and the usage option to insert after it.
+fn stream_usage_at(body: &[u8]) -> Result<(usize, &'static [u8]), ProtocolError> {
+    let open = body
+        .iter()
+        .position(|b| *b == b'{')
+        .ok_or_else(|| ProtocolError::Invalid("the body is not a JSON object".into()))?;
+    let empty = body[open + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let insert: &[u8] = if empty {
+        br#""stream_options":{"include_usage":true}"#
+    } else {
+        br#""stream_options":{"include_usage":true},"#
+    };
+    Ok((open, insert))
+}
+
+/// The pieces joined into one buffer.
+fn concat(body: &[u8], pieces: &[Piece], model: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + model.len() + 64);
+    for piece in pieces {
+        out.extend_from_slice(match piece {
+            Piece::Body(range) => &body[range.clone()],
+            Piece::Model => model,
+            Piece::Insert(insert) => insert,
+        });
+    }
+    Bytes::from(out)
 }
 
 /// Byte ranges (quotes included) of every top-level `"model"` string value.
@@ -379,5 +443,49 @@ mod stream_usage_tests {
             &with_stream_usage(b"{ }").unwrap()[..],
             br#"{"stream_options":{"include_usage":true} }"#
         );
+    }
+}
+
+#[cfg(test)]
+mod forward_parts_tests {
+    use super::*;
+
+    fn joined(parts: &[Bytes]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn parts_join_into_the_copying_rewrites() {
+        let body = Bytes::from_static(
+            br#"{"messages":[{"role":"user","content":"a \"model\": x"}],"model":"smart","stream":true}"#,
+        );
+        let parts = forward_parts(&body, "gpt-4o", false).unwrap();
+        assert_eq!(joined(&parts), &rewrite_model(&body, "gpt-4o").unwrap()[..]);
+        let parts = forward_parts(&body, "gpt-4o", true).unwrap();
+        let both = with_stream_usage(&rewrite_model(&body, "gpt-4o").unwrap()).unwrap();
+        assert_eq!(joined(&parts), &both[..]);
+    }
+
+    #[test]
+    fn parts_are_slices_of_the_body_not_copies() {
+        let body = Bytes::from(format!(
+            r#"{{"model":"m","messages":"{}"}}"#,
+            "x".repeat(4096)
+        ));
+        let parts = forward_parts(&body, "upstream", false).unwrap();
+        let tail = parts.last().unwrap();
+        assert!(tail.len() > 4096);
+        let offset = tail.as_ptr() as usize - body.as_ptr() as usize;
+        assert_eq!(&body[offset..], &tail[..]);
+    }
+
+    #[test]
+    fn parts_refuse_what_the_rewrite_refuses() {
+        let body = Bytes::from_static(br#"{"messages":[]}"#);
+        assert!(matches!(
+            forward_parts(&body, "m", false),
+            Err(ProtocolError::MissingField("model"))
+        ));
+        assert!(forward_parts(&Bytes::from_static(b"[1]"), "m", true).is_err());
     }
 }

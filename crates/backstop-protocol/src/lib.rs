@@ -49,7 +49,7 @@ pub use canonical::{
 };
 
 pub use collect::ResponseCollector;
-pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
+pub use envelope::{forward_parts, read_envelope, rewrite_model, with_stream_usage, Envelope};
 pub use error::{
     classify_error, error_body, error_body_with_param, translate_error, UpstreamError,
     UpstreamErrorKind,

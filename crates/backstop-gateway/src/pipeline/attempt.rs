@@ -10,6 +10,7 @@ use super::request::ClientRequest;
 use super::rescue::RescueContext;
 use super::Gateway;
 use crate::http::ApiError;
+use crate::upstream_body::UpstreamBody;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{FailureClass, Permit};
@@ -73,7 +74,7 @@ async fn exchange(
     request: &Arc<ClientRequest>,
     candidate: &Candidate,
     later: &[Candidate],
-    body: Bytes,
+    body: UpstreamBody,
     permit: &mut Option<Permit>,
     deadline: Instant,
 ) -> Result<Response, Failure> {

@@ -9,6 +9,7 @@ use super::request::ClientRequest;
 use super::Gateway;
 use crate::config::Target;
 use crate::metrics::Metrics;
+use crate::upstream_body::UpstreamBody;
 use backstop_core::FailureClass;
 use backstop_protocol::{ProviderSpec, Usage};
 use bytes::Bytes;
@@ -27,7 +28,7 @@ pub async fn send(
     request: &ClientRequest,
     target: &Target,
     stream: bool,
-    body: Bytes,
+    body: impl Into<UpstreamBody>,
     first_byte_deadline: Instant,
 ) -> Result<reqwest::Response, Failure> {
     if let Some(fault) = gateway.injected(&target.label) {

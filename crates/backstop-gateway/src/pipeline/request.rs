@@ -5,6 +5,7 @@
 
 use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind};
+use crate::upstream_body::UpstreamBody;
 use backstop_protocol::{ChatRequest, Envelope, Protocol};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -88,22 +89,20 @@ impl ClientRequest {
     }
 
     /// The body to send to `target`: the caller's bytes with the model renamed when the
-    /// protocols match, otherwise a translation. Untranslatable requests are a 400.
-    pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
+    /// protocols match (slices of the caller's body around the new name, no copy), otherwise a
+    /// translation. Untranslatable requests are a 400.
+    pub fn body_for(&self, target: &Target) -> Result<UpstreamBody, ApiError> {
         let spec = target.provider.spec();
         let invalid = |error: backstop_protocol::ProtocolError| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string())
         };
         if spec.protocol == self.protocol {
-            let body =
-                backstop_protocol::rewrite_model(&self.body, &target.model).map_err(invalid)?;
             let count_stream = spec.usage_needs_stream_options
                 && self.envelope.stream
                 && !self.envelope.has_stream_options;
-            if count_stream {
-                return backstop_protocol::with_stream_usage(&body).map_err(invalid);
-            }
-            return Ok(body);
+            let parts = backstop_protocol::forward_parts(&self.body, &target.model, count_stream)
+                .map_err(invalid)?;
+            return Ok(UpstreamBody::from_parts(parts));
         }
         let canonical = self.canonical()?;
         let encoded = backstop_protocol::encode_request(spec.protocol, canonical, &target.model)
@@ -111,6 +110,6 @@ impl ClientRequest {
         for warning in &encoded.warnings {
             tracing::warn!(target = %target.label, "{warning}");
         }
-        Ok(Bytes::from(encoded.body))
+        Ok(UpstreamBody::from(Bytes::from(encoded.body)))
     }
 }
