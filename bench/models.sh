@@ -50,7 +50,7 @@ now() { date +%s.%N; }
 check_ms() {
   local t0; t0=$(now)
   "$BIN" check --config "$1" >/dev/null
-  calc "($(now) - $t0) * 1000" 0
+  echo "$(calc "($(now) - $t0) * 1000" 0)"
 }
 # startup_ms CONFIG: from exec to the first 200 from /healthz, in ms (port given up front).
 startup_ms() {

@@ -105,8 +105,8 @@ mod tests {
             Bytes::from_static(b"\"m\""),
             Bytes::from_static(b"}"),
         ]);
-        assert_eq!(body.len(), 14);
-        assert_eq!(body.size_hint().exact(), Some(14));
+        assert_eq!(body.len(), 13);
+        assert_eq!(body.size_hint().exact(), Some(13));
         assert_eq!(&body.to_bytes()[..], b"{\"model\":\"m\"}");
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"{\"model\":\"m\"}");
