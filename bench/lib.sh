@@ -3,7 +3,8 @@
 # and reading a process's CPU time and RSS from /proc.
 # shellcheck shell=bash
 
-BIN=target/release/backstop
+# BIN=path runs another build of backstop (say, the one before a change) instead of building.
+BIN=${BIN:-target/release/backstop}
 HZ=$(getconf CLK_TCK)
 PIDS=()
 WORK=$(mktemp -d)
@@ -25,7 +26,7 @@ need_tools() {
 }
 
 build_release() {
-  cargo build --release --quiet --bin backstop
+  [ "$BIN" != target/release/backstop ] || cargo build --release --quiet --bin backstop
 }
 
 # wait_listening FILE: prints the URL from the "listening on URL" line the process writes.

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Open-stream benchmark: what each stream held open through the gateway costs it in memory.
+# Builds release, starts the mock (every stream slowed to one event every DELAY, 30 events, so
+# a stream stays open for 30 x DELAY) and a gateway in front of it, then for each N in turn
+# has bench/stream_client.py open N streams at once and read them to their end, and reports:
+#   - errors (failed, refused or reset) and streams cut short, which should both be 0;
+#   - the gateway's RSS once all N are open, less its idle RSS before the first round, per
+#     stream; the idle RSS is taken after a warm-up of 200 requests, so the worker threads,
+#     the pools and the allocator's first pages are already counted in it.
+# The client opens at most 32 connections at a time: bursts overflow the listen queues of the
+# gateway and the mock on 2 cores, and a dropped SYN is retried a second later.
+# The client, the mock and the gateway share the machine's cores, all on loopback. Each stream
+# is a client socket, two at the gateway (its client's and its upstream's) and one at the mock:
+# the script raises the open-file limit to 65,536 where it may (root with CAP_SYS_RESOURCE),
+# and where the limit stays lower runs at most the streams the gateway has descriptors for,
+# (limit - 200) / 2, saying so.
+#   usage: bench/streams.sh [counts=1000,10000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNTS=${1:-1000,10000}
+DELAY=${DELAY:-2s}
+GOAL_KB=${GOAL_KB:-40}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+FITS=$((($(ulimit -n) - 200) / 2))
+source bench/lib.sh
+build_release
+
+cat >"$WORK/mock.toml" <<TOML
+chunks = 30
+log_capacity = 100
+TOML
+start_mock MOCK "$WORK/mock.toml"
+cat >"$WORK/backstop.toml" <<TOML
+state = "memory"
+[server]
+max_connections = 60000
+[providers.mock]
+kind = "openai"
+base_url = "$MOCK_URL/v1"
+[models.gpt]
+targets = [{ provider = "mock", model = "gpt-4o-mini" }]
+TOML
+start_gateway "$WORK/backstop.toml"
+PORT=${GW_URL##*:}
+established() { ss -Htn state established "( sport = :$PORT )" | wc -l; }
+
+# round N: holds N streams open; prints the RSS growth per stream once all are open.
+round() {
+  local n=$1 line rss
+  python3 bench/stream_client.py --connecting 32 "$GW_URL" "$n" >"$WORK/client.$n" 2>"$WORK/client.$n.err" &
+  local client=$!
+  PIDS+=("$client")
+  until line=$(grep '^open' "$WORK/client.$n" 2>/dev/null); do
+    kill -0 "$client" 2>/dev/null || { cat "$WORK/client.$n.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  rss=$(rss_mb "$GW_PID")
+  local held; held=$(established)
+  read -r _ _ _ seconds <<<"$line"
+  wait "$client"
+  read -r _ complete errors short < <(grep '^done' "$WORK/client.$n")
+  printf '%6d streams: all open after %5.1f s (%d held at the gateway then), RSS %6.1f MB:' \
+    "$n" "$seconds" "$held" "$rss"
+  printf ' %5.1f KB per stream; %d complete, %d errors, %d cut short\n' \
+    "$(calc "($rss - $IDLE) * 1024 / $n")" "$complete" "$errors" "$short"
+  echo "$n $(calc "($rss - $IDLE) * 1024 / $n") $errors $short" >>"$WORK/rounds"
+}
+
+echo "== $(nproc) cores shared by the client, the mock and the gateway; $(date -u +%F)"
+echo "   mock: one event every $DELAY, 30 events a stream; gateway RSS at start $(rss_mb "$GW_PID") MB"
+for i in $(seq 200); do
+  curl -fsS -o /dev/null -H 'content-type: application/json' -d "$(body true)" "$GW_URL/v1/chat/completions"
+done
+curl -fsS "$MOCK_URL/_mock/faults" -d "{\"kind\":\"slow_stream\",\"delay\":\"$DELAY\"}" >/dev/null
+sleep 1
+IDLE=$(rss_mb "$GW_PID")
+echo "   idle RSS after a warm-up of 200 requests: $IDLE MB"
+: >"$WORK/rounds"
+for n in ${COUNTS//,/ }; do
+  if [ "$n" -gt "$FITS" ]; then
+    echo "   $n streams need $((2 * n + 200)) descriptors at the gateway; the open-file limit is $(ulimit -n): running $FITS"
+    n=$FITS
+  fi
+  round "$n"
+  sleep 2
+done
+echo
+echo "== against the target (issue 11), this run"
+while read -r n per errors short; do
+  printf '%-58s %14s  %s\n' "$n open streams: RSS per stream, errors, cut short" \
+    "$per KB, $errors, $short" "$(verdict "$per <= $GOAL_KB && $errors == 0 && $short == 0") (<= $GOAL_KB KB, 0, 0)"
+done <"$WORK/rounds"
+echo "gateway peak RSS of the whole run (VmHWM): $(hwm_mb "$GW_PID") MB"
