@@ -1,39 +1,44 @@
-"""Load client for bench/stalls.sh: sends N streaming chat requests for MODEL with C at a time
-and prints, as JSON, how many completed and the longest silence between two chunks of each
-stream (for a stream that stalled and was rescued: the time from its last chunk to the
-continuation's first)."""
+"""Load client for bench/stalls.sh (not a test fixture): sends N streaming chat requests for MODEL,
+C at a time, over plain asyncio sockets, and prints as JSON how many completed and, for each
+stream, the longest silence between two reads (for a stream that stalled and was rescued: the time
+from its last chunk to the continuation's first)."""
 
 import asyncio
 import json
 import sys
 import time
 
-import httpx
+REQUEST = (
+    "POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+    "content-length: {length}\r\nconnection: close\r\n\r\n{body}"
+)
 
 
-async def one(client, url, model):
-    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "Say hello"}]}
-    last, longest, done = None, 0.0, False
-    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
-        async for chunk in response.aiter_bytes():
-            now = time.monotonic()
-            if last is not None:
-                longest = max(longest, now - last)
-            last = now
-            done = done or b"[DONE]" in chunk
-    return done, longest
+async def one(host, port, request):
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
+    seen, last, longest = b"", None, 0.0
+    while chunk := await reader.read(65536):
+        now = time.monotonic()
+        if last is not None:
+            longest = max(longest, now - last)
+        last = now
+        seen += chunk
+    writer.close()
+    return b"data: [DONE]" in seen, longest
 
 
 async def main(url, model, total, concurrency):
+    host, _, port = url.removeprefix("http://").partition(":")
+    body = f'{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"Say hello"}}]}}'
+    request = REQUEST.format(host=url, length=len(body), body=body).encode()
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=None, limits=limits) as client:
 
-        async def guarded():
-            async with gate:
-                return await one(client, url, model)
+    async def guarded():
+        async with gate:
+            return await one(host, int(port), request)
 
-        results = await asyncio.gather(*(guarded() for _ in range(total)))
+    results = await asyncio.gather(*(guarded() for _ in range(total)))
     print(json.dumps({"complete": sum(d for d, _ in results), "gaps": [g for _, g in results]}))
 
 
