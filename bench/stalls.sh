@@ -2,15 +2,16 @@
 # Stall detection benchmark (issue 18): 1,000 streams of which 5% stall mid-answer (after 20
 # of 60 chunks arriving every 20 ms), rescued by a mirror that continues from a prefill. For
 # `idle = "auto"` (the default) and `idle = "30s"`, prints the time from the stall to the
-# rescue (the longest silence the client saw in each stalled stream), p50 and p99. Then 1,000
+# rescue (the longest silence the client saw in each stalled stream), p50 and p99. Then 10,000
 # streams with natural pauses (one pause of 3x the usual gap in each) and the number the
 # gateway took for stalled (goal: 0).
-#   usage: bench/stalls.sh [streams] [concurrency]
+#   usage: bench/stalls.sh [streams] [concurrency] [pausing streams]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 STREAMS=${1:-1000}
 CONCURRENCY=${2:-100}
+PAUSING=${3:-10000}
 command -v jq >/dev/null || { echo "jq is needed: apt-get install -y jq" >&2; exit 1; }
 build_release
 
@@ -67,8 +68,8 @@ budget_ratio = 1.0
 TOML
 start_gateway "$WORK/backstop.toml"
 
-run() { # MODEL
-  python3 bench/stalls.py "$GW_URL" "$1" "$STREAMS" "$CONCURRENCY" >"$WORK/$1.json"
+run() { # MODEL [STREAMS]
+  python3 bench/stalls.py "$GW_URL" "$1" "${2:-$STREAMS}" "$CONCURRENCY" >"$WORK/$1.json"
   jq -r --arg model "$1" '
     (.gaps | map(select(. > 1)) | sort) as $stalled
     | def pct(p): if ($stalled | length) == 0 then "-" else ($stalled[(($stalled | length) - 1) * p | floor] * 1000 | round | tostring) + " ms" end;
@@ -77,6 +78,6 @@ run() { # MODEL
 }
 run auto
 run fixed
-run pausing
+run pausing "$PAUSING"
 stalls=$(curl -s "$GW_URL/metrics" | awk '/^backstop_stream_stalls_total\{target="c\/m"/ { n += $2 } END { print n + 0 }')
 echo "pausing: streams taken for stalled: $stalls (goal 0)"
