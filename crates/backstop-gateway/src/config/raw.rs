@@ -91,6 +91,7 @@ pub struct RawModel {
     pub max_rescues: Option<u32>,
     pub idle: Option<String>,
     pub rescue_restart: Option<String>,
+    pub static_response: Option<String>,
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,

@@ -260,6 +260,8 @@ pub struct Model {
     pub rescue_restart: bool,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
+    /// The answer given, at tier `static`, when nothing else can answer.
+    pub static_response: Option<String>,
     /// The most bytes one stream may bring from its upstreams, rescues included; past it the
     /// stream ends with an error event.
     pub max_stream_bytes: u64,

@@ -552,6 +552,15 @@ fn model_from_raw(
             None => None,
             Some(text) => Some(idle_at(&format!("{path}.idle"), Some(text), auto_idle)?),
         },
+        static_response: match raw.static_response.as_deref() {
+            Some("") => {
+                return Err(ConfigError::at(
+                    format!("{path}.static_response"),
+                    "is empty: give the text to answer with, or leave the key out",
+                ))
+            }
+            other => other.map(str::to_owned),
+        },
         rescue_restart: match raw.rescue_restart.as_deref() {
             None | Some("match") => true,
             Some("off") => false,

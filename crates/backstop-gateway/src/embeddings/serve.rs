@@ -121,6 +121,7 @@ pub async fn serve(
                 target: last_route.map(|route| route.target.label.clone()),
                 attempts: calls,
                 fallback: false,
+                degraded: None,
             }));
             (Err(error), calls)
         }
@@ -366,6 +367,7 @@ fn meta(route: &Route, attempts: u32) -> ServedMeta {
         target: Some(route.target.label.clone()),
         attempts,
         fallback: route.is_fallback,
+        degraded: None,
     }
 }
 

@@ -14,12 +14,16 @@ pub struct ServedMeta {
     pub attempts: u32,
     /// True when a model other than the one asked for served.
     pub fallback: bool,
+    /// The tier of an answer no model gave now: `cached` or `static`.
+    pub degraded: Option<&'static str>,
 }
 
 impl ServedMeta {
-    /// `full`, or `reduced` when a fallback model served.
+    /// `full`, `reduced` when a fallback model served, or the degraded tier.
     pub fn tier(&self) -> &'static str {
-        if self.fallback {
+        if let Some(tier) = self.degraded {
+            tier
+        } else if self.fallback {
             "reduced"
         } else {
             "full"
@@ -36,6 +40,11 @@ impl ServedMeta {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             fallback: text("x-backstop-fallback") == Some("true"),
+            degraded: match text("x-backstop-tier") {
+                Some("cached") => Some("cached"),
+                Some("static") => Some("static"),
+                _ => None,
+            },
         })
     }
 

@@ -10,6 +10,7 @@ mod call;
 mod classify;
 mod events;
 pub(crate) mod failure;
+mod fallback_tier;
 mod gateway;
 mod hedge;
 mod inject;

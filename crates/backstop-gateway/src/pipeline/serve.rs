@@ -5,6 +5,7 @@
 
 use super::attempt::{notes, upstream_error_for_caller, Answer, AttemptError};
 use super::attempts::RequestAttempts;
+use super::fallback_tier::static_answer;
 use super::plan::{self, Route};
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
@@ -81,6 +82,12 @@ impl Gateway {
         let attempts = RequestAttempts::new(self, request);
         match engine::run(&policy, &candidates, &attempts).await {
             Ok(served) => Ok(self.commit(request, candidates, served)),
+            Err(exhausted) if !request_at_fault(&exhausted) => {
+                match static_answer(request, &model, exhausted.calls) {
+                    Some(answer) => Ok(answer),
+                    None => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
+                }
+            }
             Err(exhausted) => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
         }
     }
@@ -169,6 +176,7 @@ impl Gateway {
             target: last_route.map(|route| route.target.label.clone()),
             attempts: exhausted.calls,
             fallback: false,
+            degraded: None,
         }));
         error
     }
@@ -187,11 +195,28 @@ impl Gateway {
     }
 }
 
+/// Whether the engine stopped because of the request itself (the upstream rejected it, its
+/// prompt is too long, the content filter stopped it, or no target could take it at all):
+/// no degraded tier answers that.
+fn request_at_fault(exhausted: &Exhausted<AttemptError>) -> bool {
+    if exhausted.reason == StopReason::Permanent {
+        return true;
+    }
+    match exhausted.attempts.last() {
+        Some(last) => matches!(
+            last.class,
+            FailureClass::ContextLength | FailureClass::ContentFilter
+        ),
+        None => !exhausted.not_sent.is_empty() && exhausted.skipped.is_empty(),
+    }
+}
+
 fn meta_of(route: &Route, attempts: u32) -> ServedMeta {
     ServedMeta {
         model: route.model.name.clone(),
         target: Some(route.target.label.clone()),
         attempts,
         fallback: route.is_fallback,
+        degraded: None,
     }
 }

@@ -20,5 +20,6 @@ mod stalls;
 mod state;
 mod status_pages;
 mod threads;
+mod tiers;
 mod tls;
 mod tools;
