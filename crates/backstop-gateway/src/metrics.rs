@@ -90,6 +90,7 @@ pub struct Metrics {
     rescues: Family<RescueLabels, Counter>,
     hedges: Family<TargetLabel, Counter>,
     stalls: Family<StallLabels, Counter>,
+    corrections: Family<CorrectionLabels, Counter>,
     rescue_delay: Family<TargetLabel, Histogram, LatencyHistogram>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
@@ -151,6 +152,12 @@ impl ToolMetrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CorrectionLabels {
+    model: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,6 +261,12 @@ impl Metrics {
             "Hedged requests sent because a target was slow to its first byte",
             hedges.clone(),
         );
+        let corrections = Family::default();
+        registry.register(
+            "corrections",
+            "Answers whose shape was checked (structured output, tool parameters), by public model and outcome: valid (at once), corrected, exhausted (still invalid after structured.max_corrections)",
+            corrections.clone(),
+        );
         let stalls = Family::default();
         registry.register(
             "stream_stalls",
@@ -283,6 +296,7 @@ impl Metrics {
         Self {
             tools,
             stalls,
+            corrections,
             rescue_delay,
             state,
             connections_open,
@@ -416,6 +430,15 @@ impl Metrics {
     /// A hedge was sent because `target` had no first byte after the hedge delay.
     pub fn hedge(&self, target: &str) {
         self.hedges.get_or_create(&target_label(target)).inc();
+    }
+
+    /// An answer of `model` whose shape was checked: `valid`, `corrected` or `exhausted`.
+    pub fn correction(&self, model: &str, outcome: &'static str) {
+        let labels = CorrectionLabels {
+            model: model.to_string(),
+            outcome,
+        };
+        self.corrections.get_or_create(&labels).inc();
     }
 
     /// A stream of `target` was taken for stalled by `rule` (`fixed` or `adaptive`).

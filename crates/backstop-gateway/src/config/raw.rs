@@ -92,6 +92,7 @@ pub struct RawModel {
     pub idle: Option<String>,
     pub rescue_restart: Option<String>,
     pub static_response: Option<String>,
+    pub structured: Option<RawStructured>,
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
@@ -172,6 +173,13 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u32>,
     pub max_buffered_bytes: Option<RawSize>,
+}
+
+/// `structured = { max_corrections = N }` of a model.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStructured {
+    pub max_corrections: Option<u32>,
 }
 
 /// `[responses]`: stored Responses API answers.

@@ -260,6 +260,9 @@ pub struct Model {
     pub rescue_restart: bool,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
+    /// How many times an answer that does not have the shape its request asked for (structured
+    /// output, tool parameters) is sent back for a correction.
+    pub max_corrections: u32,
     /// The answer given, at tier `static`, when nothing else can answer.
     pub static_response: Option<String>,
     /// The most bytes one stream may bring from its upstreams, rescues included; past it the
@@ -287,6 +290,9 @@ pub enum HedgeDelay {
     /// After this percentile (0..1) of the target's recent time to first byte.
     Percentile(f64),
 }
+
+/// Default `structured.max_corrections`.
+pub const DEFAULT_MAX_CORRECTIONS: u32 = 2;
 
 /// Default number of rescues per stream.
 pub const DEFAULT_MAX_RESCUES: u32 = 2;

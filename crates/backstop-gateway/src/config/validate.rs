@@ -552,6 +552,11 @@ fn model_from_raw(
             None => None,
             Some(text) => Some(idle_at(&format!("{path}.idle"), Some(text), auto_idle)?),
         },
+        max_corrections: raw
+            .structured
+            .as_ref()
+            .and_then(|s| s.max_corrections)
+            .unwrap_or(DEFAULT_MAX_CORRECTIONS),
         static_response: match raw.static_response.as_deref() {
             Some("") => {
                 return Err(ConfigError::at(

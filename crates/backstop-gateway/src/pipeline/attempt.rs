@@ -5,17 +5,18 @@ use super::buffers::Held;
 use super::call::{read_body, send};
 use super::failure::Failure;
 use super::plan::Route;
-use super::record::{record_attempt, Ended};
+use super::record::{record_attempt, record_usage, Ended};
 use super::relay::Relay;
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
+use super::structured::{correction, Shape};
 use super::Gateway;
 use crate::http::ApiError;
 use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{Attempt, Candidate, Exhausted, FailureClass};
-use backstop_protocol::{translate_error, Protocol, Usage};
+use backstop_protocol::{translate_error, ChatRequest, Protocol, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -63,17 +64,20 @@ fn describe(error: &AttemptError) -> String {
 
 /// An answer at the commit point, not yet handed to the client.
 pub enum Answer {
-    /// A whole answer: the body for the caller, its hold on the buffer budget, its usage.
+    /// A whole answer: the body for the caller, its hold on the buffer budget, its usage, and
+    /// the corrections it took when its shape was checked.
     Whole {
         body: Bytes,
         held: Held,
         usage: Option<Usage>,
+        corrections: Option<u32>,
     },
     /// A stream whose first event is ready.
     Stream(Box<Relay>),
 }
 
-/// Sends `request` to `route` and waits for a whole answer or, for a stream, its first event.
+/// Sends `request` to `route` and waits for a whole answer (checked and corrected when the
+/// request asks for structured output) or, for a stream, its first event.
 pub async fn call(
     gateway: &Gateway,
     request: &ClientRequest,
@@ -83,14 +87,16 @@ pub async fn call(
     let body = request
         .body_for(&route.target)
         .map_err(AttemptError::Unsendable)?;
-    exchange(gateway, request, route, body, deadline)
-        .await
-        .map_err(|mut failure| {
-            if !route.model.retry.respect_retry_after {
-                failure.retry_after = None;
-            }
-            AttemptError::Failed(failure)
-        })
+    let result = match request.shape().filter(|_| !request.envelope.stream) {
+        Some(shape) => corrected(gateway, request, route, body, deadline, shape).await,
+        None => exchange(gateway, request, route, body, deadline).await,
+    };
+    result.map_err(|mut failure| {
+        if !route.model.retry.respect_retry_after {
+            failure.retry_after = None;
+        }
+        AttemptError::Failed(failure)
+    })
 }
 
 async fn exchange(
@@ -101,24 +107,119 @@ async fn exchange(
     deadline: Instant,
 ) -> Result<Answer, Failure> {
     let target = &route.target;
-    let stream = request.envelope.stream;
+    if !request.envelope.stream {
+        let (bytes, held) = whole(gateway, request, route, body, deadline).await?;
+        let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
+        return Ok(Answer::Whole {
+            body,
+            held,
+            usage,
+            corrections: None,
+        });
+    }
     let started = Instant::now();
     let first_byte_deadline = deadline.min(started + request.config.timeouts.first_byte);
-    let response = send(gateway, request, target, stream, body, first_byte_deadline).await?;
-    if stream {
-        let mut relay = Relay::new(gateway, request, route, response, deadline);
-        relay.prime(first_byte_deadline).await?;
-        observe_first_byte(gateway, route, started.elapsed());
-        return Ok(Answer::Stream(Box::new(relay)));
-    }
+    let response = send(gateway, request, target, true, body, first_byte_deadline).await?;
+    let mut relay = Relay::new(gateway, request, route, response, deadline);
+    relay.prime(first_byte_deadline).await?;
+    observe_first_byte(gateway, route, started.elapsed());
+    Ok(Answer::Stream(Box::new(relay)))
+}
+
+/// One non-streaming call: the upstream's whole 2xx body, held against the buffer budget.
+async fn whole(
+    gateway: &Gateway,
+    request: &ClientRequest,
+    route: &Route,
+    body: Bytes,
+    deadline: Instant,
+) -> Result<(Bytes, Held), Failure> {
+    let target = &route.target;
+    let started = Instant::now();
+    let first_byte_deadline = deadline.min(started + request.config.timeouts.first_byte);
+    let response = send(gateway, request, target, false, body, first_byte_deadline).await?;
     let (bytes, held) =
         read_body(response, deadline, MAX_UPSTREAM_BODY, &gateway.buffers()).await?;
     if let Some(refused) = crate::channels::refused_answer(target, &bytes) {
         return Err(refused);
     }
-    let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
     observe_first_byte(gateway, route, started.elapsed());
-    Ok(Answer::Whole { body, held, usage })
+    Ok((bytes, held))
+}
+
+/// A whole answer whose shape is checked: an invalid one is sent back to the same target with
+/// what is wrong, up to the model's `structured.max_corrections` times; still invalid, the
+/// target has failed (unavailable: the engine moves on to the next candidate). Every call's
+/// usage is counted.
+async fn corrected(
+    gateway: &Gateway,
+    request: &ClientRequest,
+    route: &Route,
+    mut body: Bytes,
+    deadline: Instant,
+    shape: &Shape,
+) -> Result<Answer, Failure> {
+    let target = &route.target;
+    let upstream = target.spec().protocol;
+    let metrics = gateway.metrics();
+    let malformed = |error: &dyn std::fmt::Display| {
+        Failure::local(
+            FailureClass::Transient,
+            format!("malformed response body: {error}"),
+        )
+    };
+    let mut conversation: Option<ChatRequest> = None;
+    let mut corrections = 0;
+    loop {
+        let (bytes, held) = whole(gateway, request, route, body, deadline).await?;
+        let decoded =
+            backstop_protocol::decode_response(upstream, &bytes).map_err(|e| malformed(&e))?;
+        let errors = match shape.check(&decoded) {
+            Ok(()) => {
+                let outcome = if corrections == 0 {
+                    "valid"
+                } else {
+                    "corrected"
+                };
+                metrics.correction(&route.model.name, outcome);
+                let (body, usage) = render_success(request.protocol, upstream, &bytes)?;
+                return Ok(Answer::Whole {
+                    body,
+                    held,
+                    usage,
+                    corrections: Some(corrections),
+                });
+            }
+            Err(errors) => errors,
+        };
+        record_usage(metrics, route, &decoded.usage);
+        tracing::info!(target = %target.label, corrections, "the answer does not match the requested shape: {}", errors.join("; "));
+        if corrections >= route.model.max_corrections {
+            metrics.correction(&route.model.name, "exhausted");
+            return Err(Failure::local(
+                FailureClass::Unavailable,
+                format!(
+                    "the answer did not match the requested shape after {corrections} corrections: {}",
+                    errors.join("; ")
+                ),
+            ));
+        }
+        corrections += 1;
+        let base = match conversation.take() {
+            Some(base) => base,
+            None => request
+                .canonical()
+                .map_err(|e| Failure::local(FailureClass::Permanent, e.message))?
+                .clone(),
+        };
+        let next = correction(&base, &decoded, &errors);
+        let encoded = backstop_protocol::encode_request(upstream, &next, &target.model)
+            .map_err(|e| Failure::local(FailureClass::Permanent, e.to_string()))?;
+        body = target
+            .adapt_body(&encoded.body)
+            .map_err(|e| Failure::local(FailureClass::Permanent, e.to_string()))?;
+        conversation = Some(next);
+    }
 }
 
 impl Answer {
@@ -131,22 +232,36 @@ impl Answer {
         attempt: Attempt,
         rescue: impl FnOnce() -> RescueContext,
     ) -> Response {
-        let (body, content_type) = match self {
-            Answer::Whole { body, held, usage } => {
+        let mut out = match self {
+            Answer::Whole {
+                body,
+                held,
+                usage,
+                corrections,
+            } => {
                 record_attempt(metrics, route, attempt, Ended::Answered(usage.as_ref()));
-                (held_body(body, held), "application/json")
+                let mut out = Response::new(held_body(body, held));
+                let headers = out.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                if let Some(corrections) = corrections {
+                    headers.insert("x-backstop-corrections", HeaderValue::from(corrections));
+                }
+                return out;
             }
             Answer::Stream(mut relay) => {
                 relay.commit(attempt, rescue());
-                (Body::from_stream(relay.into_stream()), "text/event-stream")
+                Response::new(Body::from_stream(relay.into_stream()))
             }
         };
-        let mut out = Response::new(body);
         let headers = out.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if content_type == "text/event-stream" {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out
     }
 }

@@ -21,6 +21,7 @@ mod reload;
 mod request;
 mod rescue;
 mod serve;
+mod structured;
 
 pub use attempt::{notes, upstream_error_for_caller, AttemptError};
 pub use attempts::{verdict, Events};

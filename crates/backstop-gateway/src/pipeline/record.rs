@@ -61,8 +61,9 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
     }
 }
 
-/// Counts the tokens and cost of a successful attempt.
-fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
+/// Counts the tokens and cost of an answer (of a whole attempt, or of one call of it whose
+/// answer was sent back for a correction).
+pub fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
     let cost = route.model.price.map(|price| {
         (price.input * usage.input_tokens as f64 + price.output * usage.output_tokens as f64) / 1e6
     });

@@ -3,6 +3,7 @@
 //! in, fixed when it arrives: the configuration in force then and its total deadline. A reload
 //! while the request runs never changes its plan, timeouts or keys.
 
+use super::structured::Shape;
 use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind};
 use backstop_protocol::{ChatRequest, Envelope, Protocol};
@@ -26,6 +27,7 @@ pub struct ClientRequest {
     /// When the whole request must be answered (`timeouts.total` from its arrival).
     pub deadline: Instant,
     canonical: OnceLock<Result<ChatRequest, String>>,
+    shape: OnceLock<Option<Shape>>,
 }
 
 impl ClientRequest {
@@ -49,6 +51,7 @@ impl ClientRequest {
             deadline: Instant::now() + config.timeouts.total,
             config,
             canonical: OnceLock::new(),
+            shape: OnceLock::new(),
         })
     }
 
@@ -66,6 +69,14 @@ impl ClientRequest {
     }
 
     /// The protocol-neutral form of the request, decoded once on first use.
+    /// The shape the request asks its answer to have (structured output, tool parameters),
+    /// if any.
+    pub fn shape(&self) -> Option<&Shape> {
+        self.shape
+            .get_or_init(|| self.canonical().ok().and_then(Shape::of))
+            .as_ref()
+    }
+
     pub fn canonical(&self) -> Result<&ChatRequest, ApiError> {
         self.canonical
             .get_or_init(|| {
