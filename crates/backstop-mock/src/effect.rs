@@ -74,6 +74,8 @@ pub(crate) enum Effect<'a> {
     DelayHeaders(Duration),
     /// Answer normally but claim this model.
     WrongModel(&'a str),
+    /// Answer normally with this text.
+    Answer(&'a str),
     /// Answer normally, delivered with this fault.
     Deliver(StreamFault),
 }

@@ -201,6 +201,12 @@ pub enum FaultKind {
         /// The model name the response claims.
         name: String,
     },
+    /// Answer normally, with this text instead of the configured answer (a tool call is
+    /// unchanged).
+    Answer {
+        /// The answer's text.
+        text: String,
+    },
 }
 
 impl FaultKind {
@@ -231,6 +237,7 @@ impl FaultKind {
             FaultKind::Hang => Effect::Hang,
             FaultKind::DelayHeaders { delay } => Effect::DelayHeaders(*delay),
             FaultKind::WrongModel { name } => Effect::WrongModel(name),
+            FaultKind::Answer { text } => Effect::Answer(text),
             FaultKind::SlowFirstToken { delay } => {
                 Effect::Deliver(StreamFault::SlowFirstToken(*delay))
             }
@@ -262,6 +269,7 @@ impl FaultKind {
             | Effect::Hang
             | Effect::DelayHeaders(_)
             | Effect::WrongModel(_)
+            | Effect::Answer(_)
             | Effect::Deliver(_) => None,
         }
     }
@@ -291,6 +299,7 @@ impl FaultKind {
             FaultKind::NoDone => "no_done",
             FaultKind::RejectPrefill => "reject_prefill",
             FaultKind::WrongModel { .. } => "wrong_model",
+            FaultKind::Answer { .. } => "answer",
         }
     }
 }

@@ -300,6 +300,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         });
     let mut model = ask.model.clone();
     let mut stream_fault = None;
+    let mut answer = None;
     if let Some(kind) = &fault {
         guard.set_fault(kind.name());
         match kind.effect() {
@@ -324,10 +325,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             }
             Effect::DelayHeaders(delay) => tokio::time::sleep(delay).await,
             Effect::WrongModel(name) => model = name.to_owned(),
+            Effect::Answer(text) => answer = Some(text.to_owned()),
             Effect::Deliver(how) => stream_fault = Some(how),
         }
     }
-    let reply = plan(&shared.script, &ask, model, serial, unix_now());
+    let mut reply = plan(&shared.script, &ask, model, serial, unix_now());
+    if let Some(text) = answer {
+        reply.answer_with(&text);
+    }
     let extra = request_id_header(route, serial);
     guard.set_status(200);
     if ask.stream {

@@ -59,6 +59,16 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Replaces a text answer's text (a tool call stays as it is).
+    pub(crate) fn answer_with(&mut self, text: &str) {
+        if let Content::Text { chunks, finish } = &mut self.content {
+            *chunks = split_text(text, 4);
+            *finish = Finish::Stop;
+        }
+    }
+}
+
 /// What the reply is built from, shared by every request.
 pub(crate) struct Script {
     pub(crate) answer: String,

@@ -53,6 +53,8 @@ pub(crate) struct FaultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window: Option<Vec<String>>,
@@ -79,7 +81,7 @@ impl FaultSpec {
     /// Names of the kind-specific keys that are present, to reject the ones a kind does not use.
     fn present_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        let checks: [(&'static str, bool); 8] = [
+        let checks: [(&'static str, bool); 9] = [
             ("status", self.status.is_some()),
             ("retry_after", self.retry_after.is_some()),
             ("delay", self.delay.is_some()),
@@ -88,6 +90,7 @@ impl FaultSpec {
             ("for", self.for_.is_some()),
             ("at", self.at.is_some()),
             ("name", self.name.is_some()),
+            ("text", self.text.is_some()),
         ];
         for (key, present) in checks {
             if present {
@@ -152,6 +155,7 @@ impl FaultSpec {
             "stall" => &["after", "for", "delay"],
             "malformed_event" | "error_event" => &["at"],
             "wrong_model" => &["name"],
+            "answer" => &["text"],
             _ => &[],
         };
         if let Some(extra) = self
@@ -216,6 +220,9 @@ impl FaultSpec {
             },
             "no_done" => FaultKind::NoDone,
             "reject_prefill" => FaultKind::RejectPrefill,
+            "answer" => FaultKind::Answer {
+                text: need(self.text, "text", k)?,
+            },
             "wrong_model" => FaultKind::WrongModel {
                 name: need(self.name, "name", k)?,
             },
@@ -230,7 +237,7 @@ impl FaultSpec {
 }
 
 /// Every `kind` a script may use.
-pub(crate) const KINDS: [&str; 22] = [
+pub(crate) const KINDS: [&str; 23] = [
     "status",
     "rate_limit",
     "overloaded",
@@ -253,6 +260,7 @@ pub(crate) const KINDS: [&str; 22] = [
     "no_done",
     "reject_prefill",
     "wrong_model",
+    "answer",
 ];
 
 impl TryFrom<FaultSpec> for Fault {
@@ -321,6 +329,7 @@ impl From<Fault> for FaultSpec {
             }
             FaultKind::MalformedEvent { at } | FaultKind::ErrorEvent { at } => spec.at = Some(at),
             FaultKind::WrongModel { name } => spec.name = Some(name),
+            FaultKind::Answer { text } => spec.text = Some(text),
             FaultKind::Overloaded
             | FaultKind::ContextLength
             | FaultKind::ContentFilter
@@ -420,6 +429,7 @@ mod tests {
                 }
                 "malformed_event" | "error_event" => value["at"] = json!(2),
                 "wrong_model" => value["name"] = json!("other"),
+                "answer" => value["text"] = json!("{\"n\": 1}"),
                 _ => {}
             }
             let fault = parse(value).unwrap();

@@ -436,6 +436,8 @@ async fn structured_output_reaches_each_target_as_its_native_field() {
         "[models.gpt_for_claude]\ntargets = [{ provider = \"primary\", model = \"gpt-4o-mini\" }]",
     )
     .await;
+    let city = serde_json::json!({"kind": "answer", "text": "{\"city\": \"Paris\"}"});
+    fault(&s.primary, city).await;
     let schema = serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
     let anthropic_client = serde_json::json!({"model": "gpt_for_claude", "max_tokens": 100,
         "messages": [{"role": "user", "content": "Where?"}],

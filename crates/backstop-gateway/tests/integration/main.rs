@@ -19,6 +19,7 @@ mod responses;
 mod stalls;
 mod state;
 mod status_pages;
+mod structured;
 mod threads;
 mod tiers;
 mod tls;
