@@ -16,4 +16,5 @@ pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod status;
+pub mod telemetry;
 pub mod upstream;

@@ -91,6 +91,12 @@ pub struct Metrics {
     rescue_delay: Family<TargetLabel, Histogram, LatencyHistogram>,
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
+    spans: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -218,7 +224,14 @@ impl Metrics {
             "Client connections the gateway closed or refused, by reason: header_timeout, idle_timeout, write_stall, evicted (to make room at server.max_connections), refused (at the limit with none to evict)",
             connections_closed.clone(),
         );
+        let spans = Family::default();
+        registry.register(
+            "telemetry_spans",
+            "Trace spans by outcome: exported, queue_full (dropped: the export queue was full), export_failed (dropped: the collector did not take them)",
+            spans.clone(),
+        );
         Self {
+            spans,
             stalls,
             rescue_delay,
             connections_open,
@@ -349,6 +362,13 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// `count` trace spans ended with `outcome` (`exported`, `queue_full`, `export_failed`).
+    pub fn spans(&self, outcome: &'static str, count: u64) {
+        self.spans
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(count);
+    }
+
     /// A hedge was sent because `target` had no first byte after the hedge delay.
     pub fn hedge(&self, target: &str) {
         self.hedges.get_or_create(&target_label(target)).inc();

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub circuit_breaker: Option<RawBreaker>,
     pub server: Option<RawServer>,
+    pub telemetry: Option<RawTelemetry>,
 }
 
 /// `[auth]`
@@ -150,4 +151,15 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u32>,
     pub max_buffered_bytes: Option<RawSize>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
 }

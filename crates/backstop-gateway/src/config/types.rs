@@ -56,6 +56,8 @@ pub struct Config {
     pub retry: RetrySettings,
     /// HTTP server limits.
     pub server: ServerSettings,
+    /// The OpenTelemetry export; `None` (the default): no spans at all.
+    pub telemetry: Option<super::TelemetrySettings>,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
 }

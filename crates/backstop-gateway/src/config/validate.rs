@@ -36,6 +36,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let (timeouts, auto_idle) = timeouts_from_raw(raw.timeouts.unwrap_or_default())?;
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
+    let telemetry = super::telemetry::telemetry_from_raw(raw.telemetry.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
@@ -53,6 +54,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         breaker,
         retry,
         server,
+        telemetry,
         zero_config: false,
     })
 }

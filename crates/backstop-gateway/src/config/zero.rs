@@ -38,6 +38,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         breaker: BreakerSettings::default(),
         retry: RetrySettings::default(),
         server: ServerSettings::default(),
+        telemetry: None,
         zero_config: true,
     }
 }

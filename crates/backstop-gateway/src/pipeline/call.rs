@@ -31,10 +31,14 @@ pub async fn send(
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte_deadline).await);
     }
-    let call = gateway
-        .client()
-        .request(target, stream, body, request.protocol, &request.headers)
-        .send();
+    let mut call =
+        gateway
+            .client()
+            .request(target, stream, body, request.protocol, &request.headers);
+    if let Some(telemetry) = gateway.telemetry() {
+        call = call.headers(telemetry.inject(&opentelemetry::Context::current()));
+    }
+    let call = call.send();
     let response = match timeout_at(first_byte_deadline, call).await {
         Err(_) => {
             let message = "no response headers before the first_byte timeout";

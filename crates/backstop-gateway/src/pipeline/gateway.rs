@@ -11,6 +11,7 @@ use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
+use crate::telemetry::Telemetry;
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
@@ -58,6 +59,7 @@ pub struct Gateway {
     faults: RwLock<HashMap<String, InjectedFault>>,
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -77,14 +79,20 @@ impl Gateway {
 
     /// A gateway for `config`, loaded from `path` (used by reload).
     pub fn with_path(config: Config, path: Option<PathBuf>) -> Result<Self, reqwest::Error> {
+        let metrics = Arc::new(Metrics::new());
+        let telemetry = config
+            .telemetry
+            .as_ref()
+            .and_then(|settings| Telemetry::start(settings, metrics.clone()));
         Ok(Self {
+            telemetry,
             live: ArcSwap::from_pointee(Live::new(config)?),
             config_path: path,
             reloading: Mutex::new(()),
             health: RwLock::new(HashMap::new()),
             zero_models: RwLock::new(HashMap::new()),
             faults: RwLock::new(HashMap::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             drain: watch::Sender::new(None),
         })
     }
@@ -128,6 +136,11 @@ impl Gateway {
     /// Follows the drain deadline, for streams that must notice it while they wait.
     pub(crate) fn watch_drain(&self) -> watch::Receiver<Option<Instant>> {
         self.drain.subscribe()
+    }
+
+    /// The trace export, when `[telemetry]` turned it on (at start; a reload keeps it).
+    pub fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
     }
 
     /// The metrics registry.

@@ -14,5 +14,6 @@ mod operations;
 mod rescue;
 mod resilience;
 mod stalls;
+mod telemetry;
 mod threads;
 mod tls;
