@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod console;
+pub mod dashboard;
 pub mod demo;
 pub mod drill;
 pub mod http;

@@ -2,6 +2,7 @@
 //! construction: public model, target (`provider/upstream-model`), class, outcome,
 //! tier, status. Never keys, prompts or request ids.
 
+use crate::dashboard::Activity;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -92,6 +93,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
     spans: Family<OutcomeLabel, Counter>,
+    activity: Activity,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -231,6 +233,7 @@ impl Metrics {
             spans.clone(),
         );
         Self {
+            activity: Activity::default(),
             spans,
             stalls,
             rescue_delay,
@@ -279,6 +282,9 @@ impl Metrics {
                 model: labels.model.clone(),
             })
             .observe(elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        self.activity
+            .request(&labels.model, &labels.tier, latency_ms);
         self.requests.get_or_create(&labels).inc();
     }
 
@@ -295,6 +301,7 @@ impl Metrics {
             class: class.unwrap_or("none").to_string(),
         };
         self.attempts.get_or_create(&labels).inc();
+        self.activity.call(target, class);
     }
 
     /// One upstream stream that the gateway itself ended while it was healthy: `why` is
@@ -311,6 +318,7 @@ impl Metrics {
     /// A retry of the same target.
     pub fn retry(&self, target: &str) {
         self.retries.get_or_create(&target_label(target)).inc();
+        self.activity.retry(target);
     }
 
     /// A fallback model served instead of `from`.
@@ -320,6 +328,7 @@ impl Metrics {
             to: to.to_string(),
         };
         self.fallbacks.get_or_create(&labels).inc();
+        self.activity.fallback(from, to);
     }
 
     /// A breaker changed state; `gauge` is 0 closed, 1 half-open, 2 open.
@@ -332,6 +341,7 @@ impl Metrics {
             to: to.to_string(),
         };
         self.transitions.get_or_create(&labels).inc();
+        self.activity.circuit(target, to);
     }
 
     /// Tokens and cost of a successful attempt.
@@ -372,6 +382,7 @@ impl Metrics {
     /// A hedge was sent because `target` had no first byte after the hedge delay.
     pub fn hedge(&self, target: &str) {
         self.hedges.get_or_create(&target_label(target)).inc();
+        self.activity.hedge(target);
     }
 
     /// A stream of `target` was taken for stalled by `rule` (`fixed` or `adaptive`).
@@ -398,6 +409,12 @@ impl Metrics {
             outcome: outcome.to_string(),
         };
         self.rescues.get_or_create(&labels).inc();
+        self.activity.rescue(target, outcome);
+    }
+
+    /// The recent activity, for the dashboard.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 }
 

@@ -21,6 +21,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/dashboard", get(crate::dashboard::page))
         .merge(crate::admin::router(gateway.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
