@@ -103,3 +103,28 @@ def test_an_injected_fault_shows_the_breaker_open_and_reduced_answers(gateway):
     browse(f"{gateway.url}/dashboard#key={ADMIN_KEY}", f"--screenshot={shot}", "--window-size=1400,1000",
            "--hide-scrollbars", budget_ms=3000)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_the_demo_prints_the_dashboard_which_shows_its_outage():
+    from conftest import BINARY
+
+    demo = subprocess.Popen([BINARY, "demo"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        for line in demo.stdout:
+            if "watch it live: " in line:
+                url = line.split("watch it live: ", 1)[1].strip()
+            if line.startswith(" 15s "):  # three seconds into the outage act
+                break
+        assert url and url.endswith("/dashboard"), "the demo names its dashboard"
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        shot = OUTPUT / "dashboard-demo-outage.png"
+        dom, console = browse(url, "--dump-dom", budget_ms=2000)
+        browse(url, f"--screenshot={shot}", "--window-size=1400,1000", "--hide-scrollbars", budget_ms=2000)
+    finally:
+        demo.kill()
+        demo.wait()
+    assert 'data-target="openai/gpt-4o" data-state="open"' in dom, dom
+    assert "reduced" in dom
+    assert not [line for line in console if "Uncaught" in line], console
+    assert shot.exists() and shot.stat().st_size > 10_000
