@@ -128,3 +128,49 @@ def test_the_demo_prints_the_dashboard_which_shows_its_outage():
     assert "reduced" in dom
     assert not [line for line in console if "Uncaught" in line], console
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_the_page_follows_a_fault_within_3_s_and_forces_a_breaker(gateway):
+    import asyncio
+
+    from browser import Browser
+
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    target = "oa/gpt-4o-mini"
+    row = f'document.querySelector(\'tr[data-target="{target}"]\')'
+
+    async def drive():
+        async with Browser() as page:
+            await page.go(f"{gateway.url}/dashboard")
+            assert await page.until("!document.getElementById('login').hidden", 5)
+            assert await page.js("document.getElementById('app').hidden")
+            await page.js("document.getElementById('key').value = " + json.dumps(ADMIN_KEY))
+            await page.js("document.querySelector('#login button').click()")
+            assert await page.until(f"{row} && {row}.dataset.state === 'closed'", 5)
+            assert await page.js("sessionStorage.getItem('backstop-admin-key')") == ADMIN_KEY
+
+            status, _, body = http("POST", f"{gateway.url}/admin/faults",
+                                   {"target": target, "kind": "status", "status": 503, "duration": "60s"}, admin)
+            assert status == 200, body
+            for _ in range(3):
+                assert ask(gateway)[0] == 200
+            assert await page.until(f"{row}.dataset.state === 'open'", 3), "the breaker shows open within 3 s"
+            assert await page.until(
+                "document.querySelector('tr[data-model=\"gpt\"]').dataset.tiers.includes('reduced')", 3)
+
+            # Close it from the page (the confirmation accepted), then open it again.
+            await page.js("window.confirm = () => true")
+            await page.js(f"document.querySelector('[aria-label=\"Close the breaker of {target}\"]').click()")
+            assert await page.until(f"{row}.dataset.state === 'closed'", 3)
+            await page.js(f"document.querySelector('[aria-label=\"Open the breaker of {target}\"]').click()")
+            assert await page.until(f"{row}.dataset.state === 'open'", 3)
+            targets = json.loads(http("GET", f"{gateway.url}/admin/targets", headers=admin)[2])["targets"]
+            assert [t["state"] for t in targets if t["target"] == target] == ["open"]
+            # A refused confirmation does nothing.
+            await page.js("window.confirm = () => false")
+            await page.js(f"document.querySelector('[aria-label=\"Close the breaker of {target}\"]').click()")
+            await asyncio.sleep(1.5)
+            assert await page.js(f"{row}.dataset.state") == "open"
+            assert page.errors == [], page.errors
+
+    asyncio.run(drive())
