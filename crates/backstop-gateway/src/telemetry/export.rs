@@ -124,3 +124,42 @@ impl HttpClient for CollectorClient {
         Ok(out.body(body)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{Tracer, TracerProvider};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// A collector that never answers.
+    #[derive(Debug)]
+    struct Stuck;
+
+    impl SpanExporter for Stuck {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stuck_collector_fills_the_queue_and_further_spans_are_dropped_and_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let processor =
+            QueueProcessor::start(Stuck, metrics.clone(), &tokio::runtime::Handle::current());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        // One batch leaves for the stuck export; the queue holds the next QUEUE_SPANS.
+        tracer.in_span("first", |_| {});
+        tokio::task::yield_now().await;
+        for _ in 0..QUEUE_SPANS + 100 {
+            tracer.in_span("span", |_| {});
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains("backstop_telemetry_spans_total{outcome=\"queue_full\"} 100"),
+            "{text}"
+        );
+    }
+}
