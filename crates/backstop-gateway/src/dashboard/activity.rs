@@ -110,7 +110,14 @@ impl Activity {
             .unwrap_or(TIERS.len() - 1);
         let mut inner = self.lock();
         let bucket = inner.bucket();
-        bucket.tiers.entry(model.to_string()).or_default()[index] += 1;
+        match bucket.tiers.get_mut(model) {
+            Some(counts) => counts[index] += 1,
+            None => {
+                let mut counts = [0; TIERS.len()];
+                counts[index] = 1;
+                bucket.tiers.insert(model.to_string(), counts);
+            }
+        }
         bucket.requests += 1;
         bucket.latency_ms += latency_ms;
         bucket.latency_max_ms = bucket.latency_max_ms.max(latency_ms);
