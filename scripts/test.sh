@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import openai, anthropic, pytest" 2>/dev/null; then
+if ! python3 -c "import openai, anthropic, pytest, websockets" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 fi
 
