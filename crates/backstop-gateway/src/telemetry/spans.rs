@@ -38,10 +38,12 @@ pub enum SpanEnd<'a> {
 }
 
 /// The span of one client request; it ends when the last of its routes is dropped, that
-/// is once the answer (a stream included) is over.
+/// is once the answer (a stream included) is over. A request left out by sampling makes
+/// no spans: its upstream calls only carry its trace context on.
 pub struct RequestTrace {
     telemetry: Arc<Telemetry>,
     cx: Context,
+    sampled: bool,
 }
 
 impl RequestTrace {
@@ -52,28 +54,37 @@ impl RequestTrace {
             Protocol::Anthropic => "/v1/messages",
             _ => "/v1/chat/completions",
         };
-        let model = request.envelope.model.clone();
-        let span = telemetry
+        // Named and described only once sampled: a request left out costs no allocation for them.
+        let mut span = telemetry
             .tracer()
-            .span_builder(format!("chat {model}"))
+            .span_builder("chat")
             .with_kind(SpanKind::Server)
-            .with_attributes([
+            .start_with_context(telemetry.tracer(), &parent);
+        let sampled = span.span_context().is_sampled();
+        if sampled {
+            let model = request.envelope.model.clone();
+            span.update_name(format!("chat {model}"));
+            span.set_attributes([
                 KeyValue::new("gen_ai.operation.name", "chat"),
                 KeyValue::new("gen_ai.request.model", model),
                 KeyValue::new("http.request.method", "POST"),
                 KeyValue::new("url.path", path),
                 KeyValue::new("backstop.request_id", request.request_id().to_string()),
                 KeyValue::new("backstop.stream", request.envelope.stream),
-            ])
-            .start_with_context(telemetry.tracer(), &parent);
+            ]);
+        }
         Arc::new(Self {
             telemetry: telemetry.clone(),
             cx: parent.with_span(span),
+            sampled,
         })
     }
 
     /// Notes how the request was answered: status, tier, who served and how many calls it took.
     pub fn answered(&self, status: u16, tier: &str, meta: Option<&ServedMeta>) {
+        if !self.sampled {
+            return;
+        }
         let span = self.cx.span();
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
@@ -117,8 +128,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RouteTrace {
-    /// Starts the span of call `number` to `route`; returns the context the call runs in.
+    /// Starts the span of call `number` to `route` (none when the request is not sampled);
+    /// returns the context the call runs in.
     fn start(&self, route: &Route, number: u32, kind: CallKind) -> Context {
+        if !self.request.sampled {
+            return self.request.cx.clone();
+        }
         let target = &route.target;
         let mut attributes = vec![
             KeyValue::new("gen_ai.operation.name", "chat"),
@@ -166,6 +181,9 @@ impl RouteTrace {
 
     /// Ends the span of call `number` (a hedge if `hedge`) with how it ended.
     pub fn end(&self, route: &Route, number: u32, hedge: bool, ended: SpanEnd<'_>) {
+        if !self.request.sampled {
+            return;
+        }
         let span = {
             let mut open = lock(&self.open);
             let at = open.iter().position(|(n, _)| *n == number);

@@ -258,3 +258,51 @@ async fn a_dead_collector_loses_spans_not_requests() {
     }
     assert!(lost, "failed exports are counted");
 }
+
+#[tokio::test]
+async fn a_request_left_out_by_sampling_makes_no_span_but_carries_its_trace_on() {
+    let collector = collector().await;
+    let telemetry = format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n",
+        collector.url
+    );
+    let s = setup(&telemetry).await;
+    assert_eq!(s.ask("gpt", false).await.status(), 200);
+    // A client's sampled trace is followed whatever the ratio.
+    let response = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&chat("gpt", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let arrived = eventually(Duration::from_secs(10), || {
+        collector.spans.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert!(arrived);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let spans = collector.spans.lock().unwrap().clone();
+    assert_eq!(
+        spans.len(),
+        2,
+        "only the client-sampled request's spans: {spans:?}"
+    );
+    assert!(spans
+        .iter()
+        .all(|(_, span)| hex(&span.trace_id) == CLIENT_TRACE));
+    let sent: Vec<String> = s
+        .primary
+        .requests()
+        .iter()
+        .map(|r| r.headers.get("traceparent").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[0].starts_with("00-") && sent[0].ends_with("-00"),
+        "{sent:?}"
+    );
+    assert!(!sent[0].contains(CLIENT_TRACE));
+    assert!(sent[1].starts_with(&format!("00-{CLIENT_TRACE}-")) && sent[1].ends_with("-01"));
+}
