@@ -28,7 +28,7 @@ impl Gateway {
         let started = Instant::now();
         let trace = self
             .telemetry()
-            .map(|telemetry| RequestTrace::start(telemetry, &request));
+            .and_then(|telemetry| RequestTrace::start(telemetry, &request));
         let result = self.serve_inner(&request, trace.as_ref()).await;
         let (status, meta) = match &result {
             Ok(response) => (

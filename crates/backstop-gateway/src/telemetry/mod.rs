@@ -27,6 +27,7 @@ pub struct Telemetry {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
+    sample_ratio: f64,
 }
 
 impl Telemetry {
@@ -60,8 +61,9 @@ impl Telemetry {
             .build();
         // The processor hands spans straight to the exporter, which puts the resource on each batch.
         exporter.set_resource(&resource);
-        let sampler =
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
+        // New traces are sampled before any span is made (see `RequestTrace::start`); the SDK
+        // records those and follows a client's decision for its own trace.
+        let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(QueueProcessor::start(exporter, metrics, &runtime))
             .with_sampler(sampler)
@@ -73,7 +75,14 @@ impl Telemetry {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            sample_ratio: settings.sample_ratio,
         }))
+    }
+
+    /// Whether a request that came without a `traceparent` starts a trace: with the
+    /// probability `sample_ratio`.
+    pub(crate) fn sample_new_trace(&self) -> bool {
+        self.sample_ratio >= 1.0 || rand::random::<f64>() < self.sample_ratio
     }
 
     /// The tracer spans are started with.

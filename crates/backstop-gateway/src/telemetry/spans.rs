@@ -38,8 +38,8 @@ pub enum SpanEnd<'a> {
 }
 
 /// The span of one client request; it ends when the last of its routes is dropped, that
-/// is once the answer (a stream included) is over. A request left out by sampling makes
-/// no spans: its upstream calls only carry its trace context on.
+/// is once the answer (a stream included) is over. A request of a client's trace that the
+/// client did not sample makes no spans: its upstream calls only carry that trace on.
 pub struct RequestTrace {
     telemetry: Arc<Telemetry>,
     cx: Context,
@@ -48,7 +48,11 @@ pub struct RequestTrace {
 
 impl RequestTrace {
     /// Starts the span of `request`, a child of the client's `traceparent` if it sent one.
-    pub fn start(telemetry: &Arc<Telemetry>, request: &ClientRequest) -> Arc<Self> {
+    /// `None` for a request without one that sampling leaves out: nothing more is done for it.
+    pub fn start(telemetry: &Arc<Telemetry>, request: &ClientRequest) -> Option<Arc<Self>> {
+        if !request.headers.contains_key("traceparent") && !telemetry.sample_new_trace() {
+            return None;
+        }
         let parent = telemetry.extract(&request.headers);
         let path = match request.protocol {
             Protocol::Anthropic => "/v1/messages",
@@ -73,11 +77,11 @@ impl RequestTrace {
                 KeyValue::new("backstop.stream", request.envelope.stream),
             ]);
         }
-        Arc::new(Self {
+        Some(Arc::new(Self {
             telemetry: telemetry.clone(),
             cx: parent.with_span(span),
             sampled,
-        })
+        }))
     }
 
     /// Notes how the request was answered: status, tier, who served and how many calls it took.

@@ -260,7 +260,7 @@ async fn a_dead_collector_loses_spans_not_requests() {
 }
 
 #[tokio::test]
-async fn a_request_left_out_by_sampling_makes_no_span_but_carries_its_trace_on() {
+async fn sampling_follows_the_ratio_and_the_clients_own_decision() {
     let collector = collector().await;
     let telemetry = format!(
         "[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n",
@@ -299,10 +299,22 @@ async fn a_request_left_out_by_sampling_makes_no_span_but_carries_its_trace_on()
         .map(|r| r.headers.get("traceparent").cloned().unwrap_or_default())
         .collect();
     assert_eq!(sent.len(), 2);
-    assert!(
-        sent[0].starts_with("00-") && sent[0].ends_with("-00"),
-        "{sent:?}"
-    );
-    assert!(!sent[0].contains(CLIENT_TRACE));
+    assert_eq!(sent[0], "", "a request nobody traces carries no trace");
     assert!(sent[1].starts_with(&format!("00-{CLIENT_TRACE}-")) && sent[1].ends_with("-01"));
+    // A client's trace that it did not sample is carried on, unrecorded.
+    let response = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"))
+        .json(&chat("gpt", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let last = s.primary.requests().last().unwrap().headers["traceparent"].clone();
+    assert!(
+        last.starts_with(&format!("00-{CLIENT_TRACE}-")) && last.ends_with("-00"),
+        "{last}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(collector.spans.lock().unwrap().len(), 2);
 }
