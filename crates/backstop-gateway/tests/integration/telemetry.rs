@@ -318,3 +318,50 @@ async fn sampling_follows_the_ratio_and_the_clients_own_decision() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(collector.spans.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_hedge_that_wins_is_its_own_span_and_the_slow_call_ends_cancelled() {
+    let collector = collector().await;
+    let config = format!(
+        "[models.hedged]\ntargets = [{{ provider = \"primary\", model = \"h\", weight = 1000000 }}, {{ provider = \"secondary\", model = \"h\", weight = 1 }}]\nhedge = {{ delay = \"200ms\" }}\n[telemetry]\notlp_endpoint = \"{}\"\n",
+        collector.url
+    );
+    let s = setup(&config).await;
+    fault(&s.primary, json!({"kind": "delay_headers", "delay": "3s"})).await;
+    let response = s.ask("hedged", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-target"], "secondary/h");
+    let arrived = eventually(Duration::from_secs(10), || {
+        collector.spans.lock().unwrap().len() >= 3
+    })
+    .await;
+    let spans: Vec<Span> = collector
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, span)| span.clone())
+        .collect();
+    assert!(arrived, "{spans:?}");
+    let request = spans.iter().find(|s| s.name == "chat hedged").unwrap();
+    let outcome = |name: &str| {
+        let span = spans
+            .iter()
+            .find(|s| s.name == name && s.parent_span_id == request.span_id)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:?}"));
+        (
+            attribute(span, "backstop.target"),
+            attribute(span, "backstop.outcome"),
+            attribute(span, "backstop.hedge"),
+        )
+    };
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        outcome("chat h"),
+        (some("primary/h"), some("cancelled"), None)
+    );
+    assert_eq!(
+        outcome("hedge h"),
+        (some("secondary/h"), some("answered"), some("true"))
+    );
+}
