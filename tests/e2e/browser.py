@@ -72,10 +72,12 @@ class Browser:
         return result["result"].get("value")
 
     async def until(self, expression, timeout):
-        """Polls `expression` until it is truthy; returns whether it became so within `timeout` seconds."""
+        """Polls `expression` until it is truthy (an expression that throws, e.g. on a page still
+        loading, is not yet); returns whether it became so within `timeout` seconds."""
+        guarded = f"(() => {{ try {{ return !!({expression}); }} catch (error) {{ return false; }} }})()"
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if await self.js(expression):
+            if await self.js(guarded):
                 return True
             await asyncio.sleep(0.05)
-        return bool(await self.js(expression))
+        return bool(await self.js(guarded))

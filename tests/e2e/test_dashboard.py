@@ -142,7 +142,7 @@ def test_the_page_follows_a_fault_within_3_s_and_forces_a_breaker(gateway):
     async def drive():
         async with Browser() as page:
             await page.go(f"{gateway.url}/dashboard")
-            assert await page.until("!document.getElementById('login').hidden", 5)
+            assert await page.until("location.pathname === '/dashboard' && !document.getElementById('login').hidden", 5)
             assert await page.js("document.getElementById('app').hidden")
             await page.js("document.getElementById('key').value = " + json.dumps(ADMIN_KEY))
             await page.js("document.querySelector('#login button').click()")
