@@ -6,6 +6,7 @@ to `reduced`, with no console errors; a screenshot is kept in the test's output.
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -128,7 +129,8 @@ def test_the_demo_prints_the_dashboard_which_shows_its_outage():
     finally:
         demo.kill()
         demo.wait()
-    assert 'data-target="openai/gpt-4o" data-state="open"' in dom, dom
+    # Both channels of `smart` fail; each breaker is open but for its brief half-open probes.
+    assert re.search(r'data-target="(openai|azure)/gpt-4o" data-state="open"', dom), dom
     assert "reduced" in dom
     assert not [line for line in console if "Uncaught" in line], console
     assert shot.exists() and shot.stat().st_size > 10_000
