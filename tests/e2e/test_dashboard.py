@@ -131,7 +131,7 @@ def test_the_demo_prints_the_dashboard_which_shows_its_outage():
         demo.wait()
     # Both channels of `smart` fail; each breaker is open but for its brief half-open probes.
     assert re.search(r'data-target="(openai|azure)/gpt-4o" data-state="open"', dom), dom
-    assert "reduced" in dom
+    assert re.search(r'data-model="smart" data-tiers="[^"]*reduced \d+', dom), dom
     assert not [line for line in console if "Uncaught" in line], console
     assert shot.exists() and shot.stat().st_size > 10_000
 
