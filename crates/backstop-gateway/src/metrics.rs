@@ -2,6 +2,7 @@
 //! construction: public model, target (`provider/upstream-model`), class, outcome,
 //! tier, status. Never keys, prompts or request ids.
 
+use crate::dashboard::Activity;
 use crate::state_metrics::StateMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -95,6 +96,13 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
     tools: ToolMetrics,
+    spans: Family<OutcomeLabel, Counter>,
+    activity: Activity,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 /// The metrics of tool and MCP calls and of provider status pages.
@@ -293,8 +301,16 @@ impl Metrics {
         );
         let state = StateMetrics::register(&mut registry);
         let tools = ToolMetrics::register(&mut registry);
+        let spans = Family::default();
+        registry.register(
+            "telemetry_spans",
+            "Trace spans by outcome: exported, queue_full (dropped: the export queue was full), export_failed (dropped: the collector did not take them)",
+            spans.clone(),
+        );
         Self {
             tools,
+            activity: Activity::default(),
+            spans,
             stalls,
             corrections,
             rescue_delay,
@@ -344,6 +360,9 @@ impl Metrics {
                 model: labels.model.clone(),
             })
             .observe(elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        self.activity
+            .request(&labels.model, &labels.tier, latency_ms);
         self.requests.get_or_create(&labels).inc();
     }
 
@@ -360,6 +379,7 @@ impl Metrics {
             class: class.unwrap_or("none").to_string(),
         };
         self.attempts.get_or_create(&labels).inc();
+        self.activity.call(target, class);
     }
 
     /// One upstream stream that the gateway itself ended while it was healthy: `why` is
@@ -376,6 +396,7 @@ impl Metrics {
     /// A retry of the same target.
     pub fn retry(&self, target: &str) {
         self.retries.get_or_create(&target_label(target)).inc();
+        self.activity.retry(target);
     }
 
     /// A fallback model served instead of `from`.
@@ -385,6 +406,7 @@ impl Metrics {
             to: to.to_string(),
         };
         self.fallbacks.get_or_create(&labels).inc();
+        self.activity.fallback(from, to);
     }
 
     /// A breaker changed state; `gauge` is 0 closed, 1 half-open, 2 open.
@@ -397,6 +419,7 @@ impl Metrics {
             to: to.to_string(),
         };
         self.transitions.get_or_create(&labels).inc();
+        self.activity.circuit(target, to);
     }
 
     /// Tokens and cost of a successful attempt.
@@ -427,9 +450,17 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// `count` trace spans ended with `outcome` (`exported`, `queue_full`, `export_failed`).
+    pub fn spans(&self, outcome: &'static str, count: u64) {
+        self.spans
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(count);
+    }
+
     /// A hedge was sent because `target` had no first byte after the hedge delay.
     pub fn hedge(&self, target: &str) {
         self.hedges.get_or_create(&target_label(target)).inc();
+        self.activity.hedge(target);
     }
 
     /// An answer of `model` whose shape was checked: `valid`, `corrected` or `exhausted`.
@@ -465,6 +496,12 @@ impl Metrics {
             outcome: outcome.to_string(),
         };
         self.rescues.get_or_create(&labels).inc();
+        self.activity.rescue(target, outcome);
+    }
+
+    /// The recent activity, for the dashboard.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 }
 

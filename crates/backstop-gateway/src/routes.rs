@@ -22,6 +22,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/dashboard", get(crate::dashboard::page))
         .merge(crate::admin::router(gateway.clone()))
         .merge(crate::responses::router(gateway.clone()))
         .merge(crate::embeddings::router(gateway.clone()))

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub tools: BTreeMap<String, RawTool>,
     #[serde(default)]
     pub mcp: BTreeMap<String, RawMcp>,
+    pub telemetry: Option<RawTelemetry>,
 }
 
 /// `[auth]`
@@ -238,4 +239,15 @@ pub struct RawToolRetry {
     pub max_delay: Option<String>,
     pub respect_retry_after: Option<bool>,
     pub post: Option<bool>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
 }

@@ -72,7 +72,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "lisen = \"127.0.0.1:1\"\n",
-            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `tools`, `mcp`",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `tools`, `mcp`, `telemetry`",
         ),
         (
             "[providers.a]\nkind = \"watsonx\"\n",
@@ -276,4 +276,33 @@ fn the_responses_section_is_read_and_checked() {
     assert!(error.contains("responses.ttl"), "{error}");
     let error = error_of(&format!("{BASE}[responses]\nkeep = 1\n"));
     assert!(error.contains("responses.keep"), "{error}");
+}
+
+#[test]
+fn telemetry_is_off_by_default_and_checked_when_on() {
+    let model = "[models.m]\ntargets = [{ provider = \"o\", model = \"x\" }]\n";
+    let off = parse(&format!("{BASE}{model}"), &env).unwrap();
+    assert!(off.telemetry.is_none());
+    let on = parse(
+        &format!("{BASE}{model}[telemetry]\notlp_endpoint = \"http://collector:4318\"\nsample_ratio = 0.25\nresource = {{ \"deployment.environment\" = \"prod\" }}\n"),
+        &env,
+    )
+    .unwrap();
+    let telemetry = on.telemetry.unwrap();
+    assert_eq!(telemetry.traces_url(), "http://collector:4318/v1/traces");
+    assert_eq!(telemetry.service_name, "backstop");
+    assert_eq!(telemetry.sample_ratio, 0.25);
+    assert_eq!(telemetry.resource["deployment.environment"], "prod");
+    let error = error_of(&format!(
+        "{BASE}{model}[telemetry]\notlp_endpoint = \"collector:4318\"\n"
+    ));
+    assert!(error.contains("telemetry.otlp_endpoint"), "{error}");
+    let error = error_of(&format!(
+        "{BASE}{model}[telemetry]\notlp_endpoint = \"http://c:4318\"\nsample_ratio = 1.5\n"
+    ));
+    assert!(error.contains("telemetry.sample_ratio"), "{error}");
+    let error = error_of(&format!(
+        "{BASE}{model}[telemetry]\notlp_endpoint = \"http://c:4318\"\nsample_rate = 0.5\n"
+    ));
+    assert!(error.contains("sample_rate"), "{error}");
 }

@@ -60,6 +60,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// Stored Responses API answers.
     pub responses: ResponsesSettings,
+    /// The OpenTelemetry export; `None` (the default): no spans at all.
+    pub telemetry: Option<super::TelemetrySettings>,
     /// Built from the environment, with no file: any model name of a configured provider is served.
     pub zero_config: bool,
     /// Tool APIs by name (`[tools.NAME]`).

@@ -43,6 +43,7 @@ pub fn validate(
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
     let responses = responses_from_raw(raw.responses.unwrap_or_default())?;
+    let telemetry = super::telemetry::telemetry_from_raw(raw.telemetry.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
@@ -64,6 +65,7 @@ pub fn validate(
         retry,
         server,
         responses,
+        telemetry,
         zero_config: false,
         tools,
         mcp,

@@ -44,6 +44,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         retry: RetrySettings::default(),
         server: ServerSettings::default(),
         responses: ResponsesSettings::default(),
+        telemetry: None,
         zero_config: true,
         tools: BTreeMap::new(),
         mcp: BTreeMap::new(),

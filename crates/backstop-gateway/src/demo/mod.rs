@@ -110,7 +110,7 @@ async fn tell(
     write(
         out,
         &format!(
-            "Backstop demo: a gateway on {url} and three mock providers.\n  model `{}` = {} + {} (balanced), fallback `backup` = {}\n  {} requests per second for {} s; breakers open after 3 failures, for {} ms\n",
+            "Backstop demo: a gateway on {url} and three mock providers.\n  watch it live: {url}/dashboard\n  model `{}` = {} + {} (balanced), fallback `backup` = {}\n  {} requests per second for {} s; breakers open after 3 failures, for {} ms\n",
             config::MODEL,
             config::PRIMARY[0],
             config::PRIMARY[1],

@@ -9,6 +9,7 @@ use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::metrics::Metrics;
+use crate::telemetry::{traced_call, CallKind};
 use backstop_core::{Attempt, Attempts, Candidate, FailureClass, Observer, Verdict};
 use std::future::Future;
 use std::sync::Arc;
@@ -60,10 +61,12 @@ impl Attempts for RequestAttempts<'_> {
     fn call(
         &self,
         candidate: &Candidate<Route>,
-        _attempt: u32,
+        attempt: u32,
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send {
         let deadline = request_deadline(self.gateway, self.request);
-        call(self.gateway, self.request, &candidate.inner, deadline)
+        let route = &candidate.inner;
+        let call = call(self.gateway, self.request, route, deadline);
+        traced_call(route, attempt, CallKind::Attempt, call)
     }
 
     fn classify(&self, error: &AttemptError) -> Verdict {

@@ -32,7 +32,10 @@ pub async fn send(
         return Err(fault.play(first_byte_deadline).await);
     }
     let client = gateway.client();
-    let built = client.request(target, stream, body, request.protocol, &request.headers);
+    let mut built = client.request(target, stream, body, request.protocol, &request.headers);
+    if let Some(telemetry) = gateway.telemetry() {
+        built = built.headers(telemetry.inject(&opentelemetry::Context::current()));
+    }
     let call = crate::channels::send(&client, target.provider.channel_auth.as_ref(), built);
     let response = match timeout_at(first_byte_deadline, call).await {
         Err(_) => {

@@ -12,6 +12,7 @@ use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
 use crate::responses::{MemoryStore, ResponseStore};
+use crate::telemetry::Telemetry;
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
 use backstop_core::{Breaker, BreakerConfig, LatencyStats, RetryBudget};
@@ -80,6 +81,7 @@ pub struct Gateway {
     responses: Arc<dyn ResponseStore>,
     status_board: crate::status_page::StatusBoard,
     tool_health: crate::tools::ToolHealthMap,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -99,14 +101,20 @@ impl Gateway {
 
     /// A gateway for `config`, loaded from `path` (used by reload).
     pub fn with_path(config: Config, path: Option<PathBuf>) -> Result<Self, reqwest::Error> {
+        let metrics = Arc::new(Metrics::new());
+        let telemetry = config
+            .telemetry
+            .as_ref()
+            .and_then(|settings| Telemetry::start(settings, metrics.clone()));
         Ok(Self {
+            telemetry,
             live: ArcSwap::from_pointee(Live::new(config)?),
             config_path: path,
             reloading: Mutex::new(()),
             health: RwLock::new(HashMap::new()),
             zero_models: RwLock::new(HashMap::new()),
             faults: RwLock::new(HashMap::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             drain: watch::Sender::new(None),
             state: OnceLock::new(),
             responses: Arc::new(MemoryStore::default()),
@@ -169,6 +177,11 @@ impl Gateway {
     /// The breakers and clients of tools and MCP servers.
     pub fn tool_health(&self) -> &crate::tools::ToolHealthMap {
         &self.tool_health
+    }
+
+    /// The trace export, when `[telemetry]` turned it on (at start; a reload keeps it).
+    pub fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
     }
 
     /// The metrics registry.

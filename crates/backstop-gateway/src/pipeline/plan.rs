@@ -3,6 +3,7 @@
 
 use super::{Gateway, TargetHealth};
 use crate::config::{Balance, Config, ContentFilterPolicy, Model, Target};
+use crate::telemetry::{RequestTrace, RouteTrace};
 use backstop_core::{Backoff, BalanceCandidate, BreakerState, Candidate, Retry, Strategy};
 use std::sync::Arc;
 
@@ -17,17 +18,25 @@ pub struct Route {
     pub health: Arc<TargetHealth>,
     /// True when `model` is not the model the client asked for.
     pub is_fallback: bool,
+    /// The spans of its calls, when the request is traced.
+    pub trace: Option<Arc<RouteTrace>>,
 }
 
 /// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
 /// looked up in `config` (the request's snapshot). The targets of one model form one
-/// group: another channel of the model asked for comes before a retry in place.
-pub fn plan(gateway: &Gateway, config: &Config, requested: &Arc<Model>) -> Vec<Candidate<Route>> {
+/// group: another channel of the model asked for comes before a retry in place. Each
+/// route's calls are traced under `trace`, when the request is traced.
+pub fn plan(
+    gateway: &Gateway,
+    config: &Config,
+    requested: &Arc<Model>,
+    trace: Option<&Arc<RequestTrace>>,
+) -> Vec<Candidate<Route>> {
     let mut out = Vec::new();
-    push_model(gateway, requested, 0, &mut out);
+    push_model(gateway, requested, 0, trace, &mut out);
     for (index, name) in requested.fallbacks.iter().enumerate() {
         if let Some(fallback) = config.models.get(name) {
-            push_model(gateway, fallback, index + 1, &mut out);
+            push_model(gateway, fallback, index + 1, trace, &mut out);
         }
     }
     out
@@ -37,6 +46,7 @@ fn push_model(
     gateway: &Gateway,
     model: &Arc<Model>,
     group: usize,
+    trace: Option<&Arc<RequestTrace>>,
     out: &mut Vec<Candidate<Route>>,
 ) {
     let healths: Vec<Arc<TargetHealth>> = model
@@ -66,6 +76,7 @@ fn push_model(
                     target: target.clone(),
                     health: health.clone(),
                     is_fallback: group > 0,
+                    trace: trace.map(RequestTrace::route),
                 },
             });
         }

@@ -5,6 +5,7 @@
 use super::failure::Failure;
 use super::plan::Route;
 use crate::metrics::Metrics;
+use crate::telemetry::SpanEnd;
 use backstop_core::{Attempt, FailureClass};
 use backstop_protocol::Usage;
 
@@ -22,6 +23,14 @@ pub enum Ended<'a> {
 /// Records how `attempt` on `route` ended.
 pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended: Ended<'_>) {
     let label = &route.target.label;
+    let traced = route.trace.as_ref().map(|trace| {
+        (
+            trace,
+            attempt.number(),
+            attempt.is_hedge(),
+            span_end(&ended),
+        )
+    });
     match ended {
         Ended::Answered(usage) => {
             attempt.finish(None);
@@ -59,6 +68,10 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
             metrics.attempt_cut(label, reason);
         }
     }
+    // After the breaker has the outcome, so that the span shows the state it left.
+    if let Some((trace, number, hedge, end)) = traced {
+        trace.end(route, number, hedge, end);
+    }
 }
 
 /// Counts the tokens and cost of an answer (of a whole attempt, or of one call of it whose
@@ -73,4 +86,13 @@ pub fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
         usage.output_tokens,
         cost,
     );
+}
+
+/// How an attempt's span ends.
+fn span_end<'a>(ended: &Ended<'a>) -> SpanEnd<'a> {
+    match ended {
+        Ended::Answered(usage) => SpanEnd::Answered(*usage),
+        Ended::Failed(failure) => SpanEnd::Failed(failure.class, failure.status),
+        Ended::Cut(reason) => SpanEnd::Cut(reason),
+    }
 }

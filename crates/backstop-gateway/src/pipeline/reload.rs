@@ -30,7 +30,8 @@ pub struct Reloaded {
 }
 
 /// Checks `new` against the running `old` and keeps in `new` the running values of what
-/// a reload cannot change (the listen address, the worker threads), returning those keys
+/// a reload cannot change (the listen address, the worker threads, the trace export),
+/// returning those keys
 /// when the file changed them.
 pub fn vet(old: &Config, new: &mut Config) -> Result<Vec<&'static str>, ReloadError> {
     if new.models.is_empty() {
@@ -60,6 +61,10 @@ pub fn vet(old: &Config, new: &mut Config) -> Result<Vec<&'static str>, ReloadEr
         restart_required.push("state");
         new.state = old.state.clone();
         new.state_prefix = old.state_prefix.clone();
+    }
+    if new.telemetry != old.telemetry {
+        restart_required.push("telemetry");
+        new.telemetry = old.telemetry.clone();
     }
     Ok(restart_required)
 }
@@ -121,5 +126,13 @@ mod tests {
         let mut new = config("listen = \"127.0.0.1:7001\"\n[server]\nthreads = 4\n");
         assert_eq!(vet(&old, &mut new).unwrap(), ["listen", "server.threads"]);
         assert_eq!((new.listen, new.server.threads), (old.listen, Some(2)));
+    }
+
+    #[test]
+    fn telemetry_needs_a_restart_and_keeps_its_running_value() {
+        let old = config("");
+        let mut new = config("[telemetry]\notlp_endpoint = \"http://c:4318\"\n");
+        assert_eq!(vet(&old, &mut new).unwrap(), ["telemetry"]);
+        assert!(new.telemetry.is_none());
     }
 }

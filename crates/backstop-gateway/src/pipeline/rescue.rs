@@ -16,6 +16,7 @@ use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::http::{ApiError, ErrorKind};
+use crate::telemetry::{traced_call, CallKind};
 use backstop_core::{Attempt, Attempts, Candidate, FailureClass, Observer, Policy, Verdict};
 use backstop_protocol::{ContentPart, Message, Role};
 use bytes::Bytes;
@@ -134,10 +135,10 @@ impl Attempts for ContinuationAttempts<'_> {
     fn call(
         &self,
         candidate: &Candidate<Route>,
-        _attempt: u32,
+        attempt: u32,
     ) -> impl Future<Output = Result<reqwest::Response, AttemptError>> + Send {
         let route = &candidate.inner;
-        async move {
+        let call = async move {
             if !self.prefill.is_empty() && !accepts_prefill(route) {
                 let why = ApiError::new(ErrorKind::InvalidRequest, "does not accept a prefill");
                 return Err(AttemptError::Unsendable(why));
@@ -156,7 +157,8 @@ impl Attempts for ContinuationAttempts<'_> {
             )
             .await
             .map_err(AttemptError::Failed)
-        }
+        };
+        traced_call(route, attempt, CallKind::Continuation, call)
     }
 
     fn classify(&self, error: &AttemptError) -> Verdict {

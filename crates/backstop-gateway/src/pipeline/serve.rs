@@ -13,6 +13,7 @@ use super::Gateway;
 use crate::config::Model;
 use crate::http::{ApiError, ErrorKind, ServedMeta};
 use crate::metrics::RequestLabels;
+use crate::telemetry::RequestTrace;
 use axum::response::Response;
 use backstop_core::{engine, Candidate, Exhausted, FailureClass, Policy, Served, StopReason};
 use std::sync::Arc;
@@ -26,7 +27,10 @@ impl Gateway {
         request: Arc<ClientRequest>,
     ) -> Result<Response, ApiError> {
         let started = Instant::now();
-        let result = self.serve_inner(&request).await;
+        let trace = self
+            .telemetry()
+            .and_then(|telemetry| RequestTrace::start(telemetry, &request));
+        let result = self.serve_inner(&request, trace.as_ref()).await;
         let (status, meta) = match &result {
             Ok(response) => (
                 response.status(),
@@ -39,6 +43,9 @@ impl Gateway {
             .as_ref()
             .filter(|_| status.is_success())
             .map_or("none", ServedMeta::tier);
+        if let Some(trace) = &trace {
+            trace.answered(status.as_u16(), tier, meta.as_ref());
+        }
         if let Some(meta) = meta.as_ref().filter(|m| m.fallback && status.is_success()) {
             self.metrics().fallback(requested, &meta.model);
         }
@@ -72,9 +79,10 @@ impl Gateway {
     async fn serve_inner(
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
+        trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
-        let candidates = plan::plan(self, &request.config, &model);
+        let candidates = plan::plan(self, &request.config, &model, trace);
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()

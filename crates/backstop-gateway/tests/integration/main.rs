@@ -20,6 +20,7 @@ mod stalls;
 mod state;
 mod status_pages;
 mod structured;
+mod telemetry;
 mod threads;
 mod tiers;
 mod tls;

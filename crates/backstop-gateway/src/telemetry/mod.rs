@@ -1,0 +1,112 @@
+//! OpenTelemetry traces: a span per client request and a child span per upstream attempt,
+//! hedge and continuation, exported over OTLP/HTTP (protobuf) in the background.
+//!
+//! Off unless `[telemetry] otlp_endpoint` is set, and then nothing here runs at all: the
+//! gateway holds no [`Telemetry`] and routes carry no trace. Spans carry what happened
+//! (targets, classes, statuses, token counts) and never a prompt, an answer or a key.
+
+mod export;
+mod spans;
+
+pub use export::{CollectorClient, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
+pub use spans::{traced_call, CallKind, RequestTrace, RouteTrace, SpanEnd};
+
+use crate::config::TelemetrySettings;
+use crate::metrics::Metrics;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::Resource;
+use std::sync::Arc;
+
+/// The tracer of a gateway whose telemetry is on.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    propagator: TraceContextPropagator,
+    sample_ratio: f64,
+}
+
+impl Telemetry {
+    /// Starts the export described by `settings` on the current Tokio runtime. `None`
+    /// (with a warning) outside a runtime or when the exporter cannot be built.
+    pub fn start(settings: &TelemetrySettings, metrics: Arc<Metrics>) -> Option<Arc<Self>> {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .ok();
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(CollectorClient(client?))
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(settings.traces_url())
+            .with_timeout(EXPORT_TIMEOUT)
+            .build();
+        let (Some(runtime), Ok(mut exporter)) = (runtime, exporter) else {
+            tracing::warn!("telemetry is configured but could not start: no spans are exported");
+            return None;
+        };
+        let resource = Resource::builder_empty()
+            .with_service_name(settings.service_name.clone())
+            .with_attributes(
+                settings
+                    .resource
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+            )
+            .build();
+        // The processor hands spans straight to the exporter, which puts the resource on each batch.
+        exporter.set_resource(&resource);
+        // New traces are sampled before any span is made (see `RequestTrace::start`); the SDK
+        // records those and follows a client's decision for its own trace.
+        let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(QueueProcessor::start(exporter, metrics, &runtime))
+            .with_sampler(sampler)
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("backstop");
+        tracing::info!(endpoint = %settings.traces_url(), ratio = settings.sample_ratio, "exporting traces");
+        Some(Arc::new(Self {
+            provider,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+            sample_ratio: settings.sample_ratio,
+        }))
+    }
+
+    /// Whether a request that came without a `traceparent` starts a trace: with the
+    /// probability `sample_ratio`.
+    pub(crate) fn sample_new_trace(&self) -> bool {
+        self.sample_ratio >= 1.0 || rand::random::<f64>() < self.sample_ratio
+    }
+
+    /// The tracer spans are started with.
+    pub(crate) fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// The W3C trace context a client sent in `traceparent` / `tracestate`, if any.
+    pub(crate) fn extract(&self, headers: &http::HeaderMap) -> opentelemetry::Context {
+        self.propagator
+            .extract(&opentelemetry_http::HeaderExtractor(headers))
+    }
+
+    /// The `traceparent` / `tracestate` headers that carry `cx` to an upstream.
+    pub fn inject(&self, cx: &opentelemetry::Context) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        self.propagator
+            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(&mut headers));
+        headers
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
