@@ -557,8 +557,7 @@ fn model_from_raw(
         max_corrections: raw
             .structured
             .as_ref()
-            .and_then(|s| s.max_corrections)
-            .unwrap_or(DEFAULT_MAX_CORRECTIONS),
+            .map(|s| s.max_corrections.unwrap_or(DEFAULT_MAX_CORRECTIONS)),
         static_response: match raw.static_response.as_deref() {
             Some("") => {
                 return Err(ConfigError::at(

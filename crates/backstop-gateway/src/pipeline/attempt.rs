@@ -87,8 +87,13 @@ pub async fn call(
     let body = request
         .body_for(&route.target)
         .map_err(AttemptError::Unsendable)?;
-    let result = match request.shape().filter(|_| !request.envelope.stream) {
-        Some(shape) => corrected(gateway, request, route, body, deadline, shape).await,
+    let checked = route
+        .model
+        .max_corrections
+        .filter(|_| !request.envelope.stream)
+        .and_then(|max| Some((request.shape()?, max)));
+    let result = match checked {
+        Some((shape, max)) => corrected(gateway, request, route, body, deadline, shape, max).await,
         None => exchange(gateway, request, route, body, deadline).await,
     };
     result.map_err(|mut failure| {
@@ -158,6 +163,7 @@ async fn corrected(
     mut body: Bytes,
     deadline: Instant,
     shape: &Shape,
+    max_corrections: u32,
 ) -> Result<Answer, Failure> {
     let target = &route.target;
     let upstream = target.spec().protocol;
@@ -194,7 +200,7 @@ async fn corrected(
         };
         record_usage(metrics, route, &decoded.usage);
         tracing::info!(target = %target.label, corrections, "the answer does not match the requested shape: {}", errors.join("; "));
-        if corrections >= route.model.max_corrections {
+        if corrections >= max_corrections {
             metrics.correction(&route.model.name, "exhausted");
             return Err(Failure::local(
                 FailureClass::Unavailable,

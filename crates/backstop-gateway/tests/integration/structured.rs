@@ -3,7 +3,7 @@
 use crate::common::*;
 use serde_json::{json, Value};
 
-const SCHEMA_MODELS: &str = "[models.extract]\ntargets = [{ provider = \"primary\", model = \"p\" }]\nfallbacks = [\"backup\"]\n";
+const SCHEMA_MODELS: &str = "[models.extract]\ntargets = [{ provider = \"primary\", model = \"p\" }]\nfallbacks = [\"backup\"]\nstructured = { max_corrections = 2 }\n[models.unchecked]\ntargets = [{ provider = \"primary\", model = \"p\" }]\n";
 
 fn extraction(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "How many?"}],
@@ -81,4 +81,13 @@ async fn a_valid_answer_passes_at_once_in_either_protocol() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-backstop-corrections"], "0");
     assert_eq!(s.primary.requests().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_model_without_a_structured_table_relays_answers_unchecked() {
+    let s = setup(SCHEMA_MODELS).await;
+    let response = post_json(&s.gw, "/v1/chat/completions", &extraction("unchecked")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-backstop-corrections").is_none());
+    assert_eq!(s.primary.requests().len(), 1);
 }
