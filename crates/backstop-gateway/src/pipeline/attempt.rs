@@ -9,7 +9,7 @@ use super::record::{record_attempt, record_usage, Ended};
 use super::relay::Relay;
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
-use super::structured::{correction, Shape};
+use super::structured::{correction, places, Shape};
 use super::Gateway;
 use crate::http::ApiError;
 use crate::metrics::Metrics;
@@ -199,14 +199,14 @@ async fn corrected(
             Err(errors) => errors,
         };
         record_usage(metrics, route, &decoded.usage);
-        tracing::info!(target = %target.label, corrections, "the answer does not match the requested shape: {}", errors.join("; "));
+        tracing::info!(target = %target.label, corrections, "the answer does not match the requested shape: {}", places(&errors));
         if corrections >= max_corrections {
             metrics.correction(&route.model.name, "exhausted");
             return Err(Failure::local(
                 FailureClass::Unavailable,
                 format!(
                     "the answer did not match the requested shape after {corrections} corrections: {}",
-                    errors.join("; ")
+                    places(&errors)
                 ),
             ));
         }

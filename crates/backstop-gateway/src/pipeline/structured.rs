@@ -13,6 +13,20 @@ use serde_json::Value;
 /// The most validator errors quoted back to the model.
 const MAX_ERRORS: usize = 5;
 
+/// One way an answer misses its shape.
+pub struct Mismatch {
+    /// Where, without any of the answer's content (`the answer at /n`): fit for logs and errors.
+    pub place: String,
+    /// What is wrong, quoting the answer's values: only for the correction sent to the model.
+    detail: String,
+}
+
+/// The places of `mismatches`, for logs and error messages.
+pub fn places(mismatches: &[Mismatch]) -> String {
+    let places: Vec<&str> = mismatches.iter().map(|m| m.place.as_str()).collect();
+    places.join("; ")
+}
+
 /// What a request asks the answer's shape to be.
 pub struct Shape {
     /// The answer's text must be JSON (and match this schema, when there is one).
@@ -48,7 +62,7 @@ impl Shape {
     }
 
     /// What is wrong with `answer`, if anything.
-    pub fn check(&self, answer: &ChatResponse) -> Result<(), Vec<String>> {
+    pub fn check(&self, answer: &ChatResponse) -> Result<(), Vec<Mismatch>> {
         let mut errors = Vec::new();
         let calls: Vec<(&str, &str)> = answer
             .content
@@ -99,11 +113,14 @@ fn strip_fence(text: &str) -> &str {
         .map_or(trimmed, str::trim)
 }
 
-fn check_json(what: &str, text: &str, validator: Option<&Validator>, errors: &mut Vec<String>) {
+fn check_json(what: &str, text: &str, validator: Option<&Validator>, errors: &mut Vec<Mismatch>) {
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(error) => {
-            errors.push(format!("{what} is not valid JSON ({error})"));
+            errors.push(Mismatch {
+                place: format!("{what} is not valid JSON"),
+                detail: format!("{what} is not valid JSON ({error})"),
+            });
             return;
         }
     };
@@ -111,13 +128,21 @@ fn check_json(what: &str, text: &str, validator: Option<&Validator>, errors: &mu
         for error in validator.iter_errors(&value) {
             let at = error.instance_path().to_string();
             let at = if at.is_empty() { "/".to_string() } else { at };
-            errors.push(format!("{what} at {at}: {error}"));
+            errors.push(Mismatch {
+                place: format!("{what} at {at}"),
+                detail: format!("{what} at {at}: {error}"),
+            });
         }
     }
 }
 
 /// `request` with `answer` and what is wrong with it appended, asking for a valid answer.
-pub fn correction(request: &ChatRequest, answer: &ChatResponse, errors: &[String]) -> ChatRequest {
+pub fn correction(
+    request: &ChatRequest,
+    answer: &ChatResponse,
+    errors: &[Mismatch],
+) -> ChatRequest {
+    let errors: Vec<&str> = errors.iter().map(|e| e.detail.as_str()).collect();
     let mut quoted = backstop_protocol::join_text(&answer.content);
     for part in &answer.content {
         if let ContentPart::ToolCall {
@@ -182,9 +207,14 @@ mod tests {
         assert!(shape.check(&fenced).is_ok());
         let wrong = answer(vec![ContentPart::Text("{\"n\": \"three\"}".into())]);
         let errors = shape.check(&wrong).unwrap_err();
-        assert!(errors[0].contains("/n"), "{errors:?}");
+        assert_eq!(places(&errors), "the answer at /n");
+        assert!(
+            errors[0].detail.contains("\"three\""),
+            "the detail quotes the value for the model"
+        );
         let prose = answer(vec![ContentPart::Text("Sure! Here it is".into())]);
-        assert!(shape.check(&prose).unwrap_err()[0].contains("not valid JSON"));
+        let prose_errors = shape.check(&prose).unwrap_err();
+        assert_eq!(places(&prose_errors), "the answer is not valid JSON");
         let fixed = correction(&request, &wrong, &errors);
         assert_eq!(fixed.messages.len(), 2);
         assert_eq!(fixed.messages[1].role, Role::User);
@@ -208,7 +238,9 @@ mod tests {
         };
         assert!(shape.check(&call("{\"city\": \"Paris\"}")).is_ok());
         assert!(shape.check(&call("{\"city\": ")).is_err());
-        assert!(shape.check(&call("{}")).unwrap_err()[0].contains("weather"));
+        assert!(shape.check(&call("{}")).unwrap_err()[0]
+            .place
+            .contains("weather"));
         assert!(shape
             .check(&answer(vec![ContentPart::Text("plain text".into())]))
             .is_ok());
