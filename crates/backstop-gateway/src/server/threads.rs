@@ -83,7 +83,7 @@ fn room_for_connections(gateway: &Gateway) -> usize {
 }
 
 /// Accepts connections and hands them to `workers` until `shutdown`, then tells the workers to
-/// stop and waits for them.
+/// stop, waits for them, and sends the last spans.
 async fn accept_until(
     listener: TcpListener,
     mut workers: Vec<Worker>,
@@ -118,6 +118,9 @@ async fn accept_until(
         if let Err(error) = worker.finished().await {
             result = Err(error);
         }
+    }
+    if let Some(telemetry) = gateway.telemetry() {
+        telemetry.flush().await;
     }
     result
 }

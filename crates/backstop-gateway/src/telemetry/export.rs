@@ -2,6 +2,7 @@
 //! one background task that sends the queued spans to the collector in batches, one batch
 //! at a time, over the gateway's own HTTP client. A slow or dead collector fills the
 //! queue; spans that find it full are dropped and counted, and no request ever waits.
+//! At shutdown a [`Flusher`] waits, for a bounded time, until what was queued is sent.
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Spans waiting for export at most; past it, ended spans are dropped (and counted).
 pub const QUEUE_SPANS: usize = 4096;
@@ -19,11 +20,34 @@ const BATCH_SPANS: usize = 512;
 /// How long one export request may take before its spans are given up.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the export task is handed: a span, or a request to say when what came before it is sent.
+#[derive(Debug)]
+enum Queued {
+    Span(Box<SpanData>),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Hands ended spans to the export task through a bounded queue.
 #[derive(Debug)]
 pub struct QueueProcessor {
-    queue: mpsc::Sender<SpanData>,
+    queue: mpsc::Sender<Queued>,
     metrics: MetricsHandle,
+}
+
+/// Waits for the export task to send the spans queued so far.
+#[derive(Debug, Clone)]
+pub struct Flusher(mpsc::Sender<Queued>);
+
+impl Flusher {
+    /// Returns once every span queued before the call was sent (or given up by the export),
+    /// or after `limit`, whichever comes first; `false` when `limit` ran out.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let (done, sent) = oneshot::channel();
+        let waited = tokio::time::timeout(limit, async {
+            self.0.send(Queued::Flush(done)).await.is_ok() && sent.await.is_ok()
+        });
+        matches!(waited.await, Ok(true))
+    }
 }
 
 /// The metrics registry, printable for the SDK's `Debug` bound.
@@ -37,16 +61,18 @@ impl std::fmt::Debug for MetricsHandle {
 }
 
 impl QueueProcessor {
-    /// A processor whose spans `exporter` sends from a task on `runtime`.
+    /// A processor whose spans `exporter` sends from a task on `runtime`, and the handle that
+    /// waits for them to be sent.
     pub fn start<E: SpanExporter + 'static>(
         exporter: E,
         metrics: Arc<Metrics>,
         runtime: &tokio::runtime::Handle,
-    ) -> Self {
+    ) -> (Self, Flusher) {
         let (queue, spans) = mpsc::channel(QUEUE_SPANS);
         let metrics = MetricsHandle(metrics);
         runtime.spawn(export_loop(exporter, spans, metrics.clone()));
-        Self { queue, metrics }
+        let flusher = Flusher(queue.clone());
+        (Self { queue, metrics }, flusher)
     }
 }
 
@@ -57,7 +83,7 @@ impl SpanProcessor for QueueProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        if self.queue.try_send(span).is_err() {
+        if self.queue.try_send(Queued::Span(Box::new(span))).is_err() {
             self.metrics.0.spans("queue_full", 1);
         }
     }
@@ -71,26 +97,48 @@ impl SpanProcessor for QueueProcessor {
     }
 }
 
-/// Sends what the queue holds, a batch at a time, until every sender is gone.
+/// Sends what the queue holds, a batch at a time, until every sender is gone; a flush
+/// request is answered once the batch it came in is sent.
 async fn export_loop<E: SpanExporter>(
     exporter: E,
-    mut spans: mpsc::Receiver<SpanData>,
+    mut queue: mpsc::Receiver<Queued>,
     metrics: MetricsHandle,
 ) {
-    let mut batch = Vec::with_capacity(BATCH_SPANS);
-    while spans.recv_many(&mut batch, BATCH_SPANS).await > 0 {
-        let count = batch.len() as u64;
-        let sent = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SPANS));
-        match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(sent)).await {
-            Ok(Ok(())) => metrics.0.spans("exported", count),
-            Ok(Err(error)) => {
-                metrics.0.spans("export_failed", count);
-                tracing::warn!(spans = count, "trace export failed: {error}");
+    let mut received = Vec::with_capacity(BATCH_SPANS);
+    while queue.recv_many(&mut received, BATCH_SPANS).await > 0 {
+        let mut batch = Vec::with_capacity(received.len());
+        let mut flushes = Vec::new();
+        for item in received.drain(..) {
+            match item {
+                Queued::Span(span) => batch.push(*span),
+                Queued::Flush(done) => flushes.push(done),
             }
-            Err(_) => {
-                metrics.0.spans("export_failed", count);
-                tracing::warn!(spans = count, "trace export timed out");
-            }
+        }
+        if !batch.is_empty() {
+            export_batch(&exporter, batch, &metrics).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Sends one batch, counting how it went.
+async fn export_batch<E: SpanExporter>(
+    exporter: &E,
+    batch: Vec<SpanData>,
+    metrics: &MetricsHandle,
+) {
+    let count = batch.len() as u64;
+    match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(batch)).await {
+        Ok(Ok(())) => metrics.0.spans("exported", count),
+        Ok(Err(error)) => {
+            metrics.0.spans("export_failed", count);
+            tracing::warn!(spans = count, "trace export failed: {error}");
+        }
+        Err(_) => {
+            metrics.0.spans("export_failed", count);
+            tracing::warn!(spans = count, "trace export timed out");
         }
     }
 }
@@ -144,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn a_stuck_collector_fills_the_queue_and_further_spans_are_dropped_and_counted() {
         let metrics = Arc::new(Metrics::new());
-        let processor =
+        let (processor, _) =
             QueueProcessor::start(Stuck, metrics.clone(), &tokio::runtime::Handle::current());
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)

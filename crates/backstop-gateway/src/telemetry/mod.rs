@@ -8,7 +8,7 @@
 mod export;
 mod spans;
 
-pub use export::{CollectorClient, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
+pub use export::{CollectorClient, Flusher, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
 pub use spans::{traced_call, CallKind, RequestTrace, RouteTrace, SpanEnd};
 
 use crate::config::TelemetrySettings;
@@ -28,7 +28,11 @@ pub struct Telemetry {
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
     sample_ratio: f64,
+    flusher: Flusher,
 }
+
+/// How long a shutdown waits for the spans still queued to reach the collector.
+pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Telemetry {
     /// Starts the export described by `settings` on the current Tokio runtime. `None`
@@ -64,8 +68,9 @@ impl Telemetry {
         // New traces are sampled before any span is made (see `RequestTrace::start`); the SDK
         // records those and follows a client's decision for its own trace.
         let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+        let (processor, flusher) = QueueProcessor::start(exporter, metrics, &runtime);
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(QueueProcessor::start(exporter, metrics, &runtime))
+            .with_span_processor(processor)
             .with_sampler(sampler)
             .with_resource(resource)
             .build();
@@ -76,6 +81,7 @@ impl Telemetry {
             tracer,
             propagator: TraceContextPropagator::new(),
             sample_ratio: settings.sample_ratio,
+            flusher,
         }))
     }
 
@@ -94,6 +100,16 @@ impl Telemetry {
     pub(crate) fn extract(&self, headers: &http::HeaderMap) -> opentelemetry::Context {
         self.propagator
             .extract(&opentelemetry_http::HeaderExtractor(headers))
+    }
+
+    /// Waits (at most [`SHUTDOWN_FLUSH`]) until the spans ended so far reach the collector:
+    /// the last requests before a shutdown are traced too.
+    pub async fn flush(&self) {
+        if !self.flusher.flush(SHUTDOWN_FLUSH).await {
+            tracing::warn!(
+                "spans still queued after {SHUTDOWN_FLUSH:?} at shutdown were not exported"
+            );
+        }
     }
 
     /// The `traceparent` / `tracestate` headers that carry `cx` to an upstream.

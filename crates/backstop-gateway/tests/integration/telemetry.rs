@@ -365,3 +365,52 @@ async fn a_hedge_that_wins_is_its_own_span_and_the_slow_call_ends_cancelled() {
         (some("secondary/h"), some("answered"), some("true"))
     );
 }
+
+/// A collector that takes `delay` to answer each export.
+async fn slow_collector(delay: Duration) -> Collector {
+    let spans: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(move |state: State<Received>, body: Bytes| async move {
+                let answer = receive(state, body).await;
+                tokio::time::sleep(delay).await;
+                answer
+            }),
+        )
+        .with_state(spans.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Collector { url, spans }
+}
+
+#[tokio::test]
+async fn a_shutdown_waits_for_the_last_spans_to_reach_the_collector() {
+    // The first request's export keeps the collector busy; the second request's spans are
+    // still queued when the gateway is told to stop.
+    let collector = slow_collector(Duration::from_millis(500)).await;
+    let telemetry = format!("[telemetry]\notlp_endpoint = \"{}\"\n", collector.url);
+    let mut s = setup(&telemetry).await;
+    assert_eq!(s.ask("gpt", false).await.status(), 200);
+    let first = eventually(Duration::from_secs(10), || {
+        !collector.spans.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(first, "the first export arrives");
+    let response = s.ask("gpt", false).await;
+    assert_eq!(response.status(), 200);
+    let second = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    s.gw.signal_shutdown();
+    s.gw.task.await.unwrap().unwrap();
+    let spans = collector.spans.lock().unwrap().clone();
+    assert!(
+        spans
+            .iter()
+            .any(|(_, span)| attribute(span, "backstop.request_id").as_deref() == Some(&second)),
+        "the last request's span was sent before the gateway stopped: {spans:?}"
+    );
+}
