@@ -11,6 +11,7 @@ mod relay;
 
 use crate::http::{check_client_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::Gateway;
+use crate::telemetry::start_tool_call;
 use crate::tools::{
     candidate, failure_text, forwarded, idempotent, Outgoing, ReplyBody, ToolAttempts, ToolFailure,
 };
@@ -106,7 +107,10 @@ async fn proxy(gateway: &Arc<Gateway>, name: &str, request: Request) -> Result<R
     };
     let started = Instant::now();
     let deadline = crate::tools::call_deadline(gateway, upstream.timeouts.total);
-    let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics());
+    let trace = gateway
+        .telemetry()
+        .and_then(|telemetry| start_tool_call(telemetry, &parts.headers, &label, &parts.method));
+    let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics()).traced(trace);
     let policy = Policy {
         retry: Retry::default(),
         budget: Some(gateway.budget()),

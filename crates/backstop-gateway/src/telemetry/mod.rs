@@ -1,5 +1,5 @@
 //! OpenTelemetry traces: a span per client request and a child span per upstream attempt,
-//! hedge and continuation, exported over OTLP/HTTP (protobuf) in the background.
+//! hedge and continuation (and per attempt of a tool or MCP call), exported over OTLP/HTTP (protobuf) in the background.
 //!
 //! Off unless `[telemetry] otlp_endpoint` is set, and then nothing here runs at all: the
 //! gateway holds no [`Telemetry`] and routes carry no trace. Spans carry what happened
@@ -7,9 +7,11 @@
 
 mod export;
 mod spans;
+mod tools;
 
 pub use export::{CollectorClient, Flusher, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
 pub use spans::{traced_call, CallKind, RequestTrace, RouteTrace, SpanEnd};
+pub use tools::{start_tool_call, tool_attempt, ToolAttemptSpan};
 
 use crate::config::TelemetrySettings;
 use crate::metrics::Metrics;

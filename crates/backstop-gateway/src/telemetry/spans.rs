@@ -50,32 +50,48 @@ impl RequestTrace {
     /// Starts the span of `request`, a child of the client's `traceparent` if it sent one.
     /// `None` for a request without one that sampling leaves out: nothing more is done for it.
     pub fn start(telemetry: &Arc<Telemetry>, request: &ClientRequest) -> Option<Arc<Self>> {
-        if !request.headers.contains_key("traceparent") && !telemetry.sample_new_trace() {
-            return None;
-        }
-        let parent = telemetry.extract(&request.headers);
         let path = match request.protocol {
             Protocol::Anthropic => "/v1/messages",
             _ => "/v1/chat/completions",
         };
-        // Named and described only once sampled: a request left out costs no allocation for them.
+        Self::begin(telemetry, &request.headers, || {
+            let model = request.envelope.model.clone();
+            (
+                format!("chat {model}"),
+                vec![
+                    KeyValue::new("gen_ai.operation.name", "chat"),
+                    KeyValue::new("gen_ai.request.model", model),
+                    KeyValue::new("http.request.method", "POST"),
+                    KeyValue::new("url.path", path),
+                    KeyValue::new("backstop.request_id", request.request_id().to_string()),
+                    KeyValue::new("backstop.stream", request.envelope.stream),
+                ],
+            )
+        })
+    }
+
+    /// Starts a server span for a call that came with `headers`, a child of the client's
+    /// `traceparent` if it sent one, named and described by `describe` once sampled (a call
+    /// left out costs no allocation for them). `None` when sampling leaves a new trace out.
+    pub(crate) fn begin(
+        telemetry: &Arc<Telemetry>,
+        headers: &http::HeaderMap,
+        describe: impl FnOnce() -> (String, Vec<KeyValue>),
+    ) -> Option<Arc<Self>> {
+        if !headers.contains_key("traceparent") && !telemetry.sample_new_trace() {
+            return None;
+        }
+        let parent = telemetry.extract(headers);
         let mut span = telemetry
             .tracer()
-            .span_builder("chat")
+            .span_builder("call")
             .with_kind(SpanKind::Server)
             .start_with_context(telemetry.tracer(), &parent);
         let sampled = span.span_context().is_sampled();
         if sampled {
-            let model = request.envelope.model.clone();
-            span.update_name(format!("chat {model}"));
-            span.set_attributes([
-                KeyValue::new("gen_ai.operation.name", "chat"),
-                KeyValue::new("gen_ai.request.model", model),
-                KeyValue::new("http.request.method", "POST"),
-                KeyValue::new("url.path", path),
-                KeyValue::new("backstop.request_id", request.request_id().to_string()),
-                KeyValue::new("backstop.stream", request.envelope.stream),
-            ]);
+            let (name, attributes) = describe();
+            span.update_name(name);
+            span.set_attributes(attributes);
         }
         Some(Arc::new(Self {
             telemetry: telemetry.clone(),
@@ -84,8 +100,36 @@ impl RequestTrace {
         }))
     }
 
-    /// Notes how the request was answered: status, tier, who served and how many calls it took.
-    pub fn answered(&self, status: u16, tier: &str, meta: Option<&ServedMeta>) {
+    /// Starts a client span under this one (none when the request is not sampled) and the
+    /// `traceparent` / `tracestate` headers that carry it to the server called.
+    pub(crate) fn child(
+        &self,
+        name: String,
+        attributes: Vec<KeyValue>,
+    ) -> (Option<Span>, http::HeaderMap) {
+        if !self.sampled {
+            return (None, self.telemetry.inject(&self.cx));
+        }
+        let (span, cx) = self.client_span(name, attributes);
+        (Some(span), self.telemetry.inject(&cx))
+    }
+
+    /// A client span under this one, and the context a call in it runs in.
+    fn client_span(&self, name: String, attributes: Vec<KeyValue>) -> (Span, Context) {
+        let tracer = self.telemetry.tracer();
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &self.cx);
+        let cx = self
+            .cx
+            .with_remote_span_context(span.span_context().clone());
+        (span, cx)
+    }
+
+    /// Sets the response status of the request's span, an error from 500 on.
+    pub(crate) fn status(&self, status: u16) {
         if !self.sampled {
             return;
         }
@@ -94,17 +138,32 @@ impl RequestTrace {
             "http.response.status_code",
             i64::from(status),
         ));
-        span.set_attribute(KeyValue::new("backstop.tier", tier.to_string()));
-        if let Some(meta) = meta {
-            span.set_attribute(KeyValue::new("backstop.model", meta.model.clone()));
-            span.set_attribute(KeyValue::new("backstop.fallback", meta.fallback));
-            span.set_attribute(KeyValue::new("backstop.attempts", i64::from(meta.attempts)));
-            if let Some(target) = &meta.target {
-                span.set_attribute(KeyValue::new("backstop.target", target.clone()));
-            }
-        }
         if status >= 500 {
             span.set_status(Status::error(format!("answered {status}")));
+        }
+    }
+
+    /// Sets `attribute` on the request's span.
+    pub(crate) fn set(&self, attribute: KeyValue) {
+        if self.sampled {
+            self.cx.span().set_attribute(attribute);
+        }
+    }
+
+    /// Notes how the request was answered: status, tier, who served and how many calls it took.
+    pub fn answered(&self, status: u16, tier: &str, meta: Option<&ServedMeta>) {
+        if !self.sampled {
+            return;
+        }
+        self.status(status);
+        self.set(KeyValue::new("backstop.tier", tier.to_string()));
+        if let Some(meta) = meta {
+            self.set(KeyValue::new("backstop.model", meta.model.clone()));
+            self.set(KeyValue::new("backstop.fallback", meta.fallback));
+            self.set(KeyValue::new("backstop.attempts", i64::from(meta.attempts)));
+            if let Some(target) = &meta.target {
+                self.set(KeyValue::new("backstop.target", target.clone()));
+            }
         }
     }
 
@@ -159,21 +218,11 @@ impl RouteTrace {
             let waited = previous.elapsed().as_millis() as i64;
             attributes.push(KeyValue::new("backstop.retry_delay_ms", waited));
         }
-        let telemetry = &self.request.telemetry;
         let name = match kind {
             CallKind::Attempt => format!("chat {}", target.model),
             CallKind::Continuation => format!("continue {}", target.model),
         };
-        let span = telemetry
-            .tracer()
-            .span_builder(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(telemetry.tracer(), &self.request.cx);
-        let cx = self
-            .request
-            .cx
-            .with_remote_span_context(span.span_context().clone());
+        let (span, cx) = self.request.client_span(name, attributes);
         let mut open = lock(&self.open);
         if let Some(at) = open.iter().position(|(n, _)| *n == number) {
             let (_, stale) = open.swap_remove(at);

@@ -8,6 +8,7 @@ use super::read_bounded;
 use crate::config::ToolUpstream;
 use crate::metrics::Metrics;
 use crate::pipeline::class_of_status;
+use crate::telemetry::{tool_attempt, RequestTrace};
 use backstop_core::{Attempt, Attempts, Candidate, FailureClass, Observer, Verdict};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -98,6 +99,7 @@ pub struct ToolAttempts<'a> {
     deadline: Instant,
     metrics: &'a Arc<Metrics>,
     events: CallEvents,
+    trace: Option<Arc<RequestTrace>>,
 }
 
 impl<'a> ToolAttempts<'a> {
@@ -108,15 +110,45 @@ impl<'a> ToolAttempts<'a> {
             deadline,
             metrics,
             events: CallEvents(metrics.clone()),
+            trace: None,
         }
     }
 
-    async fn send(&self, route: &ToolRoute) -> Result<Reply, ToolFailure> {
+    /// Traces each attempt as a child of `trace` and carries it to the tool.
+    pub fn traced(mut self, trace: Option<Arc<RequestTrace>>) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// Sends attempt `number` to `route`, in its own span when the call is traced.
+    async fn attempt(&self, route: &ToolRoute, number: u32) -> Result<Reply, ToolFailure> {
+        let Some(trace) = &self.trace else {
+            return self.send(route, HeaderMap::new()).await;
+        };
+        let (span, carried) = tool_attempt(trace, &route.label, number);
+        let result = self.send(route, carried).await;
+        match &result {
+            Ok(reply) => span.end(Some(reply.status.as_u16()), None),
+            Err(failure) => span.end(
+                failure
+                    .answer
+                    .as_ref()
+                    .map(|(status, _, _)| status.as_u16()),
+                Some(failure.class),
+            ),
+        }
+        result
+    }
+
+    /// Sends the call to `route`, with `trace` (the attempt's `traceparent`, if traced) in
+    /// place of the client's own trace headers.
+    async fn send(&self, route: &ToolRoute, trace: HeaderMap) -> Result<Reply, ToolFailure> {
         let mut request = route
             .health
             .client
             .request(self.call.method.clone(), route.url.clone())
-            .headers(self.call.headers.clone());
+            .headers(self.call.headers.clone())
+            .headers(trace);
         for (name, value) in &route.upstream.headers {
             let mut value = http::HeaderValue::from_str(value.expose()).map_err(|_| {
                 ToolFailure::new(FailureClass::Permanent, "a configured header is not valid")
@@ -203,9 +235,9 @@ impl Attempts for ToolAttempts<'_> {
     fn call(
         &self,
         candidate: &Candidate<ToolRoute>,
-        _attempt: u32,
+        attempt: u32,
     ) -> impl Future<Output = Result<Reply, ToolFailure>> + Send {
-        self.send(&candidate.inner)
+        self.attempt(&candidate.inner, attempt)
     }
 
     fn classify(&self, error: &ToolFailure) -> Verdict {

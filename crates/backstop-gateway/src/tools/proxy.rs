@@ -10,6 +10,7 @@ use super::forwarded;
 use crate::config::{Config, OnFailure, Tool, ToolUpstream};
 use crate::http::{check_client_key, read_limited, ApiError, ErrorKind};
 use crate::pipeline::Gateway;
+use crate::telemetry::start_tool_call;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -102,7 +103,10 @@ async fn call_tool(
     )?;
     let started = Instant::now();
     let deadline = super::call_deadline(gateway, tool.upstream.timeouts.total);
-    let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics());
+    let trace = gateway
+        .telemetry()
+        .and_then(|telemetry| start_tool_call(telemetry, &parts.headers, name, &parts.method));
+    let attempts = ToolAttempts::new(&outgoing, deadline, gateway.metrics()).traced(trace.clone());
     let policy = Policy {
         retry: Retry::default(),
         budget: Some(gateway.budget()),
@@ -112,7 +116,7 @@ async fn call_tool(
     gateway
         .metrics()
         .tool_call_duration(&tool.name, started.elapsed());
-    match outcome {
+    let response = match outcome {
         Ok(served) => {
             let label = candidates
                 .get(served.served_by)
@@ -127,10 +131,14 @@ async fn call_tool(
                 latency_ms = started.elapsed().as_millis() as u64,
                 "tool call"
             );
-            Ok(answer(served.value, label, served.calls))
+            answer(served.value, label, served.calls)
         }
-        Err(exhausted) => Ok(failed(gateway, tool, exhausted)),
+        Err(exhausted) => failed(gateway, tool, exhausted),
+    };
+    if let Some(trace) = trace {
+        trace.status(response.status().as_u16());
     }
+    Ok(response)
 }
 
 /// Whether `method` may be sent twice without harm.

@@ -16,15 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Every span received, with the `service.name` of its resource.
-type Received = Arc<Mutex<Vec<(String, Span)>>>;
+pub type Received = Arc<Mutex<Vec<(String, Span)>>>;
 
 /// A tiny OTLP/HTTP collector: every span posted to `/v1/traces`, decoded.
-struct Collector {
-    url: String,
-    spans: Received,
+pub struct Collector {
+    pub url: String,
+    pub spans: Received,
 }
 
-async fn collector() -> Collector {
+pub async fn collector() -> Collector {
     let spans: Received = Arc::default();
     let app = axum::Router::new()
         .route("/v1/traces", post(receive))
@@ -63,19 +63,19 @@ fn text(value: &AnyValue) -> Option<String> {
     }
 }
 
-fn attribute(span: &Span, key: &str) -> Option<String> {
+pub fn attribute(span: &Span, key: &str) -> Option<String> {
     span.attributes
         .iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| text(kv.value.as_ref()?.value.as_ref()?))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+pub const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test]
 async fn a_retried_and_continued_request_is_one_trace_at_the_collector() {

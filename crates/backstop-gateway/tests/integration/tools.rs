@@ -15,6 +15,7 @@ struct Seen {
     uri: String,
     authorization: Option<String>,
     custom: Option<String>,
+    traceparent: Option<String>,
     body: String,
 }
 
@@ -71,6 +72,7 @@ async fn tool_answer(State(state): State<Arc<ToolState>>, request: Request) -> R
         uri: parts.uri.to_string(),
         authorization: header("authorization"),
         custom: header("x-custom"),
+        traceparent: header("traceparent"),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     let status = state
@@ -387,4 +389,68 @@ message = "The {tool} tool failed: {error}."
         message.starts_with("The dead tool failed: transient: cannot connect"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_traced_tool_call_is_a_span_with_one_child_per_attempt_carried_to_the_tool() {
+    use crate::telemetry::{attribute, collector, hex, CLIENT_SPAN, CLIENT_TRACE};
+    let tool = ToolServer::start().await;
+    tool.fail_next(&[503]);
+    let collector = collector().await;
+    let telemetry = format!("[telemetry]\notlp_endpoint = \"{}\"\n", collector.url);
+    let gw = gateway(&config(&tool, None, &telemetry)).await;
+    let response = client()
+        .get(gw.url("/tools/search/q"))
+        .bearer_auth(CLIENT_KEY)
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let arrived = eventually(Duration::from_secs(10), || {
+        collector.spans.lock().unwrap().len() >= 3
+    })
+    .await;
+    assert!(arrived, "{:?}", collector.spans.lock().unwrap());
+    let spans: Vec<_> = collector
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, span)| span.clone())
+        .collect();
+    let call = spans.iter().find(|s| s.name == "tool search").unwrap();
+    assert_eq!(hex(&call.trace_id), CLIENT_TRACE);
+    assert_eq!(hex(&call.parent_span_id), CLIENT_SPAN);
+    assert_eq!(
+        attribute(call, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let mut attempts: Vec<_> = spans.iter().filter(|s| s.name == "call search").collect();
+    attempts.sort_by_key(|s| attribute(s, "backstop.attempt"));
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts.iter().all(|s| s.parent_span_id == call.span_id));
+    assert_eq!(
+        attribute(attempts[0], "backstop.outcome").as_deref(),
+        Some("failed")
+    );
+    assert_eq!(
+        attribute(attempts[0], "http.response.status_code").as_deref(),
+        Some("503")
+    );
+    assert_eq!(
+        attribute(attempts[1], "backstop.outcome").as_deref(),
+        Some("answered")
+    );
+    // Each attempt reached the tool as the parent of what the tool does.
+    let carried: Vec<String> = tool
+        .seen()
+        .into_iter()
+        .filter_map(|s| s.traceparent)
+        .collect();
+    let expected: Vec<String> = attempts
+        .iter()
+        .map(|s| format!("00-{CLIENT_TRACE}-{}-01", hex(&s.span_id)))
+        .collect();
+    assert_eq!(carried, expected);
 }
