@@ -18,7 +18,16 @@ pub(crate) struct Ask {
     pub(crate) prefill: Option<String>,
     /// The tool to call when a tool call is due (tools given, last message not a tool result).
     pub(crate) tool: Option<String>,
+    /// That tool's parameter schema.
+    pub(crate) tool_schema: Option<Value>,
+    /// The JSON schema a structured answer must match (`{"type": "object"}` for plain JSON mode).
+    pub(crate) format: Option<Value>,
     pub(crate) input_tokens: u64,
+}
+
+/// The schema of a JSON-mode answer that names none: any object.
+fn any_object() -> Value {
+    serde_json::json!({"type": "object"})
 }
 
 /// Deterministic input-token estimate: characters of message text / 4, at least 1.
@@ -104,6 +113,15 @@ pub(crate) fn openai(body: &Value) -> Result<Ask, String> {
             .filter(|_| last == "assistant")
             .map(|m| m.get("content").map(text_of).unwrap_or_default()),
         tool,
+        tool_schema: body.pointer("/tools/0/function/parameters").cloned(),
+        format: match body
+            .pointer("/response_format/type")
+            .and_then(Value::as_str)
+        {
+            Some("json_schema") => body.pointer("/response_format/json_schema/schema").cloned(),
+            Some("json_object") => Some(any_object()),
+            _ => None,
+        },
         input_tokens: estimate(chars),
     })
 }
@@ -150,6 +168,13 @@ pub(crate) fn anthropic(body: &Value) -> Result<Ask, String> {
             .filter(|m| role(m) == "assistant")
             .map(|m| m.get("content").map(text_of).unwrap_or_default()),
         tool,
+        tool_schema: body.pointer("/tools/0/input_schema").cloned(),
+        format: body
+            .pointer("/output_config/format")
+            .or_else(|| body.get("output_format"))
+            .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+            .and_then(|f| f.get("schema"))
+            .cloned(),
         input_tokens: estimate(chars),
     })
 }
@@ -205,6 +230,18 @@ pub(crate) fn gemini(model: &str, stream: bool, body: &Value) -> Result<Ask, Str
             .filter(|c| role(c) == "model")
             .map(|c| c.get("parts").map(text_of).unwrap_or_default()),
         tool,
+        tool_schema: body
+            .pointer("/tools/0/functionDeclarations/0/parameters")
+            .or_else(|| body.pointer("/tools/0/functionDeclarations/0/parametersJsonSchema"))
+            .cloned(),
+        format: body
+            .pointer("/generationConfig/responseJsonSchema")
+            .or_else(|| body.pointer("/generationConfig/responseSchema"))
+            .cloned()
+            .or_else(|| {
+                let mime = body.pointer("/generationConfig/responseMimeType");
+                (mime.and_then(Value::as_str) == Some("application/json")).then(any_object)
+            }),
         input_tokens: estimate(chars),
     })
 }

@@ -201,10 +201,10 @@ pub enum FaultKind {
         /// The model name the response claims.
         name: String,
     },
-    /// Answer normally, with this text instead of the configured answer (a tool call is
-    /// unchanged).
+    /// Answer normally, with this text instead of the configured answer; a tool call gets it
+    /// as its arguments (e.g. arguments that do not parse, or miss a required property).
     Answer {
-        /// The answer's text.
+        /// The answer's text, or the tool call's arguments.
         text: String,
     },
 }

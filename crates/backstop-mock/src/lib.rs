@@ -59,6 +59,7 @@ mod registry;
 mod reply;
 mod routes;
 mod server;
+mod shape;
 mod spec;
 mod status_page;
 mod stream;

@@ -1,11 +1,13 @@
 //! The deterministic answer to one request, before it is put into any wire format.
 //!
-//! Text replies are the configured chunks (minus a matching prefill, cut at `max_tokens`); tool
-//! replies call the first tool with the configured arguments, split into a few deltas so that
-//! streamed argument assembly is exercised.
+//! Text replies are the configured chunks (minus a matching prefill, cut at `max_tokens`), or a
+//! JSON value of the asked schema for structured output; tool replies call the first tool with
+//! the configured arguments (or, when those lack what the tool requires, arguments made from
+//! its schema), split into a few deltas so that streamed argument assembly is exercised.
 
 use crate::ask::Ask;
 use crate::config::split_text;
+use crate::shape::{fits, instance};
 
 /// Why a text reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +62,19 @@ impl Reply {
 }
 
 impl Reply {
-    /// Replaces a text answer's text (a tool call stays as it is).
+    /// Replaces a text answer's text, or a tool call's arguments.
     pub(crate) fn answer_with(&mut self, text: &str) {
-        if let Content::Text { chunks, finish } = &mut self.content {
-            *chunks = split_text(text, 4);
-            *finish = Finish::Stop;
+        match &mut self.content {
+            Content::Text { chunks, finish } => {
+                *chunks = split_text(text, 4);
+                *finish = Finish::Stop;
+            }
+            Content::Tool {
+                arguments, pieces, ..
+            } => {
+                *arguments = text.to_owned();
+                *pieces = split_text(text, 4);
+            }
         }
     }
 }
@@ -97,15 +107,39 @@ fn after_prefill(script: &Script, prefill: Option<&str>) -> Vec<String> {
     rest
 }
 
+/// The configured tool arguments when they have what `schema` requires; else arguments made
+/// from the schema.
+fn tool_arguments(script: &Script, schema: Option<&serde_json::Value>) -> String {
+    let Some(schema) = schema else {
+        return script.tool_arguments.clone();
+    };
+    let configured = serde_json::from_str(&script.tool_arguments).unwrap_or_default();
+    if fits(schema, &configured) {
+        script.tool_arguments.clone()
+    } else {
+        instance(schema, &script.answer).to_string()
+    }
+}
+
 /// Builds the reply to `ask`; `model` is what the response will claim (normally the requested one).
 pub(crate) fn plan(script: &Script, ask: &Ask, model: String, serial: u64, created: u64) -> Reply {
-    let content = match &ask.tool {
-        Some(name) => Content::Tool {
-            name: name.clone(),
-            arguments: script.tool_arguments.clone(),
-            pieces: split_text(&script.tool_arguments, 4),
-        },
-        None => {
+    let content = match (&ask.tool, &ask.format) {
+        (Some(name), _) => {
+            let arguments = tool_arguments(script, ask.tool_schema.as_ref());
+            Content::Tool {
+                name: name.clone(),
+                pieces: split_text(&arguments, 4),
+                arguments,
+            }
+        }
+        (None, Some(schema)) => {
+            let json = instance(schema, &script.answer).to_string();
+            Content::Text {
+                chunks: split_text(&json, 4),
+                finish: Finish::Stop,
+            }
+        }
+        (None, None) => {
             let mut chunks = after_prefill(script, ask.prefill.as_deref());
             let limit = ask
                 .max_tokens
@@ -200,5 +234,31 @@ mod tests {
         assert_eq!(name, "get_weather");
         assert_eq!(pieces.concat(), arguments);
         assert!(pieces.len() > 1);
+    }
+
+    #[test]
+    fn structured_requests_get_json_of_their_schema_and_tools_arguments_they_require() {
+        let a = Ask {
+            format: Some(
+                serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+            ),
+            ..ask()
+        };
+        assert_eq!(plan(&script(), &a, "m".into(), 1, 0).text(), r#"{"n":1}"#);
+        let tool = |schema| Ask {
+            tool: Some("t".into()),
+            tool_schema: Some(schema),
+            ..ask()
+        };
+        let arguments = |a: &Ask| match plan(&script(), a, "m".into(), 1, 0).content {
+            Content::Tool { arguments, .. } => arguments,
+            Content::Text { .. } => String::new(),
+        };
+        let fitting = tool(serde_json::json!({"type": "object", "required": ["city"]}));
+        assert_eq!(arguments(&fitting), r#"{"city":"Paris"}"#);
+        let other = tool(
+            serde_json::json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}),
+        );
+        assert_eq!(arguments(&other), r#"{"q":"one two three four"}"#);
     }
 }
