@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 
-use crate::canonical::StreamEvent;
+use crate::canonical::{ChatResponse, StreamEvent};
 use crate::sse::SseEvent;
 use crate::{anthropic, gemini, openai, responses, Protocol, ProtocolError};
 
@@ -88,6 +88,17 @@ pub struct StreamEncoder {
 }
 
 impl StreamEncoder {
+    /// The whole `response` as a stream in protocol `p` (see [`ChatResponse::to_events`]): the
+    /// answer of a stream whose upstream call was not one.
+    pub fn encode_whole(p: Protocol, include_usage: bool, response: &ChatResponse) -> BytesMut {
+        let mut encoder = Self::new(p, include_usage);
+        let mut out = BytesMut::new();
+        for event in response.to_events() {
+            encoder.encode(&event, &mut out);
+        }
+        out
+    }
+
     /// An encoder for protocol `p`. `include_usage` (OpenAI only) adds the final usage chunk;
     /// Anthropic and Gemini streams always carry usage.
     pub fn new(p: Protocol, include_usage: bool) -> Self {
@@ -120,6 +131,50 @@ impl StreamEncoder {
             EncoderInner::Anthropic(e) => e.encode_error(kind, message, out),
             EncoderInner::Gemini(e) => e.encode_error(kind, message, out),
             EncoderInner::Responses(e) => e.encode_error(kind, message, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{ContentPart, FinishReason, Usage};
+    use crate::{ResponseCollector, SseDecoder};
+
+    #[test]
+    fn a_whole_response_replayed_as_a_stream_decodes_to_the_same_answer() {
+        let response = ChatResponse {
+            id: "r1".into(),
+            model: "m".into(),
+            content: vec![
+                ContentPart::Text("Let me look.".into()),
+                ContentPart::ToolCall {
+                    id: "call_1".into(),
+                    name: "search".into(),
+                    arguments: r#"{"q":"rust"}"#.into(),
+                },
+            ],
+            finish: FinishReason::ToolCalls,
+            usage: Usage {
+                input_tokens: 7,
+                output_tokens: 3,
+                ..Usage::default()
+            },
+        };
+        for protocol in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Responses] {
+            let bytes = StreamEncoder::encode_whole(protocol, true, &response);
+            let mut decoder = StreamDecoder::new(protocol);
+            let mut collector = ResponseCollector::new();
+            for event in SseDecoder::new().push(&bytes) {
+                for canonical in decoder.decode(&event).unwrap() {
+                    collector.push(&canonical);
+                }
+            }
+            assert!(collector.is_done(), "{protocol:?}");
+            let replayed = collector.finish();
+            assert_eq!(replayed.content, response.content, "{protocol:?}");
+            assert_eq!(replayed.finish, response.finish, "{protocol:?}");
+            assert_eq!(replayed.usage.output_tokens, 3, "{protocol:?}");
         }
     }
 }

@@ -176,11 +176,12 @@ pub struct RawServer {
     pub max_buffered_bytes: Option<RawSize>,
 }
 
-/// `structured = { max_corrections = N }` of a model.
+/// `structured = { max_corrections = N, check = BOOL }` of a model.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStructured {
     pub max_corrections: Option<u32>,
+    pub check: Option<bool>,
 }
 
 /// `[responses]`: stored Responses API answers.

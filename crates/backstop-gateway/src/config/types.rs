@@ -262,9 +262,9 @@ pub struct Model {
     pub rescue_restart: bool,
     /// Hedged requests, when enabled.
     pub hedge: Option<HedgeDelay>,
-    /// With a `structured` table: answers are checked against the shape their request asked
-    /// for (structured output, tool parameters), and one that does not have it is sent back
-    /// for a correction this many times. `None`: answers are not checked.
+    /// Answers are checked against the shape their request asked for (structured output,
+    /// tool parameters), and one that does not have it is sent back for a correction this
+    /// many times. `None` (`structured = { check = false }`): answers are not checked.
     pub max_corrections: Option<u32>,
     /// The answer given, at tier `static`, when nothing else can answer.
     pub static_response: Option<String>,

@@ -4,7 +4,7 @@
 use super::auth::{auth_from_raw, check_exposure};
 use super::raw::{
     RawBreaker, RawConfig, RawModel, RawProvider, RawResponses, RawRetry, RawServer, RawSize,
-    RawTimeouts,
+    RawStructured, RawTimeouts,
 };
 use super::types::*;
 use super::units::{parse_duration, parse_size};
@@ -554,10 +554,17 @@ fn model_from_raw(
             None => None,
             Some(text) => Some(idle_at(&format!("{path}.idle"), Some(text), auto_idle)?),
         },
-        max_corrections: raw
-            .structured
-            .as_ref()
-            .map(|s| s.max_corrections.unwrap_or(DEFAULT_MAX_CORRECTIONS)),
+        max_corrections: match &raw.structured {
+            Some(RawStructured {
+                check: Some(false), ..
+            }) => None,
+            Some(structured) => Some(
+                structured
+                    .max_corrections
+                    .unwrap_or(DEFAULT_MAX_CORRECTIONS),
+            ),
+            None => Some(DEFAULT_MAX_CORRECTIONS),
+        },
         static_response: match raw.static_response.as_deref() {
             Some("") => {
                 return Err(ConfigError::at(

@@ -92,7 +92,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         rescue_restart: true,
         hedge: None,
         static_response: None,
-        max_corrections: None,
+        max_corrections: Some(DEFAULT_MAX_CORRECTIONS),
         max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
         max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,
     })

@@ -11,12 +11,13 @@ use super::request::ClientRequest;
 use super::rescue::RescueContext;
 use super::structured::{correction, places, Shape};
 use super::Gateway;
-use crate::http::ApiError;
+use crate::config::Target;
+use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{Attempt, Candidate, Exhausted, FailureClass};
-use backstop_protocol::{translate_error, ChatRequest, Protocol, Usage};
+use backstop_protocol::{translate_error, ChatRequest, Protocol, StreamEncoder, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -64,13 +65,15 @@ fn describe(error: &AttemptError) -> String {
 
 /// An answer at the commit point, not yet handed to the client.
 pub enum Answer {
-    /// A whole answer: the body for the caller, its hold on the buffer budget, its usage, and
-    /// the corrections it took when its shape was checked.
+    /// A whole answer: the body for the caller, its hold on the buffer budget, its usage, the
+    /// corrections it took when its shape was checked, and whether the body is a whole stream
+    /// (a streaming request whose answer was checked before any of it was sent).
     Whole {
         body: Bytes,
         held: Held,
         usage: Option<Usage>,
         corrections: Option<u32>,
+        stream: bool,
     },
     /// A stream whose first event is ready.
     Stream(Box<Relay>),
@@ -90,11 +93,17 @@ pub async fn call(
     let checked = route
         .model
         .max_corrections
-        .filter(|_| !request.envelope.stream)
         .and_then(|max| Some((request.shape()?, max)));
     let result = match checked {
-        Some((shape, max)) => corrected(gateway, request, route, body, deadline, shape, max).await,
-        None => exchange(gateway, request, route, body, deadline).await,
+        Some((shape, max)) if !request.envelope.stream => {
+            corrected(gateway, request, route, body, deadline, shape, max).await
+        }
+        // A stream that must be JSON is checked whole: asked for whole, replayed as a stream.
+        Some((shape, max)) if shape.asks_for_json() => {
+            let body = whole_body(request, &route.target).map_err(AttemptError::Unsendable)?;
+            corrected(gateway, request, route, body, deadline, shape, max).await
+        }
+        _ => exchange(gateway, request, route, body, deadline).await,
     };
     result.map_err(|mut failure| {
         if !route.model.retry.respect_retry_after {
@@ -120,6 +129,7 @@ async fn exchange(
             held,
             usage,
             corrections: None,
+            stream: false,
         });
     }
     let started = Instant::now();
@@ -129,6 +139,26 @@ async fn exchange(
     relay.prime(first_byte_deadline).await?;
     observe_first_byte(gateway, route, started.elapsed());
     Ok(Answer::Stream(Box::new(relay)))
+}
+
+/// The canonical form of `request` asking for a whole answer.
+fn whole_request(request: &ClientRequest) -> Result<ChatRequest, ApiError> {
+    let mut whole = request.canonical()?.clone();
+    whole.stream = false;
+    Ok(whole)
+}
+
+/// `request` for `target` as a non-streaming call, whatever the client asked.
+fn whole_body(request: &ClientRequest, target: &Target) -> Result<Bytes, ApiError> {
+    let invalid =
+        |error: &dyn std::fmt::Display| ApiError::new(ErrorKind::InvalidRequest, error.to_string());
+    let encoded = backstop_protocol::encode_request(
+        target.spec().protocol,
+        &whole_request(request)?,
+        &target.model,
+    )
+    .map_err(|e| invalid(&e))?;
+    target.adapt_body(&encoded.body).map_err(|e| invalid(&e))
 }
 
 /// One non-streaming call: the upstream's whole 2xx body, held against the buffer budget.
@@ -188,12 +218,27 @@ async fn corrected(
                     "corrected"
                 };
                 metrics.correction(&route.model.name, outcome);
+                if request.envelope.stream {
+                    let stream = StreamEncoder::encode_whole(
+                        request.protocol,
+                        request.envelope.include_usage,
+                        &decoded,
+                    );
+                    return Ok(Answer::Whole {
+                        body: stream.freeze(),
+                        held,
+                        usage: Some(decoded.usage),
+                        corrections: Some(corrections),
+                        stream: true,
+                    });
+                }
                 let (body, usage) = render_success(request.protocol, upstream, &bytes)?;
                 return Ok(Answer::Whole {
                     body,
                     held,
                     usage,
                     corrections: Some(corrections),
+                    stream: false,
                 });
             }
             Err(errors) => errors,
@@ -213,10 +258,8 @@ async fn corrected(
         corrections += 1;
         let base = match conversation.take() {
             Some(base) => base,
-            None => request
-                .canonical()
-                .map_err(|e| Failure::local(FailureClass::Permanent, e.message))?
-                .clone(),
+            None => whole_request(request)
+                .map_err(|e| Failure::local(FailureClass::Permanent, e.message))?,
         };
         let next = correction(&base, &decoded, &errors);
         let encoded = backstop_protocol::encode_request(upstream, &next, &target.model)
@@ -244,14 +287,17 @@ impl Answer {
                 held,
                 usage,
                 corrections,
+                stream,
             } => {
                 record_attempt(metrics, route, attempt, Ended::Answered(usage.as_ref()));
                 let mut out = Response::new(held_body(body, held));
                 let headers = out.headers_mut();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                let content_type = if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 if let Some(corrections) = corrections {
                     headers.insert("x-backstop-corrections", HeaderValue::from(corrections));
                 }

@@ -73,7 +73,12 @@ impl ClientRequest {
     /// if any.
     pub fn shape(&self) -> Option<&Shape> {
         self.shape
-            .get_or_init(|| self.canonical().ok().and_then(Shape::of))
+            .get_or_init(|| {
+                if !may_ask_for_shape(&self.body) {
+                    return None;
+                }
+                self.canonical().ok().and_then(Shape::of)
+            })
             .as_ref()
     }
 
@@ -137,4 +142,17 @@ impl ClientRequest {
         }
         Ok(Bytes::from(encoded.body))
     }
+}
+
+/// Whether a body may ask for a shape (structured output or tools): a scan of its bytes, so
+/// that a request that names none of them is never decoded for it.
+fn may_ask_for_shape(body: &[u8]) -> bool {
+    const KEYS: [&[u8]; 4] = [
+        b"\"tools\"",
+        b"\"response_format\"",
+        b"\"output_config\"",
+        b"\"format\"",
+    ];
+    KEYS.iter()
+        .any(|key| memchr::memmem::find(body, key).is_some())
 }

@@ -61,6 +61,11 @@ impl Shape {
         (json.is_some() || !tools.is_empty()).then_some(Shape { json, tools })
     }
 
+    /// Whether the answer's text must be JSON (not only its tool calls' arguments).
+    pub fn asks_for_json(&self) -> bool {
+        self.json.is_some()
+    }
+
     /// What is wrong with `answer`, if anything.
     pub fn check(&self, answer: &ChatResponse) -> Result<(), Vec<Mismatch>> {
         let mut errors = Vec::new();

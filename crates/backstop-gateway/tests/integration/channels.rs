@@ -147,10 +147,8 @@ async fn a_bedrock_event_stream_reaches_an_openai_client_as_sse() {
     let text = response.text().await.unwrap();
     assert!(text.contains("chat.completion.chunk"), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    let words: String = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+    let words: String = sse_data(&text)
+        .into_iter()
         .filter_map(|chunk| {
             chunk["choices"][0]["delta"]["content"]
                 .as_str()
@@ -402,10 +400,8 @@ targets = [{{ provider = "vertex", model = "{CLAUDE_ON_VERTEX}" }}]
         .unwrap();
     assert!(text.contains("event: message_stop"), "{text}");
     assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
-    let words: String = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+    let words: String = sse_data(&text)
+        .into_iter()
         .filter_map(|event| event["delta"]["text"].as_str().map(str::to_string))
         .collect();
     assert!(words.starts_with("Backstop mock provider"), "{words}");

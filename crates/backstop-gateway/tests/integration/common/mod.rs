@@ -286,3 +286,12 @@ pub async fn post_json(
 pub fn models_seen(mock: &MockServer) -> Vec<String> {
     mock.requests().into_iter().map(|r| r.model).collect()
 }
+
+/// The JSON payloads of an SSE stream's `data:` lines, `[DONE]` and anything that is not JSON
+/// left out.
+pub fn sse_data(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str(data).ok())
+        .collect()
+}
