@@ -40,6 +40,18 @@ pub struct CapabilityRecord {
     pub replica: String,
 }
 
+/// A fault an operator injected into a target (or cleared: `fault` is `None`), under
+/// `fault:{target}`. The fault itself is the gateway's, kept as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// What the fault simulates; `None` once cleared.
+    pub fault: Option<serde_json::Value>,
+    /// When it stops applying.
+    pub until: u64,
+    /// The replica whose operator injected or cleared it.
+    pub replica: String,
+}
+
 /// [`TripReason`] as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -5,13 +5,18 @@
 //! with [`Breaker::adopt`]. A breaker record is applied only if it is newer than the last one seen for the target
 //! (last writer wins), and never if this replica wrote it.
 //!
+//! Faults injected by an operator are shared the same way (`fault:{target}`): [`Targets::share_fault`] writes
+//! them, and the sink set with [`Targets::on_fault`] applies those of the other replicas.
+//!
 //! With a shared backend the hook also gates half-open probes: the first replica to claim the lease
 //! `lease:{target}` probes, the others keep skipping the target until the probe's result arrives (or the lease
 //! expires). Claiming is asynchronous, so the request that starts it skips the target too; with the store down the
 //! replica probes on its own.
 
 use crate::record::{now_ms, Change, Entry};
-use crate::records::{to_instant, to_wall, BreakerRecord, CapabilityRecord, HoldRecord};
+use crate::records::{
+    to_instant, to_wall, BreakerRecord, CapabilityRecord, FaultRecord, HoldRecord,
+};
 use crate::writer::Writer;
 use crate::Store;
 use backstop_core::{Breaker, BreakerEvent, BreakerHook};
@@ -20,9 +25,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::runtime::Handle;
+use tokio::time::Instant;
 
 /// How long breaker and capability records are kept after their last change.
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long the first read of the faults in the store may take.
+const FAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a cleared fault's record is kept, so that every replica sees the clearing.
+const CLEARED_TTL: Duration = Duration::from_secs(60);
+
+/// Applies the faults other replicas' operators injected: `(target, fault, until)`, the fault
+/// `None` once cleared.
+pub type FaultSink = Arc<dyn Fn(&str, Option<&serde_json::Value>, Instant) + Send + Sync>;
 
 /// How often a replica that lost the probe lease asks again.
 const LEASE_RECHECK: Duration = Duration::from_secs(1);
@@ -55,6 +71,7 @@ pub struct Targets {
     targets: Arc<Mutex<HashMap<String, Target>>>,
     /// Records that arrived before their target was registered, applied at registration.
     early: Mutex<HashMap<String, String>>,
+    faults: Mutex<Option<FaultSink>>,
 }
 
 impl Targets {
@@ -66,6 +83,7 @@ impl Targets {
             lease_ttl,
             targets: Arc::new(Mutex::new(HashMap::new())),
             early: Mutex::new(HashMap::new()),
+            faults: Mutex::new(None),
         })
     }
 
@@ -120,6 +138,56 @@ impl Targets {
         self.write(format!("cap:{target}:{name}"), &record, Some(RECORD_TTL));
     }
 
+    /// Shares a fault injected into `target` until `until` (`None`: the target's fault was
+    /// cleared) with the other replicas.
+    pub fn share_fault(&self, target: &str, fault: Option<serde_json::Value>, until: Instant) {
+        let ttl = match fault {
+            Some(_) => until.saturating_duration_since(Instant::now()),
+            None => CLEARED_TTL,
+        };
+        let record = FaultRecord {
+            fault,
+            until: to_wall(until),
+            replica: self.store.replica().to_string(),
+        };
+        self.write(
+            format!("fault:{target}"),
+            &record,
+            Some(ttl.max(Duration::from_millis(1))),
+        );
+    }
+
+    /// Sets where the faults of other replicas are applied, and applies those the store holds
+    /// (a restart keeps an operator's fault for the rest of its time).
+    pub fn on_fault(self: &Arc<Self>, sink: FaultSink) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        let targets = self.clone();
+        self.runtime.spawn(async move {
+            if let Ok(records) = targets.store.scan("fault:", FAULT_LOAD_TIMEOUT).await {
+                for (key, value) in records {
+                    targets.apply(&key, &value, true);
+                }
+            }
+        });
+    }
+
+    fn apply_fault(&self, target: &str, value: &str, force: bool) {
+        let Ok(record) = serde_json::from_str::<FaultRecord>(value) else {
+            return;
+        };
+        if record.replica == self.store.replica() && !force {
+            return;
+        }
+        let sink = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(sink) = sink {
+            sink(target, record.fault.as_ref(), to_instant(record.until));
+        }
+    }
+
     fn write(&self, key: String, record: &impl serde::Serialize, ttl: Option<Duration>) {
         if let Ok(value) = serde_json::to_string(record) {
             self.writer.send(key, Entry { value, ttl });
@@ -131,6 +199,9 @@ impl Targets {
         let Some((kind, name)) = target_of(key) else {
             return;
         };
+        if kind == "fault" {
+            return self.apply_fault(name, value, force);
+        }
         let mut targets = self.lock();
         let Some(target) = targets.get_mut(name) else {
             drop(targets);

@@ -4,7 +4,7 @@
 
 use super::buffers::BufferBudget;
 use super::events::GatewayObserver;
-use super::inject::InjectedFault;
+use super::inject::{InjectedFault, InjectedKind};
 use super::relay::cadence::UsualPause;
 use super::reload::{self, ReloadError, Reloaded};
 use crate::config::{self, Config, Model};
@@ -74,7 +74,7 @@ pub struct Gateway {
     reloading: Mutex<()>,
     health: RwLock<HashMap<String, Arc<TargetHealth>>>,
     zero_models: RwLock<HashMap<String, Arc<Model>>>,
-    faults: RwLock<HashMap<String, InjectedFault>>,
+    faults: Arc<RwLock<HashMap<String, InjectedFault>>>,
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
     state: OnceLock<Arc<State>>,
@@ -113,7 +113,7 @@ impl Gateway {
             reloading: Mutex::new(()),
             health: RwLock::new(HashMap::new()),
             zero_models: RwLock::new(HashMap::new()),
-            faults: RwLock::new(HashMap::new()),
+            faults: Arc::default(),
             metrics,
             drain: watch::Sender::new(None),
             state: OnceLock::new(),
@@ -263,6 +263,22 @@ impl Gateway {
     /// Keeps breakers, rate-limit holds and learned capabilities in `state` (only the first call counts): the
     /// targets known so far are forgotten and come back registered with it, adopting what it holds.
     pub fn attach_state(&self, state: State) {
+        let faults = self.faults.clone();
+        state
+            .targets()
+            .on_fault(Arc::new(move |label, fault, until| {
+                let kind =
+                    fault.and_then(|f| serde_json::from_value::<InjectedKind>(f.clone()).ok());
+                let mut faults = write(&faults);
+                match kind {
+                    Some(kind) => {
+                        faults.insert(label.to_string(), InjectedFault { kind, until });
+                    }
+                    None => {
+                        faults.remove(label);
+                    }
+                }
+            }));
         if self.state.set(Arc::new(state)).is_ok() {
             write(&self.health).clear();
             self.targets();
@@ -290,19 +306,32 @@ impl Gateway {
         all
     }
 
-    /// Injects `fault` into the target `label`.
+    /// Injects `fault` into the target `label`, on every replica that shares the state.
     pub fn inject(&self, label: &str, fault: InjectedFault) {
         write(&self.faults).insert(label.to_string(), fault);
+        if let Some(state) = self.state() {
+            let kind = serde_json::to_value(fault.kind).ok();
+            state.targets().share_fault(label, kind, fault.until);
+        }
     }
 
-    /// Clears the injected fault of `label`, or all of them.
+    /// Clears the injected fault of `label`, or all of them, on every replica that shares the
+    /// state.
     pub fn clear_faults(&self, label: Option<&str>) {
-        let mut faults = write(&self.faults);
-        match label {
-            Some(label) => {
-                faults.remove(label);
+        let cleared: Vec<String> = {
+            let mut faults = write(&self.faults);
+            match label {
+                Some(label) => {
+                    faults.remove(label);
+                    vec![label.to_string()]
+                }
+                None => faults.drain().map(|(label, _)| label).collect(),
             }
-            None => faults.clear(),
+        };
+        if let Some(state) = self.state() {
+            for label in cleared {
+                state.targets().share_fault(&label, None, Instant::now());
+            }
         }
     }
 

@@ -149,6 +149,53 @@ async fn a_retry_after_seen_by_one_replica_holds_the_target_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_injected_on_one_replica_applies_on_the_other_until_cleared_there() {
+    let redis = RedisServer::start().unwrap();
+    let r = replicas(&redis, "30s").await;
+    let admin = reqwest::Client::new();
+    let injected = admin
+        .post(r.a.1.url("/admin/faults"))
+        .json(&serde_json::json!({"target": PRIMARY, "kind": "status", "status": 503, "duration": "60s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(3), || r.b.0.injected(PRIMARY).is_some()).await,
+        "B learns the fault"
+    );
+    assert_eq!(ask(&r.b.1).await, 200, "B's fallback answers");
+    assert!(
+        r.primary.requests().is_empty(),
+        "B plays the fault instead of calling the target"
+    );
+    let cleared = admin
+        .delete(r.b.1.url(&format!("/admin/faults?target={PRIMARY}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(3), || r.a.0.injected(PRIMARY).is_none()).await,
+        "A learns it was cleared"
+    );
+    // B's played failures opened the breaker (shared too): closing it brings the target back.
+    let closed = admin
+        .post(r.b.1.url(&format!("/admin/breakers/{PRIMARY}/close")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(3), || state_of(&r.a.0)
+            == BreakerState::Closed)
+        .await
+    );
+    assert_eq!(ask(&r.a.1).await, 200);
+    assert_eq!(r.primary.requests().len(), 1, "A calls the target again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_under_load_fails_no_request_and_sharing_resumes() {
     let mut redis = RedisServer::start().unwrap();
     let r = replicas(&redis, "30s").await;
