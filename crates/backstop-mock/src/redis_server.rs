@@ -11,14 +11,31 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The TLS port, and the certificate and key files it serves.
+    tls: Option<(u16, PathBuf, PathBuf)>,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (from `PATH`) on a free loopback port, without persistence.
     pub fn start() -> std::io::Result<RedisServer> {
+        Self::start_with(None)
+    }
+
+    /// Starts `redis-server` that also accepts TLS connections on a second free port, with the
+    /// certificate and private key in these PEM files (clients need not present one).
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> std::io::Result<RedisServer> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> std::io::Result<RedisServer> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::start_once() {
+            match Self::start_once(tls) {
                 Ok(server) => return Ok(server),
                 Err(error) => last = Some(error),
             }
@@ -26,8 +43,17 @@ impl RedisServer {
         Err(last.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
     }
 
-    fn start_once() -> std::io::Result<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    fn start_once(
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> std::io::Result<RedisServer> {
+        let free = || -> std::io::Result<u16> {
+            Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+        };
+        let port = free()?;
+        let tls = match tls {
+            Some((cert, key)) => Some((free()?, cert.to_path_buf(), key.to_path_buf())),
+            None => None,
+        };
         let dir =
             std::env::temp_dir().join(format!("backstop-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -35,9 +61,17 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            tls,
         };
         server.restart()?;
         Ok(server)
+    }
+
+    /// `rediss://127.0.0.1:PORT` of a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(port, _, _)| format!("rediss://127.0.0.1:{port}"))
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -61,11 +95,23 @@ impl RedisServer {
     /// Starts the server again on the same port and waits until it accepts connections.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.kill();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if let Some((port, cert, key)) = &self.tls {
+            command
+                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(cert);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

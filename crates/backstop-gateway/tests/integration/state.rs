@@ -315,6 +315,41 @@ mod process {
     }
 
     #[test]
+    fn a_tls_redis_is_trusted_through_ssl_cert_file() {
+        let certs = backstop_mock::TestCerts::generate().unwrap();
+        let file = ConfigFile::new("state-rediss", "");
+        let write = |name: &str, pem: &str| {
+            let path = file.directory.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let cert = write("redis-cert.pem", &certs.cert_pem);
+        let key = write("redis-key.pem", &certs.key_pem);
+        let ca = write("ca.pem", &certs.ca_pem);
+        let redis = RedisServer::start_tls(&cert, &key).unwrap();
+        let url = redis.tls_url().unwrap();
+        file.write(&config(&url));
+        let check = |envs: &[(&str, &str)]| {
+            let output = run(
+                &["check", "--config", file.path.to_str().unwrap()],
+                envs,
+                &file.directory,
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            (output.status.code(), stdout)
+        };
+        let (code, stdout) = check(&[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+        assert_eq!(code, Some(0), "{stdout}");
+        assert!(
+            stdout.contains(&url) && !stdout.contains("UNREACHABLE"),
+            "{stdout}"
+        );
+        // Without the private CA, the server's certificate is not trusted.
+        let (_, stdout) = check(&[]);
+        assert!(stdout.contains("UNREACHABLE"), "{stdout}");
+    }
+
+    #[test]
     fn bad_state_settings_exit_2_naming_the_key() {
         let file = ConfigFile::new(
             "state-bad-url",

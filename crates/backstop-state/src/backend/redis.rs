@@ -16,6 +16,27 @@ use tokio::sync::{broadcast, oneshot, Mutex};
 const DELETE_IF: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
+/// The client of `url`. A `rediss://` server's certificate is checked against the built-in
+/// public roots or, when `SSL_CERT_FILE` names a PEM file, against the certificates in it (as
+/// for the gateway's upstreams): a Redis behind a private CA.
+fn client_for(url: &str) -> Result<redis::Client, StateError> {
+    let private_ca = std::env::var_os("SSL_CERT_FILE").filter(|_| url.starts_with("rediss://"));
+    let Some(path) = private_ca else {
+        return Ok(redis::Client::open(url)?);
+    };
+    let pem = std::fs::read(&path).map_err(|error| {
+        StateError::Spec(format!(
+            "SSL_CERT_FILE ({}) cannot be read for the Redis TLS connection: {error}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Ok(redis::Client::build_with_tls(url, certificates)?)
+}
+
 /// A Redis server.
 pub struct Redis {
     client: redis::Client,
@@ -27,7 +48,7 @@ impl Redis {
     /// A client for `url`; nothing is connected yet.
     pub fn new(url: &str, timeout: Duration) -> Result<Redis, StateError> {
         Ok(Redis {
-            client: redis::Client::open(url)?,
+            client: client_for(url)?,
             conn: Mutex::new(None),
             timeout,
         })
