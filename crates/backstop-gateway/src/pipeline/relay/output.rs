@@ -78,7 +78,7 @@ impl Output {
         max_text: usize,
     ) -> Self {
         let mode = if caller == upstream {
-            Mode::Passthrough(ProviderKind::native(upstream).spec().stream_terminator)
+            Mode::Passthrough(ProviderKind::native_spec(upstream).stream_terminator)
         } else {
             Mode::Encode(StreamEncoder::new(caller, client_wants_usage))
         };
