@@ -3,9 +3,11 @@
 //! finished like a non-streamed answer, and the final one is stored. Sequence numbers count
 //! from 0 over the client's stream: an upstream's own numbers (a native passthrough) are kept
 //! as long as they do, and renumbered once they stop (after a broken stream was continued on
-//! another target, whose events number from where the gateway's encoder stood).
+//! another target, whose events number from where the gateway's encoder stood), and such a
+//! continuation's items are fitted to the ones the client has (see [`super::items`]).
 
 use super::echo::Echo;
+use super::items::Items;
 use super::store::{Limits, ResponseStore};
 use backstop_protocol::{write_sse, SseDecoder};
 use bytes::{Bytes, BytesMut};
@@ -23,6 +25,8 @@ pub struct Patcher {
     gave_up: bool,
     /// The sequence number the next event gets.
     sequence: u64,
+    /// The output items the client was given.
+    items: Items,
 }
 
 impl Patcher {
@@ -36,6 +40,7 @@ impl Patcher {
             limits,
             gave_up: false,
             sequence: 0,
+            items: Items::default(),
         }
     }
 
@@ -65,7 +70,9 @@ impl Patcher {
                 write_sse(&mut out, kind, &event.data);
                 continue;
             };
-            let mut changed = self.number(&mut body);
+            let numbered = self.number(&mut body);
+            let fitted = kind.is_some_and(|kind| self.items.fit(kind, &mut body));
+            let mut changed = numbered || fitted;
             if let Some(response) = body.get_mut("response").filter(|r| r.is_object()) {
                 self.echo.finish(response);
                 if let Some(record) = self.echo.record(&self.owner, response) {

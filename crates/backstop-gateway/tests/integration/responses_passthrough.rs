@@ -64,7 +64,10 @@ async fn a_whole_answer_is_the_upstreams_own_response_with_usage_and_cost() {
     assert_eq!(answer["status"], "completed");
     assert_eq!(answer["model"], "gpt-4.1", "the upstream's own response");
     let id = answer["id"].as_str().unwrap();
-    assert!(id.starts_with("resp_") && !id.starts_with("resp_mock"), "{id}");
+    assert!(
+        id.starts_with("resp_") && !id.starts_with("resp_mock"),
+        "{id}"
+    );
     assert_eq!(answer["metadata"]["run"], "7");
     assert_eq!(output_text(&answer), DEFAULT_ANSWER);
     assert_eq!(answer["usage"]["output_tokens"], 60);
@@ -74,7 +77,10 @@ async fn a_whole_answer_is_the_upstreams_own_response_with_usage_and_cost() {
     assert!(at(&s.primary, "/v1/chat/completions").is_empty());
     let mut expected = body.clone();
     expected["model"] = "gpt-4.1".into();
-    assert_eq!(sent[0].body, expected, "the client's body, the target's model");
+    assert_eq!(
+        sent[0].body, expected,
+        "the client's body, the target's model"
+    );
 
     let stored: Value = s
         .get(&format!("/v1/responses/{id}"))
@@ -94,7 +100,10 @@ async fn a_whole_answer_is_the_upstreams_own_response_with_usage_and_cost() {
     assert_eq!(input, answer["usage"]["input_tokens"].as_f64().unwrap());
     assert_eq!(output, 60.0);
     let cost = sample(&metrics, &format!("backstop_cost_usd_total{{{target}}}"));
-    assert!((cost - (input * 2.0 + output * 8.0) / 1e6).abs() < 1e-12, "{cost}");
+    assert!(
+        (cost - (input * 2.0 + output * 8.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
 }
 
 #[tokio::test]
@@ -238,4 +247,20 @@ async fn a_passthrough_stream_cut_midway_is_continued_with_consecutive_sequence_
     let completed = &events.last().unwrap()["response"];
     assert_eq!(output_text(completed), DEFAULT_ANSWER);
     assert_eq!(events[0]["response"]["id"], completed["id"]);
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.added")
+        .unwrap();
+    let item = added["item"]["id"].as_str().unwrap();
+    assert!(item.starts_with("msg_mock"), "the upstream's item: {item}");
+    for event in events.iter().filter(|e| e.get("output_index").is_some()) {
+        assert_eq!(event["output_index"], 0, "{event}");
+        let named = event.get("item_id").unwrap_or(&event["item"]["id"]);
+        assert_eq!(
+            named, item,
+            "the continuation goes on with the client's item: {event}"
+        );
+    }
+    assert_eq!(completed["output"].as_array().unwrap().len(), 1);
+    assert_eq!(completed["output"][0]["id"], item);
 }
