@@ -264,3 +264,24 @@ async fn a_passthrough_stream_cut_midway_is_continued_with_consecutive_sequence_
     assert_eq!(completed["output"].as_array().unwrap().len(), 1);
     assert_eq!(completed["output"][0]["id"], item);
 }
+
+#[tokio::test]
+async fn hosted_tools_go_to_a_native_target_and_are_refused_by_name_elsewhere() {
+    let s = scene().await;
+    let tools = json!([{"type": "web_search_preview"}, {"type": "function", "name": "f"}]);
+    let body = json!({"model": "native", "input": "News?", "tools": tools, "include": ["web_search_call.action.sources"]});
+    let response = post_json(&s.gw, "/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    let sent = at(&s.primary, "/v1/responses");
+    assert_eq!(sent[0].body["tools"], tools, "forwarded as written");
+
+    let body = json!({"model": "claude", "input": "News?", "tools": tools});
+    let response = post_json(&s.gw, "/v1/responses", &body).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(error["error"]["param"], "tools[0].type", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("web_search_preview"), "{message}");
+    assert!(at(&s.primary, "/v1/messages").is_empty());
+}
