@@ -306,3 +306,23 @@ fn telemetry_is_off_by_default_and_checked_when_on() {
     ));
     assert!(error.contains("sample_rate"), "{error}");
 }
+
+#[test]
+fn a_provider_says_whether_it_speaks_the_responses_api() {
+    let config = parse(
+        &format!("{BASE}[providers.official]\nkind = \"openai\"\n[providers.compatible]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nresponses = true\n"),
+        &env,
+    )
+    .unwrap();
+    let speaks = |name: &str| config.providers[name].responses;
+    assert!(speaks("official") && speaks("compatible"));
+    assert!(!speaks("o") && !speaks("a"));
+    let error = error_of(&BASE.replace(
+        "kind = \"anthropic\"",
+        "kind = \"anthropic\"\nresponses = true",
+    ));
+    assert!(
+        error.starts_with("config error at `providers.a.responses`"),
+        "{error}"
+    );
+}
