@@ -314,6 +314,17 @@ fn a_provider_says_whether_it_speaks_the_responses_api() {
         &env,
     )
     .unwrap();
+    let plan = routing_plan(&parse(
+        &format!("{BASE}[models.m]\ntargets = [{{ provider = \"o\", model = \"x\" }}]\n[providers.o2]\nkind = \"openai\"\nresponses = true\nbase_url = \"http://127.0.0.1:2/v1\"\n[models.n]\ntargets = [{{ provider = \"o2\", model = \"y\" }}]\n"),
+        &env,
+    )
+    .unwrap());
+    assert_eq!(
+        plan.matches("Responses API requests forwarded to http://127.0.0.1:2/v1/responses")
+            .count(),
+        1,
+        "{plan}"
+    );
     let speaks = |name: &str| config.providers[name].responses;
     assert!(speaks("official") && speaks("compatible"));
     assert!(!speaks("o") && !speaks("a"));

@@ -221,7 +221,7 @@ async fn an_openai_compatible_provider_without_responses_gets_chat_completions()
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_passthrough_stream_cut_midway_is_continued_with_consecutive_sequence_numbers() {
+async fn a_passthrough_stream_cut_midway_is_continued_on_the_clients_items_and_sequence() {
     let s = scene().await;
     fault(&s.primary, json!({"kind": "cut_after", "events": 31})).await;
     let body = json!({"model": "rescued", "input": "Say hello", "stream": true});
