@@ -42,7 +42,7 @@ impl Items {
     /// Fits one event of type `kind` to the items the client has; whether it changed.
     pub fn fit(&mut self, kind: &str, body: &mut Value) -> bool {
         let Some(index) = body.get("output_index").and_then(Value::as_u64) else {
-            return self.fit_response(body);
+            return self.fit_response(kind, body);
         };
         if kind == "response.output_item.added" {
             return self.added(index, body);
@@ -155,10 +155,12 @@ impl Items {
         changed
     }
 
-    /// After a continuation was fitted: the whole `response` lists the items the client was
-    /// given, in its order (an item left unfinished by the broken stream as `incomplete`).
-    fn fit_response(&self, body: &mut Value) -> bool {
-        if self.moved.is_empty() {
+    /// After a continuation was fitted, and in the `response.failed` the gateway writes when a
+    /// stream cannot be finished: the whole `response` lists the items the client was given, in
+    /// its order (an item left unfinished by the broken stream as `incomplete`).
+    fn fit_response(&self, kind: &str, body: &mut Value) -> bool {
+        let failed = kind == "response.failed" && !self.seen.is_empty();
+        if self.moved.is_empty() && !failed {
             return false;
         }
         let Some(output) = body.pointer_mut("/response/output") else {

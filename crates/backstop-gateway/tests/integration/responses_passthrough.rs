@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 /// `native` on an OpenAI-compatible target with `responses = true` (on the primary mock),
 /// falling back to `claude` (Anthropic, also on the primary); `rescued` on the same target,
-/// falling back to `mirror` (Chat Completions on the secondary, which accepts prefills).
+/// falling back to `mirror` (Chat Completions on the secondary, which accepts prefills); `solo`
+/// on it alone.
 const NATIVE: &str = r#"
 [providers.native]
 kind = "openai"
@@ -30,6 +31,8 @@ fallbacks = ["mirror"]
 [models.mirror]
 targets = [{ provider = "secondary", model = "m-model" }]
 prefill = true
+[models.solo]
+targets = [{ provider = "native", model = "gpt-4.1" }]
 "#;
 
 async fn scene() -> Setup {
@@ -284,4 +287,31 @@ async fn hosted_tools_go_to_a_native_target_and_are_refused_by_name_elsewhere() 
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("web_search_preview"), "{message}");
     assert!(at(&s.primary, "/v1/messages").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passthrough_stream_no_target_can_finish_ends_with_error_and_failed() {
+    let s = scene().await;
+    fault(&s.primary, json!({"kind": "cut_after", "events": 10})).await;
+    let body = json!({"model": "solo", "input": "Say hello", "stream": true});
+    let text = post_json(&s.gw, "/v1/responses", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = events(&text);
+    let kinds = kinds(&events);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "response.created").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(&kinds[kinds.len() - 2..], ["error", "response.failed"]);
+    assert!(!kinds.contains(&"response.completed"));
+    let failed = &events.last().unwrap()["response"];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["id"], events[0]["response"]["id"]);
+    let item = events[2]["item"]["id"].as_str().unwrap();
+    assert_eq!(failed["output"][0]["id"], item, "the item the client has");
+    assert_eq!(failed["output"][0]["status"], "incomplete");
 }
