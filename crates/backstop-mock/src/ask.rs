@@ -31,13 +31,13 @@ fn any_object() -> Value {
 }
 
 /// Deterministic input-token estimate: characters of message text / 4, at least 1.
-fn estimate(chars: usize) -> u64 {
+pub(crate) fn estimate(chars: usize) -> u64 {
     ((chars / 4) as u64).max(1)
 }
 
 /// Characters of text in a content value: a string, or blocks/parts with `text` (nested
 /// `content` of tool results included).
-fn text_chars(content: &Value) -> usize {
+pub(crate) fn text_chars(content: &Value) -> usize {
     match content {
         Value::String(s) => s.chars().count(),
         Value::Array(items) => items.iter().map(text_chars).sum(),

@@ -24,7 +24,7 @@ use crate::log::{Draft, LogGuard, RequestLog};
 use crate::registry::Faults;
 use crate::reply::{plan, Reply, Script};
 use crate::stream::{self, Delivery, Events, FaultFrames};
-use crate::{anthropic, cloud, embed, gemini, openai};
+use crate::{anthropic, cloud, embed, gemini, openai, responses};
 
 /// State shared by every request of one mock server.
 pub(crate) struct Shared {
@@ -79,6 +79,8 @@ pub(crate) enum Target {
     },
     /// OpenAI `POST /v1/embeddings`.
     OpenaiEmbeddings,
+    /// OpenAI `POST /v1/responses` (the Responses API; faults on route `openai` apply).
+    OpenaiResponses,
     /// Gemini `:batchEmbedContents` for `model`.
     GeminiEmbeddings {
         model: String,
@@ -88,7 +90,7 @@ pub(crate) enum Target {
 impl Target {
     fn route(&self) -> Route {
         match self {
-            Target::Openai | Target::OpenaiEmbeddings => Route::Openai,
+            Target::Openai | Target::OpenaiEmbeddings | Target::OpenaiResponses => Route::Openai,
             Target::Anthropic => Route::Anthropic,
             Target::Gemini { .. } | Target::GeminiEmbeddings { .. } => Route::Gemini,
             Target::Azure { .. } => Route::Azure,
@@ -105,7 +107,10 @@ impl Target {
             | Target::Bedrock { model, .. }
             | Target::Vertex { model, .. } => model,
             Target::Azure { deployment } => deployment,
-            Target::Openai | Target::Anthropic | Target::OpenaiEmbeddings => "",
+            Target::Openai
+            | Target::Anthropic
+            | Target::OpenaiEmbeddings
+            | Target::OpenaiResponses => "",
         }
     }
 
@@ -245,6 +250,7 @@ fn parse(incoming: &Incoming) -> Result<Ask, ErrorCase> {
             ..
         } => return cloud::vertex(publisher, model, *stream, incoming, value),
         Target::OpenaiEmbeddings => embed::openai_ask(&value),
+        Target::OpenaiResponses => responses::ask(&value),
         Target::GeminiEmbeddings { model } => embed::gemini_ask(model, &value),
     }
     .map_err(ErrorCase::Invalid)
@@ -356,6 +362,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
         Target::Openai => openai::body(&reply),
         Target::Anthropic | Target::Bedrock { .. } => anthropic::body(&reply),
         Target::Azure { .. } => openai::body(&reply),
+        Target::OpenaiResponses => responses::body(&reply),
         Target::Gemini { .. } => gemini::body(&reply),
         Target::Vertex { .. } if incoming.target.speaks_gemini().is_some() => gemini::body(&reply),
         Target::Vertex { .. } => anthropic::body(&reply),
@@ -433,6 +440,7 @@ fn encode_stream(target: &Target, reply: &Reply, ask: &Ask) -> Events {
             openai::events(reply, ask.include_usage)
         }
         Target::Bedrock { .. } => cloud::bedrock_events(anthropic::events(reply)),
+        Target::OpenaiResponses => responses::events(reply),
         Target::Anthropic
         | Target::Gemini { .. }
         | Target::GeminiEmbeddings { .. }
@@ -448,6 +456,7 @@ impl FaultFrames for Target {
         match self {
             Target::Openai | Target::Azure { .. } | Target::OpenaiEmbeddings => openai::malformed(),
             Target::Bedrock { .. } => cloud::bedrock_malformed(),
+            Target::OpenaiResponses => responses::malformed(),
             Target::Anthropic
             | Target::Gemini { .. }
             | Target::GeminiEmbeddings { .. }
@@ -464,6 +473,7 @@ impl FaultFrames for Target {
                 openai::error_event()
             }
             Target::Bedrock { .. } => cloud::bedrock_exception(),
+            Target::OpenaiResponses => responses::error_event(first),
             Target::Anthropic
             | Target::Gemini { .. }
             | Target::GeminiEmbeddings { .. }

@@ -57,6 +57,7 @@ mod openai;
 pub mod redis_server;
 mod registry;
 mod reply;
+mod responses;
 mod routes;
 mod server;
 mod shape;

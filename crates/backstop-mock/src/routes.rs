@@ -33,6 +33,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai))
         .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/responses", post(openai_responses))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{call}", post(gemini))
         .route(
@@ -70,6 +71,10 @@ async fn openai(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Resp
 
 async fn openai_embeddings(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
     serve(s, Incoming::new(Target::OpenaiEmbeddings, parts, body)).await
+}
+
+async fn openai_responses(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
+    serve(s, Incoming::new(Target::OpenaiResponses, parts, body)).await
 }
 
 async fn anthropic(State(s): State<Arc<Shared>>, parts: Parts, body: Bytes) -> Response {
@@ -263,7 +268,7 @@ fn gemini_models() -> Value {
 
 async fn not_found(uri: Uri) -> Response {
     let message = format!(
-        "backstop-mock has no endpoint {}; it serves POST /v1/chat/completions, POST /v1/messages, \
+        "backstop-mock has no endpoint {}; it serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, \
          POST /v1beta/models/MODEL:generateContent, GET /v1/models and /_mock/faults, /_mock/requests",
         uri.path()
     );

@@ -25,6 +25,11 @@ pub(crate) fn invalid(path: &str, what: &str) -> ProtocolError {
     ProtocolError::Invalid(format!("`{path}` {what}"))
 }
 
+/// [`ProtocolError::ServerSide`] at `path`: a feature only OpenAI's own servers provide.
+pub(crate) fn server_side(path: &str, what: &str) -> ProtocolError {
+    ProtocolError::ServerSide(format!("`{path}` {what}"))
+}
+
 /// The value as an object.
 pub(crate) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Obj, ProtocolError> {
     v.as_object()

@@ -70,4 +70,4 @@ pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};
 pub use usage::read_usage;
-pub use validate::{validate_request, InvalidRequest};
+pub use validate::{invalid_request_of, validate_request, InvalidRequest};

@@ -83,6 +83,11 @@ pub enum ProtocolError {
     /// The body is well-formed JSON but not a valid request, response or event.
     #[error("invalid body: {0}")]
     Invalid(String),
+    /// A Responses API request asks for something only OpenAI's own servers provide (a hosted
+    /// tool, a background run, ...): it can be forwarded, unchanged, to an upstream that speaks
+    /// the Responses API natively, and translated for no other.
+    #[error("invalid body: {0}")]
+    ServerSide(String),
     /// The upstream reported an error inside an otherwise successful stream.
     #[error("upstream error in stream ({}): {message}", kind.as_str())]
     Upstream {

@@ -7,6 +7,7 @@ mod auth;
 mod channels;
 mod error;
 mod interpolate;
+mod passthrough;
 mod plan;
 mod raw;
 mod secrets;

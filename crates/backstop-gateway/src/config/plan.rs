@@ -49,6 +49,11 @@ pub fn routing_plan(config: &Config) -> String {
                 target.provider.auth_method(),
                 target.weight
             );
+            let native = target.for_caller(backstop_protocol::Protocol::Responses);
+            if native.endpoint(false) != target.endpoint(false) {
+                let url = crate::redact::url(native.endpoint(false).as_str());
+                let _ = writeln!(out, "      Responses API requests forwarded to {url}");
+            }
         }
         if model.fallbacks.is_empty() {
             let _ = writeln!(out, "  fallbacks: none");

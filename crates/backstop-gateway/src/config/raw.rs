@@ -64,6 +64,7 @@ pub struct RawProvider {
     pub status_page: Option<String>,
     pub status_poll: Option<String>,
     pub on_major_incident: Option<String>,
+    pub responses: Option<bool>,
 }
 
 /// One entry of `targets`.

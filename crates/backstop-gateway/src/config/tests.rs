@@ -306,3 +306,34 @@ fn telemetry_is_off_by_default_and_checked_when_on() {
     ));
     assert!(error.contains("sample_rate"), "{error}");
 }
+
+#[test]
+fn a_provider_says_whether_it_speaks_the_responses_api() {
+    let config = parse(
+        &format!("{BASE}[providers.official]\nkind = \"openai\"\n[providers.compatible]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nresponses = true\n"),
+        &env,
+    )
+    .unwrap();
+    let plan = routing_plan(&parse(
+        &format!("{BASE}[models.m]\ntargets = [{{ provider = \"o\", model = \"x\" }}]\n[providers.o2]\nkind = \"openai\"\nresponses = true\nbase_url = \"http://127.0.0.1:2/v1\"\n[models.n]\ntargets = [{{ provider = \"o2\", model = \"y\" }}]\n"),
+        &env,
+    )
+    .unwrap());
+    assert_eq!(
+        plan.matches("Responses API requests forwarded to http://127.0.0.1:2/v1/responses")
+            .count(),
+        1,
+        "{plan}"
+    );
+    let speaks = |name: &str| config.providers[name].responses;
+    assert!(speaks("official") && speaks("compatible"));
+    assert!(!speaks("o") && !speaks("a"));
+    let error = error_of(&BASE.replace(
+        "kind = \"anthropic\"",
+        "kind = \"anthropic\"\nresponses = true",
+    ));
+    assert!(
+        error.starts_with("config error at `providers.a.responses`"),
+        "{error}"
+    );
+}

@@ -112,6 +112,9 @@ pub struct Provider {
     pub channel_auth: Option<crate::channels::ChannelAuth>,
     /// Its status page, when one is configured or its official one applies.
     pub status_page: Option<super::StatusPage>,
+    /// It speaks the OpenAI Responses API natively (`responses`): a Responses request is
+    /// forwarded to its `/responses` rather than translated to Chat Completions.
+    pub responses: bool,
 }
 
 impl Provider {
@@ -149,6 +152,9 @@ pub struct Target {
     spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
     endpoints: Arc<[reqwest::Url; 2]>,
+    /// With a provider that speaks the Responses API natively: its spec and endpoints, which
+    /// serve a Responses client (see [`Target::for_caller`]).
+    native_responses: Option<(&'static ProviderSpec, Arc<[reqwest::Url; 2]>)>,
 }
 
 impl Target {
@@ -160,21 +166,44 @@ impl Target {
         weight: u32,
     ) -> Result<Self, url::ParseError> {
         let spec = provider.kind.spec_for(&model);
-        let url = |stream| {
-            let mut url = reqwest::Url::parse(&spec.endpoint(&provider.base_url, &model, stream))?;
-            if !provider.query.is_empty() {
-                url.query_pairs_mut().extend_pairs(&provider.query);
-            }
-            Ok::<_, url::ParseError>(url)
+        let endpoints = |spec: &ProviderSpec| {
+            let url = |stream| {
+                let endpoint = spec.endpoint(&provider.base_url, &model, stream);
+                let mut url = reqwest::Url::parse(&endpoint)?;
+                if !provider.query.is_empty() {
+                    url.query_pairs_mut().extend_pairs(&provider.query);
+                }
+                Ok::<_, url::ParseError>(url)
+            };
+            Ok::<_, url::ParseError>(Arc::new([url(false)?, url(true)?]))
+        };
+        let native_responses = match provider.kind.responses_spec() {
+            Some(native) if provider.responses => Some((native, endpoints(native)?)),
+            _ => None,
         };
         Ok(Self {
             label: format!("{}/{model}", provider.name),
             spec,
-            endpoints: Arc::new([url(false)?, url(true)?]),
+            endpoints: endpoints(spec)?,
+            native_responses,
             provider,
             model,
             weight,
         })
+    }
+
+    /// This target as it serves a client speaking `caller`: a Responses API request to a
+    /// provider that speaks that API natively goes to its own `/responses` as the client
+    /// wrote it (the native passthrough); every other request goes as [`Target::spec`] says.
+    pub fn for_caller(&self, caller: backstop_protocol::Protocol) -> Target {
+        match &self.native_responses {
+            Some((spec, endpoints)) if caller == backstop_protocol::Protocol::Responses => Target {
+                spec,
+                endpoints: endpoints.clone(),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
     }
 
     /// What the gateway knows about this model on its provider: endpoints, auth, stream

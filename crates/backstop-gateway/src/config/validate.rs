@@ -140,6 +140,7 @@ fn provider_from_raw(
         }
         headers.push((lower, value));
     }
+    let responses = super::passthrough::speaks_responses(&path, kind, &base_url, raw.responses)?;
     let status_page = super::validate_tools::status_page_from_raw(
         &path,
         &base_url,
@@ -159,6 +160,7 @@ fn provider_from_raw(
         version_header: spec.version_header(raw.anthropic_version),
         query: channel.query,
         channel_auth: channel.auth,
+        responses,
     })
 }
 

@@ -27,6 +27,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
                     body_version: None,
                     query: Vec::new(),
                     channel_auth: None,
+                    responses: kind.responses_spec().is_some(),
                     status_page: super::validate_tools::default_status_page(spec.default_base_url),
                 }),
             );

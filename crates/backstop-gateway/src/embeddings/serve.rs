@@ -34,7 +34,7 @@ pub async fn serve(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let model = gateway.resolve(config, &req.model)?;
-    let candidates: Vec<Candidate<Route>> = plan(gateway, config, &model, None)
+    let candidates: Vec<Candidate<Route>> = plan(gateway, config, &model, Protocol::OpenAi, None)
         .into_iter()
         .filter(|c| {
             c.inner.model.name == model.name

@@ -5,6 +5,7 @@ use super::{Gateway, TargetHealth};
 use crate::config::{Balance, Config, ContentFilterPolicy, Model, Target};
 use crate::telemetry::{RequestTrace, RouteTrace};
 use backstop_core::{Backoff, BalanceCandidate, BreakerState, Candidate, Retry, Strategy};
+use backstop_protocol::Protocol;
 use std::sync::Arc;
 
 /// One place the request may be sent: a target of a public model.
@@ -25,18 +26,20 @@ pub struct Route {
 /// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
 /// looked up in `config` (the request's snapshot). The targets of one model form one
 /// group: another channel of the model asked for comes before a retry in place. Each
-/// route's calls are traced under `trace`, when the request is traced.
+/// route's calls are traced under `trace`, when the request is traced. Each target is
+/// taken as it serves a client speaking `caller` ([`Target::for_caller`]).
 pub fn plan(
     gateway: &Gateway,
     config: &Config,
     requested: &Arc<Model>,
+    caller: Protocol,
     trace: Option<&Arc<RequestTrace>>,
 ) -> Vec<Candidate<Route>> {
     let mut out = Vec::new();
-    push_model(gateway, requested, 0, trace, &mut out);
+    push_model(gateway, requested, 0, caller, trace, &mut out);
     for (index, name) in requested.fallbacks.iter().enumerate() {
         if let Some(fallback) = config.models.get(name) {
-            push_model(gateway, fallback, index + 1, trace, &mut out);
+            push_model(gateway, fallback, index + 1, caller, trace, &mut out);
         }
     }
     out
@@ -46,6 +49,7 @@ fn push_model(
     gateway: &Gateway,
     model: &Arc<Model>,
     group: usize,
+    caller: Protocol,
     trace: Option<&Arc<RequestTrace>>,
     out: &mut Vec<Candidate<Route>>,
 ) {
@@ -73,7 +77,7 @@ fn push_model(
                 stop_on_content_filter: model.on_content_filter == ContentFilterPolicy::Return,
                 inner: Route {
                     model: model.clone(),
-                    target: target.clone(),
+                    target: target.for_caller(caller),
                     health: health.clone(),
                     is_fallback: group > 0,
                     trace: trace.map(RequestTrace::route),

@@ -26,7 +26,7 @@ pub struct ClientRequest {
     pub config: Arc<Config>,
     /// When the whole request must be answered (`timeouts.total` from its arrival).
     pub deadline: Instant,
-    canonical: OnceLock<Result<ChatRequest, String>>,
+    canonical: OnceLock<Result<ChatRequest, backstop_protocol::InvalidRequest>>,
     shape: OnceLock<Option<Shape>>,
 }
 
@@ -93,15 +93,10 @@ impl ClientRequest {
                         "Gemini is an upstream protocol only".into(),
                     )),
                 }
-                .map_err(|error| error.to_string())
+                .map_err(backstop_protocol::invalid_request_of)
             })
             .as_ref()
-            .map_err(|message| {
-                ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("invalid request: {message}"),
-                )
-            })
+            .map_err(|error| ApiError::invalid_request(error.clone()))
     }
 
     /// The body to send to `target`: the caller's bytes with the model renamed when the

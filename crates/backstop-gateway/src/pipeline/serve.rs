@@ -82,7 +82,7 @@ impl Gateway {
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
-        let candidates = plan::plan(self, &request.config, &model, trace);
+        let candidates = plan::plan(self, &request.config, &model, request.protocol, trace);
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()

@@ -90,6 +90,9 @@ pub fn prepare(
         whole.append(&mut conversation);
         conversation = whole;
         request.insert("input".into(), Value::Array(conversation.clone()));
+        // The id is the gateway's: an upstream that speaks the Responses API natively has
+        // never seen it, and gets the whole conversation instead.
+        request.remove("previous_response_id");
         rewritten = true;
     }
     let store = !matches!(request.get("store"), Some(Value::Bool(false)));
@@ -178,6 +181,7 @@ mod tests {
         assert_eq!(input[0]["content"], "hi");
         assert_eq!(input[1]["content"][0]["text"], "hello");
         assert_eq!(input[2]["content"], "again");
+        assert!(body.get("previous_response_id").is_none(), "{body}");
 
         let other_key = prepare(Bytes::from(next), &store, "other").unwrap_err();
         assert_eq!(other_key.param.as_deref(), Some("previous_response_id"));

@@ -5,6 +5,7 @@
 //! that created one can read, continue or delete it.
 
 mod echo;
+mod items;
 mod store;
 mod stream;
 

@@ -1,8 +1,13 @@
 //! The typed event stream on its way to the client: each event that carries the whole
 //! `response` object (`response.created`, `response.in_progress`, `response.completed`, ...) is
-//! finished like a non-streamed answer, and the final one is stored.
+//! finished like a non-streamed answer, and the final one is stored. Sequence numbers count
+//! from 0 over the client's stream: an upstream's own numbers (a native passthrough) are kept
+//! as long as they do, and renumbered once they stop (after a broken stream was continued on
+//! another target, whose events number from where the gateway's encoder stood), and such a
+//! continuation's items are fitted to the ones the client has (see [`super::items`]).
 
 use super::echo::Echo;
+use super::items::Items;
 use super::store::{Limits, ResponseStore};
 use backstop_protocol::{write_sse, SseDecoder};
 use bytes::{Bytes, BytesMut};
@@ -18,6 +23,10 @@ pub struct Patcher {
     limits: Limits,
     /// An event outgrew the decoder: the stream is passed through as it is.
     gave_up: bool,
+    /// The sequence number the next event gets.
+    sequence: u64,
+    /// The output items the client was given.
+    items: Items,
 }
 
 impl Patcher {
@@ -30,6 +39,8 @@ impl Patcher {
             store,
             limits,
             gave_up: false,
+            sequence: 0,
+            items: Items::default(),
         }
     }
 
@@ -50,24 +61,46 @@ impl Patcher {
         let mut out = BytesMut::with_capacity(chunk.len() + 64);
         for event in events {
             let kind = event.event.as_deref();
-            let whole = kind.is_some_and(|k| k.starts_with("response."));
-            let patched = whole
+            let parsed = kind
+                .is_some()
                 .then(|| serde_json::from_str::<Value>(&event.data).ok())
                 .flatten()
-                .filter(|v| v.get("response").is_some_and(Value::is_object));
-            let Some(mut body) = patched else {
+                .filter(Value::is_object);
+            let Some(mut body) = parsed else {
                 write_sse(&mut out, kind, &event.data);
                 continue;
             };
-            if let Some(response) = body.get_mut("response") {
+            let numbered = self.number(&mut body);
+            let fitted = kind.is_some_and(|kind| self.items.fit(kind, &mut body));
+            let mut changed = numbered || fitted;
+            if let Some(response) = body.get_mut("response").filter(|r| r.is_object()) {
                 self.echo.finish(response);
                 if let Some(record) = self.echo.record(&self.owner, response) {
                     self.store.put(&self.echo.id, record, self.limits);
                 }
+                changed = true;
             }
-            write_sse(&mut out, kind, &body.to_string());
+            if changed {
+                write_sse(&mut out, kind, &body.to_string());
+            } else {
+                write_sse(&mut out, kind, &event.data);
+            }
         }
         out.freeze()
+    }
+
+    /// Gives an event the next sequence number; whether that changed it.
+    fn number(&mut self, body: &mut Value) -> bool {
+        let Some(number) = body.get_mut("sequence_number") else {
+            return false;
+        };
+        let expected = self.sequence;
+        self.sequence += 1;
+        if number.as_u64() == Some(expected) {
+            return false;
+        }
+        *number = expected.into();
+        true
     }
 }
 
@@ -110,6 +143,35 @@ mod tests {
         patcher.feed(completed.as_bytes());
         let stored = store.get(&id, "key").unwrap();
         assert_eq!(stored.response["id"], id.as_str());
+    }
+
+    #[test]
+    fn sequence_numbers_count_on_across_a_continuation() {
+        let store = Arc::new(MemoryStore::default());
+        let (_, echo) = prepare(
+            Bytes::from_static(br#"{"model":"m","input":"x"}"#),
+            store.as_ref(),
+            "",
+        )
+        .unwrap();
+        let mut patcher = Patcher::new(echo, String::new(), store, LIMITS);
+        let delta = |n: u64| {
+            format!("event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"delta\":\"a\",\"sequence_number\":{n}}}\n\n")
+        };
+        let upstream = format!("{}{}{}", delta(0), delta(1), delta(2));
+        assert_eq!(&patcher.feed(upstream.as_bytes())[..], upstream.as_bytes());
+        let continued = format!("{}{}", delta(4), delta(5));
+        let text = String::from_utf8(patcher.feed(continued.as_bytes()).to_vec()).unwrap();
+        let numbers: Vec<u64> = backstop_protocol::SseDecoder::new()
+            .push(text.as_bytes())
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["sequence_number"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, [3, 4]);
     }
 
     #[test]

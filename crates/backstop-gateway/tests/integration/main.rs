@@ -16,6 +16,7 @@ mod operations;
 mod rescue;
 mod resilience;
 mod responses;
+mod responses_passthrough;
 mod stalls;
 mod state;
 mod status_pages;

@@ -5,7 +5,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// The value of the sample line starting with `series` (name and labels).
-fn sample(exposition: &str, series: &str) -> f64 {
+pub(crate) fn sample(exposition: &str, series: &str) -> f64 {
     exposition
         .lines()
         .find_map(|line| {

@@ -34,7 +34,7 @@ async fn scene(extra: &str) -> Setup {
 }
 
 /// The text of every `output_text` part of a `response` object.
-fn output_text(response: &Value) -> String {
+pub(crate) fn output_text(response: &Value) -> String {
     let mut text = String::new();
     for item in response["output"].as_array().unwrap() {
         if item["type"] == "message" {
@@ -48,7 +48,7 @@ fn output_text(response: &Value) -> String {
 
 /// The events of a Responses stream, checked for the framing every one must have: an SSE
 /// event name equal to its `type`, and sequence numbers counting from 0.
-fn events(text: &str) -> Vec<Value> {
+pub(crate) fn events(text: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
         let mut name = None;
@@ -68,11 +68,11 @@ fn events(text: &str) -> Vec<Value> {
     out
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
+pub(crate) fn kinds(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 
-fn deltas(events: &[Value]) -> String {
+pub(crate) fn deltas(events: &[Value]) -> String {
     events
         .iter()
         .filter(|e| e["type"] == "response.output_text.delta")

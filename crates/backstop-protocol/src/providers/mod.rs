@@ -79,6 +79,15 @@ impl ProviderKind {
         }
     }
 
+    /// The spec of this kind's own Responses API (`POST /responses`), for a provider that
+    /// speaks it natively; `None` for a kind that has none.
+    pub fn responses_spec(self) -> Option<&'static ProviderSpec> {
+        match self {
+            ProviderKind::OpenAi => Some(&openai::RESPONSES),
+            _ => None,
+        }
+    }
+
     /// Whether this kind is a cloud channel (Azure, Bedrock, Vertex) rather than a model
     /// maker's own API.
     pub fn is_channel(self) -> bool {
@@ -91,6 +100,15 @@ impl ProviderKind {
             Protocol::OpenAi | Protocol::Responses => ProviderKind::OpenAi,
             Protocol::Anthropic => ProviderKind::Anthropic,
             Protocol::Gemini => ProviderKind::Gemini,
+        }
+    }
+
+    /// The spec of the official API that defines protocol `p` (for Responses, OpenAI's
+    /// `/responses`, not its Chat Completions).
+    pub fn native_spec(p: Protocol) -> &'static ProviderSpec {
+        match p {
+            Protocol::Responses => &openai::RESPONSES,
+            other => Self::native(other).spec(),
         }
     }
 

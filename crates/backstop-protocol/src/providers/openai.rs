@@ -39,6 +39,30 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     },
 };
 
+/// The OpenAI Responses API (`POST /responses`) of the same servers: an OpenAI target that
+/// speaks it natively serves a Responses client's request as it was written. Its streams end
+/// with `response.completed` (no terminator of their own) and carry usage in it.
+pub(super) const RESPONSES: ProviderSpec = ProviderSpec {
+    protocol: Protocol::Responses,
+    chat_path: "/responses",
+    stream_path: "/responses",
+    stream_terminator: None,
+    usage_after_finish: false,
+    usage_needs_stream_options: false,
+    errors: ErrorRules {
+        refused: response_refused,
+        quota: quota_in_words,
+    },
+    ..SPEC
+};
+
+/// A response the content filter cut short.
+fn response_refused(root: &Value) -> bool {
+    root.pointer("/incomplete_details/reason")
+        .and_then(Value::as_str)
+        == Some("content_filter")
+}
+
 /// A choice that finished on the content filter.
 pub(super) fn refused(root: &Value) -> bool {
     root.pointer("/choices/0/finish_reason")

@@ -362,3 +362,36 @@ fn vertex_picks_the_publisher_by_model_and_the_host_by_location() {
         br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
     assert_eq!(claude.classify_error(529, overloaded).kind, K::Overloaded);
 }
+
+#[test]
+fn openai_responses_api_is_its_own_spec() {
+    let spec = ProviderKind::OpenAi
+        .responses_spec()
+        .expect("OpenAI speaks the Responses API");
+    assert_eq!(spec.protocol, Protocol::Responses);
+    assert_eq!(spec.kind, ProviderKind::OpenAi);
+    for base in BASES {
+        for stream in [false, true] {
+            assert_eq!(
+                spec.endpoint(base, "gpt-4.1", stream),
+                "https://llm.example.com/api/responses"
+            );
+        }
+    }
+    assert_eq!(spec.stream_terminator, None);
+    assert!(!spec.usage_needs_stream_options && !spec.usage_after_finish);
+    assert!(std::ptr::eq(
+        ProviderKind::native_spec(Protocol::Responses),
+        spec
+    ));
+    assert!(std::ptr::eq(
+        ProviderKind::native_spec(Protocol::OpenAi),
+        ProviderKind::OpenAi.spec()
+    ));
+    for kind in ProviderKind::ALL.into_iter().skip(1) {
+        assert!(kind.responses_spec().is_none(), "{kind}");
+    }
+    let cut = br#"{"status":"incomplete","incomplete_details":{"reason":"content_filter"}}"#;
+    let classified = spec.classify_error(200, cut);
+    assert_eq!(classified.kind, crate::UpstreamErrorKind::ContentFilter);
+}

@@ -11,7 +11,9 @@
 use serde_json::{json, Value};
 
 use crate::canonical::{ChatRequest, ContentPart, ImageSource, Message, Role, Tool, ToolChoice};
-use crate::json::{invalid, obj, opt_array, opt_bool, opt_f64, opt_str, opt_u64, req_str, Obj};
+use crate::json::{
+    invalid, obj, opt_array, opt_bool, opt_f64, opt_str, opt_u64, req_str, server_side, Obj,
+};
 use crate::{Protocol, ProtocolError};
 
 /// Top-level keys refused because only OpenAI's own servers can honour them.
@@ -51,9 +53,9 @@ pub(crate) fn decode_object(o: &Obj) -> Result<ChatRequest, ProtocolError> {
         if o.get(*key)
             .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
         {
-            return Err(invalid(
+            return Err(server_side(
                 key,
-                &format!("asks for {what}, which only OpenAI's own servers provide; Backstop serves the Responses API on any provider and does not support it"),
+                &format!("asks for {what}, which only OpenAI's own servers provide: only a target that speaks the Responses API natively can serve it"),
             ));
         }
     }
@@ -176,9 +178,9 @@ fn decode_item(req: &mut ChatRequest, item: &Value, path: &str) -> Result<(), Pr
             path,
             "is an `item_reference`; Backstop rebuilds stored conversations from `previous_response_id` and does not resolve single item references",
         )),
-        other => Err(invalid(
+        other => Err(server_side(
             &format!("{path}.type"),
-            &format!("`{other}` items belong to OpenAI's server-side tools and are not supported"),
+            &format!("`{other}` items belong to OpenAI's server-side tools: only a target that speaks the Responses API natively can take them"),
         )),
     }
 }
@@ -242,9 +244,9 @@ fn decode_tool(t: &Value, path: &str) -> Result<Tool, ProtocolError> {
     let t = obj(t, path)?;
     let kind = req_str(t, "type", path)?;
     if kind != "function" {
-        return Err(invalid(
+        return Err(server_side(
             &format!("{path}.type"),
-            &format!("`{kind}` is one of OpenAI's server-side tools, which Backstop does not serve; only `function` tools are supported"),
+            &format!("`{kind}` is one of OpenAI's server-side tools: only a target that speaks the Responses API natively can serve it; `function` tools go to any target"),
         ));
     }
     Ok(Tool {
@@ -279,9 +281,9 @@ fn decode_tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, ProtocolE
                     req_str(o, "name", "tool_choice")?.to_owned(),
                 )),
                 other => {
-                    return Err(invalid(
+                    return Err(server_side(
                         "tool_choice.type",
-                        &format!("`{other}` is not supported (expected function)"),
+                        &format!("`{other}` chooses one of OpenAI's server-side tools: only a target that speaks the Responses API natively can serve it"),
                     ))
                 }
             }

@@ -129,24 +129,15 @@ fn repeated_key<'o>(object: &'o Obj<'_>) -> Option<&'o str> {
 
 /// Checks a Responses API request by decoding it (the decoder names the offending field) and
 /// returns its envelope. Its streams always carry usage, and it has no `stream_options` to add.
+/// A request for what only OpenAI's own servers provide (a hosted tool, ...) is let through with
+/// its routing fields: a target that speaks the Responses API natively can serve it, and any
+/// other refuses it by name ([`ProtocolError::ServerSide`](crate::ProtocolError::ServerSide)).
 fn responses_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
-    let req = crate::responses::decode_request(body).map_err(|error| match error {
-        crate::ProtocolError::MissingField(field) => InvalidRequest {
-            param: Some(field.to_owned()),
-            message: "is required".to_owned(),
-        },
-        crate::ProtocolError::Invalid(text) => match text
-            .strip_prefix('`')
-            .and_then(|rest| rest.split_once("` "))
-        {
-            Some((param, message)) => InvalidRequest {
-                param: Some(param.to_owned()),
-                message: message.to_owned(),
-            },
-            None => InvalidRequest::body(text),
-        },
-        other => InvalidRequest::body(other.to_string()),
-    })?;
+    let req = match crate::responses::decode_request(body) {
+        Ok(req) => req,
+        Err(crate::ProtocolError::ServerSide(_)) => return server_side_envelope(body),
+        Err(error) => return Err(invalid_request_of(error)),
+    };
     Ok(Envelope {
         model: req.model,
         stream: req.stream,
@@ -154,6 +145,56 @@ fn responses_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
         max_tokens: req.max_tokens,
         has_stream_options: true,
     })
+}
+
+/// The routing fields of a Responses request the decoder left for a native upstream.
+fn server_side_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| InvalidRequest::body(e.to_string()))?;
+    let model = match value.get("model") {
+        Some(serde_json::Value::String(model)) if !model.is_empty() => model.clone(),
+        _ => {
+            return Err(invalid_request_of(crate::ProtocolError::MissingField(
+                "model",
+            )))
+        }
+    };
+    Ok(Envelope {
+        model,
+        stream: value
+            .get("stream")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        include_usage: true,
+        max_tokens: value
+            .get("max_output_tokens")
+            .and_then(serde_json::Value::as_u64),
+        has_stream_options: true,
+    })
+}
+
+/// A decoder's error as a refusal naming its field: the decoders' messages begin with the
+/// field in backquotes.
+pub fn invalid_request_of(error: crate::ProtocolError) -> InvalidRequest {
+    match error {
+        crate::ProtocolError::MissingField(field) => InvalidRequest {
+            param: Some(field.to_owned()),
+            message: "is required".to_owned(),
+        },
+        crate::ProtocolError::Invalid(text) | crate::ProtocolError::ServerSide(text) => {
+            match text
+                .strip_prefix('`')
+                .and_then(|rest| rest.split_once("` "))
+            {
+                Some((param, message)) => InvalidRequest {
+                    param: Some(param.to_owned()),
+                    message: message.to_owned(),
+                },
+                None => InvalidRequest::body(text),
+            }
+        }
+        other => InvalidRequest::body(other.to_string()),
+    }
 }
 
 /// The routing fields of a validated body (their types are checked already).

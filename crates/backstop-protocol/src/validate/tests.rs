@@ -654,3 +654,25 @@ fn display_names_the_field() {
         "{error}"
     );
 }
+
+#[test]
+fn a_responses_request_for_hosted_tools_is_routed_and_refused_only_by_translation() {
+    let body = json!({"model": "m", "input": "news?", "stream": true, "max_output_tokens": 7,
+        "tools": [{"type": "web_search_preview"}]})
+    .to_string();
+    let envelope = validate_request(Protocol::Responses, body.as_bytes()).unwrap();
+    assert_eq!(envelope.model, "m");
+    assert!(envelope.stream);
+    assert_eq!(envelope.max_tokens, Some(7));
+    let error = crate::responses::decode_request(body.as_bytes()).unwrap_err();
+    assert!(
+        matches!(error, crate::ProtocolError::ServerSide(_)),
+        "{error}"
+    );
+    let refusal = invalid_request_of(error);
+    assert_eq!(refusal.param.as_deref(), Some("tools[0].type"));
+    assert!(refusal.message.contains("web_search_preview"), "{refusal}");
+    let nameless = json!({"input": "x", "background": true}).to_string();
+    let error = validate_request(Protocol::Responses, nameless.as_bytes()).unwrap_err();
+    assert_eq!(error.param.as_deref(), Some("model"));
+}

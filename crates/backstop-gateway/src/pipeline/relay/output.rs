@@ -78,7 +78,7 @@ impl Output {
         max_text: usize,
     ) -> Self {
         let mode = if caller == upstream {
-            Mode::Passthrough(ProviderKind::native(upstream).spec().stream_terminator)
+            Mode::Passthrough(ProviderKind::native_spec(upstream).stream_terminator)
         } else {
             Mode::Encode(StreamEncoder::new(caller, client_wants_usage))
         };
@@ -264,23 +264,29 @@ impl Output {
     pub fn splice(&mut self, trimmed_whitespace: bool, earlier_output: u64) {
         self.held = None;
         if let Mode::Passthrough(_) = self.mode {
-            let mut encoder = StreamEncoder::new(self.caller, self.client_wants_usage);
-            let mut seen = BytesMut::new();
-            let (id, model) = self.start.clone().unwrap_or_default();
-            encoder.encode(&StreamEvent::Start { id, model }, &mut seen);
-            if !self.served_text.is_empty() {
-                encoder.encode(
-                    &StreamEvent::TextDelta {
-                        text: self.served_text.clone(),
-                    },
-                    &mut seen,
-                );
-            }
-            self.mode = Mode::Encode(encoder);
+            self.mode = Mode::Encode(self.caught_up_encoder(self.client_wants_usage));
         }
         self.spliced = true;
         self.trim_leading = trimmed_whitespace;
         self.earlier_output = earlier_output;
+    }
+
+    /// An encoder for the caller that has seen what the client has of a relayed stream (its
+    /// start and the text delivered), so that what it writes next goes on from there.
+    fn caught_up_encoder(&self, client_wants_usage: bool) -> StreamEncoder {
+        let mut encoder = StreamEncoder::new(self.caller, client_wants_usage);
+        let mut seen = BytesMut::new();
+        let (id, model) = self.start.clone().unwrap_or_default();
+        encoder.encode(&StreamEvent::Start { id, model }, &mut seen);
+        if !self.served_text.is_empty() {
+            encoder.encode(
+                &StreamEvent::TextDelta {
+                    text: self.served_text.clone(),
+                },
+                &mut seen,
+            );
+        }
+        encoder
     }
 
     /// Prepares to splice a restarted answer (the request sent again without a prefill): its
@@ -367,11 +373,10 @@ impl Output {
         self.held = None;
         match &mut self.mode {
             Mode::Encode(encoder) => encoder.encode_error("api_error", message, &mut self.out),
-            Mode::Passthrough(_) => StreamEncoder::new(self.caller, false).encode_error(
-                "api_error",
-                message,
-                &mut self.out,
-            ),
+            Mode::Passthrough(_) => {
+                self.caught_up_encoder(false)
+                    .encode_error("api_error", message, &mut self.out)
+            }
         }
     }
 }
