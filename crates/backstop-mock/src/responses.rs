@@ -30,14 +30,15 @@ pub(crate) fn ask(body: &Value) -> Result<Ask, String> {
         .and_then(Value::as_str)
         == Some("function_call_output");
     let tools_off = body.get("tool_choice").and_then(Value::as_str) == Some("none");
-    let tool = body
+    let function = body
         .get("tools")
         .and_then(Value::as_array)
         .and_then(|tools| {
             tools
                 .iter()
                 .find(|t| t.get("type").and_then(Value::as_str) == Some("function"))
-        })
+        });
+    let tool = function
         .and_then(|t| t.get("name"))
         .and_then(Value::as_str)
         .filter(|_| !answers_a_call && !tools_off)
@@ -56,6 +57,12 @@ pub(crate) fn ask(body: &Value) -> Result<Ask, String> {
         max_tokens: body.get("max_output_tokens").and_then(Value::as_u64),
         prefill: None,
         tool,
+        tool_schema: function.and_then(|t| t.get("parameters")).cloned(),
+        format: match body.pointer("/text/format/type").and_then(Value::as_str) {
+            Some("json_schema") => body.pointer("/text/format/schema").cloned(),
+            Some("json_object") => Some(serde_json::json!({"type": "object"})),
+            _ => None,
+        },
         input_tokens: estimate(chars),
     })
 }
