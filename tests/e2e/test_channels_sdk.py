@@ -141,6 +141,54 @@ def test_azure_sdk_gets_the_answer_the_stream_and_the_content_filter(mock):
     assert raised.value.response.headers["retry-after-ms"] == "3000"
 
 
+def test_azure_sdk_reads_the_output_filter_and_the_gateway_fails_over(mock, gateway_factory):
+    client = azure(mock)
+    mock.fault(route="azure", kind="output_filter", count=2)
+    completion = client.chat.completions.create(
+        model="gpt4o-prod", messages=[{"role": "user", "content": "x"}]
+    )
+    assert completion.choices[0].finish_reason == "content_filter"
+    assert completion.choices[0].message.content is None
+    assert completion.choices[0].model_extra["content_filter_results"]["violence"]["filtered"]
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt4o-prod", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+    gateway = gateway_factory(f"""
+state = "memory"
+[providers.azure]
+kind = "azure"
+base_url = "{mock.url}"
+api_key = "azure-e2e-key"
+[providers.openai]
+kind = "openai"
+base_url = "{mock.url}/v1"
+api_key = "sk-e2e"
+[models.gpt]
+targets = [{{ provider = "azure", model = "gpt4o-prod" }}]
+fallbacks = ["gpt-openai"]
+[models.gpt-openai]
+targets = [{{ provider = "openai", model = "gpt-4o" }}]
+""")
+    through = openai.OpenAI(api_key="unused", base_url=f"{gateway.url}/v1", max_retries=0, timeout=20)
+    for stream in (False, True):
+        mock.clear()
+        mock.fault(route="azure", kind="output_filter")
+        response = through.chat.completions.with_raw_response.create(
+            model="gpt", messages=[{"role": "user", "content": "Say hello"}], stream=stream
+        )
+        assert response.headers["x-backstop-target"] == "openai/gpt-4o"
+        parsed = response.parse()
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in parsed if c.choices)
+        else:
+            text = parsed.choices[0].message.content
+        assert text == ANSWER
+        assert [r["route"] for r in mock.requests()] == ["azure", "openai"]
+
+
 def channels_config(mock):
     return f"""
 state = "memory"
