@@ -4,7 +4,7 @@
 //! These run in real time (a drill is a few seconds of real traffic), kept short.
 
 use backstop_gateway::config;
-use backstop_gateway::demo::{self, story::Act, story::Timeline};
+use backstop_gateway::demo::{self, story::Act, story::Chapter, story::Timeline};
 use backstop_gateway::drill::local::LocalGateway;
 use backstop_gateway::drill::target::{FaultSpec, TargetRef};
 use backstop_gateway::drill::{drill, DrillError, DrillPlan};
@@ -182,8 +182,11 @@ async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
         rate: 40.0,
     };
     let mut out = Vec::new();
-    let report = demo::play(timeline, &mut out).await.unwrap();
+    let reports = demo::play(timeline, &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
+    assert_eq!(reports.len(), 1, "one chapter: {text}");
+    let (chapter, report) = &reports[0];
+    assert_eq!(*chapter, Chapter::Outage);
     assert_eq!(report.requests, 160);
     assert!(report.success_rate >= 0.99, "{text}");
     assert_eq!(
@@ -199,6 +202,58 @@ async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
     assert!(
         text.contains("-- outage:") && text.contains("breakers:"),
         "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "({} in all; the gateway reported {})",
+            report.upstream_attempts, report.upstream_attempts
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_model_story_fails_over_from_the_anthropic_api_to_bedrock_and_back() {
+    let timeline = Timeline {
+        acts: vec![
+            (Act::TwoChannels, Duration::from_millis(800)),
+            (Act::ApiDown, Duration::from_millis(1200)),
+            (Act::ApiBack, Duration::from_millis(1200)),
+        ],
+        open_for: Duration::from_millis(300),
+        rate: 40.0,
+    };
+    let mut out = Vec::new();
+    let reports = demo::play(timeline, &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(reports.len(), 1, "{text}");
+    let (chapter, report) = &reports[0];
+    assert_eq!(*chapter, Chapter::SameModel);
+    assert_eq!(report.scenario.model, demo::config::SAME_MODEL);
+    assert_eq!(report.requests, 128);
+    assert!(report.success_rate >= 0.99, "{text}");
+    assert_eq!(
+        report.failover_target.as_deref(),
+        Some(demo::config::CHANNELS[1]),
+        "{text}"
+    );
+    assert!(report.recovery_ms.is_some(), "{text}");
+    assert!(
+        text.contains("== same model, another channel: `claude`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-- api down: the Anthropic API answers 529"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failover: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0 served")
+            && text.contains("after the Anthropic API went down"),
+        "{text}"
+    );
+    assert!(
+        text.contains("anthropic/claude-sonnet-4-5 open"),
+        "the API's breaker opened: {text}"
     );
     assert!(
         text.contains(&format!(
