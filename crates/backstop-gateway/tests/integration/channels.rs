@@ -503,12 +503,7 @@ async fn azures_output_filter_on_a_200_fails_over_to_openai_streamed_or_not() {
     assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     assert_eq!(routes_seen(&mock), ["azure", "openai"]);
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.lines().any(|line| line.starts_with(
             "backstop_upstream_attempts_total{target=\"azure/gpt4o-prod\",outcome=\"failure\",class=\"content_filter\"} 2"
