@@ -7,6 +7,9 @@
 use super::raw::RawProvider;
 use super::types::Provider;
 
+/// Looks an environment variable up.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// How one cloud's provider is made from the environment.
 struct FromEnv {
     /// The provider's name (its kind's).
@@ -16,7 +19,7 @@ struct FromEnv {
     /// The other variables it reads.
     settings: &'static str,
     /// The provider block the environment amounts to, when its credentials are set.
-    raw: fn(&dyn Fn(&str) -> Option<String>) -> Option<RawProvider>,
+    raw: fn(Lookup<'_>) -> Option<RawProvider>,
 }
 
 const CLOUDS: [FromEnv; 3] = [
@@ -46,19 +49,19 @@ pub fn cloud_variables() -> String {
 }
 
 /// A variable's value, when it is set and not blank.
-fn var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+fn var(lookup: Lookup<'_>, name: &str) -> Option<String> {
     lookup(name).filter(|value| !value.trim().is_empty())
 }
 
 /// The first of `names` that is set.
-fn first(lookup: &dyn Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
+fn first(lookup: Lookup<'_>, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| var(lookup, name))
 }
 
 /// AWS keys: the credentials, session token and region are read from `AWS_*` by the Bedrock
 /// provider itself when its block gives none (see `config::channels`); the endpoint, as the
 /// AWS SDKs do, from `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` or `AWS_ENDPOINT_URL` when set.
-fn bedrock(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
+fn bedrock(lookup: Lookup<'_>) -> Option<RawProvider> {
     var(lookup, "AWS_ACCESS_KEY_ID")?;
     var(lookup, "AWS_SECRET_ACCESS_KEY")?;
     Some(RawProvider {
@@ -72,7 +75,7 @@ fn bedrock(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
 }
 
 /// The variables the `openai` SDK's `AzureOpenAI` client reads.
-fn azure(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
+fn azure(lookup: Lookup<'_>) -> Option<RawProvider> {
     let endpoint = var(lookup, "AZURE_OPENAI_ENDPOINT")?;
     let api_key = var(lookup, "AZURE_OPENAI_API_KEY");
     let azure_ad_token = match api_key {
@@ -92,7 +95,7 @@ fn azure(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
 /// A service account's key file, with the project and location the Google Cloud tools
 /// (`GOOGLE_CLOUD_PROJECT`, `GOOGLE_CLOUD_LOCATION`) or the `anthropic` SDK's Vertex client
 /// (`ANTHROPIC_VERTEX_PROJECT_ID`, `CLOUD_ML_REGION`) read; the location defaults to `global`.
-fn vertex(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
+fn vertex(lookup: Lookup<'_>) -> Option<RawProvider> {
     let credentials_file = var(lookup, "GOOGLE_APPLICATION_CREDENTIALS")?;
     let location = first(lookup, &["CLOUD_ML_REGION", "GOOGLE_CLOUD_LOCATION"])
         .unwrap_or_else(|| "global".to_string());
@@ -110,7 +113,7 @@ fn vertex(lookup: &dyn Fn(&str) -> Option<String>) -> Option<RawProvider> {
 
 /// The cloud providers the environment gives, and for each cloud whose credentials are set
 /// but that cannot be used, why.
-pub fn cloud_providers(lookup: &dyn Fn(&str) -> Option<String>) -> (Vec<Provider>, Vec<String>) {
+pub fn cloud_providers(lookup: Lookup<'_>) -> (Vec<Provider>, Vec<String>) {
     let mut providers = Vec::new();
     let mut skipped = Vec::new();
     for cloud in &CLOUDS {
