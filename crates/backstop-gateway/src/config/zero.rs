@@ -61,13 +61,13 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
 }
 
 /// The environment variables zero-config mode reads keys from, as a user reads them:
-/// `OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, AWS_ACCESS_KEY_ID and ...`.
+/// `OPENAI_API_KEY, ..., AZURE_OPENAI_ENDPOINT or GOOGLE_APPLICATION_CREDENTIALS`.
 pub fn key_variables() -> String {
     super::or_list(
         ProviderKind::NATIVE
             .iter()
             .map(|kind| kind.spec().api_key_env.to_string())
-            .chain([super::zero_clouds::cloud_variables()]),
+            .chain(super::zero_clouds::cloud_variables()),
     )
 }
 

@@ -43,9 +43,10 @@ const CLOUDS: [FromEnv; 3] = [
     },
 ];
 
-/// The environment variables that make a cloud provider, as a user reads them.
-pub fn cloud_variables() -> String {
-    super::or_list(CLOUDS.iter().map(|cloud| cloud.credentials.to_string()))
+/// The environment variables that make a cloud provider, one entry per cloud
+/// (`AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`, ...).
+pub fn cloud_variables() -> impl Iterator<Item = String> {
+    CLOUDS.iter().map(|cloud| cloud.credentials.to_string())
 }
 
 /// A variable's value, when it is set and not blank.
@@ -269,5 +270,9 @@ mod tests {
         assert!(!skipped.concat().contains("zero-config-secret-key"));
         let config = zero_config(&lookup);
         assert_eq!(config.providers.keys().collect::<Vec<_>>(), ["anthropic"]);
+        assert_eq!(
+            crate::config::key_variables(),
+            "OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AZURE_OPENAI_ENDPOINT or GOOGLE_APPLICATION_CREDENTIALS"
+        );
     }
 }
