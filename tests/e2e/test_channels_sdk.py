@@ -3,6 +3,7 @@
 openai SDK's `AzureOpenAI`, pointed at `backstop mock` directly and at a gateway in front of it.
 """
 
+import os
 from urllib.parse import unquote
 
 import anthropic
@@ -139,6 +140,107 @@ def test_azure_sdk_gets_the_answer_the_stream_and_the_content_filter(mock):
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(model="gpt4o-prod", messages=[{"role": "user", "content": "x"}])
     assert raised.value.response.headers["retry-after-ms"] == "3000"
+
+
+def test_azure_sdk_reads_the_output_filter_and_the_gateway_fails_over(mock, gateway_factory):
+    client = azure(mock)
+    mock.fault(route="azure", kind="output_filter", count=2)
+    completion = client.chat.completions.create(
+        model="gpt4o-prod", messages=[{"role": "user", "content": "x"}]
+    )
+    assert completion.choices[0].finish_reason == "content_filter"
+    assert completion.choices[0].message.content is None
+    assert completion.choices[0].model_extra["content_filter_results"]["violence"]["filtered"]
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt4o-prod", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+    gateway = gateway_factory(f"""
+state = "memory"
+[providers.azure]
+kind = "azure"
+base_url = "{mock.url}"
+api_key = "azure-e2e-key"
+[providers.openai]
+kind = "openai"
+base_url = "{mock.url}/v1"
+api_key = "sk-e2e"
+[models.gpt]
+targets = [{{ provider = "azure", model = "gpt4o-prod" }}]
+fallbacks = ["gpt-openai"]
+[models.gpt-openai]
+targets = [{{ provider = "openai", model = "gpt-4o" }}]
+""")
+    through = openai.OpenAI(api_key="unused", base_url=f"{gateway.url}/v1", max_retries=0, timeout=20)
+    for stream in (False, True):
+        mock.clear()
+        mock.fault(route="azure", kind="output_filter")
+        response = through.chat.completions.with_raw_response.create(
+            model="gpt", messages=[{"role": "user", "content": "Say hello"}], stream=stream
+        )
+        assert response.headers["x-backstop-target"] == "openai/gpt-4o"
+        parsed = response.parse()
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in parsed if c.choices)
+        else:
+            text = parsed.choices[0].message.content
+        assert text == ANSWER
+        assert [r["route"] for r in mock.requests()] == ["azure", "openai"]
+
+
+def cloud_environment(mock):
+    """Only the clouds' standard variables, the endpoints pointing at the mock."""
+    blank = [
+        "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL", "AZURE_OPENAI_AD_TOKEN", "OPENAI_API_VERSION", "GOOGLE_APPLICATION_CREDENTIALS",
+    ]
+    return {
+        **{name: "" for name in blank},
+        "AWS_ACCESS_KEY_ID": "AKIDBACKSTOPZERO",
+        "AWS_SECRET_ACCESS_KEY": BEDROCK_SECRET,
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": mock.url,
+        "AZURE_OPENAI_ENDPOINT": mock.url,
+        "AZURE_OPENAI_API_KEY": "azure-zero-config-key",
+    }
+
+
+def test_zero_config_from_the_clouds_variables_serves_bedrock_and_azure(mock, tmp_path):
+    import subprocess
+
+    from conftest import BINARY, Process
+
+    env = cloud_environment(mock)
+    gateway = Process(["serve", "--listen", "127.0.0.1:0"], env=env, cwd=tmp_path)
+    try:
+        claude = anthropic.Anthropic(api_key="unused", base_url=gateway.url, max_retries=0, timeout=20)
+        response = claude.messages.with_raw_response.create(
+            model=CLAUDE_ON_BEDROCK, max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+        )
+        assert response.headers["x-backstop-target"] == f"bedrock/{CLAUDE_ON_BEDROCK}"
+        assert response.parse().content[0].text == ANSWER
+        gpt = openai.OpenAI(api_key="unused", base_url=f"{gateway.url}/v1", max_retries=0, timeout=20)
+        response = gpt.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Say hello"}]
+        )
+        assert response.headers["x-backstop-target"] == "azure/gpt-4o"
+        paths = [unquote(r["path"]) for r in mock.requests()]
+        assert paths == [
+            f"/model/{CLAUDE_ON_BEDROCK}/invoke",
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+        ]
+    finally:
+        gateway.stop()
+    result = subprocess.run(
+        [BINARY, "check"], capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env}, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"bedrock at {mock.url}, AWS SigV4 in us-east-1" in result.stdout
+    assert f"azure at {mock.url}, API key in api-key" in result.stdout
+    for secret in (BEDROCK_SECRET, "AKIDBACKSTOPZERO", "azure-zero-config-key"):
+        assert secret not in result.stdout + result.stderr
 
 
 def channels_config(mock):

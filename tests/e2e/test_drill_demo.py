@@ -25,9 +25,10 @@ def test_the_demo_runs_in_under_a_minute_and_names_the_failover():
     assert result.returncode == 0, result.stderr
     assert elapsed < 60, f"the demo took {elapsed:.1f} s"
     out = result.stdout
-    for act in ("-- healthy:", "-- rate limits:", "-- outage:", "-- recovery:"):
+    for act in ("-- healthy:", "-- rate limits:", "-- outage:", "-- recovery:", "-- api down:", "-- api back:"):
         assert act in out, out
     assert "failover: anthropic/claude-sonnet-4-5 served" in out, out
+    assert "failover: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0 served" in out, out
     assert "breakers:" in out and "openai/gpt-4o open" in out, out
     assert "Backstop drill:" in out and "success rate" in out, out
 

@@ -105,20 +105,17 @@ fn config_path(path: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-/// Loads the config file in use or, for `serve` only, builds the zero-config one.
-fn load_config(path: Option<&Path>, allow_zero: bool) -> Result<Config, ConfigError> {
+/// Loads the config file in use or, without one, builds the zero-config one from the
+/// environment (so that `check` shows what `serve` would do).
+fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     match config_path(path) {
         Some(path) => config::load(&path),
-        None if allow_zero => Ok(config::zero_config(&|name| std::env::var(name).ok())),
-        None => Err(ConfigError::at(
-            "",
-            "no ./backstop.toml: pass --config FILE",
-        )),
+        None => Ok(config::zero_config(&|name| std::env::var(name).ok())),
     }
 }
 
 async fn check(path: Option<&Path>) -> ExitCode {
-    match load_config(path, false) {
+    match load_config(path) {
         Ok(config) => {
             let found = match check_state(&config).await {
                 Ok(found) => found,
@@ -155,7 +152,7 @@ async fn check_state(config: &Config) -> Result<String, backstop_state::StateErr
 }
 
 async fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
-    let mut config = match load_config(path, true) {
+    let mut config = match load_config(path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{error}");

@@ -27,6 +27,10 @@ fn stop_reason(reply: &Reply) -> &'static str {
             finish: Finish::Length,
             ..
         } => "max_tokens",
+        Content::Text {
+            finish: Finish::Filtered,
+            ..
+        } => "refusal",
         Content::Tool { .. } => "tool_use",
     }
 }

@@ -76,6 +76,8 @@ pub(crate) enum Effect<'a> {
     WrongModel(&'a str),
     /// Answer normally with this text.
     Answer(&'a str),
+    /// Answer 200 with the output stopped by the content filter.
+    FilterOutput,
     /// Answer normally, delivered with this fault.
     Deliver(StreamFault),
 }

@@ -207,6 +207,10 @@ pub enum FaultKind {
         /// The answer's text, or the tool call's arguments.
         text: String,
     },
+    /// Answer 200, but with the output stopped by the content filter: no text, OpenAI's and
+    /// Azure's `finish_reason: "content_filter"` (with `content_filter_results` on the choice),
+    /// Anthropic's `stop_reason: "refusal"`, Gemini's `finishReason: "SAFETY"`.
+    OutputFilter,
 }
 
 impl FaultKind {
@@ -238,6 +242,7 @@ impl FaultKind {
             FaultKind::DelayHeaders { delay } => Effect::DelayHeaders(*delay),
             FaultKind::WrongModel { name } => Effect::WrongModel(name),
             FaultKind::Answer { text } => Effect::Answer(text),
+            FaultKind::OutputFilter => Effect::FilterOutput,
             FaultKind::SlowFirstToken { delay } => {
                 Effect::Deliver(StreamFault::SlowFirstToken(*delay))
             }
@@ -270,6 +275,7 @@ impl FaultKind {
             | Effect::DelayHeaders(_)
             | Effect::WrongModel(_)
             | Effect::Answer(_)
+            | Effect::FilterOutput
             | Effect::Deliver(_) => None,
         }
     }
@@ -300,6 +306,7 @@ impl FaultKind {
             FaultKind::RejectPrefill => "reject_prefill",
             FaultKind::WrongModel { .. } => "wrong_model",
             FaultKind::Answer { .. } => "answer",
+            FaultKind::OutputFilter => "output_filter",
         }
     }
 }

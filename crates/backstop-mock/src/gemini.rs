@@ -16,6 +16,10 @@ fn finish(reply: &Reply) -> &'static str {
             ..
         } => "MAX_TOKENS",
         Content::Text {
+            finish: Finish::Filtered,
+            ..
+        } => "SAFETY",
+        Content::Text {
             finish: Finish::Stop,
             ..
         }

@@ -307,6 +307,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let mut model = ask.model.clone();
     let mut stream_fault = None;
     let mut answer = None;
+    let mut filtered = false;
     if let Some(kind) = &fault {
         guard.set_fault(kind.name());
         match kind.effect() {
@@ -332,12 +333,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             Effect::DelayHeaders(delay) => tokio::time::sleep(delay).await,
             Effect::WrongModel(name) => model = name.to_owned(),
             Effect::Answer(text) => answer = Some(text.to_owned()),
+            Effect::FilterOutput => filtered = true,
             Effect::Deliver(how) => stream_fault = Some(how),
         }
     }
     let mut reply = plan(&shared.script, &ask, model, serial, unix_now());
     if let Some(text) = answer {
         reply.answer_with(&text);
+    }
+    if filtered {
+        reply.filter_output();
     }
     let extra = request_id_header(route, serial);
     guard.set_status(200);

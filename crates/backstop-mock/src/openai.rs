@@ -29,8 +29,24 @@ fn finish_reason(reply: &Reply) -> &'static str {
             finish: Finish::Length,
             ..
         } => "length",
+        Content::Text {
+            finish: Finish::Filtered,
+            ..
+        } => "content_filter",
         Content::Tool { .. } => "tool_calls",
     }
+}
+
+/// One choice, with Azure's `content_filter_results` when the output filter stopped it.
+fn choice(reply: &Reply, mut choice: Value) -> Value {
+    if reply.filtered() {
+        let safe = json!({ "filtered": false, "severity": "safe" });
+        choice["content_filter_results"] = json!({
+            "hate": safe, "self_harm": safe, "sexual": safe,
+            "violence": { "filtered": true, "severity": "high" }
+        });
+    }
+    choice
 }
 
 fn usage(reply: &Reply) -> Value {
@@ -50,6 +66,9 @@ fn usage(reply: &Reply) -> Value {
 /// The non-streaming `chat.completion` body.
 pub(crate) fn body(reply: &Reply) -> Vec<u8> {
     let message = match &reply.content {
+        Content::Text { .. } if reply.filtered() => json!({
+            "role": "assistant", "content": null, "refusal": null, "annotations": []
+        }),
         Content::Text { .. } => json!({
             "role": "assistant", "content": reply.text(), "refusal": null, "annotations": []
         }),
@@ -68,7 +87,7 @@ pub(crate) fn body(reply: &Reply) -> Vec<u8> {
         "object": "chat.completion",
         "created": reply.created,
         "model": reply.model,
-        "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(reply) }],
+        "choices": [choice(reply, json!({ "index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(reply) }))],
         "usage": usage(reply),
         "service_tier": "default",
         "system_fingerprint": FINGERPRINT,
@@ -126,7 +145,11 @@ pub(crate) fn events(reply: &Reply, include_usage: bool) -> Events {
             }
         }
     }
-    out.push(chunk(delta(json!({}), json!(finish_reason(reply))), None));
+    let last = choice(
+        reply,
+        json!({ "index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(reply) }),
+    );
+    out.push(chunk(json!([last]), None));
     if include_usage {
         out.push(chunk(json!([]), Some(usage(reply))));
     }

@@ -16,6 +16,8 @@ pub(crate) enum Finish {
     Stop,
     /// `max_tokens` cut it short.
     Length,
+    /// The content filter stopped the output (the `output_filter` fault).
+    Filtered,
 }
 
 /// The body of a reply.
@@ -76,6 +78,25 @@ impl Reply {
                 *pieces = split_text(text, 4);
             }
         }
+    }
+
+    /// Makes the reply one whose output the content filter stopped: no text, no tool call.
+    pub(crate) fn filter_output(&mut self) {
+        self.content = Content::Text {
+            chunks: Vec::new(),
+            finish: Finish::Filtered,
+        };
+    }
+
+    /// Whether the content filter stopped the output.
+    pub(crate) fn filtered(&self) -> bool {
+        matches!(
+            self.content,
+            Content::Text {
+                finish: Finish::Filtered,
+                ..
+            }
+        )
     }
 }
 

@@ -223,6 +223,7 @@ impl FaultSpec {
             "answer" => FaultKind::Answer {
                 text: need(self.text, "text", k)?,
             },
+            "output_filter" => FaultKind::OutputFilter,
             "wrong_model" => FaultKind::WrongModel {
                 name: need(self.name, "name", k)?,
             },
@@ -237,7 +238,7 @@ impl FaultSpec {
 }
 
 /// Every `kind` a script may use.
-pub(crate) const KINDS: [&str; 23] = [
+pub(crate) const KINDS: [&str; 24] = [
     "status",
     "rate_limit",
     "overloaded",
@@ -261,6 +262,7 @@ pub(crate) const KINDS: [&str; 23] = [
     "reject_prefill",
     "wrong_model",
     "answer",
+    "output_filter",
 ];
 
 impl TryFrom<FaultSpec> for Fault {
@@ -340,7 +342,8 @@ impl From<Fault> for FaultSpec {
             | FaultKind::Reset
             | FaultKind::Hang
             | FaultKind::NoDone
-            | FaultKind::RejectPrefill => {}
+            | FaultKind::RejectPrefill
+            | FaultKind::OutputFilter => {}
         }
         spec
     }

@@ -101,10 +101,14 @@ fn credential_failure(message: impl Into<String>) -> Failure {
 /// channel counts that as a failure (Azure's `finish_reason: "content_filter"`); `None` for
 /// an answer to relay.
 pub fn refused_answer(target: &crate::config::Target, body: &[u8]) -> Option<Failure> {
-    target.spec().refused_answer(body).then(|| {
-        Failure::local(
-            FailureClass::ContentFilter,
-            "the provider's content filter stopped the answer (finish_reason content_filter)",
-        )
-    })
+    target.spec().refused_answer(body).then(output_filtered)
+}
+
+/// The failure of an answer the provider's output filter stopped before any of it was
+/// delivered (a 200 whose finish reason is the content filter).
+pub fn output_filtered() -> Failure {
+    Failure::local(
+        FailureClass::ContentFilter,
+        "the provider's content filter stopped the answer (finish_reason content_filter)",
+    )
 }

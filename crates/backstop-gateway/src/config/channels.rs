@@ -147,11 +147,14 @@ fn bedrock(
             "Bedrock signs requests with `access_key_id` and `secret_access_key`; remove `api_key`",
         ));
     }
-    let Some(region) = present(raw.region.clone()).or_else(|| present(env("AWS_REGION"))) else {
+    let Some(region) = present(raw.region.clone())
+        .or_else(|| present(env("AWS_REGION")))
+        .or_else(|| present(env("AWS_DEFAULT_REGION")))
+    else {
         return Err(missing(
             path,
             "region",
-            "a Bedrock provider needs its AWS region, e.g. \"us-east-1\" (or AWS_REGION)",
+            "a Bedrock provider needs its AWS region, e.g. \"us-east-1\" (or AWS_REGION or AWS_DEFAULT_REGION)",
         ));
     };
     let from_env = raw.access_key_id.is_none() && raw.secret_access_key.is_none();

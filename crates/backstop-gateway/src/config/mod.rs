@@ -18,6 +18,7 @@ mod units;
 mod validate;
 mod validate_tools;
 mod zero;
+mod zero_clouds;
 
 pub use auth::{check_exposure, AdminAccess};
 pub use error::ConfigError;

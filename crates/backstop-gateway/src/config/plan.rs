@@ -18,6 +18,15 @@ pub fn routing_plan(config: &Config) -> String {
                 names.join(", ")
             }
         );
+        for provider in config.providers.values() {
+            let _ = writeln!(
+                out,
+                "  {} at {}, {}",
+                provider.name,
+                crate::redact::url(&provider.base_url),
+                provider.auth_method()
+            );
+        }
     }
     let _ = writeln!(out, "{}", super::auth::auth_summary(config));
     let t = &config.timeouts;

@@ -40,7 +40,7 @@ pub struct RawAuth {
 }
 
 /// `[providers.NAME]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: String,

@@ -101,7 +101,7 @@ fn kind_names() -> String {
     super::or_list(ProviderKind::ALL.iter().map(|kind| format!("\"{kind}\"")))
 }
 
-fn provider_from_raw(
+pub(super) fn provider_from_raw(
     name: &str,
     mut raw: RawProvider,
     lookup: &dyn Fn(&str) -> Option<String>,

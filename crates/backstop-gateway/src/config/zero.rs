@@ -1,6 +1,7 @@
 //! Zero-config mode: `backstop serve` with no file builds providers from
-//! `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` and `GEMINI_API_KEY`, and serves any model
-//! name of those providers directly.
+//! `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` and `GEMINI_API_KEY`, and from the clouds' standard
+//! variables (see [`super::zero_clouds`]), and serves any model name of those providers
+//! directly.
 
 use super::types::*;
 use backstop_protocol::ProviderKind;
@@ -8,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Builds the zero-config gateway from `lookup` (the environment): a provider, named after
-/// its kind, for every kind whose key variable is set.
+/// its kind, for every kind whose key variable is set, and one for every cloud whose
+/// credentials are (a cloud that cannot be used is logged and left out).
 pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     let mut providers = BTreeMap::new();
     for kind in ProviderKind::NATIVE {
@@ -33,6 +35,13 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
             );
         }
     }
+    let (clouds, skipped) = super::zero_clouds::cloud_providers(lookup);
+    for provider in clouds {
+        providers.insert(provider.name.clone(), Arc::new(provider));
+    }
+    for why in skipped {
+        tracing::warn!("{why}");
+    }
     Config {
         listen: default_listen(),
         state: StateSpec::default(),
@@ -53,20 +62,39 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
 }
 
 /// The environment variables zero-config mode reads keys from, as a user reads them:
-/// `OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY`.
+/// `OPENAI_API_KEY, ..., AZURE_OPENAI_ENDPOINT or GOOGLE_APPLICATION_CREDENTIALS`.
 pub fn key_variables() -> String {
     super::or_list(
         ProviderKind::NATIVE
             .iter()
-            .map(|kind| kind.spec().api_key_env.to_string()),
+            .map(|kind| kind.spec().api_key_env.to_string())
+            .chain(super::zero_clouds::cloud_variables()),
     )
 }
 
-/// The provider kind a bare model name belongs to, by its well-known prefix.
+/// The provider kind a bare model name belongs to, by its well-known prefix (Bedrock's model
+/// ids are its own).
 fn kind_of(model: &str) -> Option<ProviderKind> {
-    ProviderKind::NATIVE
+    ProviderKind::ALL
         .into_iter()
         .find(|kind| kind.spec().owns_model(model))
+}
+
+/// The provider that serves a model name of `kind`: the provider of that kind, else a cloud
+/// channel that takes the same names for the same protocol (Azure's deployments named after
+/// their model, Vertex's publisher model ids), so that a machine with only a cloud's
+/// credentials serves that family's models.
+fn provider_for(config: &Config, kind: ProviderKind, name: &str) -> Option<Arc<Provider>> {
+    let own = config.providers.values().find(|p| p.kind == kind);
+    let stand_in = || {
+        config.providers.values().find(|p| {
+            p.kind.is_channel()
+                && p.spec().model_prefixes.is_empty()
+                && Target::new((*p).clone(), name.to_string(), 1)
+                    .is_ok_and(|t| ProviderKind::native(t.spec().protocol) == kind)
+        })
+    };
+    own.or_else(stand_in).cloned()
 }
 
 /// In zero-config mode, a public model made on the fly for a provider's model name.
@@ -75,10 +103,10 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         return None;
     }
     let kind = kind_of(name)?;
-    let provider = config.providers.values().find(|p| p.kind == kind)?;
+    let provider = provider_for(config, kind, name)?;
     Some(Model {
         name: name.to_string(),
-        targets: vec![Target::new(provider.clone(), name.to_string(), 1).ok()?],
+        targets: vec![Target::new(provider, name.to_string(), 1).ok()?],
         fallbacks: Vec::new(),
         embedding_space: None,
         context_window: None,

@@ -1,8 +1,9 @@
-//! The demo's built-in configuration: one public model, `smart`, served by two
-//! channels of the same model (`openai` and `azure`, the Azure OpenAI kind, each a mock),
-//! falling back to `backup` on an Anthropic-protocol mock, so the fallback also shows
-//! translation.
-//! Retries and breakers are short so that a whole story fits in half a minute.
+//! The demo's built-in configuration: the public model `smart`, served by two channels of
+//! the same model (`openai` and `azure`, the Azure OpenAI kind, each a mock), falling back
+//! to `backup` on an Anthropic-protocol mock, so the fallback also shows translation; and
+//! the public model `claude`, the same Claude model on the Anthropic API (that mock) and
+//! on AWS Bedrock (a mock that checks the SigV4 signature).
+//! Retries and breakers are short so that a whole story fits in well under a minute.
 
 use crate::config::{self, Config, ConfigError};
 use std::time::Duration;
@@ -11,8 +12,17 @@ use std::time::Duration;
 pub const MODEL: &str = "smart";
 /// The primary model's two channels.
 pub const PRIMARY: [&str; 2] = ["openai/gpt-4o", "azure/gpt-4o"];
+/// The fallback model of `smart`.
+pub const BACKUP: &str = "backup";
 /// The fallback target.
 pub const FALLBACK: &str = "anthropic/claude-sonnet-4-5";
+/// The public model of the same-model story.
+pub const SAME_MODEL: &str = "claude";
+/// Its two channels: the Anthropic API (the fallback's target too) and Bedrock.
+pub const CHANNELS: [&str; 2] = [
+    FALLBACK,
+    "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+];
 
 /// The base URLs of the three mock providers.
 #[derive(Debug, Clone)]
@@ -21,8 +31,10 @@ pub struct MockUrls {
     pub openai: String,
     /// The `azure` channel.
     pub azure: String,
-    /// The `anthropic` fallback.
+    /// The `anthropic` fallback and Anthropic API.
     pub anthropic: String,
+    /// The `bedrock` channel.
+    pub bedrock: String,
 }
 
 /// The demo gateway's config for these mocks, with breakers open for `open_for`.
@@ -46,6 +58,13 @@ kind = "anthropic"
 base_url = "{anthropic}"
 api_key = "demo-not-a-secret"
 
+[providers.bedrock]
+kind = "bedrock"
+base_url = "{bedrock}"
+region = "us-east-1"
+access_key_id = "AKIDBACKSTOPDEMO"
+secret_access_key = "{bedrock_secret}"
+
 [models.smart]
 targets = [
   {{ provider = "openai", model = "gpt-4o" }},
@@ -55,6 +74,12 @@ fallbacks = ["backup"]
 
 [models.backup]
 targets = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+
+[models.claude]
+targets = [
+  {{ provider = "anthropic", model = "claude-sonnet-4-5" }},
+  {{ provider = "bedrock", model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0" }},
+]
 
 [retry]
 max_attempts = 2
@@ -74,6 +99,8 @@ success_threshold = 1
         openai = urls.openai,
         azure = urls.azure,
         anthropic = urls.anthropic,
+        bedrock = urls.bedrock,
+        bedrock_secret = backstop_mock::BEDROCK_SECRET_ACCESS_KEY,
         open_for = open_for.as_millis(),
     );
     config::parse(&text, &|_| None)
@@ -90,6 +117,7 @@ mod tests {
             openai: "http://127.0.0.1:1".into(),
             azure: "http://127.0.0.1:2".into(),
             anthropic: "http://127.0.0.1:3".into(),
+            bedrock: "http://127.0.0.1:4".into(),
         };
         let config = demo_config(&urls, Duration::from_secs(3)).unwrap();
         let smart = &config.models[MODEL];
@@ -98,5 +126,9 @@ mod tests {
         assert_eq!(smart.fallbacks, vec!["backup".to_string()]);
         assert_eq!(config.models["backup"].targets[0].label, FALLBACK);
         assert_eq!(config.breaker.open_for, Duration::from_secs(3));
+        let claude = &config.models[SAME_MODEL];
+        let labels: Vec<&str> = claude.targets.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, CHANNELS);
+        assert!(claude.fallbacks.is_empty());
     }
 }

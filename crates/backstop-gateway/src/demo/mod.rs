@@ -1,10 +1,12 @@
 //! `backstop demo`: the whole idea in half a minute, with no keys and no files.
 //!
-//! It starts three mock providers and a gateway in this process, sends a steady
-//! load to one public model and plays a short story against it (healthy, rate
-//! limits, an outage of the primary, recovery) while printing a line per second:
-//! what the clients got, who served them, and the breakers' states as
-//! `/admin/targets` reports them. It ends with the drill report of the outage.
+//! It starts four mock providers and a gateway in this process and plays a short story
+//! in two chapters, each a steady load on one public model: another model takes over
+//! (healthy, rate limits, an outage of the primary, recovery), then the same model on
+//! another channel takes over (Claude on the Anthropic API and on Bedrock; the API goes
+//! down and comes back). It prints a line per second: what the clients got, who served
+//! them, and the breakers' states as `/admin/targets` reports them, and ends each chapter
+//! with the drill report of its outage.
 //!
 //! The gateway's own log lines are silenced for the demo (it runs on a thread of
 //! its own with no log subscriber), so the live view stays readable.
@@ -23,7 +25,7 @@ use crate::drill::{text, DrillError};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
-use story::{Act, Mocks, Timeline};
+use story::{Chapter, Mocks, Timeline};
 use tokio::time::Instant;
 
 /// Runs `backstop demo` and prints its story to stdout: exit 0 if it ran.
@@ -64,8 +66,11 @@ pub async fn run() -> ExitCode {
 }
 
 /// Plays `timeline` against fresh mocks and an in-process gateway, writing the live
-/// view and the final report to `out`; returns the report of the outage.
-pub async fn play(timeline: Timeline, out: &mut impl Write) -> Result<Report, DrillError> {
+/// view and the final reports to `out`; returns each chapter's report of its outage.
+pub async fn play(
+    timeline: Timeline,
+    out: &mut impl Write,
+) -> Result<Vec<(Chapter, Report)>, DrillError> {
     let failed = |what: &str| {
         let what = what.to_string();
         move |error: std::io::Error| DrillError::Failed(format!("{what}: {error}"))
@@ -75,53 +80,64 @@ pub async fn play(timeline: Timeline, out: &mut impl Write) -> Result<Report, Dr
         .map_err(failed("cannot start the mock providers"))?;
     let gateway =
         LocalGateway::start(config::demo_config(&mocks.urls(), timeline.open_for)?).await?;
-    let result = tell(&timeline, &mocks, gateway.url(), out).await;
+    let url = gateway.url();
+    let mut result = write_line(
+        out,
+        &format!(
+            "Backstop demo: a gateway on {url} and four mock providers.\n  watch it live: {url}/dashboard\n  {} requests per second for {} s; breakers open after 3 failures, for {} ms\n",
+            timeline.rate,
+            timeline.total().as_secs(),
+            timeline.open_for.as_millis()
+        ),
+    )
+    .map(|()| Vec::new());
+    for (chapter, part) in timeline.chapters() {
+        let Ok(reports) = &mut result else { break };
+        match tell(chapter, &part, &mocks, url, out).await {
+            Ok(report) => reports.push((chapter, report)),
+            Err(error) => result = Err(error),
+        }
+    }
     gateway.stop().await;
     let received = mocks.received();
     mocks.shutdown().await;
-    let report = result?;
+    let reports = result?;
+    let reported: u64 = reports.iter().map(|(_, r)| r.upstream_attempts).sum();
     let mut says =
         |line: String| writeln!(out, "{line}").map_err(failed("cannot write the output"));
     says(format!(
-        "  upstream requests the mocks received: openai {}, azure {}, anthropic {} ({} in all; the gateway reported {})",
+        "  upstream requests the mocks received: openai {}, azure {}, anthropic {}, bedrock {} ({} in all; the gateway reported {reported})",
         received[0],
         received[1],
         received[2],
+        received[3],
         received.iter().sum::<usize>(),
-        report.upstream_attempts
     ))?;
     says(String::new())?;
-    says(summary(&report))?;
-    Ok(report)
+    for (chapter, report) in &reports {
+        says(summary(*chapter, report))?;
+    }
+    Ok(reports)
 }
 
-/// Runs the load and the acts, printing the live view; returns the report.
+/// Writes one line of the view and flushes it.
+fn write_line(out: &mut dyn Write, line: &str) -> Result<(), DrillError> {
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| DrillError::Failed(format!("cannot write the output: {e}")))
+}
+
+/// Runs the load and the acts of one chapter, printing the live view; returns its report.
 async fn tell(
+    chapter: Chapter,
     timeline: &Timeline,
     mocks: &Mocks,
     url: &str,
     out: &mut impl Write,
 ) -> Result<Report, DrillError> {
-    let write = |out: &mut dyn Write, line: &str| {
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| DrillError::Failed(format!("cannot write the output: {e}")))
-    };
-    write(
-        out,
-        &format!(
-            "Backstop demo: a gateway on {url} and three mock providers.\n  watch it live: {url}/dashboard\n  model `{}` = {} + {} (balanced), fallback `backup` = {}\n  {} requests per second for {} s; breakers open after 3 failures, for {} ms\n",
-            config::MODEL,
-            config::PRIMARY[0],
-            config::PRIMARY[1],
-            config::FALLBACK,
-            timeline.rate,
-            timeline.total().as_secs(),
-            timeline.open_for.as_millis()
-        ),
-    )?;
+    write_line(out, &chapter.intro())?;
     let admin = AdminClient::new(url, None)?;
-    let sender = ChatSender::new(url, config::MODEL, None, Duration::from_secs(15), false)
+    let sender = ChatSender::new(url, chapter.model(), None, Duration::from_secs(15), false)
         .map_err(|e| DrillError::Failed(format!("cannot build an HTTP client: {e}")))?;
     let log = SampleLog::new(Instant::now());
     let load = tokio::spawn(load::drive(
@@ -131,6 +147,7 @@ async fn tell(
         move || sender.send(),
     ));
 
+    let (down, back) = chapter.outage();
     let mut window = (Duration::ZERO, Duration::ZERO);
     let mut acts = timeline.acts.iter().peekable();
     let mut next_tick = Duration::from_secs(1);
@@ -143,12 +160,12 @@ async fn tell(
                 if let Some((act, length)) = acts.next() {
                     mocks.stage(*act);
                     let now = log.elapsed();
-                    match act {
-                        Act::Outage => window.0 = now,
-                        Act::Recovery => window.1 = now,
-                        Act::Healthy | Act::RateLimits => {}
+                    if *act == down {
+                        window.0 = now;
+                    } else if *act == back {
+                        window.1 = now;
                     }
-                    write(out, &format!("-- {}: {}", act.title(), act.caption()))?;
+                    write_line(out, &format!("-- {}: {}", act.title(), act.caption()))?;
                     act_start += *length;
                 }
             }
@@ -156,10 +173,17 @@ async fn tell(
             _ => {
                 tokio::time::sleep_until(log.start() + next_tick).await;
                 let second = log.completed_between(next_tick - Duration::from_secs(1), next_tick);
-                let breakers = admin.targets().await.ok();
+                let breakers = admin.targets().await.ok().map(|mut targets| {
+                    targets.retain(|t| {
+                        t.models
+                            .iter()
+                            .any(|m| chapter.shown().contains(&m.as_str()))
+                    });
+                    targets
+                });
                 let act = timeline
                     .act_at(next_tick - Duration::from_millis(1))
-                    .unwrap_or(Act::Recovery);
+                    .unwrap_or(back);
                 let line = view::line(
                     next_tick,
                     timeline.total(),
@@ -167,7 +191,7 @@ async fn tell(
                     &second,
                     breakers.as_deref(),
                 );
-                write(out, &line)?;
+                write_line(out, &line)?;
                 next_tick += Duration::from_secs(1);
             }
         }
@@ -178,30 +202,33 @@ async fn tell(
         window.1 = timeline.total();
     }
     let scenario = Scenario {
-        targets: config::PRIMARY.iter().map(|t| t.to_string()).collect(),
-        model: config::MODEL.to_string(),
-        fault: "status:503 from both channels (mock outage)".to_string(),
+        targets: chapter.faulted().iter().map(|t| t.to_string()).collect(),
+        model: chapter.model().to_string(),
+        fault: chapter.fault().to_string(),
         rate: timeline.rate,
         duration_ms: millis(timeline.total()),
         fault_start_ms: millis(window.0),
         fault_end_ms: millis(window.1),
     };
-    let faulted: Vec<TargetRef> = config::PRIMARY
+    let faulted: Vec<TargetRef> = chapter
+        .faulted()
         .iter()
         .map(|t| TargetRef::parse(t))
         .collect::<Result<_, _>>()?;
     let mut report = Report::compute(scenario, &faulted, &log.snapshot());
     report.breakers = admin.targets().await.unwrap_or_default();
-    write(out, "")?;
-    write(out, &text::render(&report))?;
+    write_line(out, "")?;
+    write_line(out, &text::render(&report))?;
     Ok(report)
 }
 
-/// The last words: who took over, how fast, and whether the primary came back.
-pub fn summary(report: &Report) -> String {
+/// The last words of a chapter: who took over, how fast, and whether what went down came
+/// back.
+pub fn summary(chapter: Chapter, report: &Report) -> String {
+    let (went_down, primary) = chapter.names();
     let failover = match (report.failover_ms, &report.failover_target) {
         (Some(ms), Some(target)) => format!(
-            "failover: {target} served {} after the primary outage began",
+            "failover: {target} served {} after {went_down}",
             text::duration(ms)
         ),
         (Some(ms), None) => format!("failover after {}", text::duration(ms)),
@@ -209,10 +236,10 @@ pub fn summary(report: &Report) -> String {
     };
     let recovery = match report.recovery_ms {
         Some(ms) => format!(
-            "the primary served again {} after it recovered",
+            "{primary} served again {} after it recovered",
             text::duration(ms)
         ),
-        None => "the primary did not serve again before the end".to_string(),
+        None => format!("{primary} did not serve again before the end"),
     };
     format!(
         "{failover}; {recovery}; {:.2} % of {} client requests succeeded, {:.2} upstream calls each.",

@@ -135,8 +135,15 @@ impl Gateway {
         if let (StopReason::Permanent, Some(failure), Some(route)) =
             (exhausted.reason, last_failure, last_route)
         {
+            // Without an upstream error body to pass on (a refusal that came as a 200, such
+            // as Azure's output filter), the refusal is the request's own answer: a 400.
+            let kind = if matches!(failure.class, FailureClass::ContentFilter) {
+                ErrorKind::InvalidRequest
+            } else {
+                ErrorKind::Upstream
+            };
             let mut error = upstream_error_for_caller(request.protocol, failure)
-                .unwrap_or_else(|| ApiError::new(ErrorKind::Upstream, failure.message.clone()));
+                .unwrap_or_else(|| ApiError::new(kind, failure.message.clone()));
             error.meta = Some(Box::new(meta_of(route, exhausted.calls)));
             return error;
         }

@@ -460,3 +460,78 @@ async fn azure_rate_limits_wait_what_retry_after_ms_says() {
     assert_eq!(response.headers()["x-backstop-target"], "azure/gpt4o-prod");
     assert_eq!(response.headers()["x-backstop-attempts"], "2");
 }
+
+/// The routes the mock saw, in order.
+fn routes_seen(mock: &MockServer) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .map(|request| request.route.as_str().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn azures_output_filter_on_a_200_fails_over_to_openai_streamed_or_not() {
+    let (mock, gw) = start(&["anthropic"], BEDROCK_SECRET_ACCESS_KEY, "").await;
+    fault(
+        &mock,
+        json!({"route": "azure", "kind": "output_filter", "count": 2}),
+    )
+    .await;
+    let response = post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-target"], "openai/gpt-4o");
+    assert_eq!(response.headers()["x-backstop-fallback"], "true");
+    assert_eq!(response.headers()["x-backstop-attempts"], "2");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "stop", "{body}");
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .is_some_and(|text| text.starts_with("Backstop mock provider")));
+    assert_eq!(routes_seen(&mock), ["azure", "openai"], "no retry on Azure");
+
+    mock.clear_requests();
+    let response = post_json(&gw, "/v1/chat/completions", &chat("gpt", true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backstop-target"], "openai/gpt-4o");
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("content_filter"), "{text}");
+    assert_eq!(text.matches("\"role\":\"assistant\"").count(), 1, "{text}");
+    assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(routes_seen(&mock), ["azure", "openai"]);
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.lines().any(|line| line.starts_with(
+            "backstop_upstream_attempts_total{target=\"azure/gpt4o-prod\",outcome=\"failure\",class=\"content_filter\"} 2"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn azures_output_filter_is_returned_when_the_model_says_so() {
+    let strict = r#"
+[models.gpt-strict]
+targets = [{ provider = "azure", model = "gpt4o-prod" }]
+fallbacks = ["gpt-openai"]
+on_content_filter = "return"
+"#;
+    let (mock, gw) = start(&["anthropic"], BEDROCK_SECRET_ACCESS_KEY, strict).await;
+    fault(
+        &mock,
+        json!({"route": "azure", "kind": "output_filter", "count": 2}),
+    )
+    .await;
+    for stream in [false, true] {
+        mock.clear_requests();
+        let response = post_json(&gw, "/v1/chat/completions", &chat("gpt-strict", stream)).await;
+        assert_eq!(response.status(), 400, "stream {stream}");
+        assert_eq!(response.headers()["x-backstop-attempts"], "1");
+        assert_eq!(response.headers()["x-backstop-target"], "azure/gpt4o-prod");
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("content filter"), "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(routes_seen(&mock), ["azure"], "no fallback");
+    }
+}

@@ -4,10 +4,10 @@
 //! These run in real time (a drill is a few seconds of real traffic), kept short.
 
 use backstop_gateway::config;
-use backstop_gateway::demo::{self, story::Act, story::Timeline};
+use backstop_gateway::demo::{self, story::Act, story::Chapter, story::Timeline};
 use backstop_gateway::drill::local::LocalGateway;
 use backstop_gateway::drill::target::{FaultSpec, TargetRef};
-use backstop_gateway::drill::{drill, DrillError, DrillPlan};
+use backstop_gateway::drill::{drill, DrillError, DrillPlan, Report};
 use backstop_mock::{MockConfig, MockServer};
 use std::time::Duration;
 
@@ -169,29 +169,48 @@ async fn the_drill_needs_the_admin_key_when_one_is_set() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
+/// Plays a short demo story of `acts` (breakers open for 300 ms, 40 requests per second), of
+/// one chapter: its report and what the demo printed, which must account for every upstream
+/// request the mocks received.
+async fn short_story(acts: Vec<(Act, Duration)>) -> (Chapter, Report, String) {
     let timeline = Timeline {
-        acts: vec![
-            (Act::Healthy, Duration::from_millis(800)),
-            (Act::RateLimits, Duration::from_millis(800)),
-            (Act::Outage, Duration::from_millis(1200)),
-            (Act::Recovery, Duration::from_millis(1200)),
-        ],
+        acts,
         open_for: Duration::from_millis(300),
         rate: 40.0,
     };
     let mut out = Vec::new();
-    let report = demo::play(timeline, &mut out).await.unwrap();
+    let mut reports = demo::play(timeline, &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert_eq!(report.requests, 160);
+    assert_eq!(reports.len(), 1, "one chapter: {text}");
+    let (chapter, report) = reports.remove(0);
     assert!(report.success_rate >= 0.99, "{text}");
+    assert!(report.recovery_ms.is_some(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "({} in all; the gateway reported {})",
+            report.upstream_attempts, report.upstream_attempts
+        )),
+        "{text}"
+    );
+    (chapter, report, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
+    let (chapter, report, text) = short_story(vec![
+        (Act::Healthy, Duration::from_millis(800)),
+        (Act::RateLimits, Duration::from_millis(800)),
+        (Act::Outage, Duration::from_millis(1200)),
+        (Act::Recovery, Duration::from_millis(1200)),
+    ])
+    .await;
+    assert_eq!(chapter, Chapter::Outage);
+    assert_eq!(report.requests, 160);
     assert_eq!(
         report.failover_target.as_deref(),
         Some(demo::config::FALLBACK),
         "{text}"
     );
-    assert!(report.recovery_ms.is_some(), "{text}");
     assert!(
         text.contains("failover: anthropic/claude-sonnet-4-5 served"),
         "{text}"
@@ -200,12 +219,40 @@ async fn a_short_demo_story_fails_over_to_the_fallback_and_back() {
         text.contains("-- outage:") && text.contains("breakers:"),
         "{text}"
     );
-    assert!(
-        text.contains(&format!(
-            "({} in all; the gateway reported {})",
-            report.upstream_attempts, report.upstream_attempts
-        )),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_model_story_fails_over_from_the_anthropic_api_to_bedrock_and_back() {
+    let (chapter, report, text) = short_story(vec![
+        (Act::TwoChannels, Duration::from_millis(800)),
+        (Act::ApiDown, Duration::from_millis(1200)),
+        (Act::ApiBack, Duration::from_millis(1200)),
+    ])
+    .await;
+    assert_eq!(chapter, Chapter::SameModel);
+    assert_eq!(report.scenario.model, demo::config::SAME_MODEL);
+    assert_eq!(report.requests, 128);
+    assert_eq!(
+        report.failover_target.as_deref(),
+        Some(demo::config::CHANNELS[1]),
         "{text}"
+    );
+    assert!(
+        text.contains("== same model, another channel: `claude`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-- api down: the Anthropic API answers 529"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failover: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0 served")
+            && text.contains("after the Anthropic API went down"),
+        "{text}"
+    );
+    assert!(
+        text.contains("anthropic/claude-sonnet-4-5 open"),
+        "the API's breaker opened: {text}"
     );
 }
 

@@ -370,3 +370,24 @@ async fn malformed_requests_get_provider_400s_and_are_logged() {
     assert_eq!(log[0].body, json!("{not json"));
     assert_eq!(log[1].outcome, "status 400");
 }
+
+#[tokio::test]
+async fn output_filter_answers_200_with_the_filter_as_finish_reason() {
+    let h = Harness::start().await;
+    h.mock.add_fault(Fault::new(FaultKind::OutputFilter));
+    let (status, _, body) = hit(&h, Route::Openai, "gpt-4o").await;
+    assert_eq!(status, 200);
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "content_filter", "{body}");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    assert_eq!(
+        choice["content_filter_results"]["violence"]["filtered"],
+        true
+    );
+    let (status, _, body) = hit(&h, Route::Anthropic, "claude").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["stop_reason"], "refusal", "{body}");
+    let (status, _, body) = hit(&h, Route::Gemini, "gemini-2.0-flash").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["candidates"][0]["finishReason"], "SAFETY", "{body}");
+}

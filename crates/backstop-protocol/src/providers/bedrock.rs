@@ -39,7 +39,16 @@ pub(super) const SPEC: ProviderSpec = ProviderSpec {
     usage_needs_stream_options: false,
     continues_prefill: true,
     api_key_env: "AWS_ACCESS_KEY_ID",
-    model_prefixes: &[],
+    model_prefixes: &[
+        "anthropic.",
+        "us.anthropic.",
+        "eu.anthropic.",
+        "apac.anthropic.",
+        "jp.anthropic.",
+        "au.anthropic.",
+        "global.anthropic.",
+        "arn:aws:bedrock:",
+    ],
     refusal_is_failure: false,
     errors: ErrorRules {
         refused: anthropic::refused,

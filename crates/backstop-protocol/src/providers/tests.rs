@@ -141,6 +141,20 @@ fn model_prefixes_do_not_overlap() {
             .count();
         assert_eq!(owners, 1, "{model}");
     }
+    for model in [
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "claude-opus-4",
+    ] {
+        let owners = ProviderKind::ALL
+            .iter()
+            .filter(|kind| kind.spec().owns_model(model))
+            .count();
+        assert_eq!(owners, 1, "{model}");
+    }
+    assert!(ProviderKind::Bedrock
+        .spec()
+        .owns_model("arn:aws:bedrock:us-east-1:123456789012:inference-profile/x"));
     assert!(ProviderKind::ALL
         .iter()
         .all(|kind| !kind.spec().owns_model("llama-3")));

@@ -30,7 +30,9 @@ use crate::config::{Idle, StreamBuffer};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
 use backstop_core::{Attempt, FailureClass};
-use backstop_protocol::{ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage};
+use backstop_protocol::{
+    FinishReason, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage,
+};
 use bytes::Bytes;
 use cadence::Cadence;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -106,6 +108,11 @@ pub struct Relay {
     rescues: u32,
     max_rescues: u32,
     max_tokens: Option<u64>,
+    /// The channel's content filter stops answers with a 200 (Azure): the commit point waits
+    /// for the first text or tool call, so that a filtered answer is still a failure.
+    refusal_is_failure: bool,
+    /// A text or tool call of the current upstream's answer has arrived.
+    content_seen: bool,
 }
 
 impl Relay {
@@ -154,6 +161,8 @@ impl Relay {
             rescues: 0,
             max_rescues: route.model.max_rescues,
             max_tokens: request.envelope.max_tokens,
+            refusal_is_failure: upstream.refusal_is_failure,
+            content_seen: false,
         }
     }
 
@@ -165,7 +174,9 @@ impl Relay {
         } else {
             until
         };
-        while !self.done() && (self.output.ready() == 0 || self.buffer_full) {
+        while !self.done()
+            && (self.output.ready() == 0 || self.buffer_full || self.awaiting_content())
+        {
             match self.step(until).await {
                 Ok(()) => {}
                 Err(Stop::Failed(failure)) => return Err(failure),
@@ -210,6 +221,12 @@ impl Relay {
 
     fn done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// Before the commit point on a channel whose content filter answers with a 200: no
+    /// text or tool call yet, so a finish on the content filter is still a failure.
+    fn awaiting_content(&self) -> bool {
+        self.refusal_is_failure && self.phase == Phase::Priming && !self.content_seen
     }
 
     /// The client body: the relayed events, continued elsewhere or ended with an error
@@ -549,11 +566,16 @@ impl Relay {
         };
         for canonical in &events {
             match canonical {
+                StreamEvent::Finish {
+                    reason: FinishReason::ContentFilter,
+                } if self.awaiting_content() => {
+                    return Err(self.fail(crate::channels::output_filtered()));
+                }
                 StreamEvent::Finish { .. } => self.phase = Phase::Finished,
                 StreamEvent::Usage(usage) => self.usage = Some(*usage),
+                StreamEvent::TextDelta { text } => self.content_seen |= !text.is_empty(),
+                StreamEvent::ToolCallStart { .. } => self.content_seen = true,
                 StreamEvent::Start { .. }
-                | StreamEvent::TextDelta { .. }
-                | StreamEvent::ToolCallStart { .. }
                 | StreamEvent::ToolCallDelta { .. }
                 | StreamEvent::Done => {}
             }

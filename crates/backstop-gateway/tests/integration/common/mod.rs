@@ -181,6 +181,12 @@ pub fn chat(model: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]})
 }
 
+/// The gateway's `GET /metrics` text.
+pub async fn metrics_text(gw: &TestGateway) -> String {
+    let response = reqwest::get(gw.url("/metrics")).await.expect("metrics");
+    response.text().await.expect("metrics body")
+}
+
 /// Waits until `check` holds, polling every 10 ms, for at most `limit`.
 pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
