@@ -33,7 +33,7 @@ impl Redis {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StateError> {
+    pub(super) async fn conn(&self) -> Result<ConnectionManager, StateError> {
         let mut slot = self.conn.lock().await;
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
