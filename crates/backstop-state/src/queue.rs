@@ -21,7 +21,7 @@ use crate::backend::Store;
 use crate::record::now_ms;
 use crate::StateError;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,6 +168,7 @@ pub const QUEUE_OP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Queue {
     store: Arc<Store>,
     tokens: AtomicU64,
+    worker: AtomicBool,
 }
 
 impl Queue {
@@ -176,7 +177,13 @@ impl Queue {
         Queue {
             store,
             tokens: AtomicU64::new(0),
+            worker: AtomicBool::new(false),
         }
+    }
+
+    /// `true` for the first caller only: the one that runs this process's worker.
+    pub fn take_worker(&self) -> bool {
+        !self.worker.swap(true, Ordering::SeqCst)
     }
 
     /// The store the jobs are kept in.
