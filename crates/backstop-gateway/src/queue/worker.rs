@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Added to `timeouts.total` for a job's lease: a run cannot take longer than the total deadline.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Starts the worker of `gateway`'s queue on the current runtime, once; without a state store or a runtime
 /// it does nothing. It ends when the gateway is dropped.
