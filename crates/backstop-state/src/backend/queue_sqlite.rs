@@ -1,14 +1,28 @@
 //! The queue in SQLite: the `jobs` table, one row a job. Every change is one statement or one transaction, so a
-//! job acknowledged is on disk (WAL) and two processes on one file never claim the same job.
+//! job acknowledged is on disk (WAL) and two processes on one file never claim the same job. The number of
+//! unfinished jobs of each queue is kept in `job_counts`, changed in the same transaction as the rows, so that
+//! the cap is checked without counting rows.
 
 use super::sqlite::Sqlite;
 use crate::queue::{Job, JobStatus, Outcome};
 use crate::StateError;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// The columns [`job_of`] reads, in its order.
 const COLUMNS: &str =
     "id, owner, status, payload, callback, attempts, max_attempts, created_ms, expires_ms, result, status_code";
+
+/// Adds `delta` to the unfinished jobs of `queue`.
+fn count(conn: &Connection, queue: &str, delta: i64) -> rusqlite::Result<()> {
+    if delta != 0 {
+        conn.execute(
+            "INSERT INTO job_counts (queue, unfinished) VALUES (?1, ?2)
+             ON CONFLICT (queue) DO UPDATE SET unfinished = unfinished + ?2",
+            params![queue, delta],
+        )?;
+    }
+    Ok(())
+}
 
 fn job_of(row: &Row<'_>) -> rusqlite::Result<Job> {
     let status: String = row.get(2)?;
@@ -37,14 +51,18 @@ impl Sqlite {
     ) -> Result<bool, StateError> {
         self.run(move |conn| {
             let tx = conn.unchecked_transaction()?;
-            let unfinished: i64 = tx.query_row(
-                "SELECT count(*) FROM jobs WHERE queue = ?1 AND status IN ('queued', 'running')",
-                params![queue],
-                |row| row.get(0),
-            )?;
-            if unfinished as u64 >= cap {
+            let unfinished: i64 = tx
+                .query_row(
+                    "SELECT unfinished FROM job_counts WHERE queue = ?1",
+                    params![queue],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            if unfinished.max(0) as u64 >= cap {
                 return Ok(false);
             }
+            count(&tx, &queue, 1)?;
             tx.execute(
                 "INSERT INTO jobs (queue, id, owner, status, payload, callback, attempts, max_attempts,
                      created_ms, expires_ms, purge_ms, not_before_ms, lease_until_ms)
@@ -77,13 +95,14 @@ impl Sqlite {
         self.run(move |conn| {
             let now = now as i64;
             let tx = conn.unchecked_transaction()?;
-            tx.execute(
-                "DELETE FROM jobs WHERE queue = ?1 AND purge_ms <= ?2",
-                params![queue, now],
-            )?;
-            tx.execute(
+            let expired = tx.execute(
                 "UPDATE jobs SET status = 'expired', lease_token = NULL
                  WHERE queue = ?1 AND status IN ('queued', 'running') AND expires_ms <= ?2",
+                params![queue, now],
+            )?;
+            count(&tx, &queue, -(expired as i64))?;
+            tx.execute(
+                "DELETE FROM jobs WHERE queue = ?1 AND purge_ms <= ?2",
                 params![queue, now],
             )?;
             let job = tx
@@ -115,7 +134,8 @@ impl Sqlite {
         outcome: Outcome,
     ) -> Result<bool, StateError> {
         self.run(move |conn| {
-            Ok(conn.execute(
+            let tx = conn.unchecked_transaction()?;
+            let written = tx.execute(
                 "UPDATE jobs SET status = ?3, result = ?4, status_code = ?5, lease_token = NULL
                  WHERE queue = ?1 AND id = ?2 AND status = 'running'",
                 params![
@@ -125,7 +145,10 @@ impl Sqlite {
                     outcome.result,
                     outcome.status_code
                 ],
-            )? == 1)
+            )?;
+            count(&tx, &queue, -(written as i64))?;
+            tx.commit()?;
+            Ok(written == 1)
         })
         .await
     }
@@ -177,10 +200,14 @@ impl Sqlite {
 
     pub(crate) async fn job_cancel(&self, queue: String, id: String) -> Result<bool, StateError> {
         self.run(move |conn| {
-            Ok(conn.execute(
+            let tx = conn.unchecked_transaction()?;
+            let cancelled = tx.execute(
                 "UPDATE jobs SET status = 'cancelled' WHERE queue = ?1 AND id = ?2 AND status = 'queued'",
                 params![queue, id],
-            )? == 1)
+            )?;
+            count(&tx, &queue, -(cancelled as i64))?;
+            tx.commit()?;
+            Ok(cancelled == 1)
         })
         .await
     }

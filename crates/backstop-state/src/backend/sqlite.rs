@@ -41,7 +41,11 @@ const MIGRATIONS: [&str; 2] = [
         status_code INTEGER,
         PRIMARY KEY (queue, id)
     );
-    CREATE INDEX jobs_due ON jobs (queue, status, not_before_ms);",
+    CREATE INDEX jobs_due ON jobs (queue, status, not_before_ms);
+    CREATE TABLE job_counts (
+        queue TEXT PRIMARY KEY NOT NULL,
+        unfinished INTEGER NOT NULL
+    );",
 ];
 
 /// An open state file.
