@@ -123,7 +123,10 @@ impl Store {
         let prefix = self.prefix.clone();
         self.timed("job_wake", QUEUE_OP_TIMEOUT, async {
             match &self.backend {
-                Backend::Memory(m) => Ok(m.jobs.wake()),
+                Backend::Memory(m) => {
+                    m.jobs.wake();
+                    Ok(())
+                }
                 Backend::Sqlite(s) => s.job_wake(prefix.clone()).await,
                 Backend::Redis(r) => r.job_wake(&prefix).await,
             }
