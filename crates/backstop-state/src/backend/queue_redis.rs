@@ -6,7 +6,7 @@
 //! have been idle longer than the lease.
 
 use super::redis::Redis;
-use crate::queue::{Job, JobStatus, Outcome};
+use crate::queue::{Job, JobStatus, Outcome, QUEUE_OP_TIMEOUT};
 use crate::StateError;
 use redis::Value;
 use std::collections::HashMap;
@@ -174,7 +174,9 @@ impl Redis {
         cmd.arg("expires_ms").arg(job.expires_ms);
         cmd.arg("not_before_ms").arg(0);
         cmd.arg("lease_until_ms").arg(0);
-        let stored: i64 = cmd.query_async(&mut self.conn().await?).await?;
+        let stored: i64 = cmd
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
+            .await?;
         if stored < 0 {
             return Err(StateError::Backend(format!("job id {} is taken", job.id)));
         }
@@ -187,7 +189,7 @@ impl Redis {
         consumer: &str,
         lease_ms: u64,
     ) -> Result<Vec<(String, String)>, redis::RedisError> {
-        let mut conn = self.conn().await.map_err(|e| {
+        let mut conn = self.queue_conn(QUEUE_OP_TIMEOUT).await.map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Io, "connect", e.to_string()))
         })?;
         let stale: Value = redis::cmd("XAUTOCLAIM")
@@ -230,7 +232,7 @@ impl Redis {
         token: &str,
     ) -> Result<Option<Job>, StateError> {
         let k = keys(prefix, "");
-        let mut conn = self.conn().await?;
+        let mut conn = self.queue_conn(QUEUE_OP_TIMEOUT).await?;
         let _: i64 = eval(PROMOTE, &[&k.stream, &k.delayed])
             .arg(now)
             .arg(100)
@@ -289,7 +291,7 @@ impl Redis {
             .arg(outcome.status.as_str())
             .arg(&outcome.result)
             .arg(outcome.status_code)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(written == 1)
     }
@@ -309,7 +311,7 @@ impl Redis {
             .arg(&last.result)
             .arg(last.status_code)
             .arg(id)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(written == 1)
     }
@@ -317,7 +319,7 @@ impl Redis {
     pub(crate) async fn job_get(&self, prefix: &str, id: &str) -> Result<Option<Job>, StateError> {
         let fields: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(keys(prefix, id).job)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(job_of(id, fields))
     }
@@ -326,7 +328,7 @@ impl Redis {
         let k = keys(prefix, id);
         let cancelled: i64 = eval(CANCEL, &[&k.job, &k.delayed])
             .arg(id)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(cancelled == 1)
     }
@@ -336,7 +338,7 @@ impl Redis {
         let _: i64 = eval(PROMOTE, &[&k.stream, &k.delayed])
             .arg("+inf")
             .arg(10_000)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(())
     }
@@ -348,7 +350,7 @@ impl Redis {
             .arg(&k.stream)
             .cmd("ZCARD")
             .arg(&k.delayed)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(queued + delayed)
     }
