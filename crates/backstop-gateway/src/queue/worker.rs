@@ -266,6 +266,39 @@ async fn announce(gateway: &Arc<Gateway>, queue: &Queue, claimed: &Claimed) {
 mod tests {
     use super::*;
 
+    fn breaker(state: &str) -> String {
+        serde_json::json!({"state": state, "at": 1, "until": null, "reason": null, "forced": false, "replica": "r"})
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_breaker_that_closes_wakes_the_worker_and_one_that_opens_does_not() {
+        let spec = backstop_state::StateSpec::Memory;
+        let store =
+            Store::open(&spec, "t:", "r", Arc::new(backstop_state::NoStateObserver)).unwrap();
+        let mut feed = store.subscribe();
+        let entry = |value: String| backstop_state::record::Entry { value, ttl: None };
+        store
+            .put_many(vec![
+                ("breaker:p/m".into(), entry(breaker("open"))),
+                ("cap:p/m:x".into(), entry(breaker("closed"))),
+            ])
+            .await
+            .unwrap();
+        let early =
+            tokio::time::timeout(Duration::from_millis(50), breaker_closed(&mut feed, &store));
+        assert!(
+            early.await.is_err(),
+            "an open breaker, or another record, wakes nothing"
+        );
+        store
+            .put_many(vec![("breaker:p/m".into(), entry(breaker("closed")))])
+            .await
+            .unwrap();
+        let woken = tokio::time::timeout(Duration::from_secs(5), breaker_closed(&mut feed, &store));
+        assert!(woken.await.is_ok());
+    }
+
     #[test]
     fn the_backoff_doubles_up_to_its_cap() {
         let waits: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();
