@@ -17,6 +17,7 @@ pub use worker::start;
 
 use crate::config::Model;
 use crate::http::{check_client_key, ApiError, ErrorKind, ServedMeta};
+use crate::metrics::RequestLabels;
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -36,7 +37,7 @@ pub fn router<S>(gateway: Arc<Gateway>) -> Router<S> {
 }
 
 /// With `Prefer: respond-async`, queues `request` and answers 202 (`None` when it did not ask; a malformed
-/// `Prefer` is a 400).
+/// `Prefer` is a 400, an unknown model the usual 404), counted in `backstop_requests_total` at tier `queued`.
 pub async fn respond_async(
     gateway: &Arc<Gateway>,
     request: &ClientRequest,
@@ -44,11 +45,26 @@ pub async fn respond_async(
     if !prefer::respond_async(&request.headers)? {
         return Ok(None);
     }
+    let started = tokio::time::Instant::now();
+    let model = gateway.resolve(&request.config, &request.envelope.model)?;
     let meta = ServedMeta {
-        model: request.envelope.model.clone(),
+        model: model.name.clone(),
         ..ServedMeta::default()
     };
-    enqueue(gateway, request, meta).await.map(Some)
+    let result = enqueue(gateway, request, meta).await;
+    let (tier, status) = match &result {
+        Ok(response) => ("queued", response.status()),
+        Err(error) => ("none", error.status),
+    };
+    gateway.metrics().request(
+        RequestLabels {
+            model: model.name.clone(),
+            tier: tier.to_string(),
+            status: status.as_str().to_string(),
+        },
+        started.elapsed(),
+    );
+    result.map(Some)
 }
 
 /// After every tier failed with `error`: a model with `queue = "on_failure"` queues the request (202) when

@@ -179,6 +179,14 @@ async fn a_respond_async_job_completes_when_the_provider_is_back() {
         mock.requests().iter().all(|r| !r.stream),
         "replays ask for a whole answer"
     );
+    let unknown = send(
+        &base,
+        "/v1/chat/completions",
+        &chat_about("nope", "x", false),
+        &[ASYNC],
+    )
+    .await;
+    assert_eq!(unknown.status(), 404, "an unknown model is not queued");
 
     let metrics = reqwest::get(gw.url("/metrics"))
         .await
@@ -188,6 +196,11 @@ async fn a_respond_async_job_completes_when_the_provider_is_back() {
         .unwrap();
     assert!(
         metrics.contains("backstop_queue_jobs_total{outcome=\"queued\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("backstop_requests_total{model=\"plain\",tier=\"queued\",status=\"202\"} 2"),
         "{metrics}"
     );
     assert!(
