@@ -16,6 +16,8 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod pipeline;
+pub mod queue;
+pub mod queue_metrics;
 pub mod redact;
 pub mod responses;
 pub mod routes;

@@ -3,6 +3,7 @@
 //! tier, status. Never keys, prompts or request ids.
 
 use crate::dashboard::Activity;
+use crate::queue_metrics::QueueMetrics;
 use crate::state_metrics::StateMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -77,6 +78,7 @@ struct TokenLabels {
 pub struct Metrics {
     registry: Registry,
     state: StateMetrics,
+    queue: QueueMetrics,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<ModelLabel, Histogram, LatencyHistogram>,
     attempts: Family<AttemptLabels, Counter>,
@@ -192,6 +194,11 @@ impl Metrics {
         &self.state
     }
 
+    /// The durable queue's metrics.
+    pub fn queue(&self) -> &QueueMetrics {
+        &self.queue
+    }
+
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("backstop");
@@ -300,6 +307,7 @@ impl Metrics {
             connections_closed.clone(),
         );
         let state = StateMetrics::register(&mut registry);
+        let queue = QueueMetrics::register(&mut registry);
         let tools = ToolMetrics::register(&mut registry);
         let spans = Family::default();
         registry.register(
@@ -315,6 +323,7 @@ impl Metrics {
             corrections,
             rescue_delay,
             state,
+            queue,
             connections_open,
             connections_closed,
             hedges,

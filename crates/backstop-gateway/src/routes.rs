@@ -13,6 +13,7 @@ use std::sync::Arc;
 /// The gateway's router.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     crate::status_page::start(&gateway);
+    crate::queue::start(&gateway);
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
@@ -26,6 +27,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(crate::admin::router(gateway.clone()))
         .merge(crate::responses::router(gateway.clone()))
         .merge(crate::embeddings::router(gateway.clone()))
+        .merge(crate::queue::router(gateway.clone()))
         .merge(crate::tools::router())
         .merge(crate::mcp::router())
         .fallback(not_found)
@@ -67,6 +69,9 @@ async fn serve_model(
     let limit = config.server.max_body_size;
     let body = read_limited(body, limit, "server.max_body_size").await?;
     let request = ClientRequest::new(protocol, parts.headers, body, config)?;
+    if let Some(accepted) = crate::queue::respond_async(gateway, &request).await? {
+        return Ok(accepted);
+    }
     gateway.serve(Arc::new(request)).await
 }
 

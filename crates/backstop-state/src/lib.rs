@@ -34,6 +34,7 @@
 
 pub mod backend;
 mod error;
+pub mod queue;
 pub mod record;
 pub mod records;
 mod spec;
@@ -43,6 +44,7 @@ pub mod writer;
 
 pub use backend::Store;
 pub use error::StateError;
+pub use queue::Queue;
 pub use spec::{redact_url, StateSpec, DEFAULT_PREFIX, DEFAULT_SQLITE_PATH};
 pub use targets::Targets;
 
@@ -72,6 +74,7 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct State {
     store: Arc<Store>,
     targets: Arc<Targets>,
+    queue: Arc<Queue>,
 }
 
 impl State {
@@ -92,7 +95,12 @@ impl State {
         let writer = writer::Writer::spawn(store.clone());
         let lease_ttl = lease_ttl.max(Duration::from_millis(100));
         let targets = Targets::new(store.clone(), writer, lease_ttl);
-        let state = State { store, targets };
+        let queue = Arc::new(Queue::new(store.clone()));
+        let state = State {
+            store,
+            targets,
+            queue,
+        };
         let subscribed = sync::spawn(state.store.clone(), state.targets.clone());
         let _ = tokio::time::timeout(LOAD_TIMEOUT, subscribed).await;
         state.resync().await;
@@ -107,6 +115,11 @@ impl State {
     /// The targets kept in step with the store.
     pub fn targets(&self) -> &Arc<Targets> {
         &self.targets
+    }
+
+    /// The durable queue of jobs kept in the store.
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
     }
 
     async fn resync(&self) {

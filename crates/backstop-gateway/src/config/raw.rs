@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub circuit_breaker: Option<RawBreaker>,
     pub server: Option<RawServer>,
     pub responses: Option<RawResponses>,
+    pub queue: Option<super::queue::RawQueue>,
     #[serde(default)]
     pub tools: BTreeMap<String, RawTool>,
     #[serde(default)]
@@ -94,6 +95,7 @@ pub struct RawModel {
     pub idle: Option<String>,
     pub rescue_restart: Option<String>,
     pub static_response: Option<String>,
+    pub queue: Option<String>,
     pub structured: Option<RawStructured>,
     pub hedge: Option<RawHedge>,
     pub max_stream_bytes: Option<RawSize>,

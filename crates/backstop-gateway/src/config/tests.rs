@@ -72,7 +72,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "lisen = \"127.0.0.1:1\"\n",
-            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `tools`, `mcp`, `telemetry`",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `queue`, `tools`, `mcp`, `telemetry`",
         ),
         (
             "[providers.a]\nkind = \"watsonx\"\n",
@@ -118,6 +118,14 @@ fn error_messages_name_the_key() {
         ("[server]\nthreads = 5000\n", "config error at `server.threads`: must be 0 (one per core) to 1024"),
         ("[providers.o]\nkind = \"openai\"\nbase_url = \"http://\"\n", "config error at `providers.o.base_url`: `http://` is not an http:// or https:// URL"),
         ("[timeouts]\nfirst_byte = \"5m\"\ntotal = \"1m\"\n", "config error at `timeouts.first_byte`: is longer than timeouts.total, so it could never fire: lower it or raise total"),
+        (
+            &format!("{BASE}[models.m]\ntargets = [{{ provider = \"a\", model = \"y\" }}]\nqueue = \"always\"\n"),
+            "config error at `models.m.queue`: unknown mode `always`: use \"off\" or \"on_failure\"",
+        ),
+        ("[queue]\ncallback_hosts = [\"hooks.example.com\"]\n", "config error at `queue.callback_secret`: is needed with `callback_hosts`: webhook bodies are always signed"),
+        ("[queue]\ncallback_hosts = [\"*.example.com\"]\ncallback_secret = \"s\"\n", "config error at `queue.callback_hosts`: `*.example.com` is not a host name (no path, user or wildcard)"),
+        ("[queue]\nmax_attempts = 0\n", "config error at `queue.max_attempts`: must be at least 1"),
+        ("[queue]\nttl = \"0s\"\n", "config error at `queue.ttl`: must be more than 0"),
     ];
     for (text, expected) in cases {
         assert_eq!(error_of(text), expected, "for config:\n{text}");

@@ -60,6 +60,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// Stored Responses API answers.
     pub responses: ResponsesSettings,
+    /// `[queue]`: the durable queue.
+    pub queue: super::QueueSettings,
     /// The OpenTelemetry export; `None` (the default): no spans at all.
     pub telemetry: Option<super::TelemetrySettings>,
     /// Built from the environment, with no file: any model name of a configured provider is served.
@@ -297,6 +299,8 @@ pub struct Model {
     pub max_corrections: Option<u32>,
     /// The answer given, at tier `static`, when nothing else can answer.
     pub static_response: Option<String>,
+    /// `queue = "on_failure"`: a request no tier can answer is queued (202) instead of failing.
+    pub queue_on_failure: bool,
     /// The most bytes one stream may bring from its upstreams, rescues included; past it the
     /// stream ends with an error event.
     pub max_stream_bytes: u64,

@@ -43,6 +43,7 @@ pub fn validate(
     let breaker = breaker_from_raw(raw.circuit_breaker.unwrap_or_default())?;
     let server = server_from_raw(raw.server.unwrap_or_default())?;
     let responses = responses_from_raw(raw.responses.unwrap_or_default())?;
+    let queue = super::queue::queue_from_raw(raw.queue.unwrap_or_default())?;
     let telemetry = super::telemetry::telemetry_from_raw(raw.telemetry.unwrap_or_default())?;
 
     let mut models = BTreeMap::new();
@@ -65,6 +66,7 @@ pub fn validate(
         retry,
         server,
         responses,
+        queue,
         telemetry,
         zero_config: false,
         tools,
@@ -410,7 +412,7 @@ fn responses_from_raw(raw: RawResponses) -> Result<ResponsesSettings, ConfigErro
 }
 
 /// A duration that must be more than zero.
-fn nonzero_duration_at(
+pub(super) fn nonzero_duration_at(
     path: &str,
     value: Option<&String>,
     default: Duration,
@@ -575,6 +577,16 @@ fn model_from_raw(
                 ))
             }
             other => other.map(str::to_owned),
+        },
+        queue_on_failure: match raw.queue.as_deref() {
+            None | Some("off") => false,
+            Some("on_failure") => true,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    format!("{path}.queue"),
+                    format!("unknown mode `{other}`: use \"off\" or \"on_failure\""),
+                ))
+            }
         },
         rescue_restart: match raw.rescue_restart.as_deref() {
             None | Some("match") => true,

@@ -14,7 +14,7 @@ pub struct ServedMeta {
     pub attempts: u32,
     /// True when a model other than the one asked for served.
     pub fallback: bool,
-    /// The tier of an answer no model gave now: `cached` or `static`.
+    /// The tier of an answer no model gave now: `cached` or `static`, or `queued` for a 202.
     pub degraded: Option<&'static str>,
 }
 
@@ -43,6 +43,7 @@ impl ServedMeta {
             degraded: match text("x-backstop-tier") {
                 Some("cached") => Some("cached"),
                 Some("static") => Some("static"),
+                Some("queued") => Some("queued"),
                 _ => None,
             },
         })

@@ -26,6 +26,8 @@ pub struct ClientRequest {
     pub config: Arc<Config>,
     /// When the whole request must be answered (`timeouts.total` from its arrival).
     pub deadline: Instant,
+    /// A job of the durable queue replayed by its worker: never queued again.
+    pub from_queue: bool,
     canonical: OnceLock<Result<ChatRequest, backstop_protocol::InvalidRequest>>,
     shape: OnceLock<Option<Shape>>,
 }
@@ -50,6 +52,7 @@ impl ClientRequest {
             envelope,
             deadline: Instant::now() + config.timeouts.total,
             config,
+            from_queue: false,
             canonical: OnceLock::new(),
             shape: OnceLock::new(),
         })

@@ -93,7 +93,10 @@ impl Gateway {
             Err(exhausted) if !request_at_fault(&exhausted) => {
                 match static_answer(request, &model, exhausted.calls) {
                     Some(answer) => Ok(answer),
-                    None => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
+                    None => {
+                        let error = self.exhausted_error(request, &model, &candidates, exhausted);
+                        crate::queue::after_failure(self, request, &model, error).await
+                    }
                 }
             }
             Err(exhausted) => Err(self.exhausted_error(request, &model, &candidates, exhausted)),

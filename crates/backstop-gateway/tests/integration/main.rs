@@ -13,6 +13,7 @@ mod gateway;
 mod hedge;
 pub(crate) mod hostile;
 mod operations;
+mod queue;
 mod rescue;
 mod resilience;
 mod responses;

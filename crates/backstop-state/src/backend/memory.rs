@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Default)]
 pub struct Memory {
     records: Mutex<HashMap<String, (String, Option<u64>)>>,
+    /// The durable queue's jobs (durable here only as long as the process).
+    pub(crate) jobs: super::queue_memory::MemoryJobs,
 }
 
 fn live(expires: Option<u64>, now: u64) -> bool {

@@ -2,6 +2,10 @@
 //! bounded by a timeout, and the backend's health (up or degraded) tracked with one warning per outage.
 
 mod memory;
+mod queue;
+mod queue_memory;
+mod queue_redis;
+mod queue_sqlite;
 mod redis;
 mod sqlite;
 

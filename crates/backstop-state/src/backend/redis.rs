@@ -42,6 +42,8 @@ pub struct Redis {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
     timeout: Duration,
+    /// The durable queue's connection: its commits may wait longer than the breakers' writes.
+    queue_conn: Mutex<Option<ConnectionManager>>,
 }
 
 impl Redis {
@@ -51,17 +53,34 @@ impl Redis {
             client: client_for(url)?,
             conn: Mutex::new(None),
             timeout,
+            queue_conn: Mutex::new(None),
         })
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StateError> {
-        let mut slot = self.conn.lock().await;
+        self.connect(&self.conn, self.timeout).await
+    }
+
+    /// The connection of the durable queue, whose operations may take up to `timeout`.
+    pub(super) async fn queue_conn(
+        &self,
+        timeout: Duration,
+    ) -> Result<ConnectionManager, StateError> {
+        self.connect(&self.queue_conn, timeout).await
+    }
+
+    async fn connect(
+        &self,
+        slot: &Mutex<Option<ConnectionManager>>,
+        timeout: Duration,
+    ) -> Result<ConnectionManager, StateError> {
+        let mut slot = slot.lock().await;
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
         let conn = self
@@ -75,8 +94,10 @@ impl Redis {
     /// Drops the connection after a failure, so the next operation connects afresh instead of waiting on a
     /// reconnect in progress.
     pub(crate) fn forget(&self) {
-        if let Ok(mut slot) = self.conn.try_lock() {
-            *slot = None;
+        for slot in [&self.conn, &self.queue_conn] {
+            if let Ok(mut slot) = slot.try_lock() {
+                *slot = None;
+            }
         }
     }
 

@@ -11,15 +11,42 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The statements that bring a file from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE records (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE records (
         key TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL,
         expires_at INTEGER
     );
-    CREATE INDEX records_expiry ON records (expires_at);"];
+    CREATE INDEX records_expiry ON records (expires_at);",
+    // The durable queue (see crate::queue): one row a job, `queue` being the store's prefix.
+    "CREATE TABLE jobs (
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        callback TEXT,
+        attempts INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        purge_ms INTEGER NOT NULL,
+        not_before_ms INTEGER NOT NULL,
+        lease_until_ms INTEGER NOT NULL,
+        lease_token TEXT,
+        result TEXT,
+        status_code INTEGER,
+        PRIMARY KEY (queue, id)
+    );
+    CREATE INDEX jobs_due ON jobs (queue, status, not_before_ms);
+    CREATE TABLE job_counts (
+        queue TEXT PRIMARY KEY NOT NULL,
+        unfinished INTEGER NOT NULL
+    );",
+];
 
 /// An open state file.
 #[derive(Clone)]
