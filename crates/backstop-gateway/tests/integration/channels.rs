@@ -311,15 +311,24 @@ async fn vertex_errors_in_both_formats_are_classified() {
     mock.clear_requests();
     // Permission denied (Google's format): the target is broken, its breaker opens.
     fault(&mock, json!({"route": "vertex", "kind": "forbidden"})).await;
+    let vertex_calls = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.path.contains("/publishers/"))
+            .count()
+    };
+    // The two targets share the traffic at random: go on until Vertex was tried (2^-32 odds
+    // of missing it), then a few more.
+    for _ in 0..32 {
+        post_json(&gw, "/v1/messages", &anthropic_body(false)).await;
+        if vertex_calls() > 0 {
+            break;
+        }
+    }
     for _ in 0..4 {
         post_json(&gw, "/v1/messages", &anthropic_body(false)).await;
     }
-    let vertex_calls = mock
-        .requests()
-        .iter()
-        .filter(|r| r.path.contains("/publishers/"))
-        .count();
-    assert_eq!(vertex_calls, 1, "a broken target is not called again");
+    assert_eq!(vertex_calls(), 1, "a broken target is not called again");
 }
 
 /// A streamed tool call for `claude`, in Anthropic's protocol.
