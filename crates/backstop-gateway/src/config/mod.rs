@@ -7,6 +7,7 @@ mod auth;
 mod channels;
 mod error;
 mod interpolate;
+mod keep;
 mod plan;
 mod raw;
 mod secrets;
@@ -20,6 +21,10 @@ mod zero;
 
 pub use auth::{check_exposure, AdminAccess};
 pub use error::ConfigError;
+pub use keep::{
+    CacheMatch, CacheServe, CacheSettings, GuardSettings, GuardTier, IdempotencySettings,
+    DEFAULT_GUARD_TIERS,
+};
 pub use plan::routing_plan;
 pub use telemetry::TelemetrySettings;
 pub use tools::*;
