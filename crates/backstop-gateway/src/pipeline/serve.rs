@@ -6,12 +6,14 @@
 use super::attempt::{notes, upstream_error_for_caller, Answer, AttemptError};
 use super::attempts::RequestAttempts;
 use super::fallback_tier::static_answer;
+use super::kept;
 use super::plan::{self, Route};
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
 use super::Gateway;
 use crate::config::Model;
 use crate::http::{ApiError, ErrorKind, ServedMeta};
+use crate::keep::tiers::{Start, Tiers};
 use crate::metrics::RequestLabels;
 use crate::telemetry::RequestTrace;
 use axum::response::Response;
@@ -82,6 +84,10 @@ impl Gateway {
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
+        let mut tiers = match Tiers::start(self, request, &model).await? {
+            Start::Answered(response) => return Ok(response),
+            Start::Serve(tiers) => tiers,
+        };
         let candidates = plan::plan(self, &request.config, &model, trace);
         let policy = Policy {
             budget: Some(self.budget()),
@@ -89,11 +95,33 @@ impl Gateway {
         };
         let attempts = RequestAttempts::new(self, request);
         match engine::run(&policy, &candidates, &attempts).await {
-            Ok(served) => Ok(self.commit(request, candidates, served)),
+            Ok(mut served) => {
+                let route = &candidates[served.served_by].inner;
+                let calls = kept::tool_calls(&served.value, request.protocol);
+                if tiers.holds(route, calls.iter().map(String::as_str)) {
+                    let attempts = served.calls;
+                    drop(self.commit(request, candidates, served));
+                    let next = tiers.degraded(attempts, || static_answer(request, &model, attempts));
+                    return next.await.map_err(|error| {
+                        error.unwrap_or_else(|| {
+                            ApiError::new(ErrorKind::Internal, "an answer was held without a reason")
+                        })
+                    });
+                }
+                if let Some(keeper) = tiers.keeper(route) {
+                    kept::attach(&mut served.value, keeper, request.protocol);
+                }
+                Ok(self.commit(request, candidates, served))
+            }
             Err(exhausted) if !request_at_fault(&exhausted) => {
-                match static_answer(request, &model, exhausted.calls) {
-                    Some(answer) => Ok(answer),
-                    None => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
+                let calls = exhausted.calls;
+                match tiers
+                    .degraded(calls, || static_answer(request, &model, calls))
+                    .await
+                {
+                    Ok(answer) => Ok(answer),
+                    Err(Some(held)) => Err(held),
+                    Err(None) => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
                 }
             }
             Err(exhausted) => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
