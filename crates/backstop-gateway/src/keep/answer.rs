@@ -4,9 +4,7 @@
 use crate::http::ServedMeta;
 use axum::body::Body;
 use axum::response::Response;
-use backstop_protocol::{
-    ChatResponse, ContentPart, FinishReason, Protocol, StreamEncoder, Usage,
-};
+use backstop_protocol::{ChatResponse, ContentPart, FinishReason, Protocol, StreamEncoder, Usage};
 use bytes::BytesMut;
 use http::{header, HeaderValue};
 use serde_json::{json, Value};
@@ -67,7 +65,11 @@ pub fn from_json(value: &Value) -> Option<ChatResponse> {
         "stop_sequence" => FinishReason::StopSequence(text(value, "stop_sequence")),
         _ => return None,
     };
-    let tokens = |key: &str| value.pointer(&format!("/usage/{key}")).and_then(Value::as_u64);
+    let tokens = |key: &str| {
+        value
+            .pointer(&format!("/usage/{key}"))
+            .and_then(Value::as_u64)
+    };
     Some(ChatResponse {
         id: text(value, "id")?,
         model: text(value, "model")?,

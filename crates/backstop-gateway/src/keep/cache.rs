@@ -137,8 +137,8 @@ impl ModelIndex {
         let mut evicted = Vec::new();
         while let Some(oldest) = self.entries.front() {
             let expired = oldest.at.saturating_add(ttl) <= now;
-            let over = self.entries.len() as u64 > settings.max_entries
-                || self.bytes > settings.max_bytes;
+            let over =
+                self.entries.len() as u64 > settings.max_entries || self.bytes > settings.max_bytes;
             if !expired && !over {
                 break;
             }
@@ -221,7 +221,11 @@ pub async fn put(
     let value = json!({"at": at, "answer": to_json(answer)}).to_string();
     let bytes = value.len() as u64;
     if bytes > settings.max_bytes {
-        tracing::info!(model, bytes, "answer larger than cache.max_bytes: not cached");
+        tracing::info!(
+            model,
+            bytes,
+            "answer larger than cache.max_bytes: not cached"
+        );
         return;
     }
     index.load(store, model).await;
@@ -253,7 +257,10 @@ pub async fn put(
         })
         .collect();
     if let Err(error) = store.put_many(gone).await {
-        tracing::warn!(model, "evicting cached answers failed (their ttl still ends them): {error}");
+        tracing::warn!(
+            model,
+            "evicting cached answers failed (their ttl still ends them): {error}"
+        );
     }
 }
 
@@ -292,14 +299,20 @@ mod tests {
         assert_eq!(index.bytes, 15);
         index.push(kept("d", 5, 1013));
         assert_eq!(index.entries.len(), 1, "a key stored again replaces itself");
-        assert!(index.trim(&settings(10, 25), 61_013).is_empty(), "expired: dropped, not evicted");
+        assert!(
+            index.trim(&settings(10, 25), 61_013).is_empty(),
+            "expired: dropped, not evicted"
+        );
         assert!(index.entries.is_empty());
     }
 
     #[test]
     fn cache_control_is_read_token_by_token() {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CACHE_CONTROL, "max-age=0, No-Cache".parse().unwrap());
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            "max-age=0, No-Cache".parse().unwrap(),
+        );
         assert_eq!(
             ClientDirectives::of(&headers),
             ClientDirectives {
@@ -307,6 +320,9 @@ mod tests {
                 no_store: false
             }
         );
-        assert_eq!(ClientDirectives::of(&HeaderMap::new()), ClientDirectives::default());
+        assert_eq!(
+            ClientDirectives::of(&HeaderMap::new()),
+            ClientDirectives::default()
+        );
     }
 }

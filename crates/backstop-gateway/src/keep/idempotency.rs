@@ -46,7 +46,10 @@ pub fn key_of(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
         return Ok(None);
     };
     let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+    if bytes.is_empty()
+        || bytes.len() > MAX_KEY_LEN
+        || !bytes.iter().all(|b| (0x20..0x7f).contains(b))
+    {
         let mut error = ApiError::new(
             ErrorKind::InvalidRequest,
             format!("invalid Idempotency-Key header: it must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
@@ -174,9 +177,10 @@ fn replay(
         degraded: (tier == "cached").then_some("cached"),
     };
     let mut response = respond(&Rendering::of(request), &answer, &meta);
-    response
-        .headers_mut()
-        .insert("x-backstop-idempotent-replay", HeaderValue::from_static("true"));
+    response.headers_mut().insert(
+        "x-backstop-idempotent-replay",
+        HeaderValue::from_static("true"),
+    );
     Ok(Begin::Replay(response))
 }
 
@@ -196,7 +200,8 @@ impl Lease {
     /// Stores `answer` (of the public `model`, served at `tier`), then gives the lease back.
     pub fn complete(mut self, answer: &ChatResponse, model: &str, tier: &str) {
         self.done = true;
-        let value = json!({"body": self.body, "model": model, "tier": tier, "answer": to_json(answer)});
+        let value =
+            json!({"body": self.body, "model": model, "tier": tier, "answer": to_json(answer)});
         let entry = Entry {
             value: value.to_string(),
             ttl: Some(self.ttl),

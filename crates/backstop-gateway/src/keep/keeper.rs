@@ -38,7 +38,15 @@ impl Keeper {
         let (gateway, model) = (self.gateway, self.model);
         tokio::spawn(async move {
             let index = gateway.keep().index();
-            cache::put(&write.store, index, &model, &write.settings, write.key, &answer).await;
+            cache::put(
+                &write.store,
+                index,
+                &model,
+                &write.settings,
+                write.key,
+                &answer,
+            )
+            .await;
         });
     }
 }

@@ -81,7 +81,11 @@ pub fn last_message(model: &str, request: &ChatRequest) -> String {
         .map(|m| backstop_protocol::join_text(&m.content))
         .unwrap_or_default();
     let normalised: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
-    sha256_hex(json!({"model": model, "last": normalised.join(" ")}).to_string().as_bytes())
+    sha256_hex(
+        json!({"model": model, "last": normalised.join(" ")})
+            .to_string()
+            .as_bytes(),
+    )
 }
 
 /// The hash of a JSON request body without `stream` and `stream_options`, so that a

@@ -9,8 +9,8 @@ pub mod answer;
 pub mod cache;
 pub mod guard;
 pub mod idempotency;
-pub mod key;
 mod keeper;
+pub mod key;
 pub mod tiers;
 
 pub use keeper::Keeper;
@@ -49,9 +49,14 @@ pub fn store(gateway: &Gateway) -> Option<Arc<Store>> {
         .local
         .get_or_init(|| {
             let prefix = gateway.config().state_prefix.clone();
-            Store::open(&StateSpec::Memory, &prefix, "local", Arc::new(NoStateObserver))
-                .map(Arc::new)
-                .ok()
+            Store::open(
+                &StateSpec::Memory,
+                &prefix,
+                "local",
+                Arc::new(NoStateObserver),
+            )
+            .map(Arc::new)
+            .ok()
         })
         .clone()
 }

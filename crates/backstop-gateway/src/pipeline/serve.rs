@@ -101,10 +101,14 @@ impl Gateway {
                 if tiers.holds(route, calls.iter().map(String::as_str)) {
                     let attempts = served.calls;
                     drop(self.commit(request, candidates, served));
-                    let next = tiers.degraded(attempts, || static_answer(request, &model, attempts));
+                    let next =
+                        tiers.degraded(attempts, || static_answer(request, &model, attempts));
                     return next.await.map_err(|error| {
                         error.unwrap_or_else(|| {
-                            ApiError::new(ErrorKind::Internal, "an answer was held without a reason")
+                            ApiError::new(
+                                ErrorKind::Internal,
+                                "an answer was held without a reason",
+                            )
                         })
                     });
                 }
