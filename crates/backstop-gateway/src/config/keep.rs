@@ -261,3 +261,68 @@ pub fn idempotency_from_raw(raw: RawIdempotency) -> Result<IdempotencySettings, 
         )?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    const MODEL: &str = "[providers.o]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n[models.m]\ntargets = [{ provider = \"o\", model = \"x\" }]\n";
+
+    fn error_of(extra: &str) -> String {
+        match parse(&format!("{MODEL}{extra}"), &|_| None) {
+            Ok(_) => panic!("expected an error for:\n{extra}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn cache_guard_and_idempotency_are_read_with_their_defaults() {
+        let extra = "cache = { ttl = \"10m\", serve = \"on_failure\", match = \"last_message\", max_entries = 5, max_bytes = \"1MB\", per_key = true }\nguard_tiers = [\"reduced\", \"cached\"]\n[guard]\nirreversible_tools = [\"send_email\", \"delete_*\"]\n[idempotency]\nttl = \"1h\"\n";
+        let config = parse(&format!("{MODEL}{extra}"), &|_| None).unwrap();
+        let model = &config.models["m"];
+        let cache = model.cache.as_ref().unwrap();
+        assert_eq!(cache.ttl, Duration::from_secs(600));
+        assert_eq!(cache.matching, CacheMatch::LastMessage);
+        assert_eq!(
+            (cache.max_entries, cache.max_bytes, cache.per_key),
+            (5, 1_000_000, true)
+        );
+        assert_eq!(model.guard_tiers, [GuardTier::Reduced, GuardTier::Cached]);
+        assert!(config.guard.is_irreversible("delete_user"));
+        assert!(!config.guard.is_irreversible("get_weather"));
+        assert_eq!(config.idempotency.ttl, Duration::from_secs(3600));
+
+        let plain = parse(MODEL, &|_| None).unwrap();
+        assert!(plain.models["m"].cache.is_none());
+        assert_eq!(plain.models["m"].guard_tiers, DEFAULT_GUARD_TIERS);
+        assert_eq!(plain.idempotency.ttl, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (extra, key) in [
+            ("cache = { serve = \"sometimes\" }", "models.m.cache.serve"),
+            (
+                "cache = { serve = \"always\", match = \"last_message\" }",
+                "models.m.cache.match",
+            ),
+            ("cache = { ttl = \"0s\" }", "models.m.cache.ttl"),
+            ("cache = { max_entries = 0 }", "models.m.cache.max_entries"),
+            (
+                "cache = { max_bytes = \"lots\" }",
+                "models.m.cache.max_bytes",
+            ),
+            ("cache = { colour = 1 }", "colour"),
+            ("guard_tiers = [\"full\"]", "models.m.guard_tiers"),
+            (
+                "[guard]\nirreversible_tools = [\"\"]",
+                "guard.irreversible_tools[0]",
+            ),
+            ("[idempotency]\nttl = \"soon\"", "idempotency.ttl"),
+        ] {
+            let error = error_of(extra);
+            assert!(error.contains(key), "{extra}: {error}");
+        }
+    }
+}
