@@ -95,7 +95,7 @@ impl Tiers {
             .as_ref()
             .is_some_and(|settings| settings.serve == CacheServe::Always);
         if always {
-            if let Some(response) = tiers.from_cache(0, CacheServe::Always).await {
+            if let Some(response) = tiers.cached_answer(0, CacheServe::Always).await {
                 return Ok(Start::Answered(response));
             }
         }
@@ -144,7 +144,7 @@ impl Tiers {
         calls: u32,
         static_answer: impl FnOnce() -> Option<Response>,
     ) -> Result<Response, Option<ApiError>> {
-        if let Some(response) = self.from_cache(calls, CacheServe::OnFailure).await {
+        if let Some(response) = self.cached_answer(calls, CacheServe::OnFailure).await {
             return Ok(response);
         }
         if let Some(response) = static_answer() {
@@ -158,7 +158,7 @@ impl Tiers {
 
     /// A cached answer, unless there is none, the client said `no-cache`, or the guard holds
     /// it. Counted in `backstop_cache_hits_total{serve}`; an idempotent request keeps it.
-    async fn from_cache(&mut self, calls: u32, serve: CacheServe) -> Option<Response> {
+    async fn cached_answer(&mut self, calls: u32, serve: CacheServe) -> Option<Response> {
         if self.directives.no_cache {
             return None;
         }

@@ -394,6 +394,20 @@ async fn a_repeated_idempotency_key_replays_without_an_upstream_call() {
         .await;
     assert_eq!(other_client.status(), 200, "keys are per client");
 
+    let responses = json!({"model": "gpt", "input": "Plan it"});
+    let key = [("idempotency-key", "responses-1")];
+    let first: Value = k
+        .post("/v1/responses", &responses, &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = k.post("/v1/responses", &responses, &key).await;
+    assert_eq!(again.headers()["x-backstop-idempotent-replay"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["output"][0]["content"], first["output"][0]["content"]);
+    assert_eq!(k.mock.requests().len(), 3, "the Responses API replays too");
+
     for bad in [String::new(), "k".repeat(256)] {
         let response = k
             .post(
