@@ -102,15 +102,17 @@ impl Tiers {
         Ok(Start::Serve(tiers))
     }
 
-    /// Whether the guard holds an answer of `route` that calls `calls`: only a fallback's
-    /// answer, when the model guards `reduced`.
-    pub fn holds<'a>(&mut self, route: &Route, calls: impl Iterator<Item = &'a str>) -> bool {
-        if !route.is_fallback {
+    /// Whether the guard holds an answer of `route` that calls the tools `calls` names (read
+    /// only when it is checked): only a fallback's answer, when the model guards `reduced`.
+    pub fn holds(&mut self, route: &Route, calls: impl FnOnce() -> Vec<String>) -> bool {
+        let config = &self.request.config;
+        if !route.is_fallback || !guard::guards(config, &self.model, GuardTier::Reduced) {
             return false;
         }
-        let config = &self.request.config;
+        let calls = calls();
         let metrics = self.gateway.metrics();
-        self.held = guard::check(config, &self.model, GuardTier::Reduced, calls, metrics);
+        let names = calls.iter().map(String::as_str);
+        self.held = guard::check(config, &self.model, GuardTier::Reduced, names, metrics);
         self.held.is_some()
     }
 

@@ -6,7 +6,6 @@
 use super::attempt::{notes, upstream_error_for_caller, Answer, AttemptError};
 use super::attempts::RequestAttempts;
 use super::fallback_tier::static_answer;
-use super::kept;
 use super::plan::{self, Route};
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
@@ -84,7 +83,7 @@ impl Gateway {
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
-        let mut tiers = match Tiers::start(self, request, &model).await? {
+        let tiers = match Tiers::start(self, request, &model).await? {
             Start::Answered(response) => return Ok(response),
             Start::Serve(tiers) => tiers,
         };
@@ -95,27 +94,9 @@ impl Gateway {
         };
         let attempts = RequestAttempts::new(self, request);
         match engine::run(&policy, &candidates, &attempts).await {
-            Ok(mut served) => {
-                let route = &candidates[served.served_by].inner;
-                let calls = kept::tool_calls(&served.value, request.protocol);
-                if tiers.holds(route, calls.iter().map(String::as_str)) {
-                    let attempts = served.calls;
-                    drop(self.commit(request, candidates, served));
-                    let next =
-                        tiers.degraded(attempts, || static_answer(request, &model, attempts));
-                    return next.await.map_err(|error| {
-                        error.unwrap_or_else(|| {
-                            ApiError::new(
-                                ErrorKind::Internal,
-                                "an answer was held without a reason",
-                            )
-                        })
-                    });
-                }
-                if let Some(keeper) = tiers.keeper(route) {
-                    kept::attach(&mut served.value, keeper, request.protocol);
-                }
-                Ok(self.commit(request, candidates, served))
+            Ok(served) => {
+                self.served(request, &model, candidates, served, tiers)
+                    .await
             }
             Err(exhausted) if !request_at_fault(&exhausted) => {
                 let calls = exhausted.calls;
@@ -133,7 +114,7 @@ impl Gateway {
     }
 
     /// Hands the served answer to the client, with the headers that say who served it.
-    fn commit(
+    pub(super) fn commit(
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
         mut candidates: Vec<Candidate<Route>>,
