@@ -12,6 +12,7 @@ pub mod demo;
 pub mod drill;
 pub mod embeddings;
 pub mod http;
+pub mod keep;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;

@@ -98,6 +98,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
     tools: ToolMetrics,
+    keep: crate::keep::KeepMetrics,
     spans: Family<OutcomeLabel, Counter>,
     activity: Activity,
 }
@@ -189,6 +190,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics of the cache, the guard and idempotency keys.
+    pub fn keep(&self) -> &crate::keep::KeepMetrics {
+        &self.keep
+    }
+
     /// The state store's metrics.
     pub fn state(&self) -> &StateMetrics {
         &self.state
@@ -309,6 +315,7 @@ impl Metrics {
         let state = StateMetrics::register(&mut registry);
         let queue = QueueMetrics::register(&mut registry);
         let tools = ToolMetrics::register(&mut registry);
+        let keep = crate::keep::KeepMetrics::register(&mut registry);
         let spans = Family::default();
         registry.register(
             "telemetry_spans",
@@ -317,6 +324,7 @@ impl Metrics {
         );
         Self {
             tools,
+            keep,
             activity: Activity::default(),
             spans,
             stalls,

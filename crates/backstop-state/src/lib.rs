@@ -33,6 +33,7 @@
 //! ```
 
 pub mod backend;
+pub mod checkpoint;
 mod error;
 pub mod queue;
 pub mod record;

@@ -2,7 +2,7 @@
 //! state again every second (every few seconds while it is down) to repair a missed message or a lost
 //! subscription.
 
-use crate::targets::Targets;
+use crate::targets::{Targets, TARGET_KINDS};
 use crate::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,15 +52,18 @@ pub(crate) fn spawn(store: Arc<Store>, targets: Arc<Targets>) -> oneshot::Receiv
     subscribed
 }
 
-/// Reads every record and applies it; `false` if the store could not be read.
+/// Reads every record about targets and applies it (each kind within `limit`); `false` if the
+/// store could not be read. Other records (cached answers, idempotency records) are not read.
 pub(crate) async fn resync(store: &Store, targets: &Targets, limit: Duration, all: bool) -> bool {
-    match store.scan("", limit).await {
-        Ok(records) => {
-            for (key, value) in records {
-                targets.apply(&key, &value, all);
+    for kind in TARGET_KINDS {
+        match store.scan(&format!("{kind}:"), limit).await {
+            Ok(records) => {
+                for (key, value) in records {
+                    targets.apply(&key, &value, all);
+                }
             }
-            true
+            Err(_) => return false,
         }
-        Err(_) => false,
     }
+    true
 }

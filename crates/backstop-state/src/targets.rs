@@ -352,12 +352,18 @@ fn lock(targets: &Mutex<HashMap<String, Target>>) -> MutexGuard<'_, HashMap<Stri
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `(kind, target)` of a key such as `breaker:openai/gpt-4o` or `cap:openai/gpt-4o:prefill_rejected`.
+/// The kinds of records about targets: the key prefixes a resync reads. The store holds other
+/// kinds too (cached answers, idempotency records), which are no business of the targets.
+pub(crate) const TARGET_KINDS: [&str; 4] = ["breaker", "hold", "cap", "fault"];
+
+/// `(kind, target)` of a key such as `breaker:openai/gpt-4o` or `cap:openai/gpt-4o:prefill_rejected`;
+/// `None` for a key that is not about a target.
 fn target_of(key: &str) -> Option<(&str, &str)> {
     let (kind, rest) = key.split_once(':')?;
     match kind {
         "cap" => Some((kind, rest.rsplit_once(':')?.0)),
-        _ => Some((kind, rest)),
+        "breaker" | "hold" | "fault" => Some((kind, rest)),
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod channels;
 mod error;
 mod interpolate;
+mod keep;
 mod passthrough;
 mod plan;
 mod queue;
@@ -23,6 +24,10 @@ mod zero_clouds;
 
 pub use auth::{check_exposure, AdminAccess};
 pub use error::ConfigError;
+pub use keep::{
+    CacheMatch, CacheServe, CacheSettings, GuardSettings, GuardTier, IdempotencySettings,
+    DEFAULT_GUARD_TIERS,
+};
 pub use plan::routing_plan;
 pub use queue::{CallbackHost, QueueSettings};
 pub use telemetry::TelemetrySettings;

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub mcp: BTreeMap<String, RawMcp>,
     pub telemetry: Option<RawTelemetry>,
+    pub guard: Option<super::keep::RawGuard>,
+    pub idempotency: Option<super::keep::RawIdempotency>,
 }
 
 /// `[auth]`
@@ -101,6 +103,8 @@ pub struct RawModel {
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
     pub embedding_space: Option<String>,
+    pub cache: Option<super::keep::RawCache>,
+    pub guard_tiers: Option<Vec<String>>,
 }
 
 /// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.

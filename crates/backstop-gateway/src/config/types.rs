@@ -70,6 +70,10 @@ pub struct Config {
     pub tools: BTreeMap<String, Arc<super::Tool>>,
     /// MCP servers by name (`[mcp.NAME]`).
     pub mcp: BTreeMap<String, Arc<super::McpServer>>,
+    /// Tools never called from a guarded tier (`[guard]`).
+    pub guard: super::GuardSettings,
+    /// How long answers to requests with an `Idempotency-Key` are kept (`[idempotency]`).
+    pub idempotency: super::IdempotencySettings,
 }
 
 pub use backstop_state::StateSpec;
@@ -307,6 +311,10 @@ pub struct Model {
     /// The most answer text kept to continue a broken stream from; past it the stream can no
     /// longer be rescued.
     pub max_rescue_text: u64,
+    /// The model's answer cache (tier `cached`), if it has one.
+    pub cache: Option<super::CacheSettings>,
+    /// The tiers whose answers may not call an irreversible tool (`guard_tiers`).
+    pub guard_tiers: Vec<super::GuardTier>,
 }
 
 /// How a model's streams reach the client.

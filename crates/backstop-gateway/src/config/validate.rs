@@ -54,6 +54,8 @@ pub fn validate(
     check_fallbacks(&models)?;
     let tools = super::validate_tools::tools_from_raw(raw.tools)?;
     let mcp = super::validate_tools::mcp_from_raw(raw.mcp)?;
+    let guard = super::keep::guard_from_raw(raw.guard.unwrap_or_default())?;
+    let idempotency = super::keep::idempotency_from_raw(raw.idempotency.unwrap_or_default())?;
     Ok(Config {
         listen,
         state,
@@ -71,6 +73,8 @@ pub fn validate(
         zero_config: false,
         tools,
         mcp,
+        guard,
+        idempotency,
     })
 }
 
@@ -610,6 +614,12 @@ fn model_from_raw(
             DEFAULT_MAX_RESCUE_TEXT,
             0,
         )?,
+        cache: raw
+            .cache
+            .as_ref()
+            .map(|cache| super::keep::cache_from_raw(&path, cache))
+            .transpose()?,
+        guard_tiers: super::keep::guard_tiers_from_raw(&path, raw.guard_tiers.as_ref())?,
         hedge: match &raw.hedge {
             None => None,
             Some(hedge) => Some(

@@ -4,6 +4,7 @@
 //! directly.
 
 use super::types::*;
+use super::{GuardSettings, IdempotencySettings, DEFAULT_GUARD_TIERS};
 use backstop_protocol::ProviderKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         zero_config: true,
         tools: BTreeMap::new(),
         mcp: BTreeMap::new(),
+        guard: GuardSettings::default(),
+        idempotency: IdempotencySettings::default(),
     }
 }
 
@@ -126,5 +129,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         max_corrections: Some(DEFAULT_MAX_CORRECTIONS),
         max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
         max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,
+        cache: None,
+        guard_tiers: DEFAULT_GUARD_TIERS.to_vec(),
     })
 }

@@ -32,6 +32,12 @@ pub enum ErrorKind {
     Upstream,
     /// A bug in the gateway (500).
     Internal,
+    /// The only answer left would call an irreversible tool from a guarded tier (503).
+    ActionHeld,
+    /// A request with the same `Idempotency-Key` is still being answered (409).
+    InProgress,
+    /// An `Idempotency-Key` reused with another request body (422).
+    KeyReused,
 }
 
 impl ErrorKind {
@@ -48,6 +54,9 @@ impl ErrorKind {
             ErrorKind::NotConfigured => "api_error",
             ErrorKind::Upstream => "upstream_error",
             ErrorKind::Internal => "api_error",
+            ErrorKind::ActionHeld => "irreversible_action_held",
+            ErrorKind::InProgress => "idempotency_key_in_progress",
+            ErrorKind::KeyReused => "idempotency_key_reused",
         }
     }
 
@@ -62,6 +71,9 @@ impl ErrorKind {
             ErrorKind::Unavailable | ErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ActionHeld => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::InProgress => StatusCode::CONFLICT,
+            ErrorKind::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }

@@ -82,6 +82,7 @@ pub struct Gateway {
     status_board: crate::status_page::StatusBoard,
     tool_health: crate::tools::ToolHealthMap,
     telemetry: Option<Arc<Telemetry>>,
+    keep: crate::keep::Keep,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -120,6 +121,7 @@ impl Gateway {
             responses: Arc::new(MemoryStore::default()),
             status_board: Default::default(),
             tool_health: Default::default(),
+            keep: Default::default(),
         })
     }
 
@@ -283,6 +285,11 @@ impl Gateway {
             write(&self.health).clear();
             self.targets();
         }
+    }
+
+    /// What the gateway keeps for the cache and idempotency keys (see [`crate::keep`]).
+    pub fn keep(&self) -> &crate::keep::Keep {
+        &self.keep
     }
 
     /// The state layer, once attached.

@@ -14,6 +14,7 @@ mod fallback_tier;
 mod gateway;
 mod hedge;
 mod inject;
+mod kept;
 mod plan;
 mod record;
 mod relay;

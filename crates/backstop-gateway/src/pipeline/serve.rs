@@ -12,6 +12,7 @@ use super::rescue::RescueContext;
 use super::Gateway;
 use crate::config::Model;
 use crate::http::{ApiError, ErrorKind, ServedMeta};
+use crate::keep::tiers::{Start, Tiers};
 use crate::metrics::RequestLabels;
 use crate::telemetry::RequestTrace;
 use axum::response::Response;
@@ -82,6 +83,10 @@ impl Gateway {
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
+        let tiers = match Tiers::start(self, request, &model).await? {
+            Start::Answered(response) => return Ok(response),
+            Start::Serve(tiers) => tiers,
+        };
         let candidates = plan::plan(self, &request.config, &model, request.protocol, trace);
         let policy = Policy {
             budget: Some(self.budget()),
@@ -89,11 +94,19 @@ impl Gateway {
         };
         let attempts = RequestAttempts::new(self, request);
         match engine::run(&policy, &candidates, &attempts).await {
-            Ok(served) => Ok(self.commit(request, candidates, served)),
+            Ok(served) => {
+                self.served(request, &model, candidates, served, tiers)
+                    .await
+            }
             Err(exhausted) if !request_at_fault(&exhausted) => {
-                match static_answer(request, &model, exhausted.calls) {
-                    Some(answer) => Ok(answer),
-                    None => {
+                let calls = exhausted.calls;
+                match tiers
+                    .degraded(calls, || static_answer(request, &model, calls))
+                    .await
+                {
+                    Ok(answer) => Ok(answer),
+                    Err(Some(held)) => Err(held),
+                    Err(None) => {
                         let error = self.exhausted_error(request, &model, &candidates, exhausted);
                         crate::queue::after_failure(self, request, &model, error).await
                     }
@@ -104,7 +117,7 @@ impl Gateway {
     }
 
     /// Hands the served answer to the client, with the headers that say who served it.
-    fn commit(
+    pub(super) fn commit(
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
         mut candidates: Vec<Candidate<Route>>,

@@ -12,6 +12,7 @@ mod embeddings;
 mod gateway;
 mod hedge;
 pub(crate) mod hostile;
+mod keep;
 mod operations;
 mod queue;
 mod rescue;

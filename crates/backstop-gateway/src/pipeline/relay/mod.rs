@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 use crate::redact::Redactor;
 use backstop_core::{Attempt, FailureClass};
 use backstop_protocol::{
-    FinishReason, ProtocolError, SseDecoder, SseEvent, StreamDecoder, StreamEvent, Usage,
+    FinishReason, ProtocolError, ResponseCollector, SseDecoder, SseEvent, StreamDecoder,
+    StreamEvent, Usage,
 };
 use bytes::Bytes;
 use cadence::Cadence;
@@ -113,6 +114,12 @@ pub struct Relay {
     refusal_is_failure: bool,
     /// A text or tool call of the current upstream's answer has arrived.
     content_seen: bool,
+    /// The answer gathered for `keeper` (only when something is to be kept).
+    collector: Option<ResponseCollector>,
+    /// The names of the tools the answer calls, in order.
+    tool_calls: Vec<String>,
+    /// Keeps the answer once the stream ends cleanly.
+    keeper: Option<crate::keep::Keeper>,
 }
 
 impl Relay {
@@ -150,7 +157,8 @@ impl Relay {
             buffered: Held::default(),
             buffers: gateway.buffers(),
             expect_usage: upstream.usage_after_finish,
-            buffer_full: route.model.stream_buffer == StreamBuffer::Full,
+            buffer_full: route.model.stream_buffer == StreamBuffer::Full
+                || crate::keep::tiers::holds_stream(request, route),
             phase: Phase::Priming,
             route: route.clone(),
             metrics: gateway.metrics().clone(),
@@ -163,6 +171,32 @@ impl Relay {
             max_tokens: request.envelope.max_tokens,
             refusal_is_failure: upstream.refusal_is_failure,
             content_seen: false,
+            collector: crate::keep::tiers::wants_answer(request).then(ResponseCollector::new),
+            tool_calls: Vec::new(),
+            keeper: None,
+        }
+    }
+
+    /// The names of the tools the answer calls so far.
+    pub fn tool_calls(&self) -> &[String] {
+        &self.tool_calls
+    }
+
+    /// Hands the answer to `keeper` once the stream ends cleanly (a stream continued on
+    /// another target is not kept: it was spliced from two answers).
+    pub fn keep(&mut self, keeper: crate::keep::Keeper) {
+        self.keeper = Some(keeper);
+    }
+
+    fn deliver(&mut self) {
+        let Some(keeper) = self.keeper.take() else {
+            return;
+        };
+        let Some(collector) = self.collector.take() else {
+            return;
+        };
+        if self.rescues == 0 {
+            keeper.complete(collector.finish());
         }
     }
 
@@ -213,6 +247,7 @@ impl Relay {
                 Ended::Answered(self.usage.as_ref()),
             );
             self.log_end("complete");
+            self.deliver();
         } else {
             self.attempt = Some(attempt);
         }
@@ -565,6 +600,12 @@ impl Relay {
             }
         };
         for canonical in &events {
+            if let Some(collector) = &mut self.collector {
+                collector.push(canonical);
+            }
+            if let StreamEvent::ToolCallStart { name, .. } = canonical {
+                self.tool_calls.push(name.clone());
+            }
             match canonical {
                 StreamEvent::Finish {
                     reason: FinishReason::ContentFilter,
@@ -667,6 +708,9 @@ impl Relay {
         } else {
             "failed"
         });
+        if outcome.is_ok() {
+            self.deliver();
+        }
     }
 
     fn log_end(&self, outcome: &'static str) {
