@@ -13,7 +13,9 @@ use crate::keep::tiers::Tiers;
 use crate::keep::Keeper;
 use axum::response::Response;
 use backstop_core::{Candidate, Served};
-use backstop_protocol::{ContentPart, Protocol};
+use backstop_protocol::{
+    ChatResponse, ContentPart, Protocol, ResponseCollector, SseDecoder, StreamDecoder,
+};
 use std::sync::Arc;
 
 impl Gateway {
@@ -49,7 +51,7 @@ impl Gateway {
 /// of them when it was held whole, see [`crate::keep::tiers::holds_stream`]).
 fn tool_calls(answer: &Answer, protocol: Protocol) -> Vec<String> {
     match answer {
-        Answer::Whole { body, .. } => backstop_protocol::decode_response(protocol, body)
+        Answer::Whole { .. } => whole(answer, protocol)
             .map(|decoded| {
                 decoded
                     .content
@@ -65,11 +67,30 @@ fn tool_calls(answer: &Answer, protocol: Protocol) -> Vec<String> {
     }
 }
 
+/// A whole answer decoded from the caller's protocol: its JSON body, or the events of a
+/// stream that was checked whole before it was sent.
+fn whole(answer: &Answer, protocol: Protocol) -> Option<ChatResponse> {
+    let Answer::Whole { body, stream, .. } = answer else {
+        return None;
+    };
+    if !*stream {
+        return backstop_protocol::decode_response(protocol, body).ok();
+    }
+    let mut decoder = StreamDecoder::new(protocol);
+    let mut collector = ResponseCollector::new();
+    for event in SseDecoder::new().push(body) {
+        for canonical in decoder.decode(&event).ok()? {
+            collector.push(&canonical);
+        }
+    }
+    collector.is_done().then(|| collector.finish())
+}
+
 /// Hands `answer` to `keeper`: a whole answer now, a stream when it ends cleanly.
 fn attach(answer: &mut Answer, keeper: Keeper, protocol: Protocol) {
     match answer {
-        Answer::Whole { body, .. } => {
-            if let Ok(decoded) = backstop_protocol::decode_response(protocol, body) {
+        Answer::Whole { .. } => {
+            if let Some(decoded) = whole(answer, protocol) {
                 keeper.complete(decoded);
             }
         }
