@@ -26,6 +26,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub mcp: BTreeMap<String, RawMcp>,
     pub telemetry: Option<RawTelemetry>,
+    #[serde(default)]
+    pub keys: Vec<super::keys::RawKey>,
 }
 
 /// `[auth]`

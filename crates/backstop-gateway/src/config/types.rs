@@ -83,6 +83,26 @@ pub struct Auth {
     pub open: bool,
     /// Whether `/metrics` and `/status` need a client or admin key.
     pub protect_metrics: bool,
+    /// Every accepted client key with its identity and limits: `client_keys` (no limits), then `[[keys]]`.
+    pub keys: Vec<Arc<super::ClientKey>>,
+}
+
+impl Auth {
+    /// Whether clients must present a key.
+    pub fn requires_client_key(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The client key `presented` is, compared with every key in constant time.
+    pub fn identify(&self, presented: &str) -> Option<Arc<super::ClientKey>> {
+        let mut found = None;
+        for key in &self.keys {
+            if key.secret.matches(presented) && found.is_none() {
+                found = Some(key.clone());
+            }
+        }
+        found
+    }
 }
 
 /// An upstream provider.

@@ -31,8 +31,7 @@ pub fn validate(
     };
     let state = parse_state(raw.state.as_deref())?;
     let state_prefix = parse_state_prefix(raw.state_prefix.as_deref())?;
-    let auth = raw.auth.map(auth_from_raw).transpose()?;
-    check_exposure(listen, auth.as_ref())?;
+    let mut auth = raw.auth.map(auth_from_raw).transpose()?;
     let mut providers = BTreeMap::new();
     for (name, provider) in raw.providers {
         let built = provider_from_raw(&name, provider, lookup)?;
@@ -51,6 +50,8 @@ pub fn validate(
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
+    super::auth::add_keys(&mut auth, raw.keys, &models)?;
+    check_exposure(listen, auth.as_ref())?;
     let tools = super::validate_tools::tools_from_raw(raw.tools)?;
     let mcp = super::validate_tools::mcp_from_raw(raw.mcp)?;
     Ok(Config {
