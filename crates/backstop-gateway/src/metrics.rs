@@ -98,6 +98,7 @@ pub struct Metrics {
     tools: ToolMetrics,
     spans: Family<OutcomeLabel, Counter>,
     activity: Activity,
+    governance: crate::governance::GovernanceMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,6 +188,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Spend and refusals by client key.
+    pub fn governance(&self) -> &crate::governance::GovernanceMetrics {
+        &self.governance
+    }
+
     /// The state store's metrics.
     pub fn state(&self) -> &StateMetrics {
         &self.state
@@ -307,7 +313,9 @@ impl Metrics {
             "Trace spans by outcome: exported, queue_full (dropped: the export queue was full), export_failed (dropped: the collector did not take them)",
             spans.clone(),
         );
+        let governance = crate::governance::GovernanceMetrics::register(&mut registry);
         Self {
+            governance,
             tools,
             activity: Activity::default(),
             spans,

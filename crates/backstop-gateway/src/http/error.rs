@@ -30,6 +30,8 @@ pub enum ErrorKind {
     NotConfigured,
     /// An upstream rejected the request itself; its status is kept.
     Upstream,
+    /// A client key over its budget or rate limit (429).
+    RateLimited,
     /// A bug in the gateway (500).
     Internal,
 }
@@ -48,6 +50,7 @@ impl ErrorKind {
             ErrorKind::NotConfigured => "api_error",
             ErrorKind::Upstream => "upstream_error",
             ErrorKind::Internal => "api_error",
+            ErrorKind::RateLimited => "rate_limit_error",
         }
     }
 
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Unavailable | ErrorKind::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }

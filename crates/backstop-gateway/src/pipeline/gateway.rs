@@ -82,6 +82,7 @@ pub struct Gateway {
     status_board: crate::status_page::StatusBoard,
     tool_health: crate::tools::ToolHealthMap,
     telemetry: Option<Arc<Telemetry>>,
+    governance: Arc<crate::governance::Governance>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -120,6 +121,7 @@ impl Gateway {
             responses: Arc::new(MemoryStore::default()),
             status_board: Default::default(),
             tool_health: Default::default(),
+            governance: Default::default(),
         })
     }
 
@@ -263,10 +265,17 @@ impl Gateway {
     /// Keeps breakers, rate-limit holds and learned capabilities in `state` (only the first call counts): the
     /// targets known so far are forgotten and come back registered with it, adopting what it holds.
     pub fn attach_state(&self, state: State) {
+        let store = state.store().clone();
         if self.state.set(Arc::new(state)).is_ok() {
+            self.governance.attach(store);
             write(&self.health).clear();
             self.targets();
         }
+    }
+
+    /// Client keys' budgets and rate limits, with their shared counters.
+    pub fn governance(&self) -> &Arc<crate::governance::Governance> {
+        &self.governance
     }
 
     /// The state layer, once attached.

@@ -26,6 +26,8 @@ pub struct ClientRequest {
     pub config: Arc<Config>,
     /// When the whole request must be answered (`timeouts.total` from its arrival).
     pub deadline: Instant,
+    /// What it costs, charged to its client key (set when it is admitted).
+    pub tab: Option<Arc<crate::governance::Tab>>,
     canonical: OnceLock<Result<ChatRequest, String>>,
     shape: OnceLock<Option<Shape>>,
 }
@@ -50,6 +52,7 @@ impl ClientRequest {
             envelope,
             deadline: Instant::now() + config.timeouts.total,
             config,
+            tab: None,
             canonical: OnceLock::new(),
             shape: OnceLock::new(),
         })

@@ -30,7 +30,8 @@ impl Gateway {
         let trace = self
             .telemetry()
             .and_then(|telemetry| RequestTrace::start(telemetry, &request));
-        let result = self.serve_inner(&request, trace.as_ref()).await;
+        let mut result = self.serve_inner(&request, trace.as_ref()).await;
+        crate::governance::stamp_cost(&request, &mut result);
         let (status, meta) = match &result {
             Ok(response) => (
                 response.status(),
@@ -82,7 +83,10 @@ impl Gateway {
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Response, ApiError> {
         let model = self.resolve(&request.config, &request.envelope.model)?;
-        let candidates = plan::plan(self, &request.config, &model, trace);
+        let mut candidates = plan::plan(self, &request.config, &model, trace);
+        for candidate in &mut candidates {
+            candidate.inner.tab = request.tab.clone();
+        }
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()

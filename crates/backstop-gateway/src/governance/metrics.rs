@@ -1,0 +1,65 @@
+//! The governance metrics: `backstop_spend_usd_total{key,model}` and `backstop_rate_limited_total{key}`. Keys
+//! appear by their configured name, never by the key itself.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpendLabels {
+    key: String,
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    key: String,
+}
+
+/// The governance metrics; clones share the counters.
+#[derive(Clone)]
+pub struct GovernanceMetrics {
+    spend: Family<SpendLabels, Counter<f64, AtomicU64>>,
+    rate_limited: Family<KeyLabel, Counter>,
+}
+
+impl GovernanceMetrics {
+    /// Registers the governance metrics in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let spend = Family::default();
+        registry.register(
+            "spend_usd",
+            "Estimated spend in US dollars by client key name and the public model asked for: every attempt's usage times its price, retries, hedges, continuations and fallbacks included",
+            spend.clone(),
+        );
+        let rate_limited = Family::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by client key name: over its rate limits or its budget",
+            rate_limited.clone(),
+        );
+        Self {
+            spend,
+            rate_limited,
+        }
+    }
+
+    /// `usd` spent for `key` on a request for `model`.
+    pub fn spend(&self, key: &str, model: &str, usd: f64) {
+        let labels = SpendLabels {
+            key: key.to_string(),
+            model: model.to_string(),
+        };
+        self.spend.get_or_create(&labels).inc_by(usd);
+    }
+
+    /// A request of `key` refused with 429.
+    pub fn rate_limited(&self, key: &str) {
+        let label = KeyLabel {
+            key: key.to_string(),
+        };
+        self.rate_limited.get_or_create(&label).inc();
+    }
+}
