@@ -1,0 +1,252 @@
+//! Governance with real parts: client keys with budgets and rate limits in front of mock upstreams, spend charged
+//! on whichever target served, shared by two replicas on a real redis-server.
+
+use crate::common::{chat, fault, gateway, gateway_with_state, mock, two_upstreams, TestGateway};
+use backstop_mock::redis_server::RedisServer;
+use backstop_mock::MockServer;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Every answer of `backup` costs $60: the mock's 60 output tokens at $1 a token. `gpt`'s own price is a
+/// millionth of that, so a charge at the wrong price shows.
+const PRICES: [(&str, &str); 2] = [
+    (
+        "[models.gpt]\n",
+        "[models.gpt]\nprice = { input = 0, output = 1 }\n",
+    ),
+    (
+        "[models.backup]\n",
+        "[models.backup]\nprice = { input = 0, output = 1000000 }\n",
+    ),
+];
+
+const KEYS: &str = r#"
+[auth]
+admin_key = "adm-secret"
+[[keys]]
+name = "team-a"
+key = "sk-team-a-secret"
+budget = { usd = 100, per = "day" }
+[[keys]]
+name = "team-b"
+key_sha256 = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+models = ["gpt"]
+budget = { usd = 100, per = "month" }
+rate = { requests_per_minute = 2 }
+"#;
+
+/// `sha256("foo")`: team-b's key is `foo`.
+const TEAM_B: &str = "foo";
+const TEAM_A: &str = "sk-team-a-secret";
+
+fn config(primary: &MockServer, secondary: &MockServer) -> String {
+    let mut text = two_upstreams(primary, secondary, KEYS);
+    for (from, to) in PRICES {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&chat(model, false))
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn admin_keys(gw: &TestGateway) -> Value {
+    reqwest::Client::new()
+        .get(gw.url("/admin/keys"))
+        .bearer_auth("adm-secret")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn key_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|key| key["name"] == name)
+        .expect("key listed")
+}
+
+async fn spent(gw: &TestGateway, key: &str) -> f64 {
+    key_entry(&admin_keys(gw).await, key)["spent_usd"]
+        .as_f64()
+        .expect("spent_usd")
+}
+
+async fn metrics(gw: &TestGateway) -> String {
+    reqwest::get(gw.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+fn cost(response: &reqwest::Response) -> f64 {
+    response.headers()["x-backstop-cost-usd"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_keys_have_separate_budgets_charged_on_the_fallback_that_served() {
+    let (primary, secondary) = (mock().await, mock().await);
+    fault(&primary, json!({"kind": "status", "status": 500})).await;
+    let gw = gateway(&config(&primary, &secondary)).await;
+
+    // The primary fails every try; the fallback serves, and its price is charged.
+    for _ in 0..2 {
+        let answer = ask_as(&gw, TEAM_A, "gpt").await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["x-backstop-model"], "backup");
+        assert!(answer.headers()["x-backstop-attempts"].to_str().unwrap() != "1");
+        assert_eq!(cost(&answer), 60.0);
+    }
+    // $120 of $100 spent: the in-flight second request was not cut, the third is refused.
+    let refused = ask_as(&gw, TEAM_A, "gpt").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_none());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`team-a`")
+            && message.contains("$100 per day")
+            && message.contains("resets at"),
+        "{message}"
+    );
+    assert!(!message.contains(TEAM_A), "{message}");
+
+    // Anthropic callers get their own error type.
+    let anthropic = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", TEAM_A)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 429);
+    let body: Value = anthropic.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    // team-b has its own budget.
+    let other = ask_as(&gw, TEAM_B, "gpt").await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(cost(&other), 60.0);
+
+    let report = admin_keys(&gw).await;
+    let a = key_entry(&report, "team-a");
+    assert_eq!(a["spent_usd"], 120.0);
+    assert_eq!(a["budget"]["remaining_usd"], 0.0);
+    assert_eq!(a["budget"]["per"], "day");
+    let b = key_entry(&report, "team-b");
+    assert_eq!(b["spent_usd"], 60.0);
+    assert_eq!(b["budget"]["remaining_usd"], 40.0);
+    assert_eq!(b["rate"]["requests_per_minute"], 2);
+    let text = report.to_string();
+    assert!(
+        !text.contains(TEAM_A) && !text.contains("2c26b46b"),
+        "{text}"
+    );
+
+    let metrics = metrics(&gw).await;
+    assert!(
+        metrics.contains(r#"backstop_spend_usd_total{key="team-a",model="gpt"} 120.0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"backstop_rate_limited_total{key="team-a"} 2"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(TEAM_A));
+}
+
+#[tokio::test]
+async fn keys_are_checked_and_rate_limits_answer_429_with_retry_after() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&config(&primary, &secondary)).await;
+
+    assert_eq!(ask_as(&gw, "sk-unknown", "gpt").await.status(), 401);
+    let no_key = crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(no_key.status(), 401);
+    let forbidden = ask_as(&gw, TEAM_B, "backup").await;
+    assert_eq!(forbidden.status(), 403);
+    let body: Value = forbidden.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`team-b` may not use model `backup`"));
+
+    for _ in 0..2 {
+        assert_eq!(ask_as(&gw, TEAM_B, "gpt").await.status(), 200);
+    }
+    let limited = ask_as(&gw, TEAM_B, "gpt").await;
+    assert_eq!(limited.status(), 429);
+    let after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2 requests per minute"));
+    // Another key is not limited by team-b's rate.
+    assert_eq!(ask_as(&gw, TEAM_A, "gpt").await.status(), 200);
+    assert!(metrics(&gw)
+        .await
+        .contains(r#"backstop_rate_limited_total{key="team-b"} 1"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_share_one_budget() {
+    let redis = RedisServer::start().unwrap();
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = config(&primary, &secondary).replace(
+        "state = \"memory\"",
+        &format!(
+            "state = \"{}\"\nstate_prefix = \"g{}:\"",
+            redis.url(),
+            redis.port()
+        ),
+    );
+    let (_, a) = gateway_with_state(&text).await;
+    let (_, b) = gateway_with_state(&text).await;
+
+    // $60 on each replica: $120 of team-a's $100, spent half here and half there.
+    assert_eq!(ask_as(&a, TEAM_A, "backup").await.status(), 200);
+    assert_eq!(ask_as(&b, TEAM_A, "backup").await.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (on_a, on_b) = (spent(&a, "team-a").await, spent(&b, "team-a").await);
+        if on_a >= 120.0 && on_b >= 120.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replicas did not share their spend: {on_a} and {on_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ask_as(&a, TEAM_A, "backup").await.status(), 429);
+    assert_eq!(ask_as(&b, TEAM_A, "backup").await.status(), 429);
+    assert_eq!(ask_as(&b, TEAM_B, "gpt").await.status(), 200);
+}
