@@ -100,6 +100,8 @@ pub struct RawModel {
     pub max_stream_bytes: Option<RawSize>,
     pub max_rescue_text: Option<RawSize>,
     pub embedding_space: Option<String>,
+    pub regions: Option<Vec<String>>,
+    pub on_drift: Option<String>,
 }
 
 /// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.

@@ -294,6 +294,8 @@ pub struct Model {
     /// The most answer text kept to continue a broken stream from; past it the stream can no
     /// longer be rescued.
     pub max_rescue_text: u64,
+    /// Regions and drift policy.
+    pub policy: super::ModelPolicy,
 }
 
 /// How a model's streams reach the client.

@@ -590,6 +590,7 @@ fn model_from_raw(
             DEFAULT_MAX_RESCUE_TEXT,
             0,
         )?,
+        policy: super::policy::model_policy(&path, raw)?,
         hedge: match &raw.hedge {
             None => None,
             Some(hedge) => Some(

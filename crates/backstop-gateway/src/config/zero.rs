@@ -95,5 +95,6 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         max_corrections: None,
         max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
         max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,
+        policy: Default::default(),
     })
 }

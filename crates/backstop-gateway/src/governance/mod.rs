@@ -10,6 +10,7 @@ mod admit;
 pub mod counters;
 mod metrics;
 pub mod period;
+pub mod regions;
 mod tab;
 
 pub use admin::admin_keys;

@@ -28,9 +28,9 @@ impl Tab {
         }
     }
 
-    /// The client key's name, if a key was presented.
-    pub fn key_name(&self) -> Option<&str> {
-        self.key.as_deref().map(|key| key.name.as_str())
+    /// The client key, if a key was presented.
+    pub fn key(&self) -> Option<&ClientKey> {
+        self.key.as_deref()
     }
 
     /// Charges one attempt's (or one call's) usage: `usd` (`None` when the model has no price) and `tokens`.

@@ -87,6 +87,7 @@ impl Gateway {
         for candidate in &mut candidates {
             candidate.inner.tab = request.tab.clone();
         }
+        crate::governance::regions::restrict(request, &model, &mut candidates)?;
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()

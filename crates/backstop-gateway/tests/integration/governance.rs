@@ -250,3 +250,115 @@ async fn two_replicas_on_redis_share_one_budget() {
     assert_eq!(ask_as(&b, TEAM_A, "backup").await.status(), 429);
     assert_eq!(ask_as(&b, TEAM_B, "gpt").await.status(), 200);
 }
+
+/// `primary` in us-east-1, `secondary` in eu-west-1; `gpt` (on primary) falls back to `backup` (on secondary).
+fn regional(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+    two_upstreams(primary, secondary, extra)
+        .replace(
+            "[providers.primary]\n",
+            "[providers.primary]\nregion = \"us-east-1\"\n",
+        )
+        .replace(
+            "[providers.secondary]\n",
+            "[providers.secondary]\nregion = \"eu-west-1\"\n",
+        )
+}
+
+async fn ask_with_regions(
+    gw: &TestGateway,
+    model: &str,
+    regions: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat(model, false));
+    if let Some(regions) = regions {
+        request = request.header("x-backstop-regions", regions);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn a_region_policy_skips_an_out_of_region_fallback_and_says_when_nothing_is_left() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = regional(&primary, &secondary, "")
+        .replace("[models.gpt]\n", "[models.gpt]\nregions = [\"us-*\"]\n");
+    let gw = gateway(&text).await;
+
+    // In region: served as usual.
+    assert_eq!(ask_with_regions(&gw, "gpt", None).await.status(), 200);
+    // The primary fails; its fallback is in eu-west-1, outside the model's regions: never called.
+    fault(&primary, json!({"kind": "status", "status": 500})).await;
+    let failed = ask_with_regions(&gw, "gpt", None).await;
+    assert_eq!(failed.status(), 503);
+    assert_eq!(
+        secondary.requests().len(),
+        0,
+        "the out-of-region fallback was called"
+    );
+    assert!(primary.requests().len() > 1);
+
+    // A header that selects only eu leaves nothing for `gpt`: the header narrows, it never widens.
+    let before = primary.requests().len();
+    let nothing = ask_with_regions(&gw, "gpt", Some("eu-*")).await;
+    assert_eq!(nothing.status(), 503);
+    let body: Value = nothing.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the region policy left no target")
+            && message.contains("model `gpt` allows [us-*]")
+            && message.contains("x-backstop-regions allows [eu-*]")
+            && message.contains("primary/gpt-4o-mini (us-east-1)"),
+        "{message}"
+    );
+    assert_eq!(primary.requests().len(), before, "nothing is sent");
+
+    // `backup` has no region rule; the header narrows it to eu (served) or to us (nothing left).
+    assert_eq!(
+        ask_with_regions(&gw, "backup", Some("eu-west-*"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        ask_with_regions(&gw, "backup", Some(" us-* "))
+            .await
+            .status(),
+        503
+    );
+    assert_eq!(
+        ask_with_regions(&gw, "backup", Some(" , ")).await.status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn a_keys_regions_apply_to_its_fallbacks() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let keys = "[[keys]]\nname = \"eu-team\"\nkey = \"sk-eu\"\nregions = [\"eu-*\"]\n\
+                [[keys]]\nname = \"anywhere\"\nkey = \"sk-any\"\n";
+    let gw = gateway(&regional(&primary, &secondary, keys)).await;
+    // The eu key's request for `gpt` skips the us primary and is served by the eu fallback.
+    let answer = ask_as(&gw, "sk-eu", "gpt").await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-backstop-model"], "backup");
+    assert_eq!(primary.requests().len(), 0);
+    // Another key is served by the primary.
+    let answer = ask_as(&gw, "sk-any", "gpt").await;
+    assert_eq!(answer.headers()["x-backstop-model"], "gpt");
+    // `claude` is on a provider with no region: outside every rule.
+    let claude = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", "sk-eu")
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claude.status(), 503);
+    let body: Value = claude.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("anth/claude-sonnet-4-5 (no region)"));
+}
