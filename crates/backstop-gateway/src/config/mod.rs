@@ -4,6 +4,7 @@
 //! fallbacks, cycles) and parses units. Every error names its key path.
 
 mod auth;
+mod catalog;
 mod channels;
 mod error;
 mod interpolate;

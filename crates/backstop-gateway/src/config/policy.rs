@@ -21,6 +21,9 @@ pub struct ModelPolicy {
     pub regions: Option<Vec<String>>,
     /// What a drift from a pinned version does.
     pub on_drift: DriftPolicy,
+    /// The targets (`provider/version`) pinned to a version of the approved catalog, whose answers are checked
+    /// for drift.
+    pub pinned: std::collections::BTreeSet<String>,
 }
 
 /// The governance settings of the model at `path`.
@@ -41,6 +44,7 @@ pub fn model_policy(path: &str, raw: &RawModel) -> Result<ModelPolicy, ConfigErr
     Ok(ModelPolicy {
         regions: raw.regions.clone(),
         on_drift,
+        pinned: Default::default(),
     })
 }
 

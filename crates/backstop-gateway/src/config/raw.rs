@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub telemetry: Option<RawTelemetry>,
     #[serde(default)]
     pub keys: Vec<super::keys::RawKey>,
+    pub catalog: Option<super::catalog::RawCatalog>,
 }
 
 /// `[auth]`
@@ -73,7 +74,9 @@ pub struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub provider: String,
+    #[serde(default)]
     pub model: String,
+    pub catalog: Option<String>,
     pub weight: Option<u32>,
 }
 
@@ -122,7 +125,7 @@ pub struct RawHedge {
 }
 
 /// `price = { input = 3.0, output = 15.0 }`, USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
     pub input: f64,

@@ -44,9 +44,12 @@ pub fn validate(
     let responses = responses_from_raw(raw.responses.unwrap_or_default())?;
     let telemetry = super::telemetry::telemetry_from_raw(raw.telemetry.unwrap_or_default())?;
 
+    let mut raw_models = raw.models;
+    let mut pins = super::catalog::apply(raw.catalog, &mut raw_models)?;
     let mut models = BTreeMap::new();
-    for (name, model) in &raw.models {
-        let built = model_from_raw(name, model, &providers, &retry, auto_idle)?;
+    for (name, model) in &raw_models {
+        let mut built = model_from_raw(name, model, &providers, &retry, auto_idle)?;
+        built.policy.pinned = pins.remove(name).unwrap_or_default();
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
