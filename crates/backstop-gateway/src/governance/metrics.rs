@@ -1,4 +1,5 @@
-//! The governance metrics: `backstop_spend_usd_total{key,model}` and `backstop_rate_limited_total{key}`. Keys
+//! The governance metrics: `backstop_spend_usd_total{key,model}`, `backstop_rate_limited_total{key}` and
+//! `backstop_model_drift_total{target,reported}`. Keys
 //! appear by their configured name, never by the key itself.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,6 +24,13 @@ struct KeyLabel {
 pub struct GovernanceMetrics {
     spend: Family<SpendLabels, Counter<f64, AtomicU64>>,
     rate_limited: Family<KeyLabel, Counter>,
+    drift: Family<DriftLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    target: String,
+    reported: String,
 }
 
 impl GovernanceMetrics {
@@ -40,9 +48,16 @@ impl GovernanceMetrics {
             "Requests refused with 429 by client key name: over its rate limits or its budget",
             rate_limited.clone(),
         );
+        let drift = Family::default();
+        registry.register(
+            "model_drift",
+            "Answers of a target pinned in the catalog that reported another model, by target and the model reported",
+            drift.clone(),
+        );
         Self {
             spend,
             rate_limited,
+            drift,
         }
     }
 
@@ -53,6 +68,15 @@ impl GovernanceMetrics {
             model: model.to_string(),
         };
         self.spend.get_or_create(&labels).inc_by(usd);
+    }
+
+    /// `target` answered as `reported`, not its pinned version.
+    pub fn drift(&self, target: &str, reported: &str) {
+        let labels = DriftLabels {
+            target: target.to_string(),
+            reported: reported.to_string(),
+        };
+        self.drift.get_or_create(&labels).inc();
     }
 
     /// A request of `key` refused with 429.

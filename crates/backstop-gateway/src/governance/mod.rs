@@ -8,6 +8,7 @@
 mod admin;
 mod admit;
 pub mod counters;
+pub mod drift;
 mod metrics;
 pub mod period;
 pub mod regions;
@@ -28,6 +29,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct Governance {
     counters: Arc<Counters>,
+    /// The drifts from pinned versions seen so far.
+    pub drifts: drift::Drifts,
 }
 
 /// The counters of one client key, by kind.

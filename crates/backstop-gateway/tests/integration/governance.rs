@@ -362,3 +362,144 @@ async fn a_keys_regions_apply_to_its_fallbacks() {
         .unwrap()
         .contains("anth/claude-sonnet-4-5 (no region)"));
 }
+
+/// `gpt` and `backup` pinned in the catalog: `primary` serves `gpt-4o-mini-2024-07-18`, `secondary`
+/// `gpt-4o-backup-2024-01-01`.
+fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+    let catalog = "[catalog.models.mini]\nversions = { primary = \"gpt-4o-mini-2024-07-18\" }\n\
+                   [catalog.models.spare]\nversions = { secondary = \"gpt-4o-backup-2024-01-01\" }\n";
+    two_upstreams(primary, secondary, &format!("{catalog}{extra}"))
+        .replace(
+            "{ provider = \"primary\", model = \"gpt-4o-mini\" }",
+            "{ provider = \"primary\", catalog = \"mini\" }",
+        )
+        .replace(
+            "{ provider = \"secondary\", model = \"gpt-4o-backup\" }",
+            "{ provider = \"secondary\", catalog = \"spare\" }",
+        )
+}
+
+const DRIFTED: &str = "gpt-4o-mini-2025-01-01";
+
+#[tokio::test]
+async fn a_drift_from_the_pin_is_counted_once_logged_and_shown_in_status() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&pinned(&primary, &secondary, "")).await;
+    let answer = crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        crate::common::models_seen(&primary),
+        ["gpt-4o-mini-2024-07-18"]
+    );
+    let metrics_text = metrics(&gw).await;
+    assert!(
+        !metrics_text.contains("backstop_model_drift_total{"),
+        "{metrics_text}"
+    );
+
+    fault(&primary, json!({"kind": "wrong_model", "name": DRIFTED})).await;
+    for _ in 0..2 {
+        let answer =
+            crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+        assert_eq!(answer.status(), 200, "on_drift = \"log\" serves the answer");
+        assert_eq!(answer.headers()["x-backstop-model"], "gpt");
+    }
+    let metrics_text = metrics(&gw).await;
+    assert!(
+        metrics_text.contains(&format!(
+            r#"backstop_model_drift_total{{target="primary/gpt-4o-mini-2024-07-18",reported="{DRIFTED}"}} 2"#
+        )),
+        "{metrics_text}"
+    );
+    let status: Value = reqwest::get(gw.url("/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["drift"],
+        json!([{"target": "primary/gpt-4o-mini-2024-07-18", "reported": DRIFTED, "count": 2}])
+    );
+}
+
+#[tokio::test]
+async fn on_drift_fail_fails_over_to_a_channel_that_serves_the_pin() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = pinned(&primary, &secondary, "")
+        .replace("[models.gpt]\n", "[models.gpt]\non_drift = \"fail\"\n");
+    let gw = gateway(&text).await;
+    fault(&primary, json!({"kind": "wrong_model", "name": DRIFTED})).await;
+    let answer = crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-backstop-model"], "backup");
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/gpt-4o-backup-2024-01-01"
+    );
+    let metrics_text = metrics(&gw).await;
+    assert!(
+        metrics_text.contains(r#"backstop_upstream_attempts_total{target="primary/gpt-4o-mini-2024-07-18",outcome="failure",class="target_broken"} 1"#),
+        "{metrics_text}"
+    );
+    assert!(metrics_text.contains(r#"backstop_fallbacks_total{from="gpt",to="backup"} 1"#));
+    // A broken target's circuit is open: the next request goes to the fallback without asking it.
+    let calls = primary.requests().len();
+    let again = crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(again.headers()["x-backstop-model"], "backup");
+    assert_eq!(primary.requests().len(), calls);
+}
+
+#[tokio::test]
+async fn catalog_enforce_is_refused_by_check_and_by_reload_naming_the_model() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let approved = pinned(&primary, &secondary, "")
+        .replace(
+            "[models.claude]\ntargets = [{ provider = \"anth\", model = \"claude-sonnet-4-5\" }]\n",
+            "",
+        )
+        .replace(
+            "state = \"memory\"",
+            "state = \"memory\"\n[catalog]\nenforce = true",
+        );
+    let file = crate::common::ConfigFile::new("governance-enforce", &approved);
+    let gw = crate::common::gateway_from_file(&file.path).await;
+
+    // The fallback `backup` moves to a model nobody approved.
+    let unapproved = approved.replace(
+        "{ provider = \"secondary\", catalog = \"spare\" }",
+        "{ provider = \"secondary\", model = \"gpt-4o-unvetted\" }",
+    );
+    file.write(&unapproved);
+    let output = crate::hostile::auth::process::run(
+        &["check", "--config", file.path.to_str().unwrap()],
+        &[],
+        &file.directory,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("models.backup.targets[0]")
+            && stderr.contains("`secondary/gpt-4o-unvetted` is not in the approved catalog")
+            && stderr.contains("`backup` is a fallback of `gpt`"),
+        "{stderr}"
+    );
+    let reload = reqwest::Client::new()
+        .post(gw.url("/admin/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 400);
+    let body = reload.text().await.unwrap();
+    assert!(
+        body.contains("gpt-4o-unvetted") && body.contains("approved catalog"),
+        "{body}"
+    );
+    // The running config stayed: the pinned fallback still serves.
+    fault(&primary, json!({"kind": "status", "status": 500})).await;
+    let answer = crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/gpt-4o-backup-2024-01-01"
+    );
+}
