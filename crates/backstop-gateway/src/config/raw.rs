@@ -29,6 +29,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub keys: Vec<super::keys::RawKey>,
     pub catalog: Option<super::catalog::RawCatalog>,
+    pub rate_limit: Option<RawRateLimit>,
 }
 
 /// `[auth]`
@@ -257,4 +258,11 @@ pub struct RawTelemetry {
     pub sample_ratio: Option<f64>,
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub headroom: Option<f64>,
 }

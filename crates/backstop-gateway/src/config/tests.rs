@@ -72,7 +72,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "lisen = \"127.0.0.1:1\"\n",
-            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `tools`, `mcp`, `telemetry`, `keys`, `catalog`",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `tools`, `mcp`, `telemetry`, `keys`, `catalog`, `rate_limit`",
         ),
         (
             "[providers.a]\nkind = \"watsonx\"\n",

@@ -68,6 +68,22 @@ pub struct Config {
     pub tools: BTreeMap<String, Arc<super::Tool>>,
     /// MCP servers by name (`[mcp.NAME]`).
     pub mcp: BTreeMap<String, Arc<super::McpServer>>,
+    /// Proactive rate limiting from the providers' headers (`[rate_limit]`).
+    pub rate_limit: RateLimitSettings,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitSettings {
+    /// Below this share of its limit left (requests or tokens) before the reset, a target gives way to the
+    /// model's other channels.
+    pub headroom: f64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { headroom: 0.05 }
+    }
 }
 
 pub use backstop_state::StateSpec;

@@ -71,6 +71,7 @@ pub fn validate(
         responses,
         telemetry,
         zero_config: false,
+        rate_limit: rate_limit_from_raw(raw.rate_limit.unwrap_or_default())?,
         tools,
         mcp,
     })
@@ -736,4 +737,22 @@ fn find_cycle(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigError> 
         }
     }
     Ok(())
+}
+
+fn rate_limit_from_raw(
+    raw: super::raw::RawRateLimit,
+) -> Result<super::RateLimitSettings, ConfigError> {
+    let mut settings = super::RateLimitSettings::default();
+    if let Some(headroom) = raw.headroom {
+        if !(0.0..1.0).contains(&headroom) {
+            return Err(ConfigError::at(
+                "rate_limit.headroom",
+                format!(
+                    "{headroom} is not a share of a limit from 0 (off) to below 1 (0.05 is 5%)"
+                ),
+            ));
+        }
+        settings.headroom = headroom;
+    }
+    Ok(settings)
 }

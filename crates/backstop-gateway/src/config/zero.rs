@@ -48,6 +48,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         zero_config: true,
         tools: BTreeMap::new(),
         mcp: BTreeMap::new(),
+        rate_limit: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The governance metrics: `backstop_spend_usd_total{key,model}`, `backstop_rate_limited_total{key}` and
-//! `backstop_model_drift_total{target,reported}`. Keys
+//! The governance metrics: `backstop_spend_usd_total{key,model}`, `backstop_rate_limited_total{key}`,
+//! `backstop_model_drift_total{target,reported}` and `backstop_preemptive_reroutes_total{target}`. Keys
 //! appear by their configured name, never by the key itself.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -25,6 +25,12 @@ pub struct GovernanceMetrics {
     spend: Family<SpendLabels, Counter<f64, AtomicU64>>,
     rate_limited: Family<KeyLabel, Counter>,
     drift: Family<DriftLabels, Counter>,
+    reroutes: Family<TargetLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,10 +60,17 @@ impl GovernanceMetrics {
             "Answers of a target pinned in the catalog that reported another model, by target and the model reported",
             drift.clone(),
         );
+        let reroutes = Family::default();
+        registry.register(
+            "preemptive_reroutes",
+            "Requests that tried a target after the model's other channels because its provider said it was below rate_limit.headroom (or had fewer tokens left than the request needs) before its reset",
+            reroutes.clone(),
+        );
         Self {
             spend,
             rate_limited,
             drift,
+            reroutes,
         }
     }
 
@@ -77,6 +90,14 @@ impl GovernanceMetrics {
             reported: reported.to_string(),
         };
         self.drift.get_or_create(&labels).inc();
+    }
+
+    /// A request moved `target` behind the model's other channels for lack of room.
+    pub fn preemptive_reroute(&self, target: &str) {
+        let label = TargetLabel {
+            target: target.to_string(),
+        };
+        self.reroutes.get_or_create(&label).inc();
     }
 
     /// A request of `key` refused with 429.

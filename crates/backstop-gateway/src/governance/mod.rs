@@ -11,6 +11,7 @@ pub mod counters;
 pub mod drift;
 mod metrics;
 pub mod period;
+pub mod quota;
 pub mod regions;
 mod tab;
 
@@ -31,6 +32,8 @@ pub struct Governance {
     counters: Arc<Counters>,
     /// The drifts from pinned versions seen so far.
     pub drifts: drift::Drifts,
+    /// The room each target's provider says it has left.
+    pub quotas: quota::Quotas,
 }
 
 /// The counters of one client key, by kind.

@@ -45,6 +45,10 @@ pub async fn send(
         Ok(Err(failure)) => return Err(failure.redacted(&gateway.redactor())),
         Ok(Ok(response)) => response,
     };
+    gateway
+        .governance()
+        .quotas
+        .observe(&target.label, response.headers());
     if !response.status().is_success() {
         return Err(read_failure(gateway, target, response, first_byte_deadline).await);
     }

@@ -88,6 +88,8 @@ impl Gateway {
             candidate.inner.tab = request.tab.clone();
         }
         crate::governance::regions::restrict(request, &model, &mut candidates)?;
+        let quotas = &self.governance().quotas;
+        crate::governance::quota::prefer_roomy(quotas, self.metrics(), request, &mut candidates);
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()
