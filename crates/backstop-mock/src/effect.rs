@@ -76,6 +76,8 @@ pub(crate) enum Effect<'a> {
     WrongModel(&'a str),
     /// Answer normally with this text.
     Answer(&'a str),
+    /// Answer normally with these rate-limit headers.
+    Quota(&'a crate::quota::Quota),
     /// Answer normally, delivered with this fault.
     Deliver(StreamFault),
 }

@@ -207,6 +207,8 @@ pub enum FaultKind {
         /// The answer's text.
         text: String,
     },
+    /// Answer normally, with the provider's rate-limit headers reporting these counts.
+    Quota(crate::quota::Quota),
 }
 
 impl FaultKind {
@@ -238,6 +240,7 @@ impl FaultKind {
             FaultKind::DelayHeaders { delay } => Effect::DelayHeaders(*delay),
             FaultKind::WrongModel { name } => Effect::WrongModel(name),
             FaultKind::Answer { text } => Effect::Answer(text),
+            FaultKind::Quota(quota) => Effect::Quota(quota),
             FaultKind::SlowFirstToken { delay } => {
                 Effect::Deliver(StreamFault::SlowFirstToken(*delay))
             }
@@ -270,6 +273,7 @@ impl FaultKind {
             | Effect::DelayHeaders(_)
             | Effect::WrongModel(_)
             | Effect::Answer(_)
+            | Effect::Quota(_)
             | Effect::Deliver(_) => None,
         }
     }
@@ -300,6 +304,7 @@ impl FaultKind {
             FaultKind::RejectPrefill => "reject_prefill",
             FaultKind::WrongModel { .. } => "wrong_model",
             FaultKind::Answer { .. } => "answer",
+            FaultKind::Quota(_) => "quota",
         }
     }
 }

@@ -301,6 +301,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let mut model = ask.model.clone();
     let mut stream_fault = None;
     let mut answer = None;
+    let mut quota = None;
     if let Some(kind) = &fault {
         guard.set_fault(kind.name());
         match kind.effect() {
@@ -326,6 +327,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             Effect::DelayHeaders(delay) => tokio::time::sleep(delay).await,
             Effect::WrongModel(name) => model = name.to_owned(),
             Effect::Answer(text) => answer = Some(text.to_owned()),
+            Effect::Quota(counts) => quota = Some(counts.headers(route)),
             Effect::Deliver(how) => stream_fault = Some(how),
         }
     }
@@ -333,7 +335,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     if let Some(text) = answer {
         reply.answer_with(&text);
     }
-    let extra = request_id_header(route, serial);
+    let mut extra = request_id_header(route, serial);
+    extra.extend(quota.unwrap_or_default());
     guard.set_status(200);
     if ask.stream {
         let events = encode_stream(&incoming.target, &reply, &ask);

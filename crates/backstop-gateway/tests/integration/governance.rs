@@ -503,3 +503,91 @@ async fn catalog_enforce_is_refused_by_check_and_by_reload_naming_the_model() {
         "secondary/gpt-4o-backup-2024-01-01"
     );
 }
+
+/// Sends `gpt` requests until `mock` has served one, at most 20; `true` if it did.
+async fn until_served_by(gw: &TestGateway, mock: &MockServer) -> bool {
+    let before = mock.requests().len();
+    for _ in 0..20 {
+        let answer =
+            crate::common::post_json(gw, "/v1/chat/completions", &chat("gpt", false)).await;
+        assert_eq!(answer.status(), 200);
+        if mock.requests().len() > before {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_short_of_requests_is_avoided_until_its_reset() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = two_upstreams(&primary, &secondary, "[rate_limit]\nheadroom = 0.05\n").replace(
+        "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\" }]",
+        "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\", weight = 1000 },\n\
+         { provider = \"secondary\", model = \"gpt-4o-mini\", weight = 1 }]",
+    );
+    let gw = gateway(&text).await;
+
+    // The primary's next answer says 3 of its 100 requests are left for the next 20 s.
+    fault(
+        &primary,
+        json!({"kind": "quota", "limit": 100, "remaining": 3, "reset": "20s", "count": 1}),
+    )
+    .await;
+    assert!(until_served_by(&gw, &primary).await);
+    let calls = primary.requests().len();
+    let served_elsewhere = secondary.requests().len();
+    for _ in 0..10 {
+        let answer =
+            crate::common::post_json(&gw, "/v1/chat/completions", &chat("gpt", false)).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.headers()["x-backstop-target"],
+            "secondary/gpt-4o-mini"
+        );
+    }
+    assert_eq!(
+        primary.requests().len(),
+        calls,
+        "the short target was called"
+    );
+    assert_eq!(secondary.requests().len(), served_elsewhere + 10);
+    assert!(metrics(&gw)
+        .await
+        .contains(r#"backstop_preemptive_reroutes_total{target="primary/gpt-4o-mini"} 10"#));
+
+    // After its reset the primary is preferred again.
+    tokio::time::advance(Duration::from_secs(21)).await;
+    assert!(until_served_by(&gw, &primary).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_heavier_than_a_targets_tokens_left_goes_elsewhere() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = two_upstreams(&primary, &secondary, "").replace(
+        "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\" }]",
+        "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\", weight = 1000 },\n\
+         { provider = \"secondary\", model = \"gpt-4o-mini\", weight = 1 }]",
+    );
+    let gw = gateway(&text).await;
+    // Plenty of requests left, and 9,000 of 100,000 tokens: above the 5% headroom.
+    fault(
+        &primary,
+        json!({"kind": "quota", "limit": 1000, "remaining": 900, "reset": "1m",
+               "tokens_limit": 100000, "tokens_remaining": 9000, "count": 1}),
+    )
+    .await;
+    assert!(until_served_by(&gw, &primary).await);
+    let calls = primary.requests().len();
+    // A small request still fits.
+    assert!(until_served_by(&gw, &primary).await);
+    // One that asks for 20,000 tokens of answer does not: it goes to the other channel.
+    let mut heavy = chat("gpt", false);
+    heavy["max_tokens"] = json!(20000);
+    let answer = crate::common::post_json(&gw, "/v1/chat/completions", &heavy).await;
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/gpt-4o-mini"
+    );
+    assert_eq!(primary.requests().len(), calls + 1);
+}
