@@ -184,6 +184,43 @@ pub fn keys_from_raw(
     Ok(keys)
 }
 
+/// What `check` says about the `[[keys]]` with limits: each one's name, models, regions, budget and rates
+/// (never the key).
+pub fn keys_plan(config: &super::Config) -> String {
+    let keys = config.auth.as_ref().map_or(&[][..], |auth| &auth.keys[..]);
+    let mut out = String::new();
+    for key in keys
+        .iter()
+        .filter(|key| key.is_limited() || key.models.is_some() || key.regions.is_some())
+    {
+        let mut parts = Vec::new();
+        if let Some(models) = &key.models {
+            parts.push(format!("models {}", models.join(", ")));
+        }
+        if let Some(regions) = &key.regions {
+            parts.push(format!("regions {}", regions.join(", ")));
+        }
+        if let Some(budget) = key.budget {
+            parts.push(format!(
+                "budget ${} per {}",
+                budget.usd,
+                budget.per.as_str()
+            ));
+        }
+        if let Some(rpm) = key.rate.requests_per_minute {
+            parts.push(format!("{rpm} requests/min"));
+        }
+        if let Some(tpm) = key.rate.tokens_per_minute {
+            parts.push(format!("{tpm} tokens/min"));
+        }
+        out.push_str(&format!("\nkey {}: {}", key.name, parts.join("; ")));
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 fn key_from_raw(
     path: &str,
     raw: RawKey,
@@ -386,6 +423,15 @@ mod tests {
                 usd: 5.0,
                 per: BudgetPeriod::Month
             })
+        );
+        let plan = super::super::routing_plan(&config);
+        assert!(
+            plan.contains("key team-a: models gpt; budget $5 per month; 10 requests/min"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("old-key") && !plan.contains("key client_keys[0]"),
+            "{plan}"
         );
     }
 

@@ -26,6 +26,30 @@ pub struct ModelPolicy {
     pub pinned: std::collections::BTreeSet<String>,
 }
 
+/// What `check` says about a model's governance: its regions, pinned targets and drift policy.
+pub fn policy_plan(model: &super::Model) -> String {
+    let policy = &model.policy;
+    let mut out = String::new();
+    if let Some(regions) = &policy.regions {
+        out.push_str(&format!(
+            "  regions: {} (fallbacks included)\n",
+            regions.join(", ")
+        ));
+    }
+    if !policy.pinned.is_empty() {
+        let pinned: Vec<&str> = policy.pinned.iter().map(String::as_str).collect();
+        let on_drift = match policy.on_drift {
+            DriftPolicy::Log => "logged",
+            DriftPolicy::Fail => "fails over",
+        };
+        out.push_str(&format!(
+            "  pinned: {}; a drift {on_drift}\n",
+            pinned.join(", ")
+        ));
+    }
+    out
+}
+
 /// The governance settings of the model at `path`.
 pub fn model_policy(path: &str, raw: &RawModel) -> Result<ModelPolicy, ConfigError> {
     if let Some(regions) = &raw.regions {
