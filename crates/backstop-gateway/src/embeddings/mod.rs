@@ -29,11 +29,11 @@ async fn create(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         let body = read_limited(body, config.server.max_body_size, "server.max_body_size").await?;
         let parsed =
             backstop_protocol::validate_embeddings(&body).map_err(ApiError::invalid_request)?;
-        gateway
+        let tab = gateway
             .governance()
             .admit(gateway.metrics(), key, &parsed.model, Protocol::OpenAi)
             .await?;
-        serve::serve(&gateway, &config, &parsed, body).await
+        serve::serve(&gateway, &config, &parsed, body, tab).await
     }
     .await;
     result.unwrap_or_else(|error: ApiError| {

@@ -591,3 +591,32 @@ async fn a_request_heavier_than_a_targets_tokens_left_goes_elsewhere() {
     );
     assert_eq!(primary.requests().len(), calls + 1);
 }
+
+#[tokio::test]
+async fn embeddings_are_charged_to_the_key_and_refused_over_its_budget() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let extra = "[models.embed]\ntargets = [{ provider = \"primary\", model = \"small\" }]\n\
+                 price = { input = 1000000, output = 0 }\n\
+                 [[keys]]\nname = \"indexer\"\nkey = \"sk-indexer\"\nbudget = { usd = 1, per = \"total\" }\n\
+                 [auth]\nadmin_key = \"adm-secret\"\n";
+    let gw = gateway(&two_upstreams(&primary, &secondary, extra)).await;
+    let embed = || async {
+        reqwest::Client::new()
+            .post(gw.url("/v1/embeddings"))
+            .bearer_auth("sk-indexer")
+            .json(&json!({"model": "embed", "input": "some text to index"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(embed().await.status(), 200);
+    // Its input tokens at $1 each: over the $1 total at once.
+    assert!(spent(&gw, "indexer").await >= 1.0);
+    let refused = embed().await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("it is a total and does not reset"));
+}
