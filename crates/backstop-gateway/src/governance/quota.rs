@@ -57,7 +57,8 @@ impl Quotas {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads the rate-limit headers of an answer of `target` (any status).
+    /// Reads the rate-limit headers of a successful answer of `target` (a 429 holds the target until its reset
+    /// through the retry hint already).
     pub fn observe(&self, target: &str, headers: &HeaderMap) {
         let now = Instant::now();
         let requests = room(headers, &REQUESTS, now);

@@ -45,13 +45,13 @@ pub async fn send(
         Ok(Err(failure)) => return Err(failure.redacted(&gateway.redactor())),
         Ok(Ok(response)) => response,
     };
+    if !response.status().is_success() {
+        return Err(read_failure(gateway, target, response, first_byte_deadline).await);
+    }
     gateway
         .governance()
         .quotas
         .observe(&target.label, response.headers());
-    if !response.status().is_success() {
-        return Err(read_failure(gateway, target, response, first_byte_deadline).await);
-    }
     Ok(response)
 }
 

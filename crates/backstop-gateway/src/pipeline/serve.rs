@@ -66,6 +66,7 @@ impl Gateway {
             request_id = request.request_id(),
             model = %requested,
             served_by = meta.as_ref().and_then(|m| m.target.as_deref()).unwrap_or("-"),
+            key = request.tab.as_ref().and_then(|tab| tab.key()).map_or("-", |key| key.name.as_str()),
             attempts = meta.as_ref().map_or(0, |m| m.attempts),
             fallback = meta.as_ref().is_some_and(|m| m.fallback),
             tier,
