@@ -25,6 +25,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/admin/faults", post(inject).delete(clear))
         .route("/admin/breakers/{*path}", post(breaker))
         .route("/admin/reload", post(reload))
+        .route("/admin/keys", get(crate::governance::admin_keys))
         .route("/admin/dashboard", get(crate::dashboard::state))
         .layer(middleware::from_fn_with_state(gateway, require_admin_key))
 }

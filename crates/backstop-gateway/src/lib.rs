@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod drill;
 pub mod embeddings;
+pub mod governance;
 pub mod http;
 pub mod keep;
 pub mod logging;

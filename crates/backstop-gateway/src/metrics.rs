@@ -101,6 +101,7 @@ pub struct Metrics {
     keep: crate::keep::KeepMetrics,
     spans: Family<OutcomeLabel, Counter>,
     activity: Activity,
+    governance: crate::governance::GovernanceMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -193,6 +194,11 @@ impl Metrics {
     /// The metrics of the cache, the guard and idempotency keys.
     pub fn keep(&self) -> &crate::keep::KeepMetrics {
         &self.keep
+    }
+
+    /// Spend and refusals by client key.
+    pub fn governance(&self) -> &crate::governance::GovernanceMetrics {
+        &self.governance
     }
 
     /// The state store's metrics.
@@ -322,7 +328,9 @@ impl Metrics {
             "Trace spans by outcome: exported, queue_full (dropped: the export queue was full), export_failed (dropped: the collector did not take them)",
             spans.clone(),
         );
+        let governance = crate::governance::GovernanceMetrics::register(&mut registry);
         Self {
+            governance,
             tools,
             keep,
             activity: Activity::default(),

@@ -1,6 +1,8 @@
 //! The HTTP routes: the model endpoints, the model list and the health checks.
 
-use crate::http::{check_client_key, check_observer_key, read_limited, ApiError, ErrorKind};
+use crate::http::{
+    check_client_key, check_observer_key, identify_client, read_limited, ApiError, ErrorKind,
+};
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -65,10 +67,11 @@ async fn serve_model(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let config = gateway.config();
-    check_client_key(config.auth.as_ref(), &parts.headers)?;
+    let key = identify_client(config.auth.as_ref(), &parts.headers)?;
     let limit = config.server.max_body_size;
     let body = read_limited(body, limit, "server.max_body_size").await?;
-    let request = ClientRequest::new(protocol, parts.headers, body, config)?;
+    let mut request = ClientRequest::new(protocol, parts.headers, body, config)?;
+    gateway.admit(&mut request, key).await?;
     if let Some(accepted) = crate::queue::respond_async(gateway, &request).await? {
         return Ok(accepted);
     }

@@ -189,6 +189,7 @@ pub fn status(gateway: &Gateway) -> Value {
         "providers": crate::status_page::providers_report(gateway, &config),
         "tools": tools_report(gateway),
         "state": state,
+        "drift": gateway.governance().drifts.report(),
     })
 }
 

@@ -78,6 +78,8 @@ pub(crate) enum Effect<'a> {
     Answer(&'a str),
     /// Answer 200 with the output stopped by the content filter.
     FilterOutput,
+    /// Answer normally with these rate-limit headers.
+    Quota(&'a crate::quota::Quota),
     /// Answer normally, delivered with this fault.
     Deliver(StreamFault),
 }

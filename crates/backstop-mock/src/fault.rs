@@ -211,6 +211,8 @@ pub enum FaultKind {
     /// Azure's `finish_reason: "content_filter"` (with `content_filter_results` on the choice),
     /// Anthropic's `stop_reason: "refusal"`, Gemini's `finishReason: "SAFETY"`.
     OutputFilter,
+    /// Answer normally, with the provider's rate-limit headers reporting these counts.
+    Quota(crate::quota::Quota),
 }
 
 impl FaultKind {
@@ -243,6 +245,7 @@ impl FaultKind {
             FaultKind::WrongModel { name } => Effect::WrongModel(name),
             FaultKind::Answer { text } => Effect::Answer(text),
             FaultKind::OutputFilter => Effect::FilterOutput,
+            FaultKind::Quota(quota) => Effect::Quota(quota),
             FaultKind::SlowFirstToken { delay } => {
                 Effect::Deliver(StreamFault::SlowFirstToken(*delay))
             }
@@ -276,6 +279,7 @@ impl FaultKind {
             | Effect::WrongModel(_)
             | Effect::Answer(_)
             | Effect::FilterOutput
+            | Effect::Quota(_)
             | Effect::Deliver(_) => None,
         }
     }
@@ -307,6 +311,7 @@ impl FaultKind {
             FaultKind::WrongModel { .. } => "wrong_model",
             FaultKind::Answer { .. } => "answer",
             FaultKind::OutputFilter => "output_filter",
+            FaultKind::Quota(_) => "quota",
         }
     }
 }

@@ -308,6 +308,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     let mut stream_fault = None;
     let mut answer = None;
     let mut filtered = false;
+    let mut quota = None;
     if let Some(kind) = &fault {
         guard.set_fault(kind.name());
         match kind.effect() {
@@ -334,6 +335,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
             Effect::WrongModel(name) => model = name.to_owned(),
             Effect::Answer(text) => answer = Some(text.to_owned()),
             Effect::FilterOutput => filtered = true,
+            Effect::Quota(counts) => quota = Some(counts.headers(route)),
             Effect::Deliver(how) => stream_fault = Some(how),
         }
     }
@@ -344,7 +346,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, incoming: Incoming) -> Response {
     if filtered {
         reply.filter_output();
     }
-    let extra = request_id_header(route, serial);
+    let mut extra = request_id_header(route, serial);
+    extra.extend(quota.unwrap_or_default());
     guard.set_status(200);
     if ask.stream {
         let events = encode_stream(&incoming.target, &reply, &ask);

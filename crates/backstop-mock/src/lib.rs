@@ -53,6 +53,7 @@ mod gemini;
 mod handler;
 mod log;
 mod openai;
+mod quota;
 #[cfg(feature = "redis-server")]
 pub mod redis_server;
 mod registry;
@@ -73,6 +74,7 @@ pub use cloud::BEDROCK_SECRET_ACCESS_KEY;
 pub use config::{answer_chunks, MockConfig, MockError, ScriptFormat, DEFAULT_ANSWER};
 pub use fault::{glob_match, Fault, FaultKind, Mode, Route, Selector};
 pub use log::RecordedRequest;
+pub use quota::Quota;
 pub use server::{run, run_with, MockServer};
 #[cfg(feature = "tls-test-certs")]
 pub use test_certs::TestCerts;

@@ -55,6 +55,16 @@ pub(crate) struct FaultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remaining: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tokens_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tokens_remaining: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window: Option<Vec<String>>,
@@ -81,7 +91,12 @@ impl FaultSpec {
     /// Names of the kind-specific keys that are present, to reject the ones a kind does not use.
     fn present_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        let checks: [(&'static str, bool); 9] = [
+        let checks: [(&'static str, bool); 14] = [
+            ("limit", self.limit.is_some()),
+            ("remaining", self.remaining.is_some()),
+            ("reset", self.reset.is_some()),
+            ("tokens_limit", self.tokens_limit.is_some()),
+            ("tokens_remaining", self.tokens_remaining.is_some()),
             ("status", self.status.is_some()),
             ("retry_after", self.retry_after.is_some()),
             ("delay", self.delay.is_some()),
@@ -156,6 +171,13 @@ impl FaultSpec {
             "malformed_event" | "error_event" => &["at"],
             "wrong_model" => &["name"],
             "answer" => &["text"],
+            "quota" => &[
+                "limit",
+                "remaining",
+                "reset",
+                "tokens_limit",
+                "tokens_remaining",
+            ],
             _ => &[],
         };
         if let Some(extra) = self
@@ -227,6 +249,21 @@ impl FaultSpec {
             "wrong_model" => FaultKind::WrongModel {
                 name: need(self.name, "name", k)?,
             },
+            "quota" => FaultKind::Quota(crate::quota::Quota {
+                limit: need(self.limit, "limit", k)?,
+                remaining: need(self.remaining, "remaining", k)?,
+                reset: duration_key(self.reset, "reset", k)?,
+                tokens: match (self.tokens_limit, self.tokens_remaining) {
+                    (Some(limit), Some(remaining)) => Some((limit, remaining)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(
+                            "give both `tokens_limit` and `tokens_remaining`, or neither"
+                                .to_owned(),
+                        )
+                    }
+                },
+            }),
             other => {
                 return Err(format!(
                     "unknown fault kind `{other}`; known kinds: {}",
@@ -238,7 +275,7 @@ impl FaultSpec {
 }
 
 /// Every `kind` a script may use.
-pub(crate) const KINDS: [&str; 24] = [
+pub(crate) const KINDS: [&str; 25] = [
     "status",
     "rate_limit",
     "overloaded",
@@ -263,6 +300,7 @@ pub(crate) const KINDS: [&str; 24] = [
     "wrong_model",
     "answer",
     "output_filter",
+    "quota",
 ];
 
 impl TryFrom<FaultSpec> for Fault {
@@ -332,6 +370,15 @@ impl From<Fault> for FaultSpec {
             FaultKind::MalformedEvent { at } | FaultKind::ErrorEvent { at } => spec.at = Some(at),
             FaultKind::WrongModel { name } => spec.name = Some(name),
             FaultKind::Answer { text } => spec.text = Some(text),
+            FaultKind::Quota(quota) => {
+                spec.limit = Some(quota.limit);
+                spec.remaining = Some(quota.remaining);
+                spec.reset = Some(format_duration(quota.reset));
+                if let Some((limit, remaining)) = quota.tokens {
+                    spec.tokens_limit = Some(limit);
+                    spec.tokens_remaining = Some(remaining);
+                }
+            }
             FaultKind::Overloaded
             | FaultKind::ContextLength
             | FaultKind::ContentFilter
@@ -433,6 +480,13 @@ mod tests {
                 "malformed_event" | "error_event" => value["at"] = json!(2),
                 "wrong_model" => value["name"] = json!("other"),
                 "answer" => value["text"] = json!("{\"n\": 1}"),
+                "quota" => {
+                    value["limit"] = json!(100);
+                    value["remaining"] = json!(3);
+                    value["reset"] = json!("20s");
+                    value["tokens_limit"] = json!(1000);
+                    value["tokens_remaining"] = json!(10);
+                }
                 _ => {}
             }
             let fault = parse(value).unwrap();

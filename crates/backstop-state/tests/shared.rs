@@ -142,3 +142,47 @@ async fn a_dead_redis_is_reported_and_sharing_resumes_when_it_is_back() {
     assert!(until(Duration::from_secs(30), || b.state() == BreakerState::Open).await);
     assert!(a_state.store().is_up());
 }
+
+/// A counter added to by two stores on the same backend (one for memory), concurrently: every addition counts once, and the
+/// expiry set when the counter was created ends it.
+async fn counters_add_up(spec: &StateSpec) {
+    let open = || async {
+        State::open(
+            spec,
+            "count:",
+            Duration::from_secs(1),
+            Arc::new(NoStateObserver),
+        )
+        .await
+        .unwrap()
+    };
+    let a = open().await.store().clone();
+    // Memory is one process's own: the second store is the same one.
+    let b = match spec {
+        StateSpec::Memory => a.clone(),
+        _ => open().await.store().clone(),
+    };
+    let ttl = Some(Duration::from_millis(600));
+    let adds = (0..20).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move { store.add("spend:team", 0.25, ttl).await })
+    });
+    for add in adds.collect::<Vec<_>>() {
+        add.await.unwrap().unwrap();
+    }
+    assert_eq!(b.add("spend:team", 0.0, ttl).await.unwrap(), 5.0);
+    assert_eq!(a.add("spend:other", 1.5, None).await.unwrap(), 1.5);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(a.add("spend:team", 0.0, ttl).await.unwrap(), 0.0, "expired");
+    assert_eq!(b.add("spend:other", 0.5, None).await.unwrap(), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_atomic_and_expire_on_every_backend() {
+    let redis = RedisServer::start().unwrap();
+    counters_add_up(&StateSpec::parse(&redis.url()).unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    counters_add_up(&StateSpec::parse(&format!("sqlite:{}", path.display())).unwrap()).await;
+    counters_add_up(&StateSpec::Memory).await;
+}

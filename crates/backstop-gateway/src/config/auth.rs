@@ -19,25 +19,49 @@ pub fn auth_from_raw(raw: RawAuth) -> Result<Auth, ConfigError> {
         None => None,
     };
     let open = raw.open.unwrap_or(false);
-    if open && !client_keys.is_empty() {
-        return Err(ConfigError::at(
-            "auth.open",
-            "`open = true` lets any client in, but client_keys are set: remove one or the other",
-        ));
-    }
     let protect_metrics = raw.protect_metrics.unwrap_or(false);
-    if protect_metrics && client_keys.is_empty() && admin_key.is_none() {
-        return Err(ConfigError::at(
-            "auth.protect_metrics",
-            "needs client_keys or an admin_key to protect /metrics and /status with",
-        ));
-    }
     Ok(Auth {
         client_keys,
         admin_key,
         open,
         protect_metrics,
+        keys: Vec::new(),
     })
+}
+
+/// Adds the client keys (`auth.client_keys`, then `[[keys]]`) to `auth`, which `[[keys]]` alone creates, and
+/// checks what depends on them.
+pub fn add_keys(
+    auth: &mut Option<Auth>,
+    raw: Vec<super::keys::RawKey>,
+    models: &std::collections::BTreeMap<String, std::sync::Arc<super::Model>>,
+) -> Result<(), ConfigError> {
+    let legacy = auth.as_ref().map_or(&[][..], |auth| &auth.client_keys[..]);
+    let keys = super::keys::keys_from_raw(legacy, raw, models)?;
+    if keys.is_empty() && auth.is_none() {
+        return Ok(());
+    }
+    let auth = auth.get_or_insert_with(|| Auth {
+        client_keys: Vec::new(),
+        admin_key: None,
+        open: false,
+        protect_metrics: false,
+        keys: Vec::new(),
+    });
+    auth.keys = keys;
+    if auth.open && auth.requires_client_key() {
+        return Err(ConfigError::at(
+            "auth.open",
+            "`open = true` lets any client in, but client keys are set: remove one or the other",
+        ));
+    }
+    if auth.protect_metrics && !auth.requires_client_key() && auth.admin_key.is_none() {
+        return Err(ConfigError::at(
+            "auth.protect_metrics",
+            "needs client keys or an admin_key to protect /metrics and /status with",
+        ));
+    }
+    Ok(())
 }
 
 fn non_blank(path: &str, key: String) -> Result<Secret, ConfigError> {
@@ -53,7 +77,7 @@ fn non_blank(path: &str, key: String) -> Result<Secret, ConfigError> {
 /// Refuses to listen on `listen` when it is not a loopback address and no client key
 /// is required, unless `auth.open = true` says that this is meant.
 pub fn check_exposure(listen: SocketAddr, auth: Option<&Auth>) -> Result<(), ConfigError> {
-    let keys = auth.is_some_and(|auth| !auth.client_keys.is_empty());
+    let keys = auth.is_some_and(Auth::requires_client_key);
     let open = auth.is_some_and(|auth| auth.open);
     if listen.ip().is_loopback() || keys || open {
         return Ok(());
@@ -85,7 +109,7 @@ impl Config {
         if let Some(key) = auth.and_then(|auth| auth.admin_key.clone()) {
             return AdminAccess::Key(key);
         }
-        if auth.is_some_and(|auth| !auth.client_keys.is_empty()) {
+        if auth.is_some_and(Auth::requires_client_key) {
             return AdminAccess::Disabled(
                 "the admin API is disabled because no auth.admin_key is set (client keys are): set auth.admin_key to use it",
             );
@@ -107,10 +131,7 @@ impl Config {
 /// What `check` says about authentication: what clients need, who may use the admin
 /// API, whether `/metrics` and `/status` are protected.
 pub fn auth_summary(config: &Config) -> String {
-    let keys = config
-        .auth
-        .as_ref()
-        .map_or(0, |auth| auth.client_keys.len());
+    let keys = config.auth.as_ref().map_or(0, |auth| auth.keys.len());
     let clients = match keys {
         0 if config.auth.as_ref().is_some_and(|auth| auth.open) => {
             "open to any client (auth.open = true)".to_string()

@@ -4,14 +4,18 @@
 //! fallbacks, cycles) and parses units. Every error names its key path.
 
 mod auth;
+mod catalog;
 mod channels;
 mod error;
 mod interpolate;
 mod keep;
+mod keys;
 mod passthrough;
 mod plan;
+mod policy;
 mod queue;
 mod raw;
+mod regions;
 mod secrets;
 mod telemetry;
 mod tools;
@@ -28,8 +32,11 @@ pub use keep::{
     CacheMatch, CacheServe, CacheSettings, GuardSettings, GuardTier, IdempotencySettings,
     DEFAULT_GUARD_TIERS,
 };
+pub use keys::{Budget, BudgetPeriod, ClientKey, KeySecret, RateLimits};
 pub use plan::routing_plan;
+pub use policy::{DriftPolicy, ModelPolicy};
 pub use queue::{CallbackHost, QueueSettings};
+pub use regions::region_matches;
 pub use telemetry::TelemetrySettings;
 pub use tools::*;
 pub use types::*;

@@ -103,7 +103,9 @@ pub fn routing_plan(config: &Config) -> String {
                 price.input, price.output
             );
         }
+        out.push_str(&super::policy::policy_plan(model));
     }
+    out.push_str(&super::keys::keys_plan(config));
     out.push_str(&super::tools::tools_plan(config));
     out
 }

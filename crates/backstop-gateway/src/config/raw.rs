@@ -29,6 +29,10 @@ pub struct RawConfig {
     pub telemetry: Option<RawTelemetry>,
     pub guard: Option<super::keep::RawGuard>,
     pub idempotency: Option<super::keep::RawIdempotency>,
+    #[serde(default)]
+    pub keys: Vec<super::keys::RawKey>,
+    pub catalog: Option<super::catalog::RawCatalog>,
+    pub rate_limit: Option<RawRateLimit>,
 }
 
 /// `[auth]`
@@ -75,7 +79,9 @@ pub struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub provider: String,
+    #[serde(default)]
     pub model: String,
+    pub catalog: Option<String>,
     pub weight: Option<u32>,
 }
 
@@ -105,6 +111,8 @@ pub struct RawModel {
     pub embedding_space: Option<String>,
     pub cache: Option<super::keep::RawCache>,
     pub guard_tiers: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub on_drift: Option<String>,
 }
 
 /// A byte size: a string with a unit (`"64MB"`, `"512KiB"`) or an integer of bytes.
@@ -125,7 +133,7 @@ pub struct RawHedge {
 }
 
 /// `price = { input = 3.0, output = 15.0 }`, USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
     pub input: f64,
@@ -258,4 +266,11 @@ pub struct RawTelemetry {
     pub sample_ratio: Option<f64>,
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub headroom: Option<f64>,
 }

@@ -30,7 +30,8 @@ fn walk(value: &toml::Value, secret: bool, found: &mut Vec<String>) {
             for (key, item) in table {
                 walk(
                     item,
-                    secret || key == "headers" || is_secret_key(key),
+                    // `[[keys]]` holds names and limits besides its `key`, which is found by its own name.
+                    secret || key == "headers" || (is_secret_key(key) && key != "keys"),
                     found,
                 );
             }
@@ -75,7 +76,10 @@ impl super::Config {
             key.chain(headers).chain(channel).collect::<Vec<_>>()
         });
         let auth = self.auth.iter().flat_map(|auth| {
-            let clients = auth.client_keys.iter();
+            let clients = auth.keys.iter().filter_map(|key| match &key.secret {
+                super::KeySecret::Plain(secret) => Some(secret),
+                super::KeySecret::Sha256(_) => None,
+            });
             clients
                 .chain(auth.admin_key.iter())
                 .map(|k| k.expose().to_string())

@@ -72,7 +72,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "lisen = \"127.0.0.1:1\"\n",
-            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `queue`, `tools`, `mcp`, `telemetry`, `guard`, `idempotency`",
+            "config error at `lisen`: unknown field `lisen`, expected one of `listen`, `state`, `state_prefix`, `auth`, `providers`, `models`, `retry`, `timeouts`, `circuit_breaker`, `server`, `responses`, `queue`, `tools`, `mcp`, `telemetry`, `guard`, `idempotency`, `keys`, `catalog`, `rate_limit`",
         ),
         (
             "[providers.a]\nkind = \"watsonx\"\n",
@@ -112,7 +112,7 @@ fn error_messages_name_the_key() {
         ),
         (
             "[models.m]\ntargets = [{ provider = \"a\", model = \"y\", wieght = 2 }]\n",
-            "config error at `models.m.targets[0].wieght`: unknown field `wieght`, expected one of `provider`, `model`, `weight`",
+            "config error at `models.m.targets[0].wieght`: unknown field `wieght`, expected one of `provider`, `model`, `catalog`, `weight`",
         ),
         ("state = \"postgres://x\"\n", "config error at `state`: `postgres://x` is not a state store: use \"memory\", \"sqlite:PATH\" or \"redis://HOST:PORT[/DB]\""),
         ("[server]\nthreads = 5000\n", "config error at `server.threads`: must be 0 (one per core) to 1024"),

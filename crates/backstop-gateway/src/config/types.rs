@@ -74,6 +74,22 @@ pub struct Config {
     pub guard: super::GuardSettings,
     /// How long answers to requests with an `Idempotency-Key` are kept (`[idempotency]`).
     pub idempotency: super::IdempotencySettings,
+    /// Proactive rate limiting from the providers' headers (`[rate_limit]`).
+    pub rate_limit: RateLimitSettings,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitSettings {
+    /// Below this share of its limit left (requests or tokens) before the reset, a target gives way to the
+    /// model's other channels.
+    pub headroom: f64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { headroom: 0.05 }
+    }
 }
 
 pub use backstop_state::StateSpec;
@@ -89,6 +105,26 @@ pub struct Auth {
     pub open: bool,
     /// Whether `/metrics` and `/status` need a client or admin key.
     pub protect_metrics: bool,
+    /// Every accepted client key with its identity and limits: `client_keys` (no limits), then `[[keys]]`.
+    pub keys: Vec<Arc<super::ClientKey>>,
+}
+
+impl Auth {
+    /// Whether clients must present a key.
+    pub fn requires_client_key(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The client key `presented` is, compared with every key in constant time.
+    pub fn identify(&self, presented: &str) -> Option<Arc<super::ClientKey>> {
+        let mut found = None;
+        for key in &self.keys {
+            if key.secret.matches(presented) && found.is_none() {
+                found = Some(key.clone());
+            }
+        }
+        found
+    }
 }
 
 /// An upstream provider.
@@ -315,6 +351,8 @@ pub struct Model {
     pub cache: Option<super::CacheSettings>,
     /// The tiers whose answers may not call an irreversible tool (`guard_tiers`).
     pub guard_tiers: Vec<super::GuardTier>,
+    /// Regions and drift policy.
+    pub policy: super::ModelPolicy,
 }
 
 /// How a model's streams reach the client.

@@ -31,8 +31,7 @@ pub fn validate(
     };
     let state = parse_state(raw.state.as_deref())?;
     let state_prefix = parse_state_prefix(raw.state_prefix.as_deref())?;
-    let auth = raw.auth.map(auth_from_raw).transpose()?;
-    check_exposure(listen, auth.as_ref())?;
+    let mut auth = raw.auth.map(auth_from_raw).transpose()?;
     let mut providers = BTreeMap::new();
     for (name, provider) in raw.providers {
         let built = provider_from_raw(&name, provider, lookup)?;
@@ -46,12 +45,17 @@ pub fn validate(
     let queue = super::queue::queue_from_raw(raw.queue.unwrap_or_default())?;
     let telemetry = super::telemetry::telemetry_from_raw(raw.telemetry.unwrap_or_default())?;
 
+    let mut raw_models = raw.models;
+    let mut pins = super::catalog::apply(raw.catalog, &mut raw_models)?;
     let mut models = BTreeMap::new();
-    for (name, model) in &raw.models {
-        let built = model_from_raw(name, model, &providers, &retry, auto_idle)?;
+    for (name, model) in &raw_models {
+        let mut built = model_from_raw(name, model, &providers, &retry, auto_idle)?;
+        built.policy.pinned = pins.remove(name).unwrap_or_default();
         models.insert(name.clone(), Arc::new(built));
     }
     check_fallbacks(&models)?;
+    super::auth::add_keys(&mut auth, raw.keys, &models)?;
+    check_exposure(listen, auth.as_ref())?;
     let tools = super::validate_tools::tools_from_raw(raw.tools)?;
     let mcp = super::validate_tools::mcp_from_raw(raw.mcp)?;
     let guard = super::keep::guard_from_raw(raw.guard.unwrap_or_default())?;
@@ -71,6 +75,7 @@ pub fn validate(
         queue,
         telemetry,
         zero_config: false,
+        rate_limit: rate_limit_from_raw(raw.rate_limit.unwrap_or_default())?,
         tools,
         mcp,
         guard,
@@ -620,6 +625,7 @@ fn model_from_raw(
             .map(|cache| super::keep::cache_from_raw(&path, cache))
             .transpose()?,
         guard_tiers: super::keep::guard_tiers_from_raw(&path, raw.guard_tiers.as_ref())?,
+        policy: super::policy::model_policy(&path, raw)?,
         hedge: match &raw.hedge {
             None => None,
             Some(hedge) => Some(
@@ -762,4 +768,22 @@ fn find_cycle(models: &BTreeMap<String, Arc<Model>>) -> Result<(), ConfigError> 
         }
     }
     Ok(())
+}
+
+fn rate_limit_from_raw(
+    raw: super::raw::RawRateLimit,
+) -> Result<super::RateLimitSettings, ConfigError> {
+    let mut settings = super::RateLimitSettings::default();
+    if let Some(headroom) = raw.headroom {
+        if !(0.0..1.0).contains(&headroom) {
+            return Err(ConfigError::at(
+                "rate_limit.headroom",
+                format!(
+                    "{headroom} is not a share of a limit from 0 (off) to below 1 (0.05 is 5%)"
+                ),
+            ));
+        }
+        settings.headroom = headroom;
+    }
+    Ok(settings)
 }

@@ -62,6 +62,7 @@ pub fn zero_config(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
         mcp: BTreeMap::new(),
         guard: GuardSettings::default(),
         idempotency: IdempotencySettings::default(),
+        rate_limit: Default::default(),
     }
 }
 
@@ -131,5 +132,6 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
         max_rescue_text: DEFAULT_MAX_RESCUE_TEXT,
         cache: None,
         guard_tiers: DEFAULT_GUARD_TIERS.to_vec(),
+        policy: Default::default(),
     })
 }

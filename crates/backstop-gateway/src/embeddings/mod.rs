@@ -5,7 +5,7 @@
 
 mod serve;
 
-use crate::http::{check_client_key, read_limited, ApiError};
+use crate::http::{identify_client, read_limited, ApiError};
 use crate::pipeline::Gateway;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -25,11 +25,15 @@ async fn create(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     let result = async {
         let (parts, body) = request.into_parts();
         let config = gateway.config();
-        check_client_key(config.auth.as_ref(), &parts.headers)?;
+        let key = identify_client(config.auth.as_ref(), &parts.headers)?;
         let body = read_limited(body, config.server.max_body_size, "server.max_body_size").await?;
         let parsed =
             backstop_protocol::validate_embeddings(&body).map_err(ApiError::invalid_request)?;
-        serve::serve(&gateway, &config, &parsed, body).await
+        let tab = gateway
+            .governance()
+            .admit(gateway.metrics(), key, &parsed.model, Protocol::OpenAi)
+            .await?;
+        serve::serve(&gateway, &config, &parsed, body, tab).await
     }
     .await;
     result.unwrap_or_else(|error: ApiError| {

@@ -19,18 +19,20 @@ use backstop_protocol::{EmbeddingsRequest, Protocol, ProtocolError, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 /// Largest embeddings answer read (2048 vectors of 3072 floats as JSON fit well within it).
 const MAX_ANSWER: usize = 256 << 20;
 
-/// Serves `req` (the client's `body`) under `config`.
+/// Serves `req` (the client's `body`) under `config`, charging what it costs to `tab`.
 pub async fn serve(
     gateway: &Gateway,
     config: &Config,
     req: &EmbeddingsRequest,
     body: Bytes,
+    tab: Arc<crate::governance::Tab>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let model = gateway.resolve(config, &req.model)?;
@@ -40,6 +42,10 @@ pub async fn serve(
             c.inner.model.name == model.name
                 || (model.embedding_space.is_some()
                     && c.inner.model.embedding_space == model.embedding_space)
+        })
+        .map(|mut c| {
+            c.inner.tab = Some(tab.clone());
+            c
         })
         .collect();
     let attempts = EmbeddingAttempts {

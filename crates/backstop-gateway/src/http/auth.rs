@@ -2,8 +2,9 @@
 //! and observer keys in constant time.
 
 use super::{ApiError, ErrorKind};
-use crate::config::Auth;
+use crate::config::{Auth, ClientKey};
 use http::HeaderMap;
+use std::sync::Arc;
 
 /// The key a caller presents: `x-api-key: K` or `Authorization: Bearer K`, the scheme
 /// in any case and followed by any amount of whitespace.
@@ -26,24 +27,27 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Accepts `Authorization: Bearer K` or `x-api-key: K` when client keys are configured.
 pub fn check_client_key(auth: Option<&Auth>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(auth) = auth.filter(|auth| !auth.client_keys.is_empty()) else {
-        return Ok(());
+    identify_client(auth, headers).map(drop)
+}
+
+/// The client key the caller presents (`None` when no key is required), or a 401: a missing or unknown key
+/// is refused whenever keys are configured.
+pub fn identify_client(
+    auth: Option<&Auth>,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<ClientKey>>, ApiError> {
+    let Some(auth) = auth.filter(|auth| auth.requires_client_key()) else {
+        return Ok(None);
     };
-    let presented = presented_key(headers);
-    match presented {
+    match presented_key(headers) {
         None => Err(ApiError::new(
             ErrorKind::Unauthorized,
             "missing client key: send it as `Authorization: Bearer KEY` or `x-api-key: KEY`",
         )),
-        Some(key)
-            if auth
-                .client_keys
-                .iter()
-                .any(|k| constant_time_eq(k.expose(), key.trim())) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::new(ErrorKind::Unauthorized, "invalid client key")),
+        Some(key) => match auth.identify(key.trim()) {
+            Some(found) => Ok(Some(found)),
+            None => Err(ApiError::new(ErrorKind::Unauthorized, "invalid client key")),
+        },
     }
 }
 
@@ -64,9 +68,8 @@ pub fn check_observer_key(auth: Option<&Auth>, headers: &HeaderMap) -> Result<()
             "this endpoint needs a client key or the admin key (auth.protect_metrics): send `Authorization: Bearer KEY`",
         ));
     };
-    let known = auth.client_keys.iter().chain(auth.admin_key.iter());
-    let mut accepted = false;
-    for key in known {
+    let mut accepted = auth.identify(presented).is_some();
+    for key in auth.admin_key.iter() {
         accepted |= constant_time_eq(key.expose(), presented);
     }
     if accepted {

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     NotConfigured,
     /// An upstream rejected the request itself; its status is kept.
     Upstream,
+    /// A client key over its budget or rate limit (429).
+    RateLimited,
     /// A bug in the gateway (500).
     Internal,
     /// The only answer left would call an irreversible tool from a guarded tier (503).
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::ActionHeld => "irreversible_action_held",
             ErrorKind::InProgress => "idempotency_key_in_progress",
             ErrorKind::KeyReused => "idempotency_key_reused",
+            ErrorKind::RateLimited => "rate_limit_error",
         }
     }
 
@@ -74,6 +77,7 @@ impl ErrorKind {
             ErrorKind::ActionHeld => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::InProgress => StatusCode::CONFLICT,
             ErrorKind::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }

@@ -6,7 +6,9 @@ mod body;
 mod error;
 mod meta;
 
-pub use auth::{check_client_key, check_observer_key, constant_time_eq, presented_key};
+pub use auth::{
+    check_client_key, check_observer_key, constant_time_eq, identify_client, presented_key,
+};
 pub use body::{read_limited, BodyTimeout};
 pub use error::{ApiError, ErrorKind};
 pub use meta::ServedMeta;

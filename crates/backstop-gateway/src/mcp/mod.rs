@@ -98,7 +98,7 @@ async fn proxy(gateway: &Arc<Gateway>, name: &str, request: Request) -> Result<R
     let gateway_keys = config
         .auth
         .as_ref()
-        .is_some_and(|auth| !auth.client_keys.is_empty());
+        .is_some_and(crate::config::Auth::requires_client_key);
     let outgoing = Outgoing {
         method: parts.method.clone(),
         headers: forwarded(&parts.headers, gateway_keys),

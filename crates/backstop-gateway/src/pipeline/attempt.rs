@@ -178,6 +178,8 @@ async fn whole(
     if let Some(refused) = crate::channels::refused_answer(target, &bytes) {
         return Err(refused);
     }
+    let drifts = &gateway.governance().drifts;
+    crate::governance::drift::check_answer(drifts, gateway.metrics(), route, &bytes)?;
     observe_first_byte(gateway, route, started.elapsed());
     Ok((bytes, held))
 }

@@ -83,6 +83,7 @@ pub struct Gateway {
     tool_health: crate::tools::ToolHealthMap,
     telemetry: Option<Arc<Telemetry>>,
     keep: crate::keep::Keep,
+    governance: Arc<crate::governance::Governance>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -122,6 +123,7 @@ impl Gateway {
             status_board: Default::default(),
             tool_health: Default::default(),
             keep: Default::default(),
+            governance: Default::default(),
         })
     }
 
@@ -281,7 +283,9 @@ impl Gateway {
                     }
                 }
             }));
+        let store = state.store().clone();
         if self.state.set(Arc::new(state)).is_ok() {
+            self.governance.attach(store);
             write(&self.health).clear();
             self.targets();
         }
@@ -290,6 +294,11 @@ impl Gateway {
     /// What the gateway keeps for the cache and idempotency keys (see [`crate::keep`]).
     pub fn keep(&self) -> &crate::keep::Keep {
         &self.keep
+    }
+
+    /// Client keys' budgets and rate limits, with their shared counters.
+    pub fn governance(&self) -> &Arc<crate::governance::Governance> {
+        &self.governance
     }
 
     /// The state layer, once attached.

@@ -21,6 +21,8 @@ pub struct Route {
     pub is_fallback: bool,
     /// The spans of its calls, when the request is traced.
     pub trace: Option<Arc<RouteTrace>>,
+    /// The request's tab, charged with what each call costs.
+    pub tab: Option<Arc<crate::governance::Tab>>,
 }
 
 /// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
@@ -81,6 +83,7 @@ fn push_model(
                     health: health.clone(),
                     is_fallback: group > 0,
                     trace: trace.map(RequestTrace::route),
+                    tab: None,
                 },
             });
         }

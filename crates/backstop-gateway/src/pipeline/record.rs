@@ -86,6 +86,9 @@ pub fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
         usage.output_tokens,
         cost,
     );
+    if let Some(tab) = &route.tab {
+        tab.charge(metrics, cost, usage.input_tokens + usage.output_tokens);
+    }
 }
 
 /// How an attempt's span ends.

@@ -74,7 +74,7 @@ fn removed_protection(old: &Config, new: &Config) -> Vec<&'static str> {
     let has = |config: &Config| {
         let auth = config.auth.as_ref();
         [
-            auth.is_some_and(|a| !a.client_keys.is_empty()),
+            auth.is_some_and(crate::config::Auth::requires_client_key),
             auth.is_some_and(|a| a.admin_key.is_some()),
             auth.is_some_and(|a| a.protect_metrics),
         ]

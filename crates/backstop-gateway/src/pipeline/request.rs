@@ -28,6 +28,8 @@ pub struct ClientRequest {
     pub deadline: Instant,
     /// A job of the durable queue replayed by its worker: never queued again.
     pub from_queue: bool,
+    /// What it costs, charged to its client key (set when it is admitted).
+    pub tab: Option<Arc<crate::governance::Tab>>,
     canonical: OnceLock<Result<ChatRequest, backstop_protocol::InvalidRequest>>,
     shape: OnceLock<Option<Shape>>,
 }
@@ -53,6 +55,7 @@ impl ClientRequest {
             deadline: Instant::now() + config.timeouts.total,
             config,
             from_queue: false,
+            tab: None,
             canonical: OnceLock::new(),
             shape: OnceLock::new(),
         })

@@ -31,7 +31,8 @@ impl Gateway {
         let trace = self
             .telemetry()
             .and_then(|telemetry| RequestTrace::start(telemetry, &request));
-        let result = self.serve_inner(&request, trace.as_ref()).await;
+        let mut result = self.serve_inner(&request, trace.as_ref()).await;
+        crate::governance::stamp_cost(&request, &mut result);
         let (status, meta) = match &result {
             Ok(response) => (
                 response.status(),
@@ -66,6 +67,7 @@ impl Gateway {
             request_id = request.request_id(),
             model = %requested,
             served_by = meta.as_ref().and_then(|m| m.target.as_deref()).unwrap_or("-"),
+            key = request.tab.as_ref().and_then(|tab| tab.key()).map_or("-", |key| key.name.as_str()),
             attempts = meta.as_ref().map_or(0, |m| m.attempts),
             fallback = meta.as_ref().is_some_and(|m| m.fallback),
             tier,
@@ -87,7 +89,13 @@ impl Gateway {
             Start::Answered(response) => return Ok(response),
             Start::Serve(tiers) => tiers,
         };
-        let candidates = plan::plan(self, &request.config, &model, request.protocol, trace);
+        let mut candidates = plan::plan(self, &request.config, &model, request.protocol, trace);
+        for candidate in &mut candidates {
+            candidate.inner.tab = request.tab.clone();
+        }
+        crate::governance::regions::restrict(request, &model, &mut candidates)?;
+        let quotas = &self.governance().quotas;
+        crate::governance::quota::prefer_roomy(quotas, self.metrics(), request, &mut candidates);
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()

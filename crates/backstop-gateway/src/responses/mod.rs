@@ -12,7 +12,9 @@ mod stream;
 pub use store::{Limits, MemoryStore, ResponseStore, Stored};
 
 use crate::config::Config;
-use crate::http::{check_client_key, presented_key, read_limited, ApiError, ErrorKind};
+use crate::http::{
+    check_client_key, identify_client, presented_key, read_limited, ApiError, ErrorKind,
+};
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -71,12 +73,13 @@ async fn create(State(shared): State<Shared>, request: Request) -> Response {
 async fn serve(shared: &Shared, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let config = shared.gateway.config();
-    check_client_key(config.auth.as_ref(), &parts.headers)?;
+    let key = identify_client(config.auth.as_ref(), &parts.headers)?;
     let body = read_limited(body, config.server.max_body_size, "server.max_body_size").await?;
     let owner = owner(&parts.headers);
     let (body, echo) = echo::prepare(body, shared.store.as_ref(), &owner)?;
     let limits = limits(&config);
-    let request = ClientRequest::new(Protocol::Responses, parts.headers, body, config)?;
+    let mut request = ClientRequest::new(Protocol::Responses, parts.headers, body, config)?;
+    shared.gateway.admit(&mut request, key).await?;
     let stream = request.envelope.stream;
     let response = shared.gateway.serve(Arc::new(request)).await?;
     if !response.status().is_success() {

@@ -83,7 +83,7 @@ async fn call_tool(
     let gateway_keys = config
         .auth
         .as_ref()
-        .is_some_and(|auth| !auth.client_keys.is_empty());
+        .is_some_and(crate::config::Auth::requires_client_key);
     let retry_all = parts.headers.contains_key("idempotency-key");
     let outgoing = Outgoing {
         method: parts.method.clone(),

@@ -10,6 +10,7 @@ mod channels;
 mod drill;
 mod embeddings;
 mod gateway;
+mod governance;
 mod hedge;
 pub(crate) mod hostile;
 mod keep;

@@ -73,6 +73,27 @@ impl Memory {
         true
     }
 
+    pub(crate) fn add(&self, key: &str, amount: f64, ttl: Option<std::time::Duration>) -> f64 {
+        let mut records = self.lock();
+        let now = now_ms();
+        let held = records
+            .get(key)
+            .filter(|(_, expires)| live(*expires, now))
+            .map(|(value, expires)| (value.parse::<f64>().unwrap_or(0.0), *expires));
+        let (total, expires) = match held {
+            Some((value, expires)) => (value + amount, expires),
+            None => {
+                let entry = Entry {
+                    value: String::new(),
+                    ttl,
+                };
+                (amount, entry.expires_at_ms())
+            }
+        };
+        records.insert(key.to_string(), (total.to_string(), expires));
+        total
+    }
+
     pub(crate) fn delete_if(&self, key: &str, value: &str) -> bool {
         let mut records = self.lock();
         if records.get(key).is_some_and(|(held, _)| held == value) {

@@ -221,6 +221,26 @@ impl Store {
         .await
     }
 
+    /// Adds `amount` to the number under `key` atomically (a missing or expired key counts as 0) and returns the
+    /// new total, shared by every process on the same store. `ttl` is set when the key is created and kept by
+    /// later additions, so a counter of a period ends with it (`None`: kept until deleted). Adding 0 reads it.
+    pub async fn add(
+        &self,
+        key: &str,
+        amount: f64,
+        ttl: Option<Duration>,
+    ) -> Result<f64, StateError> {
+        let key = self.full(key);
+        self.timed("add", OP_TIMEOUT, async {
+            match &self.backend {
+                Backend::Memory(m) => Ok(m.add(&key, amount, ttl)),
+                Backend::Sqlite(s) => s.add(key.clone(), amount, ttl).await,
+                Backend::Redis(r) => r.add(&key, amount, ttl).await,
+            }
+        })
+        .await
+    }
+
     /// Connects and says what was found (`redis 7.2.4 at host:6379, database 0`), without secrets.
     pub async fn check(&self, limit: Duration) -> Result<String, StateError> {
         self.timed("check", limit, async {

@@ -37,6 +37,11 @@ fn client_for(url: &str) -> Result<redis::Client, StateError> {
     Ok(redis::Client::build_with_tls(url, certificates)?)
 }
 
+/// Adds to a number and sets its expiry when the key has none yet (it was just created).
+const ADD: &str = "local total = redis.call('incrbyfloat', KEYS[1], ARGV[1]) \
+    if tonumber(ARGV[2]) > 0 and redis.call('pttl', KEYS[1]) < 0 then redis.call('pexpire', KEYS[1], ARGV[2]) end \
+    return total";
+
 /// A Redis server.
 pub struct Redis {
     client: redis::Client,
@@ -186,6 +191,27 @@ impl Redis {
             .query_async(&mut conn)
             .await?;
         Ok(deleted == 1)
+    }
+
+    pub(crate) async fn add(
+        &self,
+        key: &str,
+        amount: f64,
+        ttl: Option<Duration>,
+    ) -> Result<f64, StateError> {
+        let mut conn = self.conn().await?;
+        let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
+        let total: String = redis::cmd("EVAL")
+            .arg(ADD)
+            .arg(1)
+            .arg(key)
+            .arg(amount)
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await?;
+        total
+            .parse()
+            .map_err(|_| StateError::Backend(format!("`{key}` does not hold a number")))
     }
 
     pub(crate) async fn describe(&self) -> Result<String, StateError> {

@@ -187,6 +187,39 @@ impl Sqlite {
         .await
     }
 
+    pub(crate) async fn add(
+        &self,
+        key: String,
+        amount: f64,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<f64, StateError> {
+        self.run(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute(
+                "DELETE FROM records WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+                params![key, now_ms() as i64],
+            )?;
+            let expires_at = Entry {
+                value: String::new(),
+                ttl,
+            }
+            .expires_at_ms()
+            .map(|t| t as i64);
+            tx.execute(
+                "INSERT INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS REAL) + ?4 AS TEXT)",
+                params![key, amount.to_string(), expires_at, amount],
+            )?;
+            let total: String =
+                tx.query_row("SELECT value FROM records WHERE key = ?1", params![key], |row| {
+                    row.get(0)
+                })?;
+            tx.commit()?;
+            Ok(total.parse().unwrap_or(0.0))
+        })
+        .await
+    }
+
     pub(crate) async fn delete_if(&self, key: String, value: String) -> Result<bool, StateError> {
         self.run(move |conn| {
             Ok(conn.execute(

@@ -1,0 +1,248 @@
+//! Proactive rate limiting from the providers' own headers: what room a target has left (OpenAI
+//! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, Anthropic
+//! `anthropic-ratelimit-{requests,tokens,input-tokens}-{limit,remaining,reset}`) is kept per target from every
+//! answer. When a target's remaining requests or tokens fall below `rate_limit.headroom` of its limit before its
+//! reset, or a request's estimated tokens exceed what it has left, the model's other channels are tried first
+//! until the reset, instead of waiting for the 429. Counted in `backstop_preemptive_reroutes_total{target}`.
+
+use crate::pipeline::{ClientRequest, Route};
+use backstop_core::hints::{parse_reset_duration, parse_reset_timestamp};
+use backstop_core::Candidate;
+use http::HeaderMap;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// How long a count without a reset header is trusted.
+const DEFAULT_RESET: Duration = Duration::from_secs(60);
+
+/// The most targets tracked (the configured ones; the bound only guards against a config that keeps growing).
+const MAX_TARGETS: usize = 10_000;
+
+/// What a provider said is left of one limit.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    limit: u64,
+    remaining: u64,
+    reset_at: Instant,
+}
+
+impl Room {
+    fn live(&self, now: Instant) -> bool {
+        now < self.reset_at
+    }
+
+    fn below(&self, headroom: f64, now: Instant) -> bool {
+        self.live(now) && self.limit > 0 && (self.remaining as f64) < headroom * self.limit as f64
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct TargetRoom {
+    requests: Option<Room>,
+    tokens: Option<Room>,
+}
+
+/// The room each target has left, as its provider last said.
+#[derive(Default)]
+pub struct Quotas {
+    targets: Mutex<HashMap<String, TargetRoom>>,
+}
+
+impl Quotas {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, TargetRoom>> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the rate-limit headers of a successful answer of `target` (a 429 holds the target until its reset
+    /// through the retry hint already).
+    pub fn observe(&self, target: &str, headers: &HeaderMap) {
+        let now = Instant::now();
+        let requests = room(headers, &REQUESTS, now);
+        let tokens = room(headers, &TOKENS, now).or_else(|| room(headers, &INPUT_TOKENS, now));
+        if requests.is_none() && tokens.is_none() {
+            return;
+        }
+        let mut targets = self.lock();
+        if targets.len() >= MAX_TARGETS && !targets.contains_key(target) {
+            targets.clear();
+        }
+        let entry = targets.entry(target.to_string()).or_default();
+        if requests.is_some() {
+            entry.requests = requests;
+        }
+        if tokens.is_some() {
+            entry.tokens = tokens;
+        }
+    }
+
+    /// Whether `target` should be avoided now: below `headroom` of its requests or tokens, or with fewer tokens
+    /// left than `needed`.
+    pub fn short(&self, target: &str, headroom: f64, needed: u64) -> bool {
+        let now = Instant::now();
+        let Some(room) = self.lock().get(target).copied() else {
+            return false;
+        };
+        let requests = room.requests.is_some_and(|r| r.below(headroom, now));
+        let tokens = room
+            .tokens
+            .is_some_and(|t| t.below(headroom, now) || (t.live(now) && needed > t.remaining));
+        requests || tokens
+    }
+}
+
+/// The header names of one limit, both providers' spellings.
+struct Names {
+    openai: [&'static str; 3],
+    anthropic: [&'static str; 3],
+}
+
+const REQUESTS: Names = Names {
+    openai: [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+    ],
+    anthropic: [
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+    ],
+};
+
+const TOKENS: Names = Names {
+    openai: [
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ],
+    anthropic: [
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+    ],
+};
+
+const INPUT_TOKENS: Names = Names {
+    openai: TOKENS.openai,
+    anthropic: [
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+    ],
+};
+
+fn room(headers: &HeaderMap, names: &Names, now: Instant) -> Option<Room> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let number = |name: &str| text(name)?.parse::<u64>().ok();
+    let [limit, remaining, reset] = names.openai;
+    if let (Some(limit), Some(remaining)) = (number(limit), number(remaining)) {
+        let wait = text(reset).and_then(parse_reset_duration);
+        return Some(Room {
+            limit,
+            remaining,
+            reset_at: now + wait.unwrap_or(DEFAULT_RESET),
+        });
+    }
+    let [limit, remaining, reset] = names.anthropic;
+    let (limit, remaining) = (number(limit)?, number(remaining)?);
+    let wait = text(reset).and_then(|value| parse_reset_timestamp(value, SystemTime::now()));
+    Some(Room {
+        limit,
+        remaining,
+        reset_at: now + wait.unwrap_or(DEFAULT_RESET),
+    })
+}
+
+/// Moves the candidates whose target is short of room behind the other channels of their model (keeping plan
+/// order otherwise), counting a reroute for each one that had another channel to give way to.
+pub fn prefer_roomy(
+    quotas: &Quotas,
+    metrics: &crate::metrics::Metrics,
+    request: &ClientRequest,
+    candidates: &mut [Candidate<Route>],
+) {
+    let headroom = request.config.rate_limit.headroom;
+    let needed = request.estimated_tokens() + request.envelope.max_tokens.unwrap_or(0);
+    let short: Vec<bool> = candidates
+        .iter()
+        .map(|c| quotas.short(&c.inner.target.label, headroom, needed))
+        .collect();
+    if !short.contains(&true) {
+        return;
+    }
+    let mut start = 0;
+    while start < candidates.len() {
+        let group = candidates[start].group;
+        let end = candidates[start..]
+            .iter()
+            .position(|c| c.group != group)
+            .map_or(candidates.len(), |offset| start + offset);
+        let roomy = (start..end).filter(|&i| !short[i]).count();
+        if roomy > 0 {
+            for index in (start..end).filter(|&i| short[i]) {
+                metrics
+                    .governance()
+                    .preemptive_reroute(&candidates[index].inner.target.label);
+            }
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by_key(|&i| short[i]);
+            let reordered: Vec<Candidate<Route>> =
+                order.iter().map(|&i| candidates[i].clone()).collect();
+            for (slot, candidate) in candidates[start..end].iter_mut().zip(reordered) {
+                *slot = candidate;
+            }
+        }
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_below_its_headroom_is_short_until_its_reset() {
+        let quotas = Quotas::default();
+        quotas.observe(
+            "openai/gpt",
+            &headers(&[
+                ("x-ratelimit-limit-requests", "100"),
+                ("x-ratelimit-remaining-requests", "3"),
+                ("x-ratelimit-reset-requests", "20s"),
+            ]),
+        );
+        assert!(quotas.short("openai/gpt", 0.05, 0));
+        assert!(!quotas.short("openai/gpt", 0.02, 0));
+        assert!(!quotas.short("other/gpt", 0.05, 0));
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert!(!quotas.short("openai/gpt", 0.05, 0), "reset");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_heavier_than_the_tokens_left_is_short_and_anthropic_headers_count() {
+        let quotas = Quotas::default();
+        let reset = "2999-01-01T00:00:00Z";
+        quotas.observe(
+            "anthropic/claude",
+            &headers(&[
+                ("anthropic-ratelimit-tokens-limit", "100000"),
+                ("anthropic-ratelimit-tokens-remaining", "50000"),
+                ("anthropic-ratelimit-tokens-reset", reset),
+            ]),
+        );
+        assert!(!quotas.short("anthropic/claude", 0.05, 40_000));
+        assert!(quotas.short("anthropic/claude", 0.05, 60_000));
+    }
+}
