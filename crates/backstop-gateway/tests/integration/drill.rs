@@ -105,15 +105,14 @@ async fn the_drill_report_agrees_with_what_the_mocks_saw() {
             .is_some_and(|n| n + 1 >= before.requests),
         "{before:?}"
     );
+    // ... and one sent just after it may still have reached the primary.
+    let during = &report.phases.during;
+    let on_primary = during.served_by.get(PRIMARY).copied().unwrap_or(0);
+    assert!(on_primary <= 1, "{during:?}");
     assert_eq!(
-        report.phases.during.served_by.get(PRIMARY),
-        None,
-        "{:?}",
-        report.phases.during
-    );
-    assert_eq!(
-        report.phases.during.served_by.get(BACKUP),
-        Some(&report.phases.during.requests)
+        during.served_by.get(BACKUP).copied().unwrap_or(0) + on_primary,
+        during.requests,
+        "{during:?}"
     );
     assert!(report
         .phases
