@@ -222,6 +222,20 @@ pub enum FinishReason {
     StopSequence(Option<String>),
 }
 
+impl FinishReason {
+    /// The reason's name, as OpenAI spells it (`stop`, `length`, `tool_calls`,
+    /// `content_filter`; `stop_sequence` for a matched stop sequence).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::StopSequence(_) => "stop_sequence",
+        }
+    }
+}
+
 /// Token counts. `input_tokens` counts every prompt token, cached ones included (OpenAI's
 /// convention); the cache fields say how many of them were read from or written to a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

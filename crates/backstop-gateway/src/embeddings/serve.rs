@@ -8,7 +8,7 @@ use crate::http::{ApiError, ErrorKind, ServedMeta};
 use crate::metrics::RequestLabels;
 use crate::pipeline::{
     notes, plan, read_body, read_failure, record_attempt, upstream_error_for_caller, verdict,
-    AttemptError, Ended, Events, Failure, Gateway, Route,
+    Answered, AttemptError, Ended, Events, Failure, Gateway, Route,
 };
 use axum::body::Body;
 use axum::response::Response;
@@ -68,7 +68,7 @@ pub async fn serve(
                 gateway.metrics(),
                 route,
                 served.attempt,
-                Ended::Answered(Some(&usage)),
+                Ended::Answered(Answered::with_usage(Some(&usage))),
             );
             (Ok(answer(bytes, route, served.calls)), served.calls)
         }

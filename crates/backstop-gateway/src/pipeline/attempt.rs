@@ -5,7 +5,7 @@ use super::buffers::Held;
 use super::call::{read_body, send};
 use super::failure::Failure;
 use super::plan::Route;
-use super::record::{record_attempt, record_usage, Ended};
+use super::record::{record_attempt, record_usage, Ended, Reported};
 use super::relay::Relay;
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
@@ -71,7 +71,7 @@ pub enum Answer {
     Whole {
         body: Bytes,
         held: Held,
-        usage: Option<Usage>,
+        reported: Reported,
         corrections: Option<u32>,
         stream: bool,
     },
@@ -123,11 +123,19 @@ async fn exchange(
     let target = &route.target;
     if !request.envelope.stream {
         let (bytes, held) = whole(gateway, request, route, body, deadline).await?;
-        let (body, usage) = render_success(request.protocol, target.spec().protocol, &bytes)?;
+        let upstream = target.spec().protocol;
+        let (body, usage) = render_success(request.protocol, upstream, &bytes)?;
+        // The finish reason and model are read for the trace only: a plain answer is not decoded.
+        let reported = match route.trace {
+            Some(_) => backstop_protocol::decode_response(upstream, &bytes)
+                .map(|decoded| Reported::of(&decoded))
+                .unwrap_or_default(),
+            None => Reported::default(),
+        };
         return Ok(Answer::Whole {
             body,
             held,
-            usage,
+            reported: Reported { usage, ..reported },
             corrections: None,
             stream: false,
         });
@@ -229,7 +237,7 @@ async fn corrected(
                     return Ok(Answer::Whole {
                         body: stream.freeze(),
                         held,
-                        usage: Some(decoded.usage),
+                        reported: Reported::of(&decoded),
                         corrections: Some(corrections),
                         stream: true,
                     });
@@ -238,7 +246,10 @@ async fn corrected(
                 return Ok(Answer::Whole {
                     body,
                     held,
-                    usage,
+                    reported: Reported {
+                        usage,
+                        ..Reported::of(&decoded)
+                    },
                     corrections: Some(corrections),
                     stream: false,
                 });
@@ -287,11 +298,16 @@ impl Answer {
             Answer::Whole {
                 body,
                 held,
-                usage,
+                reported,
                 corrections,
                 stream,
             } => {
-                record_attempt(metrics, route, attempt, Ended::Answered(usage.as_ref()));
+                record_attempt(
+                    metrics,
+                    route,
+                    attempt,
+                    Ended::Answered(reported.answered()),
+                );
                 let mut out = Response::new(held_body(body, held));
                 let headers = out.headers_mut();
                 let content_type = if stream {

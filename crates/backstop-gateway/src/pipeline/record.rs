@@ -7,12 +7,64 @@ use super::plan::Route;
 use crate::metrics::Metrics;
 use crate::telemetry::SpanEnd;
 use backstop_core::{Attempt, FailureClass};
-use backstop_protocol::Usage;
+use backstop_protocol::{FinishReason, Usage};
+
+/// What a whole answer said about itself, as far as the upstream reported it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Answered<'a> {
+    /// Its token counts.
+    pub usage: Option<&'a Usage>,
+    /// Why it ended.
+    pub finish: Option<&'a FinishReason>,
+    /// The model the upstream says answered.
+    pub model: Option<&'a str>,
+}
+
+impl<'a> Answered<'a> {
+    /// An answer known by its usage alone.
+    pub fn with_usage(usage: Option<&'a Usage>) -> Self {
+        Self {
+            usage,
+            ..Self::default()
+        }
+    }
+}
+
+/// What the upstream reported of a whole answer, kept until the attempt is recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Reported {
+    /// Its token counts.
+    pub usage: Option<Usage>,
+    /// Why it ended.
+    pub finish: Option<FinishReason>,
+    /// The model the upstream says answered.
+    pub model: Option<String>,
+}
+
+impl Reported {
+    /// What `answer` says of itself.
+    pub fn of(answer: &backstop_protocol::ChatResponse) -> Self {
+        Self {
+            usage: Some(answer.usage),
+            finish: Some(answer.finish.clone()),
+            model: Some(answer.model.clone()),
+        }
+    }
+
+    /// The same, borrowed for the record.
+    pub fn answered(&self) -> Answered<'_> {
+        Answered {
+            usage: self.usage.as_ref(),
+            finish: self.finish.as_ref(),
+            model: self.model.as_deref(),
+        }
+    }
+}
 
 /// How an attempt ended.
 pub enum Ended<'a> {
-    /// A whole answer, with its usage when the upstream reported it.
-    Answered(Option<&'a Usage>),
+    /// A whole answer.
+    Answered(Answered<'a>),
     /// A failure, before or after the commit point.
     Failed(&'a Failure),
     /// Ended by the gateway, not the target (the request's deadline, a shutdown): its
@@ -32,10 +84,10 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
         )
     });
     match ended {
-        Ended::Answered(usage) => {
+        Ended::Answered(answered) => {
             attempt.finish(None);
             metrics.attempt(label, None);
-            if let Some(usage) = usage {
+            if let Some(usage) = answered.usage {
                 record_usage(metrics, route, usage);
             }
         }
@@ -94,7 +146,7 @@ pub fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
 /// How an attempt's span ends.
 fn span_end<'a>(ended: &Ended<'a>) -> SpanEnd<'a> {
     match ended {
-        Ended::Answered(usage) => SpanEnd::Answered(*usage),
+        Ended::Answered(answered) => SpanEnd::Answered(*answered),
         Ended::Failed(failure) => SpanEnd::Failed(failure.class, failure.status),
         Ended::Cut(reason) => SpanEnd::Cut(reason),
     }

@@ -8,11 +8,11 @@
 
 use super::Telemetry;
 use crate::http::ServedMeta;
-use crate::pipeline::{ClientRequest, Route};
+use crate::pipeline::{Answered, ClientRequest, Route};
 use backstop_core::FailureClass;
-use backstop_protocol::{Protocol, ProviderKind, Usage};
+use backstop_protocol::{Protocol, ProviderKind};
 use opentelemetry::trace::{FutureExt, Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::Span;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,8 +29,8 @@ pub enum CallKind {
 
 /// How an attempt's span ends.
 pub enum SpanEnd<'a> {
-    /// A whole answer, with its usage when the upstream reported it.
-    Answered(Option<&'a Usage>),
+    /// A whole answer, with what the upstream reported of it.
+    Answered(Answered<'a>),
     /// A failure of this class, with the upstream's status if it answered.
     Failed(FailureClass, Option<u16>),
     /// Ended by the gateway, for this reason.
@@ -251,13 +251,18 @@ impl RouteTrace {
         let breaker = route.health.breaker.state().as_str();
         span.set_attribute(KeyValue::new("backstop.breaker_state", breaker));
         match ended {
-            SpanEnd::Answered(usage) => {
+            SpanEnd::Answered(answered) => {
                 span.set_attribute(KeyValue::new("backstop.outcome", "answered"));
-                span.set_attribute(KeyValue::new(
-                    "gen_ai.response.model",
-                    route.target.model.clone(),
-                ));
-                if let Some(usage) = usage {
+                let model = answered.model.unwrap_or(&route.target.model).to_string();
+                span.set_attribute(KeyValue::new("gen_ai.response.model", model));
+                if let Some(finish) = answered.finish {
+                    let reasons = vec![StringValue::from(finish.as_str())];
+                    span.set_attribute(KeyValue::new(
+                        "gen_ai.response.finish_reasons",
+                        Value::Array(Array::String(reasons)),
+                    ));
+                }
+                if let Some(usage) = answered.usage {
                     span.set_attribute(KeyValue::new(
                         "gen_ai.usage.input_tokens",
                         usage.input_tokens as i64,

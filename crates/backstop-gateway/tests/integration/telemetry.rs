@@ -59,6 +59,14 @@ fn text(value: &AnyValue) -> Option<String> {
         AnyValue::StringValue(s) => Some(s.clone()),
         AnyValue::IntValue(i) => Some(i.to_string()),
         AnyValue::BoolValue(b) => Some(b.to_string()),
+        AnyValue::ArrayValue(array) => Some(
+            array
+                .values
+                .iter()
+                .filter_map(|v| text(v.value.as_ref()?))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         _ => None,
     }
 }
@@ -205,6 +213,15 @@ async fn a_retried_and_continued_request_is_one_trace_at_the_collector() {
         Some("m-model")
     );
     assert!(attribute(continued, "backstop.breaker_state").is_some());
+    assert_eq!(
+        attribute(continued, "gen_ai.response.finish_reasons").as_deref(),
+        Some("stop")
+    );
+    assert_eq!(
+        attribute(continued, "gen_ai.response.model").as_deref(),
+        Some("m-model"),
+        "the model the upstream reported"
+    );
 
     // The upstreams saw the trace, each call under its own span.
     let sent: Vec<String> = s
@@ -292,6 +309,16 @@ async fn sampling_follows_the_ratio_and_the_clients_own_decision() {
     assert!(spans
         .iter()
         .all(|(_, span)| hex(&span.trace_id) == CLIENT_TRACE));
+    let (_, attempt) = spans
+        .iter()
+        .find(|(_, span)| attribute(span, "backstop.attempt").is_some())
+        .unwrap();
+    assert_eq!(
+        attribute(attempt, "gen_ai.response.finish_reasons").as_deref(),
+        Some("stop"),
+        "a whole answer's finish reason"
+    );
+    assert!(attribute(attempt, "gen_ai.response.model").is_some());
     let sent: Vec<String> = s
         .primary
         .requests()

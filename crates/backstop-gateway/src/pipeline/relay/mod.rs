@@ -22,7 +22,7 @@ use super::buffers::{BufferBudget, Held};
 use super::classify::class_of;
 use super::failure::{describe_transport, Failure};
 use super::plan::Route;
-use super::record::{record_attempt, Ended};
+use super::record::{record_attempt, Answered, Ended};
 use super::request::ClientRequest;
 use super::rescue::{Continuation, RescueContext};
 use super::Gateway;
@@ -120,6 +120,10 @@ pub struct Relay {
     tool_calls: Vec<String>,
     /// Keeps the answer once the stream ends cleanly.
     keeper: Option<crate::keep::Keeper>,
+    /// Why the answer ended, once its upstream said so.
+    finish: Option<FinishReason>,
+    /// The model the upstream says answers.
+    reported_model: Option<String>,
 }
 
 impl Relay {
@@ -174,6 +178,17 @@ impl Relay {
             collector: crate::keep::tiers::wants_answer(request).then(ResponseCollector::new),
             tool_calls: Vec::new(),
             keeper: None,
+            finish: None,
+            reported_model: None,
+        }
+    }
+
+    /// What the upstream reported of the answer so far.
+    fn answered(&self) -> Answered<'_> {
+        Answered {
+            usage: self.usage.as_ref(),
+            finish: self.finish.as_ref(),
+            model: self.reported_model.as_deref(),
         }
     }
 
@@ -244,7 +259,7 @@ impl Relay {
                 &self.metrics,
                 &self.route,
                 attempt,
-                Ended::Answered(self.usage.as_ref()),
+                Ended::Answered(self.answered()),
             );
             self.log_end("complete");
             self.deliver();
@@ -612,13 +627,15 @@ impl Relay {
                 } if self.awaiting_content() => {
                     return Err(self.fail(crate::channels::output_filtered()));
                 }
-                StreamEvent::Finish { .. } => self.phase = Phase::Finished,
+                StreamEvent::Finish { reason } => {
+                    self.phase = Phase::Finished;
+                    self.finish = Some(reason.clone());
+                }
                 StreamEvent::Usage(usage) => self.usage = Some(*usage),
                 StreamEvent::TextDelta { text } => self.content_seen |= !text.is_empty(),
                 StreamEvent::ToolCallStart { .. } => self.content_seen = true,
-                StreamEvent::Start { .. }
-                | StreamEvent::ToolCallDelta { .. }
-                | StreamEvent::Done => {}
+                StreamEvent::Start { model, .. } => self.reported_model = Some(model.clone()),
+                StreamEvent::ToolCallDelta { .. } | StreamEvent::Done => {}
             }
         }
         self.output.write(&event, events);
@@ -699,7 +716,7 @@ impl Relay {
             self.route.health.usual_pause.learn(longest);
         }
         let ended = match outcome {
-            Ok(()) => Ended::Answered(self.usage.as_ref()),
+            Ok(()) => Ended::Answered(self.answered()),
             Err(failure) => Ended::Failed(failure),
         };
         record_attempt(&self.metrics, &self.route, attempt, ended);
