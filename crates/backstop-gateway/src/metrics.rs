@@ -99,6 +99,7 @@ pub struct Metrics {
     connections_closed: Family<ReasonLabel, Counter>,
     tools: ToolMetrics,
     keep: crate::keep::KeepMetrics,
+    responses: crate::responses::ResponsesMetrics,
     spans: Family<OutcomeLabel, Counter>,
     activity: Activity,
     governance: crate::governance::GovernanceMetrics,
@@ -194,6 +195,11 @@ impl Metrics {
     /// The metrics of the cache, the guard and idempotency keys.
     pub fn keep(&self) -> &crate::keep::KeepMetrics {
         &self.keep
+    }
+
+    /// The metrics of stored responses.
+    pub fn responses(&self) -> &crate::responses::ResponsesMetrics {
+        &self.responses
     }
 
     /// Spend and refusals by client key.
@@ -322,6 +328,7 @@ impl Metrics {
         let queue = QueueMetrics::register(&mut registry);
         let tools = ToolMetrics::register(&mut registry);
         let keep = crate::keep::KeepMetrics::register(&mut registry);
+        let responses = crate::responses::ResponsesMetrics::register(&mut registry);
         let spans = Family::default();
         registry.register(
             "telemetry_spans",
@@ -333,6 +340,7 @@ impl Metrics {
             governance,
             tools,
             keep,
+            responses,
             activity: Activity::default(),
             spans,
             stalls,

@@ -11,7 +11,7 @@ use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
-use crate::responses::{MemoryStore, ResponseStore};
+use crate::responses::ResponseStore;
 use crate::telemetry::Telemetry;
 use crate::upstream::UpstreamClient;
 use arc_swap::ArcSwap;
@@ -78,7 +78,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     drain: watch::Sender<Option<Instant>>,
     state: OnceLock<Arc<State>>,
-    responses: Arc<dyn ResponseStore>,
+    responses: crate::responses::Stores,
     status_board: crate::status_page::StatusBoard,
     tool_health: crate::tools::ToolHealthMap,
     telemetry: Option<Arc<Telemetry>>,
@@ -119,7 +119,7 @@ impl Gateway {
             metrics,
             drain: watch::Sender::new(None),
             state: OnceLock::new(),
-            responses: Arc::new(MemoryStore::default()),
+            responses: Default::default(),
             status_board: Default::default(),
             tool_health: Default::default(),
             keep: Default::default(),
@@ -169,8 +169,8 @@ impl Gateway {
     }
 
     /// Where answers of the Responses API are stored.
-    pub fn response_store(&self) -> Arc<dyn ResponseStore> {
-        self.responses.clone()
+    pub fn response_store(&self) -> ResponseStore {
+        self.responses.resolve(self.state())
     }
 
     /// What the providers' status pages say.

@@ -4,6 +4,7 @@
 
 use super::store::{ResponseStore, Stored};
 use crate::http::{ApiError, ErrorKind};
+use backstop_state::StateError;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
@@ -38,14 +39,23 @@ pub struct Echo {
     conversation: Vec<Value>,
 }
 
+/// Why a request cannot be prepared.
+#[derive(Debug)]
+pub enum Refused {
+    /// Its `previous_response_id` names no stored answer of its key (400).
+    Invalid(ApiError),
+    /// The store did not answer.
+    Store(StateError),
+}
+
 /// The request body with `input` holding the whole conversation when `previous_response_id`
 /// names a stored answer of `owner`, and what to echo. A body that is not a JSON object is
 /// returned as it is, for validation to refuse.
-pub fn prepare(
+pub async fn prepare(
     body: Bytes,
-    store: &dyn ResponseStore,
+    store: &ResponseStore,
     owner: &str,
-) -> Result<(Bytes, Echo), ApiError> {
+) -> Result<(Bytes, Echo), Refused> {
     let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
     let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
         return Ok((
@@ -78,13 +88,13 @@ pub fn prepare(
     };
     let mut rewritten = false;
     if let Some(previous) = previous {
-        let Some(stored) = store.get(&previous, owner) else {
+        let Some(stored) = store.get(&previous, owner).await.map_err(Refused::Store)? else {
             let mut error = ApiError::new(
                 ErrorKind::InvalidRequest,
                 format!("previous_response_id: no stored response with id `{previous}` (it may have expired, been deleted, or been created with `store: false` or another key)"),
             );
             error.param = Some("previous_response_id".into());
-            return Err(error);
+            return Err(Refused::Invalid(error));
         };
         let mut whole = stored.conversation;
         whole.append(&mut conversation);
@@ -148,16 +158,23 @@ impl Echo {
 mod tests {
     use super::super::store::{Limits, MemoryStore};
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    #[test]
-    fn a_follow_up_carries_the_stored_conversation() {
-        let store = MemoryStore::default();
+    fn memory() -> (Arc<MemoryStore>, ResponseStore) {
+        let memory = Arc::new(MemoryStore::default());
+        (memory.clone(), ResponseStore::Memory(memory))
+    }
+
+    #[tokio::test]
+    async fn a_follow_up_carries_the_stored_conversation() {
+        let (memory, store) = memory();
         let (_, first) = prepare(
             Bytes::from(r#"{"model":"m","input":"hi","metadata":{"a":"b"}}"#),
             &store,
             "k",
         )
+        .await
         .unwrap();
         let mut answer = json!({"status": "completed", "output": [
             {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}]});
@@ -168,13 +185,15 @@ mod tests {
             ttl: Duration::from_secs(60),
             max_bytes: 10_000,
         };
-        store.put(&first.id, first.record("k", &answer).unwrap(), limits);
+        memory.put(&first.id, first.record("k", &answer).unwrap(), limits);
 
         let next = format!(
             r#"{{"model":"m","input":"again","previous_response_id":"{}"}}"#,
             first.id
         );
-        let (body, _) = prepare(Bytes::from(next.clone()), &store, "k").unwrap();
+        let (body, _) = prepare(Bytes::from(next.clone()), &store, "k")
+            .await
+            .unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();
         let input = body["input"].as_array().unwrap();
         assert_eq!(input.len(), 3);
@@ -183,21 +202,27 @@ mod tests {
         assert_eq!(input[2]["content"], "again");
         assert!(body.get("previous_response_id").is_none(), "{body}");
 
-        let other_key = prepare(Bytes::from(next), &store, "other").unwrap_err();
+        let other_key = prepare(Bytes::from(next), &store, "other").await;
+        let Err(Refused::Invalid(other_key)) = other_key else {
+            panic!("another key's follow-up is refused: {other_key:?}");
+        };
         assert_eq!(other_key.param.as_deref(), Some("previous_response_id"));
     }
 
-    #[test]
-    fn store_false_and_failed_answers_are_not_kept() {
-        let store = MemoryStore::default();
+    #[tokio::test]
+    async fn store_false_and_failed_answers_are_not_kept() {
+        let (_, store) = memory();
         let (_, echo) = prepare(
             Bytes::from(r#"{"model":"m","input":"x","store":false}"#),
             &store,
             "",
         )
+        .await
         .unwrap();
         assert!(echo.record("", &json!({"status": "completed"})).is_none());
-        let (_, echo) = prepare(Bytes::from(r#"{"model":"m","input":"x"}"#), &store, "").unwrap();
+        let (_, echo) = prepare(Bytes::from(r#"{"model":"m","input":"x"}"#), &store, "")
+            .await
+            .unwrap();
         assert!(echo.record("", &json!({"status": "failed"})).is_none());
         assert!(echo.record("", &json!({"status": "completed"})).is_some());
     }

@@ -1,17 +1,20 @@
 //! Where answers of the Responses API are kept for `GET /v1/responses/{id}`, `DELETE` and
-//! `previous_response_id`: behind [`ResponseStore`], so that a shared backend can take the
-//! place of [`MemoryStore`], the in-process one.
+//! `previous_response_id`: a [`ResponseStore`], either [`MemoryStore`] (this process) or
+//! [`SharedStore`] (the state layer's SQLite or Redis store).
 
+use super::ledger::Ledger;
+pub use super::shared::SharedStore;
+use backstop_state::StateError;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// A stored answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
-    /// The key of the client that created it (`""` on a gateway without client keys).
+    /// Who created it: the hash of the client's key (see [`crate::keep::key::client_id`]).
     pub owner: String,
     /// The `response` object as the client received it.
     pub response: Value,
@@ -41,54 +44,39 @@ pub struct Limits {
     pub max_bytes: u64,
 }
 
-/// A bounded store of answers by response id. Only the owner sees a record.
-pub trait ResponseStore: Send + Sync {
+/// Where answers are kept: this process's memory (no state layer, or `state = "memory"`), or
+/// the state layer's SQLite or Redis store, which a restart and the other replicas see.
+#[derive(Clone)]
+pub enum ResponseStore {
+    /// In this process only.
+    Memory(Arc<MemoryStore>),
+    /// In the state layer.
+    Shared(Arc<SharedStore>),
+}
+
+impl ResponseStore {
     /// Keeps `record` under `id`; the oldest records go when `limits.max_bytes` would be passed.
-    /// A record larger than the whole bound is not kept (returns `false`).
-    fn put(&self, id: &str, record: Stored, limits: Limits) -> bool;
-    /// The live record `id` of `owner`.
-    fn get(&self, id: &str, owner: &str) -> Option<Stored>;
-    /// Deletes the record `id` of `owner`; whether there was one.
-    fn delete(&self, id: &str, owner: &str) -> bool;
-}
-
-struct Entry {
-    record: Stored,
-    size: u64,
-    expires: Instant,
-    /// Its place in `Inner::order`.
-    seq: u64,
-}
-
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<String, Entry>,
-    /// Ids with their insertion number, the oldest first; an id whose record was deleted
-    /// or stored again since is skipped when it comes up.
-    order: VecDeque<(String, u64)>,
-    bytes: u64,
-    next_seq: u64,
-}
-
-impl Inner {
-    fn remove(&mut self, id: &str) -> Option<Entry> {
-        let entry = self.entries.remove(id)?;
-        self.bytes -= entry.size;
-        Some(entry)
+    /// A record larger than the whole bound is not kept (`Ok(false)`).
+    pub async fn put(&self, id: &str, record: Stored, limits: Limits) -> Result<bool, StateError> {
+        match self {
+            Self::Memory(memory) => Ok(memory.put(id, record, limits)),
+            Self::Shared(shared) => shared.put(id, record, limits).await,
+        }
     }
 
-    /// Drops expired records and, oldest first, whatever keeps `incoming` more bytes from fitting.
-    fn make_room(&mut self, incoming: u64, max_bytes: u64, now: Instant) {
-        while let Some((id, seq)) = self.order.front().cloned() {
-            let current = self.entries.get(&id).filter(|e| e.seq == seq);
-            let live = current.is_some_and(|e| e.expires > now);
-            if live && self.bytes + incoming <= max_bytes {
-                break;
-            }
-            self.order.pop_front();
-            if current.is_some() {
-                self.remove(&id);
-            }
+    /// The live record `id` of `owner`.
+    pub async fn get(&self, id: &str, owner: &str) -> Result<Option<Stored>, StateError> {
+        match self {
+            Self::Memory(memory) => Ok(memory.get(id, owner)),
+            Self::Shared(shared) => shared.get(id, owner).await,
+        }
+    }
+
+    /// Deletes the record `id` of `owner`; whether there was one.
+    pub async fn delete(&self, id: &str, owner: &str) -> Result<bool, StateError> {
+        match self {
+            Self::Memory(memory) => Ok(memory.delete(id, owner)),
+            Self::Shared(shared) => shared.delete(id, owner).await,
         }
     }
 }
@@ -96,67 +84,53 @@ impl Inner {
 /// The in-process store: lost on restart, not shared between replicas.
 #[derive(Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    ledger: Mutex<Ledger<Stored>>,
 }
 
 impl MemoryStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger<Stored>> {
+        self.ledger
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Bytes held now.
     pub fn bytes(&self) -> u64 {
-        self.lock().bytes
+        self.lock().bytes()
     }
-}
 
-impl ResponseStore for MemoryStore {
-    fn put(&self, id: &str, record: Stored, limits: Limits) -> bool {
+    /// Keeps `record` under `id` (see [`ResponseStore::put`]).
+    pub fn put(&self, id: &str, record: Stored, limits: Limits) -> bool {
         let size = record.size();
         if size > limits.max_bytes {
             return false;
         }
         let now = Instant::now();
-        let mut inner = self.lock();
-        inner.remove(id);
-        inner.make_room(size, limits.max_bytes, now);
-        inner.bytes += size;
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.order.push_back((id.to_owned(), seq));
-        inner.entries.insert(
-            id.to_owned(),
-            Entry {
-                record,
-                size,
-                expires: now + limits.ttl,
-                seq,
-            },
-        );
+        self.lock()
+            .insert(id, record, size, now + limits.ttl, limits.max_bytes, now);
         true
     }
 
-    fn get(&self, id: &str, owner: &str) -> Option<Stored> {
-        let mut inner = self.lock();
-        let entry = inner.entries.get(id)?;
-        if entry.expires <= Instant::now() {
-            inner.remove(id);
-            return None;
-        }
-        let mine = crate::http::constant_time_eq(&entry.record.owner, owner);
-        mine.then(|| entry.record.clone())
+    /// The live record `id` of `owner`.
+    pub fn get(&self, id: &str, owner: &str) -> Option<Stored> {
+        let mut ledger = self.lock();
+        let record = ledger.get(id, Instant::now())?;
+        is_owner(record, owner).then(|| record.clone())
     }
 
-    fn delete(&self, id: &str, owner: &str) -> bool {
-        let mut inner = self.lock();
-        let mine = inner
-            .entries
-            .get(id)
-            .is_some_and(|e| crate::http::constant_time_eq(&e.record.owner, owner));
-        mine && inner.remove(id).is_some()
+    /// Deletes the record `id` of `owner`; whether there was one.
+    pub fn delete(&self, id: &str, owner: &str) -> bool {
+        let mut ledger = self.lock();
+        let mine = ledger
+            .get(id, Instant::now())
+            .is_some_and(|record| is_owner(record, owner));
+        mine && ledger.remove(id).is_some()
     }
+}
+
+/// Whether `record` was created by `owner`.
+pub(super) fn is_owner(record: &Stored, owner: &str) -> bool {
+    crate::http::constant_time_eq(&record.owner, owner)
 }
 
 #[cfg(test)]

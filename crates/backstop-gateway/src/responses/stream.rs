@@ -1,6 +1,6 @@
 //! The typed event stream on its way to the client: each event that carries the whole
 //! `response` object (`response.created`, `response.in_progress`, `response.completed`, ...) is
-//! finished like a non-streamed answer, and the final one is stored. Sequence numbers count
+//! finished like a non-streamed answer, and the final one is handed over to be stored. Sequence numbers count
 //! from 0 over the client's stream: an upstream's own numbers (a native passthrough) are kept
 //! as long as they do, and renumbered once they stop (after a broken stream was continued on
 //! another target, whose events number from where the gateway's encoder stood), and such a
@@ -8,19 +8,18 @@
 
 use super::echo::Echo;
 use super::items::Items;
-use super::store::{Limits, ResponseStore};
+use super::store::Stored;
 use backstop_protocol::{write_sse, SseDecoder};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
-use std::sync::Arc;
 
 /// Rewrites the events of one stream.
 pub struct Patcher {
     sse: SseDecoder,
     echo: Echo,
     owner: String,
-    store: Arc<dyn ResponseStore>,
-    limits: Limits,
+    /// The finished answer to store, once an event carried it.
+    record: Option<Stored>,
     /// An event outgrew the decoder: the stream is passed through as it is.
     gave_up: bool,
     /// The sequence number the next event gets.
@@ -31,13 +30,12 @@ pub struct Patcher {
 
 impl Patcher {
     /// A patcher for the answer to a request described by `echo`, made by `owner`.
-    pub fn new(echo: Echo, owner: String, store: Arc<dyn ResponseStore>, limits: Limits) -> Self {
+    pub fn new(echo: Echo, owner: String) -> Self {
         Self {
             sse: SseDecoder::new(),
             echo,
             owner,
-            store,
-            limits,
+            record: None,
             gave_up: false,
             sequence: 0,
             items: Items::default(),
@@ -76,7 +74,7 @@ impl Patcher {
             if let Some(response) = body.get_mut("response").filter(|r| r.is_object()) {
                 self.echo.finish(response);
                 if let Some(record) = self.echo.record(&self.owner, response) {
-                    self.store.put(&self.echo.id, record, self.limits);
+                    self.record = Some(record);
                 }
                 changed = true;
             }
@@ -87,6 +85,11 @@ impl Patcher {
             }
         }
         out.freeze()
+    }
+
+    /// The finished answer to store, once the stream has carried it (taken once).
+    pub fn take_record(&mut self) -> Option<Stored> {
+        self.record.take()
     }
 
     /// Gives an event the next sequence number; whether that changed it.
@@ -109,24 +112,22 @@ mod tests {
     use super::super::echo::prepare;
     use super::super::store::{MemoryStore, ResponseStore};
     use super::*;
-    use std::time::Duration;
+    use std::sync::Arc;
 
-    const LIMITS: Limits = Limits {
-        ttl: Duration::from_secs(60),
-        max_bytes: 1 << 20,
-    };
+    /// What a request with `body` echoes (it continues nothing).
+    async fn echo(body: &'static [u8]) -> Echo {
+        let store = ResponseStore::Memory(Arc::new(MemoryStore::default()));
+        let (_, echo) = prepare(Bytes::from_static(body), &store, "key")
+            .await
+            .unwrap();
+        echo
+    }
 
-    #[test]
-    fn whole_response_events_get_the_gateway_id_and_the_last_is_stored() {
-        let store = Arc::new(MemoryStore::default());
-        let (_, echo) = prepare(
-            Bytes::from_static(br#"{"model":"m","input":"hi","metadata":{"k":"v"}}"#),
-            store.as_ref(),
-            "key",
-        )
-        .unwrap();
+    #[tokio::test]
+    async fn whole_response_events_get_the_gateway_id_and_the_last_is_stored() {
+        let echo = echo(br#"{"model":"m","input":"hi","metadata":{"k":"v"}}"#).await;
         let id = echo.id.clone();
-        let mut patcher = Patcher::new(echo, "key".into(), store.clone(), LIMITS);
+        let mut patcher = Patcher::new(echo, "key".into());
         let created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_up\",\"status\":\"in_progress\",\"output\":[]},\"sequence_number\":0}\n\n";
         let delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\",\"sequence_number\":1}\n\n";
         let completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_up\",\"status\":\"completed\",\"output\":[]},\"sequence_number\":2}\n\n";
@@ -135,26 +136,21 @@ mod tests {
         assert!(text.contains(&id) && !text.contains("resp_up"), "{text}");
         assert!(text.contains("\"metadata\":{\"k\":\"v\"}"), "{text}");
         assert!(
-            store.get(&id, "key").is_none(),
+            patcher.take_record().is_none(),
             "not stored before it completes"
         );
         let middle = patcher.feed(delta.as_bytes());
         assert_eq!(&middle[..], delta.as_bytes());
         patcher.feed(completed.as_bytes());
-        let stored = store.get(&id, "key").unwrap();
+        let stored = patcher.take_record().unwrap();
         assert_eq!(stored.response["id"], id.as_str());
+        assert_eq!(stored.owner, "key");
     }
 
-    #[test]
-    fn sequence_numbers_count_on_across_a_continuation() {
-        let store = Arc::new(MemoryStore::default());
-        let (_, echo) = prepare(
-            Bytes::from_static(br#"{"model":"m","input":"x"}"#),
-            store.as_ref(),
-            "",
-        )
-        .unwrap();
-        let mut patcher = Patcher::new(echo, String::new(), store, LIMITS);
+    #[tokio::test]
+    async fn sequence_numbers_count_on_across_a_continuation() {
+        let echo = echo(br#"{"model":"m","input":"x"}"#).await;
+        let mut patcher = Patcher::new(echo, String::new());
         let delta = |n: u64| {
             format!("event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"delta\":\"a\",\"sequence_number\":{n}}}\n\n")
         };
@@ -174,16 +170,10 @@ mod tests {
         assert_eq!(numbers, [3, 4]);
     }
 
-    #[test]
-    fn an_oversized_event_lets_the_rest_through_unchanged() {
-        let store = Arc::new(MemoryStore::default());
-        let (_, echo) = prepare(
-            Bytes::from_static(br#"{"model":"m","input":"x"}"#),
-            store.as_ref(),
-            "",
-        )
-        .unwrap();
-        let mut patcher = Patcher::new(echo, String::new(), store, LIMITS);
+    #[tokio::test]
+    async fn an_oversized_event_lets_the_rest_through_unchanged() {
+        let echo = echo(br#"{"model":"m","input":"x"}"#).await;
+        let mut patcher = Patcher::new(echo, String::new());
         let huge = format!(
             "data: {}",
             "x".repeat(backstop_protocol::MAX_EVENT_SIZE + 1)
