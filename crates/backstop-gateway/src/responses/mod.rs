@@ -19,9 +19,7 @@ pub use metrics::ResponsesMetrics;
 pub use store::{Limits, MemoryStore, ResponseStore, SharedStore, Stored};
 
 use crate::config::Config;
-use crate::http::{
-    check_client_key, identify_client, read_limited, ApiError, ErrorKind,
-};
+use crate::http::{check_client_key, identify_client, read_limited, ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -103,10 +101,7 @@ fn store_down(doing: &str, error: &StateError) -> ApiError {
 async fn keep(store: &ResponseStore, gateway: &Gateway, id: &str, record: Stored, limits: Limits) {
     match store.put(id, record, limits).await {
         Ok(true) => {}
-        Ok(false) => tracing::info!(
-            id,
-            "response larger than responses.max_bytes: not stored"
-        ),
+        Ok(false) => tracing::info!(id, "response larger than responses.max_bytes: not stored"),
         Err(error) => {
             gateway.metrics().responses().error("put");
             tracing::warn!(id, "the response was given but not stored: {error}");

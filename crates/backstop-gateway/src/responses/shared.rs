@@ -81,7 +81,10 @@ impl SharedStore {
                 let mut held: Vec<(String, u64, u64)> = found
                     .into_iter()
                     .filter_map(|(key, value)| {
-                        let at = serde_json::from_str::<Value>(&value).ok()?.get("at")?.as_u64()?;
+                        let at = serde_json::from_str::<Value>(&value)
+                            .ok()?
+                            .get("at")?
+                            .as_u64()?;
                         let id = key.strip_prefix(PREFIX)?.to_owned();
                         Some((id, value.len() as u64, at))
                     })

@@ -20,6 +20,7 @@ mod rescue;
 mod resilience;
 mod responses;
 mod responses_passthrough;
+mod responses_shared;
 mod stalls;
 mod state;
 mod status_pages;
