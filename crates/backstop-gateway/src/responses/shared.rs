@@ -161,3 +161,78 @@ impl SharedStore {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backstop_state::{NoStateObserver, StateSpec};
+
+    fn open(path: &std::path::Path) -> SharedStore {
+        let spec = StateSpec::Sqlite(path.to_path_buf());
+        let store = Store::open(&spec, "t:", "test", Arc::new(NoStateObserver)).unwrap();
+        SharedStore::new(Arc::new(store))
+    }
+
+    fn record(owner: &str) -> Stored {
+        Stored {
+            owner: owner.into(),
+            response: json!({"text": "x".repeat(100)}),
+            conversation: vec![json!({"role": "user", "content": "hi"})],
+        }
+    }
+
+    /// The bytes one record takes in the store.
+    fn size() -> u64 {
+        json!({"at": now_ms(), "record": record("k")})
+            .to_string()
+            .len() as u64
+    }
+
+    #[tokio::test]
+    async fn the_oldest_go_past_max_bytes_even_those_written_before_a_restart() {
+        let directory =
+            std::env::temp_dir().join(format!("backstop-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("state.db");
+        let limits = Limits {
+            ttl: Duration::from_secs(60),
+            max_bytes: size() * 2 + size() / 2,
+        };
+        let before = open(&path);
+        assert!(before.put("a", record("k"), limits).await.unwrap());
+        assert!(before.put("b", record("k"), limits).await.unwrap());
+        drop(before);
+
+        let after = open(&path);
+        assert!(
+            after.get("a", "k").await.unwrap().is_some(),
+            "kept over the restart"
+        );
+        assert!(
+            after.get("a", "other").await.unwrap().is_none(),
+            "another owner's"
+        );
+        assert!(after.put("c", record("k"), limits).await.unwrap());
+        tokio::time::sleep(EVICTED_TTL * 5).await;
+        assert!(
+            after.get("a", "k").await.unwrap().is_none(),
+            "the oldest went"
+        );
+        assert!(after.get("b", "k").await.unwrap().is_some());
+        assert!(after.get("c", "k").await.unwrap().is_some());
+        let huge = Limits {
+            max_bytes: size() / 2,
+            ..limits
+        };
+        assert!(
+            !after.put("d", record("k"), huge).await.unwrap(),
+            "larger than the bound"
+        );
+        assert!(after.get("d", "k").await.unwrap().is_none());
+
+        assert!(!after.delete("b", "other").await.unwrap());
+        assert!(after.delete("b", "k").await.unwrap());
+        assert!(after.get("b", "k").await.unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}

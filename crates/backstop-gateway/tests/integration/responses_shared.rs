@@ -214,6 +214,7 @@ async fn a_store_that_is_down_is_a_503_for_reads_and_costs_no_answer() {
         .await,
     ] {
         assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
         let body: Value = response.json().await.unwrap();
         assert!(
             body["error"]["message"]
