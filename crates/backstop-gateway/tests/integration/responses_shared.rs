@@ -137,7 +137,7 @@ async fn replicas_on_one_redis_read_continue_and_delete_each_others_responses() 
     );
 }
 
-/// A gateway on `text` (a SQLite store), stopped once `work` is done with it.
+/// Shuts a gateway down and waits until it has stopped.
 async fn stop((_gateway, mut gw): (Arc<Gateway>, TestGateway)) {
     gw.signal_shutdown();
     let _ = gw.task.await;
