@@ -365,7 +365,7 @@ async fn a_keys_regions_apply_to_its_fallbacks() {
 
 /// `gpt` and `backup` pinned in the catalog: `primary` serves `gpt-4o-mini-2024-07-18`, `secondary`
 /// `gpt-4o-backup-2024-01-01`.
-fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+pub fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
     let catalog = "[catalog.models.mini]\nversions = { primary = \"gpt-4o-mini-2024-07-18\" }\n\
                    [catalog.models.spare]\nversions = { secondary = \"gpt-4o-backup-2024-01-01\" }\n";
     two_upstreams(primary, secondary, &format!("{catalog}{extra}"))
@@ -379,7 +379,7 @@ fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
         )
 }
 
-const DRIFTED: &str = "gpt-4o-mini-2025-01-01";
+pub const DRIFTED: &str = "gpt-4o-mini-2025-01-01";
 
 #[tokio::test]
 async fn a_drift_from_the_pin_is_counted_once_logged_and_shown_in_status() {
