@@ -12,6 +12,7 @@ pub mod drift;
 mod metrics;
 pub mod period;
 pub mod quota;
+mod quota_share;
 pub mod regions;
 mod tab;
 
@@ -33,7 +34,7 @@ pub struct Governance {
     /// The drifts from pinned versions seen so far.
     pub drifts: drift::Drifts,
     /// The room each target's provider says it has left.
-    pub quotas: quota::Quotas,
+    pub quotas: Arc<quota::Quotas>,
 }
 
 /// The counters of one client key, by kind.
@@ -44,8 +45,9 @@ enum Counted {
 }
 
 impl Governance {
-    /// Shares spend and rate counters through `store` from now on.
+    /// Shares spend and rate counters, and the targets short of room, through `store` from now on.
     pub fn attach(&self, store: Arc<Store>) {
+        quota_share::attach(&self.quotas, store.clone());
         self.counters.attach(store);
     }
 

@@ -505,7 +505,7 @@ async fn catalog_enforce_is_refused_by_check_and_by_reload_naming_the_model() {
 }
 
 /// Sends `gpt` requests until `mock` has served one, at most 20; `true` if it did.
-async fn until_served_by(gw: &TestGateway, mock: &MockServer) -> bool {
+pub async fn until_served_by(gw: &TestGateway, mock: &MockServer) -> bool {
     let before = mock.requests().len();
     for _ in 0..20 {
         let answer =

@@ -1,10 +1,16 @@
 //! Governance on the paths beside a whole chat answer: streamed answers checked against their pins, the room a
 //! provider says it has left shared by replicas on a real redis-server, region rules on embeddings.
 
-use crate::common::{chat, fault, gateway, metrics_text, mock, post_json, TestGateway};
-use crate::governance::{pinned, DRIFTED};
+use crate::common::{
+    chat, eventually, fault, gateway, gateway_with_state, metrics_text, mock, post_json,
+    two_upstreams, TestGateway,
+};
+use crate::governance::{pinned, until_served_by, DRIFTED};
 use crate::rescue::{full_answer, openai_stream};
+use backstop_gateway::pipeline::Gateway;
+use backstop_mock::redis_server::RedisServer;
 use serde_json::json;
+use std::time::Duration;
 
 /// A streamed `model` request: the serving target and the body.
 async fn stream(gw: &TestGateway, model: &str) -> (String, String) {
@@ -96,4 +102,60 @@ async fn a_drift_after_the_commit_point_is_counted_and_the_stream_goes_on() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"backstop_stream_rescues_total{target="secondary/gpt-4o-backup-2024-01-01",outcome="restarted"} 1"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_one_replica_learned_is_short_is_avoided_by_the_other() {
+    let redis = RedisServer::start().unwrap();
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = two_upstreams(&primary, &secondary, "[rate_limit]\nheadroom = 0.05\n")
+        .replace(
+            "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\" }]",
+            "targets = [{ provider = \"primary\", model = \"gpt-4o-mini\", weight = 1000 },\n\
+             { provider = \"secondary\", model = \"gpt-4o-mini\", weight = 1 }]",
+        )
+        .replace(
+            "state = \"memory\"",
+            &format!(
+                "state = \"{}\"\nstate_prefix = \"q{}:\"",
+                redis.url(),
+                redis.port()
+            ),
+        );
+    let (gateway_a, a) = gateway_with_state(&text).await;
+    let (gateway_b, b) = gateway_with_state(&text).await;
+    let short = |gateway: &Gateway| {
+        gateway
+            .governance()
+            .quotas
+            .short("primary/gpt-4o-mini", 0.05, 0)
+    };
+
+    // Replica A's answer from the primary says 3 of its 100 requests are left for the next minute.
+    fault(
+        &primary,
+        json!({"kind": "quota", "limit": 100, "remaining": 3, "reset": "60s", "count": 1}),
+    )
+    .await;
+    assert!(until_served_by(&a, &primary).await);
+    assert!(short(&gateway_a));
+    assert!(
+        eventually(Duration::from_secs(5), || short(&gateway_b)).await,
+        "replica B never learned what A did"
+    );
+
+    // B has not asked the primary since, and sends everything to the other channel.
+    let calls = primary.requests().len();
+    for _ in 0..10 {
+        let answer = post_json(&b, "/v1/chat/completions", &chat("gpt", false)).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.headers()["x-backstop-target"],
+            "secondary/gpt-4o-mini"
+        );
+    }
+    assert_eq!(primary.requests().len(), calls);
+    assert!(metrics_text(&b)
+        .await
+        .contains(r#"backstop_preemptive_reroutes_total{target="primary/gpt-4o-mini"} 10"#));
 }
