@@ -252,7 +252,7 @@ async fn two_replicas_on_redis_share_one_budget() {
 }
 
 /// `primary` in us-east-1, `secondary` in eu-west-1; `gpt` (on primary) falls back to `backup` (on secondary).
-fn regional(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+pub fn regional(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
     two_upstreams(primary, secondary, extra)
         .replace(
             "[providers.primary]\n",

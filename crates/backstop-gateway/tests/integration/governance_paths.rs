@@ -5,7 +5,7 @@ use crate::common::{
     chat, eventually, fault, gateway, gateway_with_state, metrics_text, mock, post_json,
     two_upstreams, TestGateway,
 };
-use crate::governance::{pinned, until_served_by, DRIFTED};
+use crate::governance::{pinned, regional, until_served_by, DRIFTED};
 use crate::rescue::{full_answer, openai_stream};
 use backstop_gateway::pipeline::Gateway;
 use backstop_mock::redis_server::RedisServer;
@@ -158,4 +158,84 @@ async fn a_target_one_replica_learned_is_short_is_avoided_by_the_other() {
     assert!(metrics_text(&b)
         .await
         .contains(r#"backstop_preemptive_reroutes_total{target="primary/gpt-4o-mini"} 10"#));
+}
+
+/// `embed` on the primary (us-east-1) falls back to `twin` on the secondary (eu-west-1), one embedding space.
+const EMBEDDINGS: &str = r#"
+[models.embed]
+targets = [{ provider = "primary", model = "small" }]
+embedding_space = "small"
+fallbacks = ["twin"]
+[models.twin]
+targets = [{ provider = "secondary", model = "small-twin" }]
+embedding_space = "small"
+[[keys]]
+name = "eu-team"
+key = "sk-eu-team"
+regions = ["eu-*"]
+[[keys]]
+name = "anywhere"
+key = "sk-anywhere"
+"#;
+
+async fn embed(gw: &TestGateway, key: &str, regions: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(key)
+        .json(&json!({"model": "embed", "input": "some text to index"}));
+    if let Some(regions) = regions {
+        request = request.header("x-backstop-regions", regions);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn embeddings_obey_the_region_rules_of_keys_models_and_the_header() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&regional(&primary, &secondary, EMBEDDINGS)).await;
+
+    // Without a rule the primary serves.
+    let answer = embed(&gw, "sk-anywhere", None).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-backstop-target"], "primary/small");
+
+    // A key held to the EU is served by the in-region fallback; the primary is never called.
+    let served = primary.requests().len();
+    let answer = embed(&gw, "sk-eu-team", None).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/small-twin"
+    );
+    // So is a request that narrows itself to the EU.
+    let answer = embed(&gw, "sk-anywhere", Some("eu-*")).await;
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/small-twin"
+    );
+    assert_eq!(primary.requests().len(), served);
+
+    // The header narrows what the key allows, never widens it: nothing is left, and the client is told why.
+    let refused = embed(&gw, "sk-eu-team", Some("us-*")).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the region policy left no target")
+            && message.contains("key `eu-team` allows [eu-*]"),
+        "{message}"
+    );
+    let calls = (primary.requests().len(), secondary.requests().len());
+
+    // A model's own rule applies too.
+    let text = regional(&primary, &secondary, EMBEDDINGS)
+        .replace("[models.embed]\n", "[models.embed]\nregions = [\"eu-*\"]\n");
+    let gw = gateway(&text).await;
+    let answer = embed(&gw, "sk-anywhere", None).await;
+    assert_eq!(
+        answer.headers()["x-backstop-target"],
+        "secondary/small-twin"
+    );
+    assert_eq!(primary.requests().len(), calls.0);
+    assert_eq!(secondary.requests().len(), calls.1 + 1);
 }
