@@ -37,9 +37,9 @@ rate = { requests_per_minute = 2 }
 
 /// `sha256("foo")`: team-b's key is `foo`.
 const TEAM_B: &str = "foo";
-const TEAM_A: &str = "sk-team-a-secret";
+pub const TEAM_A: &str = "sk-team-a-secret";
 
-fn config(primary: &MockServer, secondary: &MockServer) -> String {
+pub fn config(primary: &MockServer, secondary: &MockServer) -> String {
     let mut text = two_upstreams(primary, secondary, KEYS);
     for (from, to) in PRICES {
         text = text.replace(from, to);
@@ -47,7 +47,7 @@ fn config(primary: &MockServer, secondary: &MockServer) -> String {
     text
 }
 
-async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
+pub async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)
@@ -57,7 +57,7 @@ async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
         .expect("request")
 }
 
-async fn admin_keys(gw: &TestGateway) -> Value {
+pub async fn admin_keys(gw: &TestGateway) -> Value {
     reqwest::Client::new()
         .get(gw.url("/admin/keys"))
         .bearer_auth("adm-secret")
@@ -69,7 +69,7 @@ async fn admin_keys(gw: &TestGateway) -> Value {
         .expect("json")
 }
 
-fn key_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub fn key_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["keys"]
         .as_array()
         .expect("keys")

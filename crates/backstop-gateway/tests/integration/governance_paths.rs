@@ -5,7 +5,7 @@ use crate::common::{
     chat, eventually, fault, gateway, gateway_with_state, metrics_text, mock, post_json,
     two_upstreams, TestGateway,
 };
-use crate::governance::{pinned, regional, until_served_by, DRIFTED};
+use crate::governance::{self, pinned, regional, until_served_by, DRIFTED};
 use crate::rescue::{full_answer, openai_stream};
 use backstop_gateway::pipeline::Gateway;
 use backstop_mock::redis_server::RedisServer;
@@ -238,4 +238,49 @@ async fn embeddings_obey_the_region_rules_of_keys_models_and_the_header() {
     );
     assert_eq!(primary.requests().len(), calls.0);
     assert_eq!(secondary.requests().len(), calls.1 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_list_the_same_spend_by_model() {
+    let redis = RedisServer::start().unwrap();
+    let (primary, secondary) = (mock().await, mock().await);
+    let text = governance::config(&primary, &secondary).replace(
+        "state = \"memory\"",
+        &format!(
+            "state = \"{}\"\nstate_prefix = \"m{}:\"",
+            redis.url(),
+            redis.port()
+        ),
+    );
+    let (_, a) = gateway_with_state(&text).await;
+    let (_, b) = gateway_with_state(&text).await;
+
+    // $60 for `backup` on replica A, $0.00006 for `gpt` on replica B.
+    let asked = governance::ask_as(&a, governance::TEAM_A, "backup").await;
+    assert_eq!(asked.status(), 200);
+    let asked = governance::ask_as(&b, governance::TEAM_A, "gpt").await;
+    assert_eq!(asked.status(), 200);
+    let by_model = |report: &serde_json::Value| {
+        let models = &governance::key_entry(report, "team-a")["spent_usd_by_model"];
+        (models["backup"].as_f64(), models["gpt"].as_f64())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let on_a = by_model(&governance::admin_keys(&a).await);
+        let on_b = by_model(&governance::admin_keys(&b).await);
+        let whole = |(backup, gpt): (Option<f64>, Option<f64>)| {
+            backup == Some(60.0) && gpt.is_some_and(|gpt| (gpt - 0.00006).abs() < 1e-9)
+        };
+        if whole(on_a) && whole(on_b) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replicas do not agree on the spend by model: {on_a:?} and {on_b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = governance::admin_keys(&a).await;
+    let team_b = governance::key_entry(&report, "team-b");
+    assert_eq!(team_b["spent_usd_by_model"], json!({}));
 }
