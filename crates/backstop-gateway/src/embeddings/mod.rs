@@ -1,7 +1,8 @@
 //! `POST /v1/embeddings` in OpenAI's shape, served by OpenAI-compatible and Gemini targets with
 //! retries, breakers, the retry budget, usage and cost. A model's embeddings fall back only to
 //! models of its own `embedding_space` (vectors of different models cannot be compared);
-//! a model without one is served by its own targets only.
+//! a model without one is served by its own targets only. The region policy (the model's, the client key's
+//! and `x-backstop-regions`) applies as to chat requests.
 
 mod serve;
 
@@ -33,7 +34,7 @@ async fn create(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             .governance()
             .admit(gateway.metrics(), key, &parsed.model, Protocol::OpenAi)
             .await?;
-        serve::serve(&gateway, &config, &parsed, body, tab).await
+        serve::serve(&gateway, &config, &parsed, body, tab, &parts.headers).await
     }
     .await;
     result.unwrap_or_else(|error: ApiError| {

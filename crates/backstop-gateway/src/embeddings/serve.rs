@@ -17,7 +17,7 @@ use backstop_core::{
 };
 use backstop_protocol::{EmbeddingsRequest, Protocol, ProtocolError, Usage};
 use bytes::Bytes;
-use http::{header, HeaderValue};
+use http::{header, HeaderMap, HeaderValue};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,28 +26,32 @@ use tokio::time::{timeout_at, Instant};
 /// Largest embeddings answer read (2048 vectors of 3072 floats as JSON fit well within it).
 const MAX_ANSWER: usize = 256 << 20;
 
-/// Serves `req` (the client's `body`) under `config`, charging what it costs to `tab`.
+/// Serves `req` (the client's `body`, sent with `headers`) under `config`, charging what it costs to `tab`.
 pub async fn serve(
     gateway: &Gateway,
     config: &Config,
     req: &EmbeddingsRequest,
     body: Bytes,
     tab: Arc<crate::governance::Tab>,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let model = gateway.resolve(config, &req.model)?;
-    let candidates: Vec<Candidate<Route>> = plan(gateway, config, &model, Protocol::OpenAi, None)
-        .into_iter()
-        .filter(|c| {
-            c.inner.model.name == model.name
-                || (model.embedding_space.is_some()
-                    && c.inner.model.embedding_space == model.embedding_space)
-        })
-        .map(|mut c| {
-            c.inner.tab = Some(tab.clone());
-            c
-        })
-        .collect();
+    let mut candidates: Vec<Candidate<Route>> =
+        plan(gateway, config, &model, Protocol::OpenAi, None)
+            .into_iter()
+            .filter(|c| {
+                c.inner.model.name == model.name
+                    || (model.embedding_space.is_some()
+                        && c.inner.model.embedding_space == model.embedding_space)
+            })
+            .map(|mut c| {
+                c.inner.tab = Some(tab.clone());
+                c
+            })
+            .collect();
+    let asked = crate::governance::regions::Asked::new(tab.key(), headers);
+    crate::governance::regions::restrict_for(&asked, &model, &mut candidates)?;
     let attempts = EmbeddingAttempts {
         gateway,
         req,

@@ -1,5 +1,5 @@
 //! `GET /admin/keys`: every client key by name (never the key) with its limits, what it spent in its budget's
-//! current period and what remains.
+//! current period (also by public model, every replica's spend included) and what remains.
 
 use crate::config::ClientKey;
 use crate::pipeline::Gateway;
@@ -23,6 +23,7 @@ pub async fn admin_keys(State(gateway): State<Arc<Gateway>>) -> Response {
 
 async fn key_report(gateway: &Gateway, key: &ClientKey) -> Value {
     let spent = gateway.governance().spent(key).await;
+    let by_model = gateway.governance().spent_by_model(key).await;
     let window = super::period::budget_window(super::spend_period(key), now_ms());
     let budget = key.budget.map(|budget| {
         json!({
@@ -39,6 +40,7 @@ async fn key_report(gateway: &Gateway, key: &ClientKey) -> Value {
         "period": window.id,
         "resets_at": window.ends_at_text(),
         "spent_usd": spent,
+        "spent_usd_by_model": by_model,
         "rate": {
             "requests_per_minute": key.rate.requests_per_minute,
             "tokens_per_minute": key.rate.tokens_per_minute,

@@ -1,5 +1,5 @@
-//! Counters shared by every replica through the state store (spend per key and period, requests and tokens per
-//! key and minute), kept off the request path: additions accumulate here and a background task adds them to the
+//! Counters shared by every replica through the state store (spend per key and period, and per key, model and
+//! period; requests and tokens per key and minute), kept off the request path: additions accumulate here and a background task adds them to the
 //! store every [`FLUSH_EVERY`], reading back the shared total (the other replicas' additions included).
 //!
 //! A counter's value is the last shared total plus what this process added since. So a replica sees another's
@@ -10,7 +10,7 @@
 
 use backstop_state::record::now_ms;
 use backstop_state::Store;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -95,6 +95,28 @@ impl Counters {
     /// The value of `name` if it is known here, without reading the store.
     pub fn known(&self, name: &str) -> Option<f64> {
         self.lock().get(name).map(Cell::value)
+    }
+
+    /// Every counter whose name starts with `prefix`, by the rest of its name: those known here and, with a
+    /// store, those any replica has flushed (read within `limit`), the larger value of the two for each. Not for
+    /// the request path: it reads the store.
+    pub async fn starting_with(&self, prefix: &str, limit: Duration) -> BTreeMap<String, f64> {
+        let mut found: BTreeMap<String, f64> = self
+            .lock()
+            .iter()
+            .filter_map(|(name, cell)| Some((name.strip_prefix(prefix)?.to_string(), cell.value())))
+            .collect();
+        let Some(store) = self.store.get() else {
+            return found;
+        };
+        for (name, value) in store.scan(prefix, limit).await.unwrap_or_default() {
+            let (Some(rest), Ok(value)) = (name.strip_prefix(prefix), value.parse::<f64>()) else {
+                continue;
+            };
+            let entry = found.entry(rest.to_string()).or_insert(0.0);
+            *entry = entry.max(value);
+        }
+        found
     }
 
     fn cell<'a>(
@@ -189,6 +211,16 @@ mod tests {
         a.flush().await;
         assert_eq!(a.known("spend:x"), Some(2.0));
         assert_eq!(store.add("spend:x", 0.0, None).await.unwrap(), 2.0);
+
+        // What another replica flushed is listed with what is known here.
+        b.add("spend:x:m1", 0.25, None, None);
+        b.flush().await;
+        a.add("spend:x:m2", 1.0, None, None);
+        let listed = a.starting_with("spend:x:", Duration::from_secs(1)).await;
+        assert_eq!(
+            listed.into_iter().collect::<Vec<_>>(),
+            [("m1".to_string(), 0.25), ("m2".to_string(), 1.0)]
+        );
     }
 
     #[tokio::test]

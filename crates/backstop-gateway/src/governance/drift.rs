@@ -1,7 +1,9 @@
 //! Drift: the model a provider says answered, compared with the version a target is pinned to in the catalog. A
 //! mismatch is counted (`backstop_model_drift_total{target,reported}`), logged once per new value, listed in
 //! `/status`, and with the model's `on_drift = "fail"` the answer is refused as from a broken target, so the
-//! request fails over to a channel that still serves the pinned version.
+//! request fails over to a channel that still serves the pinned version. A stream is checked on its start event:
+//! before the commit point a drift under `"fail"` fails the attempt the same way; after it (a continuation on
+//! another channel) it is counted and logged only.
 //!
 //! A reported name that contains the pin, or is contained in it, is not a drift: providers report the same
 //! version in their own spelling (Bedrock's `anthropic.claude-...-v1:0` answers with `claude-...`).
@@ -78,6 +80,34 @@ fn same_version(version: &str, reported: &str) -> bool {
     version.contains(reported) || reported.contains(version)
 }
 
+/// Whether `reported` is a drift of `route`'s pinned target: counted, and logged the first time.
+fn drifted(drifts: &Drifts, metrics: &Metrics, route: &Route, reported: &str) -> bool {
+    let target = &route.target;
+    if !route.model.policy.pinned.contains(&target.label) || same_version(&target.model, reported) {
+        return false;
+    }
+    if drifts.observe(metrics, &target.label, reported) {
+        tracing::warn!(
+            target = %target.label,
+            pinned = %target.model,
+            reported = %reported,
+            "model drift: the target answered as another model than its pinned version"
+        );
+    }
+    true
+}
+
+/// The failure of a target that answered as `reported` under `on_drift = "fail"`.
+fn drift_failure(route: &Route, reported: &str) -> Failure {
+    Failure::local(
+        FailureClass::TargetBroken,
+        format!(
+            "answered as model `{reported}`, not its pinned version `{}` (on_drift = \"fail\")",
+            route.target.model
+        ),
+    )
+}
+
 /// Checks a whole answer of `route` against its pin: a drift is counted and logged; with `on_drift = "fail"` the
 /// answer's usage is still charged and the attempt fails as from a broken target.
 pub fn check_answer(
@@ -86,37 +116,38 @@ pub fn check_answer(
     route: &Route,
     body: &[u8],
 ) -> Result<(), Failure> {
-    let target = &route.target;
-    if !route.model.policy.pinned.contains(&target.label) {
-        return Ok(());
-    }
     let Some(reported) = reported_model(body) else {
         return Ok(());
     };
-    if same_version(&target.model, &reported) {
+    if !drifted(drifts, metrics, route, &reported)
+        || route.model.policy.on_drift == DriftPolicy::Log
+    {
         return Ok(());
     }
-    if drifts.observe(metrics, &target.label, &reported) {
-        tracing::warn!(
-            target = %target.label,
-            pinned = %target.model,
-            reported = %reported,
-            "model drift: the target answered as another model than its pinned version"
-        );
-    }
-    if route.model.policy.on_drift == DriftPolicy::Log {
-        return Ok(());
-    }
-    if let Ok(Some(usage)) = backstop_protocol::read_usage(target.spec().protocol, body) {
+    if let Ok(Some(usage)) = backstop_protocol::read_usage(route.target.spec().protocol, body) {
         record_usage(metrics, route, &usage);
     }
-    Err(Failure::local(
-        FailureClass::TargetBroken,
-        format!(
-            "answered as model `{reported}`, not its pinned version `{}` (on_drift = \"fail\")",
-            target.model
-        ),
-    ))
+    Err(drift_failure(route, &reported))
+}
+
+/// Checks the model a stream of `route` reports (its start event) against the pin: a drift is counted and logged;
+/// with `on_drift = "fail"` and nothing of the stream `committed` to the client yet, the attempt fails as from a
+/// broken target (the request fails over). Past the commit point the stream goes on: the client already has part
+/// of the answer.
+pub fn check_stream(
+    drifts: &Drifts,
+    metrics: &Metrics,
+    route: &Route,
+    reported: &str,
+    committed: bool,
+) -> Result<(), Failure> {
+    if !drifted(drifts, metrics, route, reported)
+        || route.model.policy.on_drift == DriftPolicy::Log
+        || committed
+    {
+        return Ok(());
+    }
+    Err(drift_failure(route, reported))
 }
 
 #[cfg(test)]

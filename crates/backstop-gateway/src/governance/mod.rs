@@ -12,6 +12,7 @@ pub mod drift;
 mod metrics;
 pub mod period;
 pub mod quota;
+mod quota_share;
 pub mod regions;
 mod tab;
 
@@ -24,7 +25,9 @@ use backstop_state::record::now_ms;
 use backstop_state::Store;
 use counters::Counters;
 use period::Window;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The governance state of one gateway: its shared counters.
 #[derive(Default)]
@@ -33,7 +36,7 @@ pub struct Governance {
     /// The drifts from pinned versions seen so far.
     pub drifts: drift::Drifts,
     /// The room each target's provider says it has left.
-    pub quotas: quota::Quotas,
+    pub quotas: Arc<quota::Quotas>,
 }
 
 /// The counters of one client key, by kind.
@@ -44,8 +47,9 @@ enum Counted {
 }
 
 impl Governance {
-    /// Shares spend and rate counters through `store` from now on.
+    /// Shares spend and rate counters, and the targets short of room, through `store` from now on.
     pub fn attach(&self, store: Arc<Store>) {
+        quota_share::attach(&self.quotas, store.clone());
         self.counters.attach(store);
     }
 
@@ -59,13 +63,17 @@ impl Governance {
         format!("keys:{}:{kind}:{}", key.name, window.id)
     }
 
-    /// Adds `usd` and `tokens` to what `key` used in its current windows.
-    pub fn charge(&self, key: &ClientKey, usd: f64, tokens: u64) {
+    /// Adds `usd` and `tokens` to what `key` used in its current windows, the spend also to what it spent on
+    /// the public model `model`.
+    pub fn charge(&self, key: &ClientKey, model: &str, usd: f64, tokens: u64) {
         let now = now_ms();
         if usd > 0.0 {
             let window = period::budget_window(spend_period(key), now);
             let name = Self::counter(key, Counted::Spend, &window);
             self.counters.add(&name, usd, window.ttl, window.ends_at_ms);
+            let by_model = format!("{name}:{model}");
+            self.counters
+                .add(&by_model, usd, window.ttl, window.ends_at_ms);
         }
         if key.rate.tokens_per_minute.is_some() && tokens > 0 {
             let window = period::minute_window(now);
@@ -84,6 +92,19 @@ impl Governance {
             .await
     }
 }
+
+impl Governance {
+    /// What `key` spent on each public model in its budget's current period, every replica's spend included
+    /// (as of their last flush). For `GET /admin/keys`: it reads the store.
+    pub async fn spent_by_model(&self, key: &ClientKey) -> BTreeMap<String, f64> {
+        let window = period::budget_window(spend_period(key), now_ms());
+        let prefix = format!("{}:", Self::counter(key, Counted::Spend, &window));
+        self.counters.starting_with(&prefix, SCAN_LIMIT).await
+    }
+}
+
+/// How long `GET /admin/keys` waits for the store to list a key's spend by model.
+const SCAN_LIMIT: Duration = Duration::from_secs(1);
 
 /// The period a key's spend is counted in: its budget's, else the calendar month.
 pub fn spend_period(key: &ClientKey) -> BudgetPeriod {

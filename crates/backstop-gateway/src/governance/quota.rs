@@ -4,13 +4,16 @@
 //! answer. When a target's remaining requests or tokens fall below `rate_limit.headroom` of its limit before its
 //! reset, or a request's estimated tokens exceed what it has left, the model's other channels are tried first
 //! until the reset, instead of waiting for the 429. Counted in `backstop_preemptive_reroutes_total{target}`.
+//!
+//! With a state store attached, a target found below its headroom is shared with the other replicas (see
+//! [`super::quota_share`]), so they avoid it too without each paying for its own answers to learn it.
 
 use crate::pipeline::{ClientRequest, Route};
 use backstop_core::hints::{parse_reset_duration, parse_reset_timestamp};
 use backstop_core::Candidate;
 use http::HeaderMap;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -22,10 +25,10 @@ const MAX_TARGETS: usize = 10_000;
 
 /// What a provider said is left of one limit.
 #[derive(Debug, Clone, Copy)]
-struct Room {
-    limit: u64,
-    remaining: u64,
-    reset_at: Instant,
+pub(super) struct Room {
+    pub(super) limit: u64,
+    pub(super) remaining: u64,
+    pub(super) reset_at: Instant,
 }
 
 impl Room {
@@ -38,16 +41,26 @@ impl Room {
     }
 }
 
+/// What a target's provider said is left of its requests and tokens.
 #[derive(Debug, Default, Clone, Copy)]
-struct TargetRoom {
-    requests: Option<Room>,
-    tokens: Option<Room>,
+pub(super) struct TargetRoom {
+    pub(super) requests: Option<Room>,
+    pub(super) tokens: Option<Room>,
 }
 
-/// The room each target has left, as its provider last said.
+impl TargetRoom {
+    fn below(&self, headroom: f64, now: Instant) -> bool {
+        let below = |room: Option<Room>| room.is_some_and(|r| r.below(headroom, now));
+        below(self.requests) || below(self.tokens)
+    }
+}
+
+/// The room each target has left, as its provider last said (here or, shared, to another replica).
 #[derive(Default)]
 pub struct Quotas {
     targets: Mutex<HashMap<String, TargetRoom>>,
+    /// Shares the targets found short with the other replicas, once a store is attached.
+    pub(super) sharer: OnceLock<super::quota_share::Sharer>,
 }
 
 impl Quotas {
@@ -58,25 +71,36 @@ impl Quotas {
     }
 
     /// Reads the rate-limit headers of a successful answer of `target` (a 429 holds the target until its reset
-    /// through the retry hint already).
-    pub fn observe(&self, target: &str, headers: &HeaderMap) {
+    /// through the retry hint already); a target now below `headroom` is shared with the other replicas.
+    pub fn observe(&self, target: &str, headers: &HeaderMap, headroom: f64) {
         let now = Instant::now();
         let requests = room(headers, &REQUESTS, now);
         let tokens = room(headers, &TOKENS, now).or_else(|| room(headers, &INPUT_TOKENS, now));
         if requests.is_none() && tokens.is_none() {
             return;
         }
+        let room = self.adopt(target, TargetRoom { requests, tokens });
+        if let Some(sharer) = self.sharer.get() {
+            if room.below(headroom, now) {
+                sharer.publish(target, &room);
+            }
+        }
+    }
+
+    /// Takes in what is now known of `target`'s limits (the ones `room` has) and returns all that is known.
+    pub(super) fn adopt(&self, target: &str, room: TargetRoom) -> TargetRoom {
         let mut targets = self.lock();
         if targets.len() >= MAX_TARGETS && !targets.contains_key(target) {
             targets.clear();
         }
         let entry = targets.entry(target.to_string()).or_default();
-        if requests.is_some() {
-            entry.requests = requests;
+        if room.requests.is_some() {
+            entry.requests = room.requests;
         }
-        if tokens.is_some() {
-            entry.tokens = tokens;
+        if room.tokens.is_some() {
+            entry.tokens = room.tokens;
         }
+        *entry
     }
 
     /// Whether `target` should be avoided now: below `headroom` of its requests or tokens, or with fewer tokens
@@ -222,6 +246,7 @@ mod tests {
                 ("x-ratelimit-remaining-requests", "3"),
                 ("x-ratelimit-reset-requests", "20s"),
             ]),
+            0.05,
         );
         assert!(quotas.short("openai/gpt", 0.05, 0));
         assert!(!quotas.short("openai/gpt", 0.02, 0));
@@ -241,6 +266,7 @@ mod tests {
                 ("anthropic-ratelimit-tokens-remaining", "50000"),
                 ("anthropic-ratelimit-tokens-reset", reset),
             ]),
+            0.05,
         );
         assert!(!quotas.short("anthropic/claude", 0.05, 40_000));
         assert!(quotas.short("anthropic/claude", 0.05, 60_000));

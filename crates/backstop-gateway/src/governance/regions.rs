@@ -2,12 +2,14 @@
 //! for (`models.NAME.regions`), the model of each fallback for its own targets, the client key
 //! (`keys[].regions`) and the request's `x-backstop-regions` header, which can only narrow what the others allow.
 //! A candidate outside is never tried; a provider with no `region` is outside every rule. When nothing is left the
-//! request gets a 503 saying so, never an answer from elsewhere.
+//! request gets a 503 saying so, never an answer from elsewhere. Chat, Responses and embeddings requests are all
+//! restricted the same way.
 
-use crate::config::{region_matches, Model};
+use crate::config::{region_matches, ClientKey, Model};
 use crate::http::{ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Route};
 use backstop_core::Candidate;
+use http::HeaderMap;
 
 /// The request header that narrows the regions further.
 pub const REGIONS_HEADER: &str = "x-backstop-regions";
@@ -18,10 +20,41 @@ struct Rule {
     globs: Vec<String>,
 }
 
-/// Drops the candidates the region policy does not allow; a 503 when none is left, a 400 for a malformed
-/// header.
+/// Drops the candidates of a chat request the region policy does not allow; a 503 when none is left, a 400 for
+/// a malformed header.
 pub fn restrict(
     request: &ClientRequest,
+    model: &Model,
+    candidates: &mut Vec<Candidate<Route>>,
+) -> Result<(), ApiError> {
+    let key = request.tab.as_ref().and_then(|tab| tab.key());
+    restrict_for(&Asked::new(key, &request.headers), model, candidates)
+}
+
+/// Who asked, as the region policy sees a request: its client key and its headers.
+pub struct Asked<'a> {
+    key: Option<&'a ClientKey>,
+    headers: &'a HeaderMap,
+}
+
+impl<'a> Asked<'a> {
+    /// A request sent with `key` (if any) and `headers`.
+    pub fn new(key: Option<&'a ClientKey>, headers: &'a HeaderMap) -> Self {
+        Asked { key, headers }
+    }
+
+    fn request_id(&self) -> &str {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    }
+}
+
+/// [`restrict`] for any request: drops the candidates the rules of `model`, of the key and of the header that
+/// `asked` carries do not allow.
+pub fn restrict_for(
+    asked: &Asked<'_>,
     model: &Model,
     candidates: &mut Vec<Candidate<Route>>,
 ) -> Result<(), ApiError> {
@@ -32,7 +65,7 @@ pub fn restrict(
             globs: globs.clone(),
         });
     }
-    if let Some(key) = request.tab.as_ref().and_then(|tab| tab.key()) {
+    if let Some(key) = asked.key {
         if let Some(globs) = &key.regions {
             rules.push(Rule {
                 source: format!("key `{}`", key.name),
@@ -40,7 +73,7 @@ pub fn restrict(
             });
         }
     }
-    if let Some(globs) = header_globs(request)? {
+    if let Some(globs) = header_globs(asked.headers)? {
         rules.push(Rule {
             source: REGIONS_HEADER.to_string(),
             globs,
@@ -75,7 +108,7 @@ pub fn restrict(
     candidates.retain(|c| allowed(&c.inner));
     if !excluded.is_empty() {
         tracing::debug!(
-            request_id = request.request_id(),
+            request_id = asked.request_id(),
             model = %model.name,
             "region policy excluded {}",
             excluded.join(", ")
@@ -104,8 +137,8 @@ fn region_of(route: &Route) -> Option<&str> {
 }
 
 /// The globs of `x-backstop-regions` (comma-separated), if sent.
-fn header_globs(request: &ClientRequest) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(value) = request.headers.get(REGIONS_HEADER) else {
+fn header_globs(headers: &HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(value) = headers.get(REGIONS_HEADER) else {
         return Ok(None);
     };
     let globs: Vec<String> = value

@@ -42,7 +42,7 @@ impl Tab {
                 Some((f64::from_bits(bits) + usd).to_bits())
             });
         if let Some(key) = &self.key {
-            self.governance.charge(key, usd, tokens);
+            self.governance.charge(key, &self.model, usd, tokens);
             if usd > 0.0 {
                 metrics.governance().spend(&key.name, &self.model, usd);
             }

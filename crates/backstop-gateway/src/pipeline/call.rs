@@ -48,10 +48,11 @@ pub async fn send(
     if !response.status().is_success() {
         return Err(read_failure(gateway, target, response, first_byte_deadline).await);
     }
-    gateway
-        .governance()
-        .quotas
-        .observe(&target.label, response.headers());
+    gateway.governance().quotas.observe(
+        &target.label,
+        response.headers(),
+        request.config.rate_limit.headroom,
+    );
     Ok(response)
 }
 

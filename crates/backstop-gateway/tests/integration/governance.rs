@@ -37,9 +37,9 @@ rate = { requests_per_minute = 2 }
 
 /// `sha256("foo")`: team-b's key is `foo`.
 const TEAM_B: &str = "foo";
-const TEAM_A: &str = "sk-team-a-secret";
+pub const TEAM_A: &str = "sk-team-a-secret";
 
-fn config(primary: &MockServer, secondary: &MockServer) -> String {
+pub fn config(primary: &MockServer, secondary: &MockServer) -> String {
     let mut text = two_upstreams(primary, secondary, KEYS);
     for (from, to) in PRICES {
         text = text.replace(from, to);
@@ -47,7 +47,7 @@ fn config(primary: &MockServer, secondary: &MockServer) -> String {
     text
 }
 
-async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
+pub async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)
@@ -57,7 +57,7 @@ async fn ask_as(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
         .expect("request")
 }
 
-async fn admin_keys(gw: &TestGateway) -> Value {
+pub async fn admin_keys(gw: &TestGateway) -> Value {
     reqwest::Client::new()
         .get(gw.url("/admin/keys"))
         .bearer_auth("adm-secret")
@@ -69,7 +69,7 @@ async fn admin_keys(gw: &TestGateway) -> Value {
         .expect("json")
 }
 
-fn key_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub fn key_entry<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["keys"]
         .as_array()
         .expect("keys")
@@ -252,7 +252,7 @@ async fn two_replicas_on_redis_share_one_budget() {
 }
 
 /// `primary` in us-east-1, `secondary` in eu-west-1; `gpt` (on primary) falls back to `backup` (on secondary).
-fn regional(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+pub fn regional(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
     two_upstreams(primary, secondary, extra)
         .replace(
             "[providers.primary]\n",
@@ -365,7 +365,7 @@ async fn a_keys_regions_apply_to_its_fallbacks() {
 
 /// `gpt` and `backup` pinned in the catalog: `primary` serves `gpt-4o-mini-2024-07-18`, `secondary`
 /// `gpt-4o-backup-2024-01-01`.
-fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
+pub fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
     let catalog = "[catalog.models.mini]\nversions = { primary = \"gpt-4o-mini-2024-07-18\" }\n\
                    [catalog.models.spare]\nversions = { secondary = \"gpt-4o-backup-2024-01-01\" }\n";
     two_upstreams(primary, secondary, &format!("{catalog}{extra}"))
@@ -379,7 +379,7 @@ fn pinned(primary: &MockServer, secondary: &MockServer, extra: &str) -> String {
         )
 }
 
-const DRIFTED: &str = "gpt-4o-mini-2025-01-01";
+pub const DRIFTED: &str = "gpt-4o-mini-2025-01-01";
 
 #[tokio::test]
 async fn a_drift_from_the_pin_is_counted_once_logged_and_shown_in_status() {
@@ -505,7 +505,7 @@ async fn catalog_enforce_is_refused_by_check_and_by_reload_naming_the_model() {
 }
 
 /// Sends `gpt` requests until `mock` has served one, at most 20; `true` if it did.
-async fn until_served_by(gw: &TestGateway, mock: &MockServer) -> bool {
+pub async fn until_served_by(gw: &TestGateway, mock: &MockServer) -> bool {
     let before = mock.requests().len();
     for _ in 0..20 {
         let answer =

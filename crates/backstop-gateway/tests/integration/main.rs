@@ -11,6 +11,7 @@ mod drill;
 mod embeddings;
 mod gateway;
 mod governance;
+mod governance_paths;
 mod hedge;
 pub(crate) mod hostile;
 mod keep;

@@ -102,6 +102,7 @@ pub struct Relay {
     phase: Phase,
     route: Route,
     metrics: Arc<Metrics>,
+    governance: Arc<crate::governance::Governance>,
     redactor: Arc<Redactor>,
     usage: Option<Usage>,
     malformed: u32,
@@ -166,6 +167,7 @@ impl Relay {
             phase: Phase::Priming,
             route: route.clone(),
             metrics: gateway.metrics().clone(),
+            governance: gateway.governance().clone(),
             redactor: gateway.redactor(),
             usage: None,
             malformed: 0,
@@ -634,7 +636,10 @@ impl Relay {
                 StreamEvent::Usage(usage) => self.usage = Some(*usage),
                 StreamEvent::TextDelta { text } => self.content_seen |= !text.is_empty(),
                 StreamEvent::ToolCallStart { .. } => self.content_seen = true,
-                StreamEvent::Start { model, .. } => self.reported_model = Some(model.clone()),
+                StreamEvent::Start { model, .. } => {
+                    self.reported_model = Some(model.clone());
+                    self.check_drift(model)?;
+                }
                 StreamEvent::ToolCallDelta { .. } | StreamEvent::Done => {}
             }
         }
@@ -686,6 +691,21 @@ impl Relay {
     fn stall_after(&self) -> (Duration, cadence::Rule) {
         let usual = self.route.health.usual_pause.get();
         self.cadence.stall_after(self.idle, usual)
+    }
+
+    /// Compares the model the upstream reports with the target's pin (see
+    /// [`crate::governance::drift::check_stream`]).
+    fn check_drift(&mut self, reported: &str) -> Result<(), Failure> {
+        let drifts = &self.governance.drifts;
+        let committed = self.phase != Phase::Priming;
+        crate::governance::drift::check_stream(
+            drifts,
+            &self.metrics,
+            &self.route,
+            reported,
+            committed,
+        )
+        .map_err(|failure| self.fail(failure))
     }
 
     /// Records a failure of the current target and hands it back.
