@@ -26,3 +26,40 @@ pub fn finish_queued(body: &str, outcome: &mut Outcome) {
     }
     outcome.result = answer.to_string();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backstop_state::queue::JobStatus;
+
+    fn outcome(status_code: u16, result: &str) -> Outcome {
+        Outcome {
+            status: JobStatus::Done,
+            result: result.to_owned(),
+            status_code,
+        }
+    }
+
+    #[test]
+    fn an_answer_gets_the_gateway_id_and_the_echoed_settings_and_an_error_is_left_alone() {
+        let body = r#"{"model":"m","input":"hi","metadata":{"k":"v"},"temperature":0.5}"#;
+        let mut answered = outcome(
+            200,
+            r#"{"id":"upstream","object":"response","status":"completed"}"#,
+        );
+        finish_queued(body, &mut answered);
+        let answer: serde_json::Value = serde_json::from_str(&answered.result).unwrap();
+        assert!(
+            answer["id"].as_str().unwrap().starts_with("resp_"),
+            "{answer}"
+        );
+        assert_eq!(answer["metadata"]["k"], "v");
+        assert_eq!(answer["temperature"], 0.5);
+        assert_eq!(answer["store"], false);
+
+        let error = r#"{"error":{"message":"down","type":"server_error"}}"#;
+        let mut failed = outcome(503, error);
+        finish_queued(body, &mut failed);
+        assert_eq!(failed.result, error);
+    }
+}
