@@ -64,6 +64,15 @@ start_gateway() {
   GW_URL=$(wait_listening "$WORK/gw.out")
 }
 
+# start_gateway_on_mock STATE: starts a mock and a gateway with the public model "gpt" on it and the given
+# `state`; sets MOCK_URL, GW_URL and their PIDs.
+start_gateway_on_mock() {
+  start_mock MOCK
+  printf 'state = "%s"\n[providers.mock]\nkind = "openai"\nbase_url = "%s/v1"\n[models.gpt]\ntargets = [{ provider = "mock", model = "gpt-4o-mini" }]\n' \
+    "$1" "$MOCK_URL" >"$WORK/backstop.toml"
+  start_gateway "$WORK/backstop.toml"
+}
+
 # body STREAM: a small OpenAI chat request for the public model "gpt".
 body() {
   printf '{"model":"gpt","stream":%s,"messages":[{"role":"user","content":"Say hello"}]}' "$1"

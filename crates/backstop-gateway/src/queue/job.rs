@@ -1,6 +1,7 @@
 //! What a job stores: the request as it came (the caller's protocol, its headers but no credentials, its body
 //! asking for a whole answer), and who may see it.
 
+use crate::config::{ClientKey, Config};
 use crate::http::{presented_key, ApiError, ErrorKind};
 use crate::pipeline::ClientRequest;
 use backstop_protocol::Protocol;
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// Headers never stored with a job: credentials, hop-by-hop headers, and the queue's own.
 const NOT_STORED: [&str; 10] = [
@@ -32,6 +34,9 @@ pub struct Payload {
     pub headers: Vec<(String, String)>,
     /// The body, asking for a whole (not streamed) answer.
     pub body: String,
+    /// The name of the client key that sent it (never the key itself), whose tab the replay is charged to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Payload {
@@ -56,6 +61,11 @@ impl Payload {
             protocol: protocol_name(request.protocol).to_string(),
             headers,
             body: body.to_string(),
+            key: request
+                .tab
+                .as_ref()
+                .and_then(|tab| tab.key())
+                .map(|key| key.name.clone()),
         })
     }
 
@@ -96,6 +106,13 @@ impl Payload {
     /// The body.
     pub fn body(&self) -> Bytes {
         Bytes::from(self.body.clone())
+    }
+
+    /// The client key that sent the job, if it had one and `config` still accepts a key of that name.
+    pub fn client_key(&self, config: &Config) -> Option<Arc<ClientKey>> {
+        let name = self.key.as_deref()?;
+        let auth = config.auth.as_ref()?;
+        auth.keys.iter().find(|key| key.name == name).cloned()
     }
 }
 

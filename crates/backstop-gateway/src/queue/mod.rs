@@ -78,7 +78,10 @@ pub async fn after_failure(
     let queueable = model.queue_on_failure
         && !request.from_queue
         && error.status == StatusCode::SERVICE_UNAVAILABLE
-        && matches!(request.protocol, Protocol::OpenAi | Protocol::Anthropic);
+        && matches!(
+            request.protocol,
+            Protocol::OpenAi | Protocol::Anthropic | Protocol::Responses
+        );
     if !queueable {
         return Err(error);
     }

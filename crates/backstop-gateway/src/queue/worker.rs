@@ -7,8 +7,10 @@
 //! over once its lease (`timeouts.total` and a margin) runs out.
 
 use super::{callback, job, view};
+use crate::governance::Tab;
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::response::Response;
+use backstop_protocol::Protocol;
 use backstop_state::queue::{Claimed, JobStatus, Outcome};
 use backstop_state::records::BreakerRecord;
 use backstop_state::{Queue, Store};
@@ -193,16 +195,24 @@ async fn replay(gateway: &Arc<Gateway>, claimed: &Claimed) -> Ran {
     };
     let config = gateway.config();
     let limit = usize::try_from(config.server.max_body_size).unwrap_or(usize::MAX);
+    let key = payload.client_key(&config);
     let request = ClientRequest::new(protocol, payload.header_map(), payload.body(), config);
     let response = match request {
         Ok(mut request) => {
             request.from_queue = true;
+            let tab = Tab::new(gateway.governance().clone(), key, &request.envelope.model);
+            request.tab = Some(Arc::new(tab));
             gateway.serve(Arc::new(request)).await
         }
         Err(error) => Err(error),
     };
     let response = response.unwrap_or_else(|error| error.render(protocol));
-    judge(response, limit).await
+    let mut ran = judge(response, limit).await;
+    if protocol == Protocol::Responses {
+        let (Ran::Final(outcome) | Ran::Again(outcome)) = &mut ran;
+        crate::responses::finish_queued(&payload.body, outcome).await;
+    }
+    ran
 }
 
 /// Sorts a run's response into a result to keep or a failure to try again.

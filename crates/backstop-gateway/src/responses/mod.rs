@@ -11,11 +11,13 @@ mod echo;
 mod items;
 mod ledger;
 mod metrics;
+mod queued;
 mod shared;
 mod store;
 mod stream;
 
 pub use metrics::ResponsesMetrics;
+pub use queued::finish_queued;
 pub use store::{Limits, MemoryStore, ResponseStore, SharedStore, Stored};
 
 use crate::config::Config;
@@ -144,9 +146,12 @@ async fn serve(shared: &Shared, request: Request) -> Result<Response, ApiError> 
     let limits = limits(&config);
     let mut request = ClientRequest::new(Protocol::Responses, parts.headers, body, config)?;
     shared.gateway.admit(&mut request, key).await?;
+    if let Some(accepted) = crate::queue::respond_async(&shared.gateway, &request).await? {
+        return Ok(accepted);
+    }
     let stream = request.envelope.stream;
     let response = shared.gateway.serve(Arc::new(request)).await?;
-    if !response.status().is_success() {
+    if response.status() != http::StatusCode::OK {
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();

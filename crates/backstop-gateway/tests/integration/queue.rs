@@ -589,3 +589,131 @@ mod process {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responses_request_is_queued_and_its_job_holds_the_responses_answer() {
+    let mock = mock().await;
+    let dir = scratch("responses");
+    let (_gateway, gw) = gateway_with_state(&config(&mock, &sqlite_state(&dir), "")).await;
+    let base = gw.url("");
+    fault(&mock, json!({"kind": "status", "status": 503})).await;
+
+    let asked = json!({"model": "plain", "input": "responses async", "metadata": {"ticket": "7"}, "stream": true});
+    let asked = accepted(send(&base, "/v1/responses", &asked, &[ASYNC]).await).await;
+    let failing = json!({"model": "m", "input": "responses on failure"});
+    let on_failure = accepted(send(&base, "/v1/responses", &failing, &[]).await).await;
+    let plain = json!({"model": "plain", "input": "responses not queued"});
+    let refused = send(&base, "/v1/responses", &plain, &[]).await;
+    assert_eq!(
+        refused.status(),
+        503,
+        "a model without `queue` fails as before"
+    );
+
+    mock.clear_faults();
+    for (id, content) in [
+        (&asked, "responses async"),
+        (&on_failure, "responses on failure"),
+    ] {
+        let done = finished(&base, id, None, Duration::from_secs(20)).await;
+        assert_eq!(done["status"], "done", "{done}");
+        assert_eq!(done["status_code"], 200);
+        let answer = &done["result"];
+        assert_eq!(answer["object"], "response", "{done}");
+        assert_eq!(answer["status"], "completed", "{done}");
+        assert!(
+            answer["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_")),
+            "the gateway's own id: {done}"
+        );
+        assert_eq!(
+            answer["store"], false,
+            "a queued answer is not kept: {done}"
+        );
+        assert_eq!(answered(&mock, content), 1);
+    }
+    let done = finished(&base, &asked, None, Duration::from_secs(1)).await;
+    assert_eq!(
+        done["result"]["metadata"]["ticket"], "7",
+        "the request's settings are echoed: {done}"
+    );
+    assert!(
+        done["result"]["output"].to_string().contains("output_text"),
+        "{done}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_is_charged_to_the_client_key_that_sent_it() {
+    let mock = mock().await;
+    let dir = scratch("spend");
+    let keys = r#"
+[auth]
+admin_key = "adm-queue"
+[[keys]]
+name = "team-q"
+key = "sk-team-q-secret"
+"#;
+    let priced = config(&mock, &sqlite_state(&dir), keys).replace(
+        "[models.plain]\n",
+        "[models.plain]\nprice = { input = 0, output = 1000000 }\n",
+    );
+    let (_gateway, gw) = gateway_with_state(&priced).await;
+    let base = gw.url("");
+    fault(&mock, json!({"kind": "status", "status": 503})).await;
+    let auth = ("authorization", "Bearer sk-team-q-secret");
+    let id = accepted(
+        send(
+            &base,
+            "/v1/chat/completions",
+            &chat_about("plain", "charge me later", false),
+            &[ASYNC, auth],
+        )
+        .await,
+    )
+    .await;
+
+    mock.clear_faults();
+    let done = finished(
+        &base,
+        &id,
+        Some("sk-team-q-secret"),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done["status"], "done", "{done}");
+    let tokens = done["result"]["usage"]["completion_tokens"]
+        .as_f64()
+        .unwrap();
+    assert!(tokens > 0.0, "{done}");
+    let report: Value = reqwest::Client::new()
+        .get(gw.url("/admin/keys"))
+        .bearer_auth("adm-queue")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let team = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["name"] == "team-q")
+        .unwrap();
+    assert_eq!(
+        team["spent_usd"].as_f64(),
+        Some(tokens),
+        "$1 an output token, charged to the key that queued the job: {report}"
+    );
+    let mut stored = Vec::new();
+    for file in ["state.db", "state.db-wal"] {
+        stored.extend(std::fs::read(dir.directory.join(file)).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&stored);
+    assert!(
+        text.contains("team-q") && !text.contains("sk-team-q-secret"),
+        "the job keeps the key's name, never the key"
+    );
+}
