@@ -134,17 +134,16 @@ def test_a_500ing_server_gives_an_error_result_then_its_breaker_answers_at_once(
             listed = None
         except Exception as error:  # the SDK raises the JSON-RPC error
             listed = str(error)
-        started = time.monotonic()
         instant = await session.call_tool("add", {"a": 1, "b": 1})
-        return failed, listed, instant, time.monotonic() - started
+        return failed, listed, instant
 
-    failed, listed, instant, elapsed = run(gateway, steps)
+    failed, listed, instant = run(gateway, steps)
     assert failed.is_error
     assert "`calc` is unavailable (transient: status 500)" in text_of(failed)
     assert listed is not None and "unavailable" in listed
+    # The open breaker answers without calling the server (counted as rejected below).
     assert instant.is_error
     assert "circuit open" in text_of(instant)
-    assert elapsed < 0.5
     text = metrics(gateway)
     # tools/call is not retried (it may have side effects); tools/list is, until the third
     # failure in a row opens the breaker (the SDK's background GET stream may add one).
