@@ -65,15 +65,20 @@ impl Governance {
             }
         }
         let minute = period::minute_window(now);
-        if let Some(limit) = key.rate.tokens_per_minute {
-            let name = Self::counter(key, Counted::Tokens, &minute);
+        let limits = [
+            (key.rate.tokens_per_minute, Counted::Tokens, "tokens"),
+            (key.rate.requests_per_minute, Counted::Requests, "requests"),
+        ];
+        for (limit, counted, unit) in limits {
+            let Some(limit) = limit else { continue };
+            let name = Self::counter(key, counted, &minute);
             let used = self
                 .counters
                 .value(&name, minute.ttl, minute.ends_at_ms)
                 .await;
             if used >= limit as f64 {
                 let message = format!(
-                    "client key `{}` reached its rate limit of {limit} tokens per minute",
+                    "client key `{}` reached its rate limit of {limit} {unit} per minute",
                     key.name
                 );
                 return Err(refusal(
@@ -85,28 +90,10 @@ impl Governance {
                     true,
                 ));
             }
-        }
-        if let Some(limit) = key.rate.requests_per_minute {
-            let name = Self::counter(key, Counted::Requests, &minute);
-            let used = self
-                .counters
-                .value(&name, minute.ttl, minute.ends_at_ms)
-                .await;
-            if used >= limit as f64 {
-                let message = format!(
-                    "client key `{}` reached its rate limit of {limit} requests per minute",
-                    key.name
-                );
-                return Err(refusal(
-                    protocol,
-                    "rate_limit_exceeded",
-                    message,
-                    &minute,
-                    now,
-                    true,
-                ));
+            if matches!(counted, Counted::Requests) {
+                // This request counts now; its tokens are counted when its usage is known.
+                self.counters.add(&name, 1.0, minute.ttl, minute.ends_at_ms);
             }
-            self.counters.add(&name, 1.0, minute.ttl, minute.ends_at_ms);
         }
         Ok(())
     }

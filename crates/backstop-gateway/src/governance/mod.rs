@@ -40,6 +40,7 @@ pub struct Governance {
 }
 
 /// The counters of one client key, by kind.
+#[derive(Clone, Copy)]
 enum Counted {
     Spend,
     Requests,
