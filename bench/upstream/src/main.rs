@@ -51,7 +51,10 @@ fn wants_stream(body: &[u8]) -> bool {
         || memchr::memmem::find(body, br#""stream": true"#).is_some()
 }
 
-async fn answer(request: Request<Incoming>, stream: Bytes) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    stream: Bytes,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => Bytes::new(),
@@ -62,13 +65,17 @@ async fn answer(request: Request<Incoming>, stream: Bytes) -> Result<Response<Fu
         (Bytes::from_static(ANSWER.as_bytes()), "application/json")
     };
     let mut response = Response::new(Full::new(bytes));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
     Ok(response)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let stream = stream_body();
@@ -79,7 +86,9 @@ async fn main() -> std::io::Result<()> {
         tokio::spawn(async move {
             let service = service_fn(move |request| answer(request, stream.clone()));
             // A client that goes away mid-request is no concern of a benchmark upstream.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(socket), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
         });
     }
 }
