@@ -3,10 +3,13 @@
 //! with a newline, an upstream message with escape codes) are escaped in text logs, as
 //! JSON escapes them. Colour only when stderr is a terminal, never in JSON.
 
+use crate::log_writer::LogGuard;
 use clap::ValueEnum;
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{debug_fn, Writer};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -18,14 +21,15 @@ pub enum LogFormat {
 }
 
 /// Logs to stderr from a writer thread, so a request never waits on the write; lines are
-/// never dropped (a full buffer makes the logger wait). The guard flushes what is left.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// never dropped (a full queue makes the logger wait). The guard writes what is left. When
+/// the writer thread cannot be started, lines are written to stderr directly.
+pub fn init(format: LogFormat) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("backstop-log")
-        .finish(std::io::stderr());
+    let (writer, guard) = match crate::log_writer::start(std::io::stderr()) {
+        Ok((sender, guard)) => (BoxMakeWriter::new(sender), Some(guard)),
+        Err(_) => (BoxMakeWriter::new(std::io::stderr), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -34,12 +38,10 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
             .with_ansi(std::io::stderr().is_terminal())
             .fmt_fields(
                 debug_fn(|writer: &mut Writer<'_>, field, value| {
-                    let text = escape_controls(&format!("{value:?}"));
-                    if field.name() == "message" {
-                        writer.write_str(&text)
-                    } else {
-                        write!(writer, "{field}={text}")
+                    if field.name() != "message" {
+                        write!(writer, "{field}=")?;
                     }
+                    write!(EscapeControls(writer), "{value:?}")
                 })
                 .delimited(" "),
             )
@@ -55,18 +57,30 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
 
 /// `text` with every control character written as its escape (`\n`, `\u{1b}`).
 pub fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
+    let mut out = String::with_capacity(text.len());
+    let _ = EscapeControls(&mut out).write_str(text);
     out
+}
+
+/// Writes through to `W`, every control character as its escape: a log field is escaped as
+/// it is formatted, with no copy of it.
+struct EscapeControls<W>(W);
+
+impl<W: std::fmt::Write> std::fmt::Write for EscapeControls<W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let mut chars = rest[at..].chars();
+            if let Some(control) = chars.next() {
+                for escaped in control.escape_debug() {
+                    self.0.write_char(escaped)?;
+                }
+            }
+            rest = chars.as_str();
+        }
+        self.0.write_str(rest)
+    }
 }
 
 #[cfg(test)]
