@@ -4,7 +4,8 @@
 # of 20 events), measured in the same run. Builds release, starts the minimal upstream, a
 # gateway in front of it at `error` and a second at `info` (the default), and `backstop mock`
 # with a gateway in front of it (the mock-based rows of bench/gateway.sh); BASE_BIN=path adds a
-# gateway from another build (say, the one before a change) in front of the minimal upstream.
+# gateway from another build (say, the one before a change) in front of the minimal upstream,
+# logging at BASE_LOG (default error).
 # Then ROUNDS alternating rounds (default 5) of SECONDS each (default 3) per row, closed loop at
 # CONNECTIONS (default 32), non-streaming then streaming; reported as medians over the rounds:
 # requests/s and its ratio to direct, the gateway's CPU and context switches per request.
@@ -47,8 +48,8 @@ gateway GWMOCK "$MOCK_URL" error
 # Each row: label, URL, and the PID whose CPU is the gateway's (none for the direct rows).
 ROWS=("direct|$UP_URL|" "gateway|$GW_URL|$GW_PID" "gateway, info log|$GWINFO_URL|$GWINFO_PID")
 if [ -n "${BASE_BIN:-}" ]; then
-  gateway GWBASE "$UP_URL" error "$BASE_BIN"
-  ROWS+=("gateway, BASE_BIN|$GWBASE_URL|$GWBASE_PID")
+  gateway GWBASE "$UP_URL" "${BASE_LOG:-error}" "$BASE_BIN"
+  ROWS+=("BASE_BIN, ${BASE_LOG:-error} log|$GWBASE_URL|$GWBASE_PID")
 fi
 ROWS+=("direct to mock|$MOCK_URL|" "gateway on mock|$GWMOCK_URL|$GWMOCK_PID")
 
