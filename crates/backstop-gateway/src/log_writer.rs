@@ -9,8 +9,7 @@
 
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How long the writer sleeps after a batch: the most a line waits under load.
@@ -19,7 +18,8 @@ const LINGER: Duration = Duration::from_millis(1);
 const QUEUE_LINES: usize = 65_536;
 /// Once a batch holds this many bytes it is written, without waiting for the rest.
 const BATCH_BYTES: usize = 64 * 1024;
-/// How long dropping the guard waits for the writer to finish.
+/// How long dropping the guard waits for the writer to finish (a stderr nobody reads must not
+/// hold up the exit).
 const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 enum Message {
@@ -34,18 +34,23 @@ pub struct LogSender(SyncSender<Message>);
 /// Writes the lines still queued and stops the writer thread when dropped.
 pub struct LogGuard {
     sender: SyncSender<Message>,
-    writer: Option<JoinHandle<()>>,
+    /// Hears from the writer thread once it has written everything and ended.
+    done: Receiver<()>,
 }
 
 /// Starts the writer thread on `output`.
 pub fn start<W: Write + Send + 'static>(output: W) -> std::io::Result<(LogSender, LogGuard)> {
     let (sender, queue) = sync_channel(QUEUE_LINES);
-    let writer = std::thread::Builder::new()
+    let (ended, done) = sync_channel(1);
+    std::thread::Builder::new()
         .name("backstop-log".into())
-        .spawn(move || write_lines(&queue, output))?;
+        .spawn(move || {
+            write_lines(&queue, output);
+            let _ = ended.send(());
+        })?;
     let guard = LogGuard {
         sender: sender.clone(),
-        writer: Some(writer),
+        done,
     };
     Ok((LogSender(sender), guard))
 }
@@ -112,21 +117,21 @@ impl<'a> MakeWriter<'a> for LogSender {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        let deadline = std::time::Instant::now() + FINISH_TIMEOUT;
+        let deadline = Instant::now() + FINISH_TIMEOUT;
         let mut finish = Message::Finish;
         loop {
             match self.sender.try_send(finish) {
                 Ok(()) => break,
-                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
                     finish = back;
                     std::thread::sleep(LINGER);
                 }
                 Err(_) => return,
             }
         }
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        let _ = self
+            .done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -172,6 +177,34 @@ mod tests {
             kept.1 < 10_000,
             "lines queued together go out together: {} writes",
             kept.1
+        );
+    }
+
+    /// An output whose writes never return, like a stderr pipe nobody reads.
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_output_does_not_hold_up_the_exit() {
+        let (sender, guard) = start(Stuck).unwrap();
+        sender.make_writer().write_all(b"never written\n").unwrap();
+        let started = Instant::now();
+        drop(guard);
+        assert!(
+            started.elapsed() < FINISH_TIMEOUT * 5,
+            "the guard waited {:?}",
+            started.elapsed()
         );
     }
 
