@@ -243,6 +243,27 @@ impl Queue {
         delay: Duration,
         last: Outcome,
     ) -> Result<bool, StateError> {
+        self.put_back(claimed, delay, last, true).await
+    }
+
+    /// Puts a claimed job back to wait `delay` without counting this run among its attempts: it did not run
+    /// (its client key was at its rate limit). `last` says why; `false` when this replica no longer holds it.
+    pub async fn defer(
+        &self,
+        claimed: &Claimed,
+        delay: Duration,
+        last: Outcome,
+    ) -> Result<bool, StateError> {
+        self.put_back(claimed, delay, last, false).await
+    }
+
+    async fn put_back(
+        &self,
+        claimed: &Claimed,
+        delay: Duration,
+        last: Outcome,
+        counted: bool,
+    ) -> Result<bool, StateError> {
         let not_before = now_ms().saturating_add(ms(delay));
         self.store
             .job_retry(
@@ -250,6 +271,7 @@ impl Queue {
                 claimed.token.clone(),
                 not_before,
                 last,
+                counted,
             )
             .await
     }

@@ -1,5 +1,5 @@
 //! The durable queue on each backend (memory, a SQLite file, a real redis-server): results stored exactly once,
-//! leases that run out and are taken over, retries, cancel, the cap and expiry; and two stores on one Redis
+//! leases that run out and are taken over, retries and deferred runs, cancel, the cap and expiry; and two stores on one Redis
 //! or one SQLite file sharing the queue without running a job twice.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -179,6 +179,30 @@ async fn a_retry_waits_until_due_or_woken_and_keeps_the_last_answer() {
             .unwrap());
         let third = q.claim(HOUR).await.unwrap().expect("due at once");
         assert_eq!(third.job.attempts, 3, "{:?}", backend.spec);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_run_waits_without_counting_as_an_attempt() {
+    for backend in backends() {
+        let q = queue(&backend.spec, "a");
+        q.enqueue(job("j", HOUR), 10).await.unwrap();
+        let first = q.claim(HOUR).await.unwrap().unwrap();
+        assert_eq!(first.job.attempts, 1);
+        assert!(q
+            .defer(&first, HOUR, outcome(JobStatus::Failed, "rate limited"))
+            .await
+            .unwrap());
+        let waiting = q.get("j").await.unwrap().unwrap();
+        assert_eq!(waiting.status, JobStatus::Queued, "{:?}", backend.spec);
+        assert_eq!(waiting.attempts, 0, "{:?}", backend.spec);
+        assert!(
+            q.claim(HOUR).await.unwrap().is_none(),
+            "not due for an hour"
+        );
+        q.wake().await.unwrap();
+        let again = q.claim(HOUR).await.unwrap().expect("due once woken");
+        assert_eq!(again.job.attempts, 1, "{:?}", backend.spec);
     }
 }
 

@@ -1,10 +1,12 @@
 //! Two state layers sharing one real redis-server (and one SQLite file across a restart), each with its own
-//! breaker for the same target, as two replicas would be.
+//! breaker for the same target, as two replicas would be; and the one-step lookup of a record or its lease.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use backstop_core::{Breaker, BreakerConfig, BreakerState, FailureClass, NoopObserver};
 use backstop_mock::redis_server::RedisServer;
-use backstop_state::{NoStateObserver, State, StateSpec};
+use backstop_state::backend::Lookup;
+use backstop_state::record::Entry;
+use backstop_state::{NoStateObserver, State, StateSpec, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,4 +187,77 @@ async fn counters_are_atomic_and_expire_on_every_backend() {
     let path = dir.path().join("state.db");
     counters_add_up(&StateSpec::parse(&format!("sqlite:{}", path.display())).unwrap()).await;
     counters_add_up(&StateSpec::Memory).await;
+}
+
+/// A record and its lease looked at in one step by two stores on one backend (one for memory): the first
+/// takes the lease, the other sees who holds it, a stored record wins over the lease, and a lease given back
+/// is free again.
+async fn lookups_take_one_lease(spec: &StateSpec) {
+    let open = || Store::open(spec, "look:", "r", Arc::new(NoStateObserver)).map(Arc::new);
+    let a = open().unwrap();
+    let b = match spec {
+        StateSpec::Memory => a.clone(),
+        _ => open().unwrap(),
+    };
+    let lease = |value: &str| Entry {
+        value: value.to_string(),
+        ttl: Some(Duration::from_secs(30)),
+    };
+    assert_eq!(
+        a.lookup("idem:1", "idem:1:lease", lease("a"))
+            .await
+            .unwrap(),
+        Lookup::Leased
+    );
+    if spec.is_shared() {
+        let held = b
+            .lookup("idem:1", "idem:1:lease", lease("b"))
+            .await
+            .unwrap();
+        assert_eq!(held, Lookup::Held(Some("a".into())));
+    } else {
+        // One process owns the file: its leases are its own and not written to it.
+        let own = b
+            .lookup("idem:1", "idem:1:lease", lease("b"))
+            .await
+            .unwrap();
+        let expected = match spec {
+            StateSpec::Memory => Lookup::Held(Some("a".into())),
+            _ => Lookup::Leased,
+        };
+        assert_eq!(own, expected);
+        assert_eq!(a.get("idem:1:lease").await.unwrap(), None);
+    }
+    assert!(!a.give_back("idem:1:lease", "b").await.unwrap());
+    assert!(a.give_back("idem:1:lease", "a").await.unwrap());
+    assert_eq!(
+        a.lookup("idem:1", "idem:1:lease", lease("c"))
+            .await
+            .unwrap(),
+        Lookup::Leased
+    );
+    b.put_many(vec![("idem:1".into(), lease("answer"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.lookup("idem:1", "idem:1:lease", lease("d"))
+            .await
+            .unwrap(),
+        Lookup::Stored("answer".into())
+    );
+    assert_eq!(
+        a.get_inline("idem:1").await.unwrap().as_deref(),
+        Some("answer")
+    );
+    assert_eq!(a.get_inline("idem:2").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_replays_a_record_or_takes_one_lease_on_every_backend() {
+    let redis = RedisServer::start().unwrap();
+    lookups_take_one_lease(&StateSpec::parse(&redis.url()).unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    lookups_take_one_lease(&StateSpec::parse(&format!("sqlite:{}", path.display())).unwrap()).await;
+    lookups_take_one_lease(&StateSpec::Memory).await;
 }

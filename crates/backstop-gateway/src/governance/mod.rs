@@ -13,11 +13,13 @@ mod metrics;
 pub mod period;
 pub mod quota;
 mod quota_share;
+mod readmit;
 pub mod regions;
 mod tab;
 
 pub use admin::admin_keys;
 pub use metrics::GovernanceMetrics;
+pub use readmit::Readmission;
 pub use tab::{stamp_cost, Tab};
 
 use crate::config::{BudgetPeriod, ClientKey};

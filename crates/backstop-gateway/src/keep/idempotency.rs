@@ -4,9 +4,12 @@
 //! stream, with `x-backstop-idempotent-replay: true` and no upstream call; a repeat with
 //! another body is a 422.
 //!
-//! While the first is answered it holds a lease, `idem:...:lease` (the store's set-if-absent
-//! claim, for at most `timeouts.total` and a margin): a concurrent duplicate, in this replica
-//! or another on the same store, waits for the answer instead of calling the provider again.
+//! While the first is answered it holds a lease, `idem:...:lease` (for at most `timeouts.total`
+//! and a margin): a concurrent duplicate, in this replica or another on the same store, waits
+//! for the answer instead of calling the provider again. The record and the lease are looked at
+//! in one step ([`Store::lookup`]): one script on Redis; on memory and SQLite (one process) a
+//! read on the calling thread and a lease kept in this process, so the check costs
+//! microseconds and no write.
 //! If the first fails, it gives the lease back without an answer, and the waiting duplicate
 //! takes it and tries itself; one still waiting at its own `timeouts.total` gets a 409. A
 //! store that does not answer does not stop the request: it is served without the guarantee
@@ -19,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::response::Response;
 use backstop_protocol::ChatResponse;
+use backstop_state::backend::Lookup;
 use backstop_state::record::Entry;
 use backstop_state::Store;
 use http::HeaderValue;
@@ -92,18 +96,14 @@ pub async fn begin(gateway: &Gateway, request: &ClientRequest) -> Result<Begin, 
     };
     let mut waited = false;
     loop {
-        match store.get(&record).await {
-            Ok(Some(stored)) => return replay(&stored, &body, request, &metrics, waited),
-            Ok(None) => {}
-            Err(error) => return unavailable(error),
-        }
         let value = json!({"token": uuid::Uuid::new_v4().to_string(), "body": body}).to_string();
         let entry = Entry {
             value: value.clone(),
             ttl: Some(request.config.timeouts.total + LEASE_MARGIN),
         };
-        match store.claim(&lease_key, entry).await {
-            Ok(true) => {
+        match store.lookup(&record, &lease_key, entry).await {
+            Ok(Lookup::Stored(stored)) => return replay(&stored, &body, request, &metrics, waited),
+            Ok(Lookup::Leased) => {
                 metrics.keep().idempotency("first");
                 return Ok(Begin::Proceed(Some(Lease {
                     store,
@@ -115,11 +115,12 @@ pub async fn begin(gateway: &Gateway, request: &ClientRequest) -> Result<Begin, 
                     done: false,
                 })));
             }
-            Ok(false) => {}
+            Ok(Lookup::Held(holder)) => {
+                if let Some(holder) = holder {
+                    check_body(&holder, &body, &metrics)?;
+                }
+            }
             Err(error) => return unavailable(error),
-        }
-        if let Ok(Some(holder)) = store.get(&lease_key).await {
-            check_body(&holder, &body, &metrics)?;
         }
         if Instant::now() + POLL >= request.deadline {
             metrics.keep().idempotency("conflict");
@@ -212,7 +213,7 @@ impl Lease {
             if let Err(error) = store.put_many(vec![(record, entry)]).await {
                 tracing::warn!("the answer of an Idempotency-Key was not stored: {error}");
             }
-            let _ = store.release(&lease_key, &lease_value).await;
+            let _ = store.give_back(&lease_key, &lease_value).await;
         });
     }
 }
@@ -225,7 +226,7 @@ impl Drop for Lease {
         let store = self.store.clone();
         let (key, value) = (self.lease_key.clone(), self.lease_value.clone());
         spawn(async move {
-            let _ = store.release(&key, &value).await;
+            let _ = store.give_back(&key, &value).await;
         });
     }
 }

@@ -37,6 +37,10 @@ pub struct Payload {
     /// The name of the client key that sent it (never the key itself), whose tab the replay is charged to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Who sent it, as stored answers of the Responses API name their owner (the hash of the client key,
+    /// never the key), so that a queued answer is kept for `previous_response_id` like a live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl Payload {
@@ -66,6 +70,7 @@ impl Payload {
                 .as_ref()
                 .and_then(|tab| tab.key())
                 .map(|key| key.name.clone()),
+            client: Some(crate::keep::key::client_id(&request.headers)),
         })
     }
 

@@ -4,10 +4,13 @@
 //! static stand-in answer) waits and is tried again, after 1 s, 2 s, 4 s ... up to [`MAX_BACKOFF`], until
 //! `queue.max_attempts`; every waiting job is made due at once when a breaker closes anywhere (the state
 //! layer's change feed carries the transitions of every replica). A job held by a replica that dies is taken
-//! over once its lease (`timeouts.total` and a margin) runs out.
+//! over once its lease (`timeouts.total` and a margin) runs out. Each run is admitted like a live request of
+//! the job's client key: a spent budget ends the job with the error a live request gets, a rate limit makes it
+//! wait for the limit's minute to end (the run not counted among its attempts).
 
 use super::{callback, job, view};
-use crate::governance::Tab;
+use crate::governance::Readmission;
+use crate::http::ApiError;
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::response::Response;
 use backstop_protocol::Protocol;
@@ -127,12 +130,24 @@ enum Ran {
     Final(Outcome),
     /// The providers' failure: try again later unless out of attempts.
     Again(Outcome),
+    /// Not run: the client key is at a rate limit; run it after this wait.
+    Wait(Duration, Outcome),
 }
 
 async fn run_job(gateway: &Arc<Gateway>, queue: &Queue, claimed: Claimed) {
     let ran = replay(gateway, &claimed).await;
     let attempts = claimed.job.attempts;
     let outcome = match ran {
+        Ran::Wait(delay, last) => {
+            match queue.defer(&claimed, delay, last).await {
+                Ok(true) => gateway.metrics().queue().job("rate_limited"),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(job = %claimed.job.id, "could not put the job back ({error}): its lease will")
+                }
+            }
+            return;
+        }
         Ran::Again(last) if attempts < claimed.job.max_attempts => {
             let delay = backoff(attempts);
             match queue.retry(&claimed, delay, last).await {
@@ -200,19 +215,41 @@ async fn replay(gateway: &Arc<Gateway>, claimed: &Claimed) -> Ran {
     let response = match request {
         Ok(mut request) => {
             request.from_queue = true;
-            let tab = Tab::new(gateway.governance().clone(), key, &request.envelope.model);
-            request.tab = Some(Arc::new(tab));
-            gateway.serve(Arc::new(request)).await
+            let governance = gateway.governance().clone();
+            let model = request.envelope.model.clone();
+            match governance
+                .readmit(gateway.metrics(), key, &model, protocol)
+                .await
+            {
+                Readmission::Admitted(tab) => {
+                    request.tab = Some(tab);
+                    gateway.serve(Arc::new(request)).await
+                }
+                Readmission::Wait(wait, error) => {
+                    return Ran::Wait(wait, refused(&error, protocol, limit).await)
+                }
+                Readmission::Refused(error) => {
+                    return Ran::Final(refused(&error, protocol, limit).await)
+                }
+            }
         }
         Err(error) => Err(error),
     };
     let response = response.unwrap_or_else(|error| error.render(protocol));
     let mut ran = judge(response, limit).await;
     if protocol == Protocol::Responses {
-        let (Ran::Final(outcome) | Ran::Again(outcome)) = &mut ran;
-        crate::responses::finish_queued(&payload.body, outcome).await;
+        let (Ran::Final(outcome) | Ran::Again(outcome) | Ran::Wait(_, outcome)) = &mut ran;
+        crate::responses::finish_queued(gateway, &payload.body, payload.client.as_deref(), outcome)
+            .await;
     }
     ran
+}
+
+/// The answer of an admission's refusal, in the caller's protocol, as the job's result.
+async fn refused(error: &ApiError, protocol: Protocol, limit: usize) -> Outcome {
+    match judge(error.render(protocol), limit).await {
+        Ran::Final(outcome) | Ran::Again(outcome) | Ran::Wait(_, outcome) => outcome,
+    }
 }
 
 /// Sorts a run's response into a result to keep or a failure to try again.

@@ -1,32 +1,58 @@
 //! A Responses request replayed by the durable queue: its answer is finished as the live route would finish it
-//! (the gateway's `resp_` id, the request's settings echoed), but it is not kept for `previous_response_id`:
-//! the job does not hold the client key a stored answer belongs to, so the result says `"store": false`.
+//! (the gateway's `resp_` id, the request's settings echoed) and kept in the response store for
+//! `previous_response_id`, owned by the client key that queued it. A job queued before jobs named their
+//! client has no owner to keep it for: its result says `"store": false`.
 
 use super::echo;
-use super::store::{MemoryStore, ResponseStore};
+use super::store::{MemoryStore, ResponseStore, Stored};
+use crate::pipeline::Gateway;
 use backstop_state::queue::Outcome;
 use bytes::Bytes;
 use std::sync::Arc;
 
 /// Finishes the Responses answer in `outcome` for the job body `body` (a request whose earlier turns were
-/// already expanded into `input` when it was queued). An error result is left as it is.
-pub async fn finish_queued(body: &str, outcome: &mut Outcome) {
-    if outcome.status_code != 200 {
-        return;
+/// already expanded into `input` when it was queued) and stores it for `owner` (see
+/// [`crate::keep::key::client_id`]) unless the request said `"store": false`. An error result is left as
+/// it is.
+pub async fn finish_queued(
+    gateway: &Gateway,
+    body: &str,
+    owner: Option<&str>,
+    outcome: &mut Outcome,
+) {
+    if let Some((id, record)) = finish(body, owner, outcome).await {
+        let limits = super::limits(&gateway.config());
+        super::keep(&gateway.response_store(), gateway, &id, record, limits).await;
     }
-    let Ok(mut answer) = serde_json::from_str::<serde_json::Value>(&outcome.result) else {
-        return;
-    };
+}
+
+/// Finishes the answer in `outcome`; the id and record to keep, if it is to be kept.
+async fn finish(
+    body: &str,
+    owner: Option<&str>,
+    outcome: &mut Outcome,
+) -> Option<(String, Stored)> {
+    if outcome.status_code != 200 {
+        return None;
+    }
+    let mut answer = serde_json::from_str::<serde_json::Value>(&outcome.result).ok()?;
     // The earlier turns are already in `input`: nothing is read from a store.
     let none = ResponseStore::Memory(Arc::new(MemoryStore::default()));
-    let Ok((_, echo)) = echo::prepare(Bytes::from(body.to_owned()), &none, "").await else {
-        return;
-    };
+    let (_, echo) = echo::prepare(Bytes::from(body.to_owned()), &none, "")
+        .await
+        .ok()?;
     echo.finish(&mut answer);
-    if let Some(object) = answer.as_object_mut() {
-        object.insert("store".into(), false.into());
-    }
+    let kept = match owner {
+        Some(owner) => echo.record(owner, &answer),
+        None => {
+            if let Some(object) = answer.as_object_mut() {
+                object.insert("store".into(), false.into());
+            }
+            None
+        }
+    };
     outcome.result = answer.to_string();
+    Some((echo.id, kept?))
 }
 
 #[cfg(test)]
@@ -49,19 +75,37 @@ mod tests {
             200,
             r#"{"id":"upstream","object":"response","status":"completed"}"#,
         );
-        finish_queued(body, &mut answered).await;
+        let (id, record) = finish(body, Some("owner"), &mut answered).await.unwrap();
         let answer: serde_json::Value = serde_json::from_str(&answered.result).unwrap();
-        assert!(
-            answer["id"].as_str().unwrap().starts_with("resp_"),
-            "{answer}"
-        );
+        assert!(id.starts_with("resp_"), "{id}");
+        assert_eq!(answer["id"], id.as_str());
         assert_eq!(answer["metadata"]["k"], "v");
         assert_eq!(answer["temperature"], 0.5);
-        assert_eq!(answer["store"], false);
+        assert_eq!(answer["store"], true);
+        assert_eq!(record.owner, "owner");
+        assert_eq!(
+            record.conversation[0]["content"], "hi",
+            "{:?}",
+            record.conversation
+        );
 
         let error = r#"{"error":{"message":"down","type":"server_error"}}"#;
         let mut failed = outcome(503, error);
-        finish_queued(body, &mut failed).await;
+        assert!(finish(body, Some("owner"), &mut failed).await.is_none());
         assert_eq!(failed.result, error);
+    }
+
+    #[tokio::test]
+    async fn a_job_without_an_owner_or_with_store_false_is_not_kept() {
+        let answer = r#"{"id":"upstream","object":"response","status":"completed"}"#;
+        let mut old = outcome(200, answer);
+        let body = r#"{"model":"m","input":"hi"}"#;
+        assert!(finish(body, None, &mut old).await.is_none());
+        let old: serde_json::Value = serde_json::from_str(&old.result).unwrap();
+        assert_eq!(old["store"], false);
+
+        let mut unstored = outcome(200, answer);
+        let body = r#"{"model":"m","input":"hi","store":false}"#;
+        assert!(finish(body, Some("owner"), &mut unstored).await.is_none());
     }
 }

@@ -539,3 +539,54 @@ async fn two_replicas_on_one_redis_share_cached_answers_and_replays() {
     assert_eq!(cached.headers()["x-backstop-tier"], "cached");
     assert_eq!(content(cached).await, answer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_on_another_replica_waits_and_a_dead_redis_serves_without_the_guarantee() {
+    let mut redis = RedisServer::start().unwrap();
+    let mock = mock().await;
+    let text = config(&mock, &redis.url(), "", "");
+    let a = kept_with(mock, &text).await;
+    let (_two, two_gw) = gateway_with_state(&text).await;
+    fault(
+        &a.mock,
+        json!({"kind": "delay_headers", "delay": "500ms", "count": 1}),
+    )
+    .await;
+    let key = [("idempotency-key", "across-1")];
+    let body = ask("Book it", false);
+    let on_b = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        reqwest::Client::new()
+            .post(two_gw.url("/v1/chat/completions"))
+            .header(key[0].0, key[0].1)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let (first, second) =
+        futures_util::future::join(a.post("/v1/chat/completions", &body, &key), on_b).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.status(), 200);
+    assert!(first
+        .headers()
+        .get("x-backstop-idempotent-replay")
+        .is_none());
+    assert_eq!(second.headers()["x-backstop-idempotent-replay"], "true");
+    assert_eq!(content(first).await, content(second).await);
+    assert_eq!(a.mock.requests().len(), 1, "one upstream call for both");
+
+    redis.kill();
+    let served = a
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[("idempotency-key", "across-2")],
+        )
+        .await;
+    assert_eq!(served.status(), 200);
+    assert!(a
+        .metrics()
+        .await
+        .contains("backstop_idempotency_total{outcome=\"unavailable\"} 1"));
+}

@@ -627,10 +627,7 @@ async fn a_responses_request_is_queued_and_its_job_holds_the_responses_answer() 
                 .is_some_and(|id| id.starts_with("resp_")),
             "the gateway's own id: {done}"
         );
-        assert_eq!(
-            answer["store"], false,
-            "a queued answer is not kept: {done}"
-        );
+        assert_eq!(answer["store"], true, "kept like a live answer: {done}");
         assert_eq!(answered(&mock, content), 1);
     }
     let done = finished(&base, &asked, None, Duration::from_secs(1)).await;
@@ -642,6 +639,60 @@ async fn a_responses_request_is_queued_and_its_job_holds_the_responses_answer() 
         done["result"]["output"].to_string().contains("output_text"),
         "{done}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_responses_answer_is_continued_by_the_key_that_queued_it_only() {
+    let mock = mock().await;
+    let dir = scratch("responses-continued");
+    let keys = r#"
+[[keys]]
+name = "team-a"
+key = "sk-team-a-secret"
+[[keys]]
+name = "team-b"
+key = "sk-team-b-secret"
+"#;
+    let (_gateway, gw) = gateway_with_state(&config(&mock, &sqlite_state(&dir), keys)).await;
+    let base = gw.url("");
+    let (a, b) = (
+        ("authorization", "Bearer sk-team-a-secret"),
+        ("authorization", "Bearer sk-team-b-secret"),
+    );
+    let first = json!({"model": "plain", "input": "remember the word heron"});
+    let job_id = accepted(send(&base, "/v1/responses", &first, &[ASYNC, a]).await).await;
+    let done = finished(
+        &base,
+        &job_id,
+        Some("sk-team-a-secret"),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done["status"], "done", "{done}");
+    let id = done["result"]["id"].as_str().unwrap().to_string();
+    assert_eq!(done["result"]["store"], true, "{done}");
+
+    let read = reqwest::Client::new()
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("sk-team-a-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["id"], id.as_str(), "{read}");
+
+    let next = json!({"model": "plain", "input": "which word?", "previous_response_id": id});
+    let continued = send(&base, "/v1/responses", &next, &[a]).await;
+    assert_eq!(continued.status(), 200);
+    let upstream = mock.requests().last().unwrap().body.to_string();
+    assert!(
+        upstream.contains("remember the word heron") && upstream.contains("which word?"),
+        "the queued turn is sent again with the new one: {upstream}"
+    );
+    let other = send(&base, "/v1/responses", &next, &[b]).await;
+    assert_eq!(other.status(), 400, "another key cannot continue it");
+    assert!(other.text().await.unwrap().contains("previous_response_id"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,4 +767,161 @@ key = "sk-team-q-secret"
         text.contains("team-q") && !text.contains("sk-team-q-secret"),
         "the job keeps the key's name, never the key"
     );
+}
+
+/// How many jobs the gateway at `base` counted with `outcome`.
+async fn jobs_counted(base: &str, outcome: &str) -> u64 {
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("backstop_queue_jobs_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_job_of_a_key_over_its_budget_fails_with_the_live_error() {
+    let mock = mock().await;
+    let rich = backstop_mock::MockServer::start(backstop_mock::MockConfig::default())
+        .await
+        .unwrap();
+    let dir = scratch("budget");
+    let extra = format!(
+        r#"
+[providers.q]
+kind = "openai"
+base_url = "{}/v1"
+api_key = "sk-rich-secret"
+[models.rich]
+targets = [{{ provider = "q", model = "up" }}]
+price = {{ input = 0, output = 1000000 }}
+[[keys]]
+name = "team-q"
+key = "sk-team-q-secret"
+budget = {{ usd = 1, per = "day" }}
+"#,
+        rich.url()
+    );
+    let (_gateway, gw) = gateway_with_state(&config(&mock, &sqlite_state(&dir), &extra)).await;
+    let base = gw.url("");
+    fault(&mock, json!({"kind": "status", "status": 503})).await;
+    let auth = ("authorization", "Bearer sk-team-q-secret");
+    let id = accepted(
+        send(
+            &base,
+            "/v1/chat/completions",
+            &chat_about("plain", "over budget later", false),
+            &[ASYNC, auth],
+        )
+        .await,
+    )
+    .await;
+    // While the job waits for its provider, the key spends its budget elsewhere ($1 an output token).
+    let spent = send(
+        &base,
+        "/v1/chat/completions",
+        &chat_about("rich", "spend it all", false),
+        &[auth],
+    )
+    .await;
+    assert_eq!(spent.status(), 200);
+
+    let done = finished(
+        &base,
+        &id,
+        Some("sk-team-q-secret"),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["status_code"], 429, "{done}");
+    assert_eq!(
+        done["result"]["error"]["type"], "insufficient_quota",
+        "{done}"
+    );
+    assert!(
+        done["result"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget"),
+        "{done}"
+    );
+    let live = send(
+        &base,
+        "/v1/chat/completions",
+        &chat_about("plain", "over budget now", false),
+        &[auth],
+    )
+    .await;
+    assert_eq!(live.status(), 429);
+    let live: Value = live.json().await.unwrap();
+    assert_eq!(live["error"]["type"], done["result"]["error"]["type"]);
+    assert_eq!(answered(&mock, "over budget later"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_job_of_a_key_at_its_rate_limit_waits_for_the_next_minute() {
+    // The limit is per wall-clock minute: start early enough in one for the whole test to fall in it.
+    let into_minute = backstop_state::record::now_ms() % 60_000;
+    if into_minute > 50_000 {
+        tokio::time::sleep(Duration::from_millis(60_500 - into_minute)).await;
+    }
+    let mock = mock().await;
+    let dir = scratch("rate");
+    let keys = r#"
+[[keys]]
+name = "team-r"
+key = "sk-team-r-secret"
+rate = { requests_per_minute = 1 }
+"#;
+    let (_gateway, gw) = gateway_with_state(&config(&mock, &sqlite_state(&dir), keys)).await;
+    let base = gw.url("");
+    let auth = ("authorization", "Bearer sk-team-r-secret");
+    // Queuing it was this minute's one request: its replay waits for the next minute.
+    let id = accepted(
+        send(
+            &base,
+            "/v1/chat/completions",
+            &chat_about("plain", "wait your turn", false),
+            &[ASYNC, auth],
+        )
+        .await,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while jobs_counted(&base, "rate_limited").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job was never held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, waiting) = job(&base, &id, Some("sk-team-r-secret")).await;
+    assert_eq!(status, 200);
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert_eq!(
+        jobs_counted(&base, "rate_limited").await,
+        1,
+        "it waits for the minute to end, not polling the limit"
+    );
+    assert_eq!(
+        answered(&mock, "wait your turn"),
+        0,
+        "it did not bypass the limit"
+    );
+    let live = send(
+        &base,
+        "/v1/chat/completions",
+        &chat_about("plain", "me too", false),
+        &[auth],
+    )
+    .await;
+    assert_eq!(live.status(), 429, "a live request is held the same way");
+    assert!(live.headers().contains_key("retry-after"));
 }

@@ -1,6 +1,8 @@
 //! The three backends behind one handle, [`Store`]: keys under a prefix, every operation timed, counted and
 //! bounded by a timeout, and the backend's health (up or degraded) tracked with one warning per outage.
 
+mod leases;
+mod lookup;
 mod memory;
 mod queue;
 mod queue_memory;
@@ -9,6 +11,7 @@ mod queue_sqlite;
 mod redis;
 mod sqlite;
 
+pub use lookup::Lookup;
 pub use sqlite::SCHEMA_VERSION;
 
 use crate::record::{Change, Entry};
@@ -40,6 +43,8 @@ pub struct Store {
     feed: broadcast::Sender<Change>,
     up: AtomicBool,
     observer: Arc<dyn StateObserver>,
+    /// The leases of a store no other process writes to, kept in this process (see [`Store::lookup`]).
+    leases: leases::LocalLeases,
 }
 
 impl Store {
@@ -65,6 +70,7 @@ impl Store {
             feed: broadcast::Sender::new(FEED_CAPACITY),
             up: AtomicBool::new(true),
             observer,
+            leases: leases::LocalLeases::default(),
         })
     }
 
@@ -103,6 +109,16 @@ impl Store {
             Ok(result) => result,
             Err(_) => Err(StateError::Timeout(limit)),
         };
+        self.note(op, started, result)
+    }
+
+    /// Counts `op`, which started at `started` and ended with `result`, and keeps the health flag.
+    fn note<R>(
+        &self,
+        op: &'static str,
+        started: Instant,
+        result: Result<R, StateError>,
+    ) -> Result<R, StateError> {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(StateError::Timeout(_)) => "timeout",

@@ -74,11 +74,12 @@ impl Store {
         token: String,
         not_before: u64,
         last: Outcome,
+        counted: bool,
     ) -> Result<bool, StateError> {
         let prefix = self.prefix.clone();
         self.timed("job_retry", QUEUE_OP_TIMEOUT, async {
             match &self.backend {
-                Backend::Memory(m) => Ok(m.jobs.retry(&id, &token, not_before, &last)),
+                Backend::Memory(m) => Ok(m.jobs.retry(&id, &token, not_before, &last, counted)),
                 Backend::Sqlite(s) => {
                     s.job_retry(
                         prefix.clone(),
@@ -86,10 +87,14 @@ impl Store {
                         token.clone(),
                         not_before,
                         last.clone(),
+                        counted,
                     )
                     .await
                 }
-                Backend::Redis(r) => r.job_retry(&prefix, &id, &token, not_before, &last).await,
+                Backend::Redis(r) => {
+                    r.job_retry(&prefix, &id, &token, not_before, &last, counted)
+                        .await
+                }
             }
         })
         .await

@@ -89,7 +89,14 @@ impl MemoryJobs {
         true
     }
 
-    pub(crate) fn retry(&self, id: &str, token: &str, not_before: u64, last: &Outcome) -> bool {
+    pub(crate) fn retry(
+        &self,
+        id: &str,
+        token: &str,
+        not_before: u64,
+        last: &Outcome,
+        counted: bool,
+    ) -> bool {
         let mut jobs = self.lock();
         let Some(held) = jobs
             .get_mut(id)
@@ -102,6 +109,9 @@ impl MemoryJobs {
         held.job.status_code = Some(last.status_code);
         held.not_before = not_before;
         held.token = None;
+        if !counted {
+            held.job.attempts = held.job.attempts.saturating_sub(1);
+        }
         true
     }
 

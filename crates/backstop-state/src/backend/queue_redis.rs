@@ -68,6 +68,9 @@ if redis.call('hget', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('hget', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[1], 'status', 'queued', 'not_before_ms', ARGV[2], 'result', ARGV[3], 'status_code', ARGV[4])
 redis.call('hdel', KEYS[1], 'lease_token')
+if ARGV[6] == '0' and tonumber(redis.call('hget', KEYS[1], 'attempts') or '0') > 0 then
+  redis.call('hincrby', KEYS[1], 'attempts', -1)
+end
 local entry = redis.call('hget', KEYS[1], 'entry')
 if entry then
   redis.call('xack', KEYS[2], 'workers', entry)
@@ -303,6 +306,7 @@ impl Redis {
         token: &str,
         not_before: u64,
         last: &Outcome,
+        counted: bool,
     ) -> Result<bool, StateError> {
         let k = keys(prefix, id);
         let written: i64 = eval(RETRY, &[&k.job, &k.stream, &k.delayed])
@@ -311,6 +315,7 @@ impl Redis {
             .arg(&last.result)
             .arg(last.status_code)
             .arg(id)
+            .arg(u8::from(counted))
             .query_async(&mut self.queue_conn(QUEUE_OP_TIMEOUT).await?)
             .await?;
         Ok(written == 1)

@@ -160,11 +160,12 @@ impl Sqlite {
         token: String,
         not_before: u64,
         last: Outcome,
+        counted: bool,
     ) -> Result<bool, StateError> {
         self.run(move |conn| {
             Ok(conn.execute(
                 "UPDATE jobs SET status = 'queued', not_before_ms = ?4, result = ?5, status_code = ?6,
-                     lease_token = NULL
+                     lease_token = NULL, attempts = max(attempts - ?7, 0)
                  WHERE queue = ?1 AND id = ?2 AND status = 'running' AND lease_token = ?3",
                 params![
                     queue,
@@ -172,7 +173,8 @@ impl Sqlite {
                     token,
                     not_before as i64,
                     last.result,
-                    last.status_code
+                    last.status_code,
+                    i64::from(!counted)
                 ],
             )? == 1)
         })

@@ -181,6 +181,26 @@ impl Redis {
         Ok(reply.is_some())
     }
 
+    /// Runs [`super::lookup::GET_OR_CLAIM`] on `record` and `lease`: the outcome's number and its value.
+    pub(crate) async fn get_or_claim(
+        &self,
+        record: &str,
+        lease: &str,
+        entry: &Entry,
+    ) -> Result<(i64, String), StateError> {
+        let mut conn = self.conn().await?;
+        let ttl = entry.ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
+        Ok(redis::cmd("EVAL")
+            .arg(super::lookup::GET_OR_CLAIM)
+            .arg(2)
+            .arg(record)
+            .arg(lease)
+            .arg(&entry.value)
+            .arg(ttl)
+            .query_async(&mut conn)
+            .await?)
+    }
+
     pub(crate) async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StateError> {
         let mut conn = self.conn().await?;
         let deleted: i64 = redis::cmd("EVAL")

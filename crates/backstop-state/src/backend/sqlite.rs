@@ -48,11 +48,17 @@ const MIGRATIONS: [&str; 2] = [
     );",
 ];
 
+/// A live record's value by key.
+const GET: &str =
+    "SELECT value FROM records WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+
 /// An open state file.
 #[derive(Clone)]
 pub struct Sqlite {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// A second, read-only connection for point lookups answered inline (see [`Sqlite::get_inline`]).
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl Sqlite {
@@ -84,10 +90,34 @@ impl Sqlite {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000;")
             .map_err(|e| open_error(e.to_string()))?;
         migrate(&conn, path)?;
+        let reader = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        reader
+            .execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 0;")
+            .map_err(|e| open_error(e.to_string()))?;
         Ok(Sqlite {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
         })
+    }
+
+    /// The value under `key`, read on the calling thread through the read-only connection: a primary-key
+    /// lookup that SQLite answers from its page cache in microseconds (in WAL mode a reader never waits for
+    /// the writer). `None` when that connection is in use by another thread or the file is busy: then use
+    /// [`Sqlite::get`].
+    pub(crate) fn get_inline(&self, key: &str) -> Option<Result<Option<String>, StateError>> {
+        let reader = self.reader.try_lock().ok()?;
+        let found = reader.prepare_cached(GET).and_then(|mut statement| {
+            statement
+                .query_row(params![key, now_ms() as i64], |row| row.get(0))
+                .optional()
+        });
+        match found {
+            Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                None
+            }
+            found => Some(found.map_err(StateError::from)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -140,11 +170,7 @@ impl Sqlite {
     pub(crate) async fn get(&self, key: String) -> Result<Option<String>, StateError> {
         self.run(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT value FROM records WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                    params![key, now_ms() as i64],
-                    |row| row.get(0),
-                )
+                .query_row(GET, params![key, now_ms() as i64], |row| row.get(0))
                 .optional()?)
         })
         .await
