@@ -78,11 +78,13 @@ impl Queue {
         pending.spans.len() >= BATCH_SPANS || !pending.flushes.is_empty() || pending.closed
     }
 
-    /// Takes every queued span and flush request, and whether the queue is closed.
-    fn take(&self) -> (Vec<SpanData>, Vec<oneshot::Sender<()>>, bool) {
+    /// Swaps every queued span for the empty `spare` (whose room the next spans reuse: the
+    /// queue does not grow a new buffer for each batch), and takes the flush requests and
+    /// whether the queue is closed.
+    fn take(&self, spare: &mut Vec<SpanData>) -> (Vec<oneshot::Sender<()>>, bool) {
         let mut pending = self.lock();
-        let spans = std::mem::take(&mut pending.spans);
-        (spans, std::mem::take(&mut pending.flushes), pending.closed)
+        std::mem::swap(&mut pending.spans, spare);
+        (std::mem::take(&mut pending.flushes), pending.closed)
     }
 }
 
@@ -119,8 +121,12 @@ impl QueueProcessor {
         metrics: Arc<Metrics>,
         runtime: &tokio::runtime::Handle,
     ) -> (Self, Flusher) {
+        let pending = Pending {
+            spans: Vec::with_capacity(BATCH_SPANS),
+            ..Pending::default()
+        };
         let queue = Arc::new(Queue {
-            pending: Mutex::default(),
+            pending: Mutex::new(pending),
             wake: Notify::new(),
             metrics,
         });
@@ -160,6 +166,7 @@ impl SpanProcessor for QueueProcessor {
 /// when a flush is asked for), then sends every span queued so far and answers the flushes
 /// that came with them.
 async fn export_loop<E: SpanExporter>(exporter: E, queue: Arc<Queue>) {
+    let mut spans = Vec::with_capacity(BATCH_SPANS);
     loop {
         queue.wake.notified().await;
         if !queue.urgent() {
@@ -168,11 +175,10 @@ async fn export_loop<E: SpanExporter>(exporter: E, queue: Arc<Queue>) {
                 () = queue.wake.notified() => {}
             }
         }
-        let (mut spans, flushes, closed) = queue.take();
+        let (flushes, closed) = queue.take(&mut spans);
         while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(BATCH_SPANS));
-            export_batch(&exporter, spans, &queue.metrics).await;
-            spans = rest;
+            let batch: Vec<SpanData> = spans.drain(..spans.len().min(BATCH_SPANS)).collect();
+            export_batch(&exporter, batch, &queue.metrics).await;
         }
         for done in flushes {
             let _ = done.send(());
