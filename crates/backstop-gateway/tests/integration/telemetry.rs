@@ -299,7 +299,8 @@ async fn sampling_follows_the_ratio_and_the_clients_own_decision() {
     })
     .await;
     assert!(arrived);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Five times the export's batching delay: a span that should not be there would have come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let spans = collector.spans.lock().unwrap().clone();
     assert_eq!(
         spans.len(),
@@ -342,7 +343,7 @@ async fn sampling_follows_the_ratio_and_the_clients_own_decision() {
         last.starts_with(&format!("00-{CLIENT_TRACE}-")) && last.ends_with("-00"),
         "{last}"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(collector.spans.lock().unwrap().len(), 2);
 }
 
