@@ -526,6 +526,7 @@ fn sdk_requests_are_accepted() {
             include_usage: true,
             max_tokens: Some(100),
             has_stream_options: true,
+            model_span: envelope.model_span.clone(),
         }
     );
     for choice in [
