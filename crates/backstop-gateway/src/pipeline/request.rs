@@ -3,6 +3,7 @@
 //! in, fixed when it arrives: the configuration in force then and its total deadline. A reload
 //! while the request runs never changes its plan, timeouts or keys.
 
+use super::outgoing::{needs_whole_body, Outgoing};
 use super::structured::Shape;
 use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind};
@@ -106,13 +107,20 @@ impl ClientRequest {
     }
 
     /// The body to send to `target`: the caller's bytes with the model renamed when the
-    /// protocols match, otherwise a translation. Untranslatable requests are a 400.
-    pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
-        let spec = target.spec();
-        let body = self.upstream_body(target, spec)?;
+    /// protocols match (as pieces of the caller's body, unless the channel needs it whole),
+    /// otherwise a translation. Untranslatable requests are a 400.
+    pub fn body_for(&self, target: &Target) -> Result<Outgoing, ApiError> {
+        let invalid = |error: backstop_protocol::ProtocolError| {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string())
+        };
+        let body = self.upstream_body(target, target.spec())?;
+        if !needs_whole_body(target) {
+            return Ok(body);
+        }
         target
-            .adapt_body(&body)
-            .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))
+            .adapt_body(body.whole())
+            .map(Outgoing::from)
+            .map_err(invalid)
     }
 
     /// The body in the protocol of `spec`, before the channel's own adaptation.
@@ -120,20 +128,22 @@ impl ClientRequest {
         &self,
         target: &Target,
         spec: &backstop_protocol::ProviderSpec,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<Outgoing, ApiError> {
         let invalid = |error: backstop_protocol::ProtocolError| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string())
         };
         if spec.protocol == self.protocol {
-            let body =
-                backstop_protocol::rewrite_model(&self.body, &target.model).map_err(invalid)?;
             let count_stream = spec.usage_needs_stream_options
                 && self.envelope.stream
                 && !self.envelope.has_stream_options;
-            if count_stream {
-                return backstop_protocol::with_stream_usage(&body).map_err(invalid);
-            }
-            return Ok(body);
+            let pieces = backstop_protocol::forward_pieces(
+                &self.body,
+                &self.envelope,
+                &target.model,
+                count_stream,
+            )
+            .map_err(invalid)?;
+            return Ok(Outgoing::pieces(pieces));
         }
         let canonical = self.canonical()?;
         let encoded = backstop_protocol::encode_request(spec.protocol, canonical, &target.model)
@@ -141,7 +151,7 @@ impl ClientRequest {
         for warning in &encoded.warnings {
             tracing::warn!(target = %target.label, "{warning}");
         }
-        Ok(Bytes::from(encoded.body))
+        Ok(Bytes::from(encoded.body).into())
     }
 }
 
