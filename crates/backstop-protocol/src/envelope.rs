@@ -37,6 +37,10 @@ pub struct Envelope {
     /// the JSON string, quotes included. `None` when the name holds escapes (then a rewrite
     /// finds it by a scan).
     pub model_span: Option<Range<usize>>,
+    /// Whether the body has a top-level key that can ask for the shape of the answer
+    /// (`tools`, OpenAI's `response_format`, Anthropic's `output_config`); `true` where
+    /// that is not known.
+    pub may_ask_for_shape: bool,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +51,9 @@ struct RawEnvelope<'a> {
     stream_options: Option<RawStreamOptions>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    tools: Option<serde::de::IgnoredAny>,
+    response_format: Option<serde::de::IgnoredAny>,
+    output_config: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +71,9 @@ pub fn read_envelope(body: &[u8]) -> Result<Envelope, ProtocolError> {
     Ok(Envelope {
         model_span: string_span(body, &model),
         model: model.into_owned(),
+        may_ask_for_shape: raw.tools.is_some()
+            || raw.response_format.is_some()
+            || raw.output_config.is_some(),
         stream: raw.stream.unwrap_or(false),
         has_stream_options: raw.stream_options.is_some(),
         include_usage: raw
@@ -371,6 +381,7 @@ mod tests {
                 max_tokens: Some(77),
                 has_stream_options: true,
                 model_span: Some(68..75),
+                may_ask_for_shape: false,
             }
         );
     }
@@ -509,6 +520,7 @@ mod forward_tests {
             max_tokens: None,
             has_stream_options: false,
             model_span: None,
+            may_ask_for_shape: false,
         }
     }
 }

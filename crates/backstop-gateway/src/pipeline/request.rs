@@ -81,7 +81,7 @@ impl ClientRequest {
     pub fn shape(&self) -> Option<&Shape> {
         self.shape
             .get_or_init(|| {
-                if !may_ask_for_shape(&self.body) {
+                if !self.envelope.may_ask_for_shape || !may_ask_for_shape(&self.body) {
                     return None;
                 }
                 self.canonical().ok().and_then(Shape::of)
@@ -156,7 +156,8 @@ impl ClientRequest {
 }
 
 /// Whether a body may ask for a shape (structured output or tools): a scan of its bytes, so
-/// that a request that names none of them is never decoded for it.
+/// that a request that names none of them is never decoded for it. Only for bodies whose
+/// envelope could not tell (the Responses API's).
 fn may_ask_for_shape(body: &[u8]) -> bool {
     const KEYS: [&[u8]; 4] = [
         b"\"tools\"",

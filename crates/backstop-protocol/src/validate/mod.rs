@@ -146,6 +146,7 @@ fn responses_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
         max_tokens: req.max_tokens,
         has_stream_options: true,
         model_span: None,
+        may_ask_for_shape: true,
     })
 }
 
@@ -173,6 +174,7 @@ fn server_side_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
             .and_then(serde_json::Value::as_u64),
         has_stream_options: true,
         model_span: None,
+        may_ask_for_shape: true,
     })
 }
 
@@ -200,12 +202,16 @@ pub fn invalid_request_of(error: crate::ProtocolError) -> InvalidRequest {
     }
 }
 
+/// The top-level keys of an OpenAI or Anthropic request that can ask for the answer's shape.
+const SHAPE_KEYS: [&str; 3] = ["tools", "response_format", "output_config"];
+
 /// The routing fields of a validated body (their types are checked already), and where its
 /// `model` is in `raw`, the text it was parsed from.
 fn envelope(body: &Obj<'_>, raw: &[u8]) -> Envelope {
     let field = |key: &str| check::field(body, key);
     let stream_options = field("stream_options");
     Envelope {
+        may_ask_for_shape: SHAPE_KEYS.iter().any(|key| field(key).is_some()),
         model_span: match field("model") {
             Some(Json::String(model)) => crate::envelope::string_span(raw, model),
             _ => None,
