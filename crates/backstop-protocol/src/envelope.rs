@@ -192,10 +192,7 @@ fn model_edits(
 
 /// Where `value`, a string borrowed from `body`, is in it: its bytes with the quotes around
 /// them. `None` for a string that is not a slice of `body` (one decoded from escapes).
-pub(crate) fn string_span(body: &[u8], value: &std::borrow::Cow<'_, str>) -> Option<Range<usize>> {
-    let std::borrow::Cow::Borrowed(value) = value else {
-        return None;
-    };
+pub(crate) fn string_span(body: &[u8], value: &str) -> Option<Range<usize>> {
     let start = (value.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
     let end = start.checked_add(value.len())?;
     let quoted = start.checked_sub(1)?..end.checked_add(1)?;
