@@ -4,7 +4,6 @@
 
 use crate::config::{Provider, Target};
 use backstop_protocol::{Protocol, ProviderSpec};
-use bytes::Bytes;
 use http::HeaderMap;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +97,7 @@ impl UpstreamClient {
         &self,
         target: &Target,
         stream: bool,
-        body: Bytes,
+        body: impl Into<reqwest::Body>,
         caller: Protocol,
         client_headers: &HeaderMap,
     ) -> reqwest::RequestBuilder {
@@ -125,7 +124,7 @@ impl UpstreamClient {
         provider: &Provider,
         spec: &ProviderSpec,
         url: impl reqwest::IntoUrl,
-        body: Bytes,
+        body: impl Into<reqwest::Body>,
     ) -> reqwest::RequestBuilder {
         let mut request = self
             .http()

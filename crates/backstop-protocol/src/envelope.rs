@@ -8,11 +8,16 @@
 //!
 //! [`rewrite_model`] then swaps the top-level `"model"` string for the upstream model name with a
 //! single scan that understands JSON strings and nesting: every other byte, whitespace and key
-//! order included, reaches the upstream unchanged.
+//! order included, reaches the upstream unchanged. Where the envelope already knows where
+//! `model` is ([`Envelope::model_span`]), [`forward_pieces`] does the same without the scan and
+//! without a copy: the upstream body is slices of the caller's around the new name.
+
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::validate::Key;
 use crate::ProtocolError;
 
 /// The fields of a request body that routing needs.
@@ -28,15 +33,27 @@ pub struct Envelope {
     pub max_tokens: Option<u64>,
     /// Whether the body has an OpenAI `stream_options` object at all.
     pub has_stream_options: bool,
+    /// Where the value of the top-level `model` is in the body it was read from: the bytes of
+    /// the JSON string, quotes included. `None` when the name holds escapes (then a rewrite
+    /// finds it by a scan).
+    pub model_span: Option<Range<usize>>,
+    /// Whether the body has a top-level key that can ask for the shape of the answer
+    /// (`tools`, OpenAI's `response_format`, Anthropic's `output_config`); `true` where
+    /// that is not known.
+    pub may_ask_for_shape: bool,
 }
 
 #[derive(Deserialize)]
-struct RawEnvelope {
-    model: Option<String>,
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    model: Option<Key<'a>>,
     stream: Option<bool>,
     stream_options: Option<RawStreamOptions>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    tools: Option<serde::de::IgnoredAny>,
+    response_format: Option<serde::de::IgnoredAny>,
+    output_config: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -50,9 +67,13 @@ struct RawStreamOptions {
 /// wrong type, and with [`ProtocolError::MissingField`] when `model` is absent or null.
 pub fn read_envelope(body: &[u8]) -> Result<Envelope, ProtocolError> {
     let raw: RawEnvelope = serde_json::from_slice(body)?;
-    let model = raw.model.ok_or(ProtocolError::MissingField("model"))?;
+    let Key(model) = raw.model.ok_or(ProtocolError::MissingField("model"))?;
     Ok(Envelope {
-        model,
+        model_span: string_span(body, &model),
+        model: model.into_owned(),
+        may_ask_for_shape: raw.tools.is_some()
+            || raw.response_format.is_some()
+            || raw.output_config.is_some(),
         stream: raw.stream.unwrap_or(false),
         has_stream_options: raw.stream_options.is_some(),
         include_usage: raw
@@ -63,27 +84,16 @@ pub fn read_envelope(body: &[u8]) -> Result<Envelope, ProtocolError> {
     })
 }
 
+/// The member that asks an OpenAI stream for its final usage chunk.
+const STREAM_USAGE: &[u8] = br#""stream_options":{"include_usage":true}"#;
+
 /// Returns an OpenAI request `body` that also asks for the final usage chunk of a stream
 /// (`"stream_options":{"include_usage":true}` inserted as its first key), so that a
 /// gateway can count the tokens of streams whose client did not ask for them. Only for
 /// bodies without `stream_options` ([`Envelope::has_stream_options`] is false).
 pub fn with_stream_usage(body: &[u8]) -> Result<Bytes, ProtocolError> {
-    let open = body
-        .iter()
-        .position(|b| *b == b'{')
-        .ok_or_else(|| ProtocolError::Invalid("the body is not a JSON object".into()))?;
-    let rest = &body[open + 1..];
-    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    let insert: &[u8] = if empty {
-        br#""stream_options":{"include_usage":true}"#
-    } else {
-        br#""stream_options":{"include_usage":true},"#
-    };
-    let mut out = Vec::with_capacity(body.len() + insert.len());
-    out.extend_from_slice(&body[..=open]);
-    out.extend_from_slice(insert);
-    out.extend_from_slice(rest);
-    Ok(Bytes::from(out))
+    let edits = vec![stream_usage_edit(body)?];
+    Ok(concat(body, &edits))
 }
 
 /// Returns `body` with the value of its top-level `"model"` key replaced by `new_model`.
@@ -93,24 +103,108 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Bytes, ProtocolError> {
 /// Fails with [`ProtocolError::MissingField`] when there is no top-level `model` key, and with
 /// [`ProtocolError::Invalid`] when its value is not a string or the body is not a JSON object.
 pub fn rewrite_model(body: &[u8], new_model: &str) -> Result<Bytes, ProtocolError> {
-    let spans = model_spans(body)?;
+    let edits = model_edits(body, None, new_model)?;
+    Ok(concat(body, &edits))
+}
+
+/// The body of `envelope` for an upstream of the same protocol, as pieces to send one after
+/// the other: [`rewrite_model`] to `new_model`, then [`with_stream_usage`] when `ask_usage`,
+/// with every unchanged byte a slice of `body` rather than a copy. Uses
+/// [`Envelope::model_span`] when it is known, else scans for `model` as [`rewrite_model`] does.
+pub fn forward_pieces(
+    body: &Bytes,
+    envelope: &Envelope,
+    new_model: &str,
+    ask_usage: bool,
+) -> Result<Vec<Bytes>, ProtocolError> {
+    let mut edits = Vec::with_capacity(2);
+    if ask_usage {
+        edits.push(stream_usage_edit(body)?);
+    }
+    edits.extend(model_edits(body, envelope.model_span.clone(), new_model)?);
+    let mut pieces = Vec::with_capacity(2 * edits.len() + 1);
+    let mut pos = 0;
+    for (range, insert) in edits {
+        if range.start > pos {
+            pieces.push(body.slice(pos..range.start));
+        }
+        pieces.push(insert);
+        pos = range.end;
+    }
+    if pos < body.len() {
+        pieces.push(body.slice(pos..));
+    }
+    Ok(pieces)
+}
+
+/// A replacement of the bytes in a range of a body (an insertion when the range is empty).
+type Edit = (Range<usize>, Bytes);
+
+/// `body` with `edits` (in order, not overlapping) applied, in one new buffer.
+fn concat(body: &[u8], edits: &[Edit]) -> Bytes {
+    let added: usize = edits.iter().map(|(_, insert)| insert.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + added);
+    let mut pos = 0;
+    for (range, insert) in edits {
+        out.extend_from_slice(&body[pos..range.start]);
+        out.extend_from_slice(insert);
+        pos = range.end;
+    }
+    out.extend_from_slice(&body[pos..]);
+    Bytes::from(out)
+}
+
+/// The insertion of [`STREAM_USAGE`] as the first member of the body's object.
+fn stream_usage_edit(body: &[u8]) -> Result<Edit, ProtocolError> {
+    let open = body
+        .iter()
+        .position(|b| *b == b'{')
+        .ok_or_else(|| ProtocolError::Invalid("the body is not a JSON object".into()))?;
+    let rest = &body[open + 1..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut insert = STREAM_USAGE.to_vec();
+    if !empty {
+        insert.push(b',');
+    }
+    Ok((open + 1..open + 1, Bytes::from(insert)))
+}
+
+/// The replacements of the top-level `model` value(s) by `new_model`: at `known` when given,
+/// else wherever a scan finds them.
+fn model_edits(
+    body: &[u8],
+    known: Option<Range<usize>>,
+    new_model: &str,
+) -> Result<Vec<Edit>, ProtocolError> {
+    let spans = match known {
+        Some(span) => vec![span],
+        None => model_spans(body)?,
+    };
     if spans.is_empty() {
         return Err(ProtocolError::MissingField("model"));
     }
-    let quoted = serde_json::to_string(new_model)?;
-    let mut out = Vec::with_capacity(body.len() + quoted.len());
-    let mut pos = 0;
-    for (start, end) in spans {
-        out.extend_from_slice(&body[pos..start]);
-        out.extend_from_slice(quoted.as_bytes());
-        pos = end;
-    }
-    out.extend_from_slice(&body[pos..]);
-    Ok(Bytes::from(out))
+    let quoted = Bytes::from(serde_json::to_vec(new_model)?);
+    Ok(spans
+        .into_iter()
+        .map(|span| (span, quoted.clone()))
+        .collect())
+}
+
+/// Where `value`, a string borrowed from `body`, is in it: its bytes with the quotes around
+/// them. `None` for a string that is not a slice of `body` (one decoded from escapes).
+pub(crate) fn string_span(body: &[u8], value: &str) -> Option<Range<usize>> {
+    let start = (value.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(value.len())?;
+    let quoted = start.checked_sub(1)?..end.checked_add(1)?;
+    let inside = body.get(quoted.clone())?;
+    (inside.first() == Some(&b'"')
+        && inside.last() == Some(&b'"')
+        && &inside[1..inside.len() - 1] == value.as_bytes())
+    .then_some(quoted)
 }
 
 /// Byte ranges (quotes included) of every top-level `"model"` string value.
-fn model_spans(body: &[u8]) -> Result<Vec<(usize, usize)>, ProtocolError> {
+fn model_spans(body: &[u8]) -> Result<Vec<Range<usize>>, ProtocolError> {
     let mut s = Scanner { buf: body, pos: 0 };
     let mut spans = Vec::new();
     s.skip_ws();
@@ -132,7 +226,7 @@ fn model_spans(body: &[u8]) -> Result<Vec<(usize, usize)>, ProtocolError> {
                 return Err(ProtocolError::Invalid("`model` must be a string".into()));
             }
             s.string()?;
-            spans.push((value_start, s.pos));
+            spans.push(value_start..s.pos);
         } else {
             s.skip_value()?;
         }
@@ -283,6 +377,8 @@ mod tests {
                 include_usage: true,
                 max_tokens: Some(77),
                 has_stream_options: true,
+                model_span: Some(68..75),
+                may_ask_for_shape: false,
             }
         );
     }
@@ -357,6 +453,72 @@ mod tests {
             rewrite_model(b"{}", "m"),
             Err(ProtocolError::MissingField("model"))
         ));
+    }
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+    use crate::{validate_request, Protocol};
+
+    fn joined(pieces: &[Bytes]) -> String {
+        String::from_utf8(pieces.concat()).unwrap()
+    }
+
+    #[test]
+    fn validation_and_the_envelope_know_where_model_is() {
+        let body = br#"{"messages":[{"role":"user","content":"a \"model\": \"x\"","model":"no"}], "model" : "smart"}"#;
+        let validated = validate_request(Protocol::OpenAi, body).unwrap();
+        let span = validated.model_span.clone().unwrap();
+        assert_eq!(&body[span.clone()], br#""smart""#);
+        assert_eq!(read_envelope(body).unwrap().model_span, Some(span.clone()));
+        assert_eq!(model_spans(body).unwrap(), vec![span]);
+        let escaped = br#"{"model":"sm\u0061rt","messages":[]}"#;
+        assert_eq!(read_envelope(escaped).unwrap().model_span, None);
+    }
+
+    #[test]
+    fn pieces_are_the_rewritten_body_and_slices_of_the_original() {
+        let body = Bytes::from_static(
+            br#" {"stream":true,"model":"smart","messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        let envelope = validate_request(Protocol::OpenAi, &body).unwrap();
+        for ask_usage in [false, true] {
+            let pieces = forward_pieces(&body, &envelope, "gpt-\"4o\"", ask_usage).unwrap();
+            let mut expected = rewrite_model(&body, "gpt-\"4o\"").unwrap();
+            if ask_usage {
+                expected = with_stream_usage(&expected).unwrap();
+            }
+            assert_eq!(joined(&pieces).as_bytes(), &expected[..]);
+            let tail = pieces.last().unwrap();
+            assert_eq!(tail.as_ptr(), body[body.len() - tail.len()..].as_ptr());
+        }
+    }
+
+    #[test]
+    fn pieces_without_a_known_span_scan_for_model() {
+        let body = Bytes::from_static(br#"{"mod\u0065l":"\u0061","x":[]}"#);
+        let envelope = read_envelope(&body).unwrap();
+        assert_eq!(envelope.model_span, None);
+        let pieces = forward_pieces(&body, &envelope, "b", false).unwrap();
+        assert_eq!(joined(&pieces), r#"{"mod\u0065l":"b","x":[]}"#);
+        let no_model = Bytes::from_static(br#"{"x":1}"#);
+        assert!(matches!(
+            forward_pieces(&no_model, &envelope_without_span(), "b", false),
+            Err(ProtocolError::MissingField("model"))
+        ));
+    }
+
+    fn envelope_without_span() -> Envelope {
+        Envelope {
+            model: "m".into(),
+            stream: false,
+            include_usage: false,
+            max_tokens: None,
+            has_stream_options: false,
+            model_span: None,
+            may_ask_for_shape: false,
+        }
     }
 }
 

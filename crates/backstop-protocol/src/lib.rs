@@ -57,7 +57,7 @@ pub use embeddings::{
     read_openai_embeddings, validate_embeddings, EmbeddingInput, EmbeddingsRequest,
     MAX_EMBEDDING_INPUTS,
 };
-pub use envelope::{read_envelope, rewrite_model, with_stream_usage, Envelope};
+pub use envelope::{forward_pieces, read_envelope, rewrite_model, with_stream_usage, Envelope};
 pub use error::{
     classify_error, error_body, error_body_with_param, translate_error, UpstreamError,
     UpstreamErrorKind,

@@ -255,13 +255,17 @@ impl Target {
     }
 
     /// `body`, already in this target's protocol, as its channel wants it (Bedrock's and
-    /// Vertex's `anthropic_version` in the body, no `model`); unchanged for the others.
+    /// Vertex's `anthropic_version` in the body, no `model`); unchanged (not copied) for the
+    /// others.
     pub fn adapt_body(
         &self,
-        body: &[u8],
+        body: bytes::Bytes,
     ) -> Result<bytes::Bytes, backstop_protocol::ProtocolError> {
+        if self.spec.body_version.is_none() {
+            return Ok(body);
+        }
         self.spec
-            .adapt_body(body, self.provider.body_version.as_deref())
+            .adapt_body(&body, self.provider.body_version.as_deref())
     }
 
     /// The URL a chat request goes to.

@@ -4,6 +4,7 @@
 use super::buffers::Held;
 use super::call::{read_body, send};
 use super::failure::Failure;
+use super::outgoing::Outgoing;
 use super::plan::Route;
 use super::record::{record_attempt, record_usage, Ended, Reported};
 use super::relay::Relay;
@@ -117,7 +118,7 @@ async fn exchange(
     gateway: &Gateway,
     request: &ClientRequest,
     route: &Route,
-    body: Bytes,
+    body: Outgoing,
     deadline: Instant,
 ) -> Result<Answer, Failure> {
     let target = &route.target;
@@ -157,7 +158,7 @@ fn whole_request(request: &ClientRequest) -> Result<ChatRequest, ApiError> {
 }
 
 /// `request` for `target` as a non-streaming call, whatever the client asked.
-fn whole_body(request: &ClientRequest, target: &Target) -> Result<Bytes, ApiError> {
+fn whole_body(request: &ClientRequest, target: &Target) -> Result<Outgoing, ApiError> {
     let invalid =
         |error: &dyn std::fmt::Display| ApiError::new(ErrorKind::InvalidRequest, error.to_string());
     let encoded = backstop_protocol::encode_request(
@@ -166,7 +167,10 @@ fn whole_body(request: &ClientRequest, target: &Target) -> Result<Bytes, ApiErro
         &target.model,
     )
     .map_err(|e| invalid(&e))?;
-    target.adapt_body(&encoded.body).map_err(|e| invalid(&e))
+    target
+        .adapt_body(Bytes::from(encoded.body))
+        .map(Outgoing::from)
+        .map_err(|e| invalid(&e))
 }
 
 /// One non-streaming call: the upstream's whole 2xx body, held against the buffer budget.
@@ -174,7 +178,7 @@ async fn whole(
     gateway: &Gateway,
     request: &ClientRequest,
     route: &Route,
-    body: Bytes,
+    body: Outgoing,
     deadline: Instant,
 ) -> Result<(Bytes, Held), Failure> {
     let target = &route.target;
@@ -200,7 +204,7 @@ async fn corrected(
     gateway: &Gateway,
     request: &ClientRequest,
     route: &Route,
-    mut body: Bytes,
+    mut body: Outgoing,
     deadline: Instant,
     shape: &Shape,
     max_corrections: u32,
@@ -278,8 +282,9 @@ async fn corrected(
         let encoded = backstop_protocol::encode_request(upstream, &next, &target.model)
             .map_err(|e| Failure::local(FailureClass::Permanent, e.to_string()))?;
         body = target
-            .adapt_body(&encoded.body)
-            .map_err(|e| Failure::local(FailureClass::Permanent, e.to_string()))?;
+            .adapt_body(Bytes::from(encoded.body))
+            .map_err(|e| Failure::local(FailureClass::Permanent, e.to_string()))?
+            .into();
         conversation = Some(next);
     }
 }

@@ -25,7 +25,7 @@ pub async fn send(
     request: &ClientRequest,
     target: &Target,
     stream: bool,
-    body: Bytes,
+    body: impl Into<reqwest::Body>,
     first_byte_deadline: Instant,
 ) -> Result<reqwest::Response, Failure> {
     if let Some(fault) = gateway.injected(&target.label) {

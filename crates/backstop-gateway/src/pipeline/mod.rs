@@ -15,6 +15,7 @@ mod gateway;
 mod hedge;
 mod inject;
 mod kept;
+mod outgoing;
 mod plan;
 mod record;
 mod relay;

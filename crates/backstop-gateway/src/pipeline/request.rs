@@ -3,6 +3,7 @@
 //! in, fixed when it arrives: the configuration in force then and its total deadline. A reload
 //! while the request runs never changes its plan, timeouts or keys.
 
+use super::outgoing::{needs_whole_body, Outgoing};
 use super::structured::Shape;
 use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind};
@@ -80,7 +81,7 @@ impl ClientRequest {
     pub fn shape(&self) -> Option<&Shape> {
         self.shape
             .get_or_init(|| {
-                if !may_ask_for_shape(&self.body) {
+                if !self.envelope.may_ask_for_shape || !may_ask_for_shape(&self.body) {
                     return None;
                 }
                 self.canonical().ok().and_then(Shape::of)
@@ -106,13 +107,20 @@ impl ClientRequest {
     }
 
     /// The body to send to `target`: the caller's bytes with the model renamed when the
-    /// protocols match, otherwise a translation. Untranslatable requests are a 400.
-    pub fn body_for(&self, target: &Target) -> Result<Bytes, ApiError> {
-        let spec = target.spec();
-        let body = self.upstream_body(target, spec)?;
+    /// protocols match (as pieces of the caller's body, unless the channel needs it whole),
+    /// otherwise a translation. Untranslatable requests are a 400.
+    pub fn body_for(&self, target: &Target) -> Result<Outgoing, ApiError> {
+        let invalid = |error: backstop_protocol::ProtocolError| {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string())
+        };
+        let body = self.upstream_body(target, target.spec())?;
+        if !needs_whole_body(target) {
+            return Ok(body);
+        }
         target
-            .adapt_body(&body)
-            .map_err(|error| ApiError::new(ErrorKind::InvalidRequest, error.to_string()))
+            .adapt_body(body.whole())
+            .map(Outgoing::from)
+            .map_err(invalid)
     }
 
     /// The body in the protocol of `spec`, before the channel's own adaptation.
@@ -120,20 +128,22 @@ impl ClientRequest {
         &self,
         target: &Target,
         spec: &backstop_protocol::ProviderSpec,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<Outgoing, ApiError> {
         let invalid = |error: backstop_protocol::ProtocolError| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string())
         };
         if spec.protocol == self.protocol {
-            let body =
-                backstop_protocol::rewrite_model(&self.body, &target.model).map_err(invalid)?;
             let count_stream = spec.usage_needs_stream_options
                 && self.envelope.stream
                 && !self.envelope.has_stream_options;
-            if count_stream {
-                return backstop_protocol::with_stream_usage(&body).map_err(invalid);
-            }
-            return Ok(body);
+            let pieces = backstop_protocol::forward_pieces(
+                &self.body,
+                &self.envelope,
+                &target.model,
+                count_stream,
+            )
+            .map_err(invalid)?;
+            return Ok(Outgoing::pieces(pieces));
         }
         let canonical = self.canonical()?;
         let encoded = backstop_protocol::encode_request(spec.protocol, canonical, &target.model)
@@ -141,12 +151,13 @@ impl ClientRequest {
         for warning in &encoded.warnings {
             tracing::warn!(target = %target.label, "{warning}");
         }
-        Ok(Bytes::from(encoded.body))
+        Ok(Bytes::from(encoded.body).into())
     }
 }
 
 /// Whether a body may ask for a shape (structured output or tools): a scan of its bytes, so
-/// that a request that names none of them is never decoded for it.
+/// that a request that names none of them is never decoded for it. Only for bodies whose
+/// envelope could not tell (the Responses API's).
 fn may_ask_for_shape(body: &[u8]) -> bool {
     const KEYS: [&[u8]; 4] = [
         b"\"tools\"",

@@ -223,7 +223,7 @@ impl ContinuationAttempts<'_> {
             .map_err(|e| unsendable(e.to_string()))?;
         route
             .target
-            .adapt_body(&encoded.body)
+            .adapt_body(Bytes::from(encoded.body))
             .map_err(|e| unsendable(e.to_string()))
     }
 }

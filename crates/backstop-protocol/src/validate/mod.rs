@@ -22,6 +22,7 @@ mod tree;
 use std::fmt;
 
 use crate::{Envelope, Protocol};
+pub(crate) use tree::Key;
 use tree::{Json, Obj};
 
 /// Why a request was refused: the offending field (when there is one) and what is wrong with it.
@@ -76,7 +77,7 @@ pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, Inv
         }
         Protocol::Responses => return responses_envelope(raw),
     }
-    Ok(envelope(&body))
+    Ok(envelope(&body, raw))
 }
 
 /// Parses the body: UTF-8 first (so that the message can say so), then one JSON object whose
@@ -144,6 +145,8 @@ fn responses_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
         include_usage: true,
         max_tokens: req.max_tokens,
         has_stream_options: true,
+        model_span: None,
+        may_ask_for_shape: true,
     })
 }
 
@@ -170,6 +173,8 @@ fn server_side_envelope(body: &[u8]) -> Result<Envelope, InvalidRequest> {
             .get("max_output_tokens")
             .and_then(serde_json::Value::as_u64),
         has_stream_options: true,
+        model_span: None,
+        may_ask_for_shape: true,
     })
 }
 
@@ -197,11 +202,20 @@ pub fn invalid_request_of(error: crate::ProtocolError) -> InvalidRequest {
     }
 }
 
-/// The routing fields of a validated body (their types are checked already).
-fn envelope(body: &Obj<'_>) -> Envelope {
+/// The top-level keys of an OpenAI or Anthropic request that can ask for the answer's shape.
+const SHAPE_KEYS: [&str; 3] = ["tools", "response_format", "output_config"];
+
+/// The routing fields of a validated body (their types are checked already), and where its
+/// `model` is in `raw`, the text it was parsed from.
+fn envelope(body: &Obj<'_>, raw: &[u8]) -> Envelope {
     let field = |key: &str| check::field(body, key);
     let stream_options = field("stream_options");
     Envelope {
+        may_ask_for_shape: SHAPE_KEYS.iter().any(|key| field(key).is_some()),
+        model_span: match field("model") {
+            Some(Json::String(model)) => crate::envelope::string_span(raw, model),
+            _ => None,
+        },
         model: field("model")
             .and_then(Json::as_str)
             .unwrap_or_default()

@@ -526,6 +526,8 @@ fn sdk_requests_are_accepted() {
             include_usage: true,
             max_tokens: Some(100),
             has_stream_options: true,
+            model_span: envelope.model_span.clone(),
+            may_ask_for_shape: true,
         }
     );
     for choice in [
@@ -635,6 +637,42 @@ fn envelope_matches_read_envelope() {
     }
     let body = with(AN, json!({"stream": true}));
     assert_eq!(accepted(AN, &body), crate::read_envelope(&body).unwrap());
+}
+
+/// The envelope says whether a top-level key can ask for the answer's shape, so that a request
+/// without one is never searched or decoded for it; `null` counts as absent.
+#[test]
+fn envelope_tells_whether_the_body_may_ask_for_a_shape() {
+    let cases = [
+        (
+            OA,
+            json!({"response_format": {"type": "json_object"}}),
+            true,
+        ),
+        (OA, json!({"response_format": null, "tools": null}), false),
+        (
+            OA,
+            json!({"metadata": {"tools": "a key deeper down"}}),
+            false,
+        ),
+        (
+            AN,
+            json!({"output_config": {"format": {"type": "json_schema", "schema": {}}}}),
+            true,
+        ),
+        (AN, json!({"stream": true}), false),
+    ];
+    for (protocol, fields, asks) in cases {
+        let body = with(protocol, fields);
+        let envelope = accepted(protocol, &body);
+        assert_eq!(
+            envelope.may_ask_for_shape,
+            asks,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(envelope, crate::read_envelope(&body).unwrap());
+    }
 }
 
 #[test]

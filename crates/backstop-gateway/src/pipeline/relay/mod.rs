@@ -356,7 +356,9 @@ impl Relay {
     /// After the first byte: a failure is rescued where it can be; a cut ends the stream.
     async fn stop(&mut self, stop: Stop) {
         match stop {
-            Stop::Failed(failure) => self.recover(failure).await,
+            // Boxed: a rescue's state (a whole upstream call) is thirty times the size of the
+            // rest, and every open stream would hold room for it.
+            Stop::Failed(failure) => Box::pin(self.recover(failure)).await,
             Stop::Cut(cut) => {
                 self.end_cut(cut);
                 let message = format!("{}; the answer is incomplete", cut.message());
@@ -759,5 +761,30 @@ impl Relay {
             malformed_events = self.malformed,
             "stream ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The size of the future an async method of the relay returns.
+    fn future_size<'a, F: std::future::Future>(_: impl FnOnce(&'a mut Relay) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every open stream holds its relay and the future of its next chunk for as long as it
+    /// is open: room for a rescue (a whole upstream call, thirty times the rest) must not be
+    /// part of it.
+    #[test]
+    fn an_open_stream_holds_no_room_for_a_rescue() {
+        let next_chunk = future_size(|relay| relay.next_chunk());
+        let recover =
+            future_size(|relay| relay.recover(Failure::local(FailureClass::Transient, "broken")));
+        assert!(
+            next_chunk * 8 < recover,
+            "next_chunk {next_chunk} bytes, recover {recover}"
+        );
+        assert!(next_chunk <= 2048, "next_chunk {next_chunk} bytes");
     }
 }
