@@ -1,5 +1,6 @@
 """A real MCP server (the official SDK's MCPServer, formerly FastMCP) over Streamable HTTP,
-with faults a test switches at run time: `POST /_fault {"mode": "500" | "slow" | "none"}`.
+with faults a test switches at run time: `POST /_fault {"mode": "500" | "slow" | "none"}` ("500" fails
+the JSON-RPC POSTs, not the GET stream).
 
 Run: python mcp_upstream.py PORT [TOKEN]; with TOKEN, a call without `x-upstream-token: TOKEN`
 gets a 401. It prints `listening on http://127.0.0.1:PORT` when ready."""
@@ -50,7 +51,9 @@ async def app(scope, receive, send):
             await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"missing x-upstream-token"})
             return
-        if MODE["mode"] == "500":
+        # JSON-RPC calls (POST) fail; the client's background GET stream is left alone, so
+        # how many failures a test sees does not depend on when the SDK opened that stream.
+        if MODE["mode"] == "500" and scope["method"] == "POST":
             await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"internal error"})
             return
