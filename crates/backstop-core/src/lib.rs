@@ -115,7 +115,7 @@ pub use balance::{
 };
 pub use breaker::{
     Breaker, BreakerConfig, BreakerEvent, BreakerHook, BreakerSnapshot, BreakerState, Permit,
-    Rejected, TripReason,
+    Rejected, TripReason, MAX_HOLD,
 };
 pub use budget::RetryBudget;
 pub use class::{Classify, FailureClass, Verdict};

@@ -106,6 +106,16 @@ async fn a_hold_refuses_calls_until_it_ends_without_opening() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hold_lasts_at_most_an_hour_whatever_the_hint() {
+    let (breaker, _hook) = breaker_with_hook();
+    breaker.hold_for(Duration::from_secs(86_400 * 365));
+    let refused = breaker.try_acquire().unwrap_err();
+    assert_eq!(refused.retry_at, Instant::now() + MAX_HOLD);
+    tokio::time::advance(MAX_HOLD).await;
+    assert!(breaker.try_acquire().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_probe_gate_keeps_a_half_open_breaker_skipping() {
     let (breaker, hook) = breaker_with_hook();
     fail(&breaker);

@@ -68,6 +68,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The longest a target is held for one hint: a provider that asks for a day's pause (or a broken one
+/// that says so) is asked again after an hour.
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+
 /// The slots of the failure-rate window.
 const SLOTS: u32 = 10;
 
@@ -250,11 +254,12 @@ impl Breaker {
         self.shared.with(Instant::now(), |inner| inner.close(true));
     }
 
-    /// Refuses calls until `for_` has passed, without opening the breaker: the target asked for a pause
-    /// (`Retry-After`, a rate-limit reset). A longer hold already in force is kept.
+    /// Refuses calls until `for_` has passed (at most [`MAX_HOLD`]), without opening the breaker: the target
+    /// asked for a pause (`Retry-After`, a rate-limit reset). A longer hold already in force is kept.
     pub fn hold_for(&self, for_: Duration) {
         let now = Instant::now();
-        self.shared.with(now, |inner| inner.hold(later(now, for_)));
+        self.shared
+            .with(now, |inner| inner.hold(later(now, for_.min(MAX_HOLD))));
     }
 
     /// Attaches the hook that shares this breaker's transitions and gates its probes; only the first one counts
