@@ -76,6 +76,26 @@ async fn accepted(response: reqwest::Response) -> String {
     id
 }
 
+/// Sends a chat request that must be queued, and returns the id of its 202.
+async fn queued_chat(
+    base: &str,
+    model: &str,
+    content: &str,
+    stream: bool,
+    headers: &[(&str, &str)],
+) -> String {
+    accepted(
+        send(
+            base,
+            "/v1/chat/completions",
+            &chat_about(model, content, stream),
+            headers,
+        )
+        .await,
+    )
+    .await
+}
+
 async fn job(base: &str, id: &str, key: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new().get(format!("{base}/v1/backstop/jobs/{id}"));
     if let Some(key) = key {
@@ -129,16 +149,7 @@ async fn a_respond_async_job_completes_when_the_provider_is_back() {
     let base = gw.url("");
     fault(&mock, json!({"kind": "status", "status": 503})).await;
 
-    let streamed = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "async one", true),
-            &[ASYNC],
-        )
-        .await,
-    )
-    .await;
+    let streamed = queued_chat(&base, "plain", "async one", true, &[ASYNC]).await;
     let anthropic = json!({"model": "plain", "max_tokens": 40, "messages": [{"role": "user", "content": "async two"}]});
     let from_claude = accepted(send(&base, "/v1/messages", &anthropic, &[ASYNC]).await).await;
     let (status, waiting) = job(&base, &streamed, None).await;
@@ -238,16 +249,7 @@ async fn on_failure_queues_only_after_every_tier_and_static_come_first() {
     .await;
     assert_eq!(still.status(), 200);
     assert_eq!(still.headers()["x-backstop-tier"], "static");
-    let queued = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("m", "queued on failure", false),
-            &[],
-        )
-        .await,
-    )
-    .await;
+    let queued = queued_chat(&base, "m", "queued on failure", false, &[]).await;
     assert!(answered(&mock, "queued on failure") == 0);
 
     let bad_request = json!({"model": "m", "messages": "not a list"});
@@ -270,16 +272,7 @@ async fn only_the_creating_key_sees_or_cancels_a_job() {
     let base = gw.url("");
     fault(&mock, json!({"kind": "status", "status": 503})).await;
     let one = [ASYNC, ("authorization", "Bearer key-one")];
-    let id = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "cancel me", false),
-            &one,
-        )
-        .await,
-    )
-    .await;
+    let id = queued_chat(&base, "plain", "cancel me", false, &one).await;
 
     let (status, unknown) = job(
         &base,
@@ -360,16 +353,7 @@ async fn a_job_that_cannot_be_stored_is_a_503_never_a_202() {
     let base = gw.url("");
     fault(&mock, json!({"kind": "status", "status": 503})).await;
     for n in 0..2 {
-        accepted(
-            send(
-                &base,
-                "/v1/chat/completions",
-                &chat_about("plain", &format!("fill {n}"), false),
-                &[ASYNC],
-            )
-            .await,
-        )
-        .await;
+        queued_chat(&base, "plain", &format!("fill {n}"), false, &[ASYNC]).await;
     }
     let full = send(
         &base,
@@ -446,14 +430,12 @@ async fn a_finished_job_is_posted_signed_to_a_listed_host_only() {
     let base = gw.url("");
 
     let hook = format!("http://{host}/hook");
-    let id = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "call me back", false),
-            &[ASYNC, ("x-backstop-callback", &hook)],
-        )
-        .await,
+    let id = queued_chat(
+        &base,
+        "plain",
+        "call me back",
+        false,
+        &[ASYNC, ("x-backstop-callback", &hook)],
     )
     .await;
     assert!(
@@ -714,16 +696,7 @@ key = "sk-team-q-secret"
     let base = gw.url("");
     fault(&mock, json!({"kind": "status", "status": 503})).await;
     let auth = ("authorization", "Bearer sk-team-q-secret");
-    let id = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "charge me later", false),
-            &[ASYNC, auth],
-        )
-        .await,
-    )
-    .await;
+    let id = queued_chat(&base, "plain", "charge me later", false, &[ASYNC, auth]).await;
 
     mock.clear_faults();
     let done = finished(
@@ -811,16 +784,7 @@ budget = {{ usd = 1, per = "day" }}
     let base = gw.url("");
     fault(&mock, json!({"kind": "status", "status": 503})).await;
     let auth = ("authorization", "Bearer sk-team-q-secret");
-    let id = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "over budget later", false),
-            &[ASYNC, auth],
-        )
-        .await,
-    )
-    .await;
+    let id = queued_chat(&base, "plain", "over budget later", false, &[ASYNC, auth]).await;
     // While the job waits for its provider, the key spends its budget elsewhere ($1 an output token).
     let spent = send(
         &base,
@@ -883,16 +847,7 @@ rate = { requests_per_minute = 1 }
     let base = gw.url("");
     let auth = ("authorization", "Bearer sk-team-r-secret");
     // Queuing it was this minute's one request: its replay waits for the next minute.
-    let id = accepted(
-        send(
-            &base,
-            "/v1/chat/completions",
-            &chat_about("plain", "wait your turn", false),
-            &[ASYNC, auth],
-        )
-        .await,
-    )
-    .await;
+    let id = queued_chat(&base, "plain", "wait your turn", false, &[ASYNC, auth]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while jobs_counted(&base, "rate_limited").await == 0 {
         assert!(
