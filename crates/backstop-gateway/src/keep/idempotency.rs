@@ -9,7 +9,8 @@
 //! for the answer instead of calling the provider again. The record and the lease are looked at
 //! in one step ([`Store::lookup`]): one script on Redis; on memory and SQLite (one process) a
 //! read on the calling thread and a lease kept in this process, so the check costs
-//! microseconds and no write.
+//! microseconds and no write. The answer is kept in this process at once and written to the
+//! file in batches ([`Store::settle`]), and what waits is written at shutdown.
 //! If the first fails, it gives the lease back without an answer, and the waiting duplicate
 //! takes it and tries itself; one still waiting at its own `timeouts.total` gets a 409. A
 //! store that does not answer does not stop the request: it is served without the guarantee
@@ -198,7 +199,8 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Stores `answer` (of the public `model`, served at `tier`), then gives the lease back.
+    /// Stores `answer` (of the public `model`, served at `tier`) and gives the lease back, without waiting
+    /// for the store ([`Store::settle`]: on SQLite and memory a duplicate replays it from memory at once).
     pub fn complete(mut self, answer: &ChatResponse, model: &str, tier: &str) {
         self.done = true;
         let value =
@@ -207,14 +209,8 @@ impl Lease {
             value: value.to_string(),
             ttl: Some(self.ttl),
         };
-        let (store, record) = (self.store.clone(), self.record.clone());
-        let (lease_key, lease_value) = (self.lease_key.clone(), self.lease_value.clone());
-        spawn(async move {
-            if let Err(error) = store.put_many(vec![(record, entry)]).await {
-                tracing::warn!("the answer of an Idempotency-Key was not stored: {error}");
-            }
-            let _ = store.give_back(&lease_key, &lease_value).await;
-        });
+        self.store
+            .settle(&self.record, entry, &self.lease_key, &self.lease_value);
     }
 }
 

@@ -119,6 +119,11 @@ async fn accept_until(
             result = Err(error);
         }
     }
+    if let Some(state) = gateway.state() {
+        if let Err(error) = state.store().flush().await {
+            tracing::warn!("answers of Idempotency-Keys not written at shutdown: {error}");
+        }
+    }
     if let Some(telemetry) = gateway.telemetry() {
         telemetry.flush().await;
     }

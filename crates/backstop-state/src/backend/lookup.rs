@@ -1,6 +1,7 @@
 //! A record and its lease looked at in one step, for a request that is either answered from a stored record
 //! or becomes the one that makes it (an idempotency key): on Redis one script, one round trip; on a store no
-//! other process writes to, a read answered on the calling thread and a lease kept in this process.
+//! other process writes to, answers settled in this process, a read answered on the calling thread and a lease
+//! kept in this process.
 
 use super::{Backend, Store, OP_TIMEOUT};
 use crate::record::Entry;
@@ -33,8 +34,9 @@ impl Store {
     /// ended by [`Store::give_back`] or its time to live); else who holds it.
     ///
     /// On Redis this is one script (one round trip), shared by every replica. On memory and SQLite, which one
-    /// process uses, the read is answered inline ([`Store::get_inline`]) and the lease is kept in this process,
-    /// bounded: the file is not written.
+    /// process uses, an answer settled in this process is found in memory ([`Store::settle`]), a written one is
+    /// read inline ([`Store::get_inline`]), and the lease is kept in this process, bounded: the file is not
+    /// written.
     pub async fn lookup(
         &self,
         record: &str,
@@ -56,13 +58,35 @@ impl Store {
                 _ => Lookup::Held(Some(value).filter(|v| !v.is_empty())),
             });
         }
+        if let Some(value) = self.settled_answer(record) {
+            return Ok(Lookup::Stored(value));
+        }
+        let writes = self.settled_writes();
         if let Some(value) = self.get_inline(record).await? {
             return Ok(Lookup::Stored(value));
         }
-        Ok(match self.leases.claim(lease, &entry.value, entry.ttl)? {
-            None => Lookup::Leased,
-            Some(holder) => Lookup::Held(Some(holder)),
-        })
+        if let Some(holder) = self.leases.claim(lease, &entry.value, entry.ttl)? {
+            return Ok(Lookup::Held(Some(holder)));
+        }
+        // The holder before may have settled its answer (kept in memory, then its lease given back) since the
+        // first look, and it may even be written already: looked at again with the lease held, it is found
+        // and not made twice.
+        let stored = match self.settled_answer(record) {
+            Some(value) => Ok(Some(value)),
+            None if self.settled_writes() != writes => self.get_inline(record).await,
+            None => Ok(None),
+        };
+        match stored {
+            Ok(None) => Ok(Lookup::Leased),
+            Ok(Some(value)) => {
+                self.leases.release(lease, &entry.value);
+                Ok(Lookup::Stored(value))
+            }
+            Err(error) => {
+                self.leases.release(lease, &entry.value);
+                Err(error)
+            }
+        }
     }
 
     /// Gives back the lease `lease` taken by [`Store::lookup`], if `value` still holds it.

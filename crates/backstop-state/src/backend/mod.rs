@@ -9,9 +9,11 @@ mod queue_memory;
 mod queue_redis;
 mod queue_sqlite;
 mod redis;
+mod settled;
 mod sqlite;
 
 pub use lookup::Lookup;
+pub use settled::MAX_SETTLED;
 pub use sqlite::SCHEMA_VERSION;
 
 use crate::record::{Change, Entry};
@@ -45,6 +47,8 @@ pub struct Store {
     observer: Arc<dyn StateObserver>,
     /// The leases of a store no other process writes to, kept in this process (see [`Store::lookup`]).
     leases: leases::LocalLeases,
+    /// The answers of such leases not yet written (see [`Store::settle`]).
+    settled: settled::Settled,
 }
 
 impl Store {
@@ -71,6 +75,7 @@ impl Store {
             up: AtomicBool::new(true),
             observer,
             leases: leases::LocalLeases::default(),
+            settled: settled::Settled::default(),
         })
     }
 
@@ -151,13 +156,22 @@ impl Store {
 
     /// Writes `entries` (keys without the prefix) and announces them on the change feed.
     pub async fn put_many(&self, entries: Vec<(String, Entry)>) -> Result<(), StateError> {
+        self.put_many_within(entries, OP_TIMEOUT).await
+    }
+
+    /// [`Store::put_many`] with the time limit `limit`.
+    async fn put_many_within(
+        &self,
+        entries: Vec<(String, Entry)>,
+        limit: Duration,
+    ) -> Result<(), StateError> {
         let entries: Vec<_> = entries
             .into_iter()
             .map(|(key, entry)| (self.full(&key), entry))
             .collect();
         let origin = self.replica.clone();
         let changes = self
-            .timed("put", OP_TIMEOUT, async {
+            .timed("put", limit, async {
                 match &self.backend {
                     Backend::Memory(m) => Ok(m.put_many(&entries, &origin)),
                     Backend::Sqlite(s) => s.put_many(entries.clone(), origin.clone()).await,
