@@ -103,10 +103,14 @@ impl Sqlite {
 
     /// The value under `key`, read on the calling thread through the read-only connection: a primary-key
     /// lookup that SQLite answers from its page cache in microseconds (in WAL mode a reader never waits for
-    /// the writer). `None` when that connection is in use by another thread or the file is busy: then use
+    /// the writer). Another thread's read holds the connection for as long, so this waits for it rather than
+    /// take the writing connection, which may be inside a batch. `None` when the file is busy: then use
     /// [`Sqlite::get`].
     pub(crate) fn get_inline(&self, key: &str) -> Option<Result<Option<String>, StateError>> {
-        let reader = self.reader.try_lock().ok()?;
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let found = reader.prepare_cached(GET).and_then(|mut statement| {
             statement
                 .query_row(params![key, now_ms() as i64], |row| row.get(0))
