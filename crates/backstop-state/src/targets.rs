@@ -309,6 +309,13 @@ impl BreakerHook for Targets {
         let Some(record) = BreakerRecord::of(event, &me) else {
             return;
         };
+        if *event == (BreakerEvent::Closed { forced: true }) {
+            let ended = HoldRecord {
+                until: now_ms(),
+                replica: me.clone(),
+            };
+            self.write(format!("hold:{name}"), &ended, Some(Duration::from_secs(1)));
+        }
         let had_lease = {
             let mut targets = self.lock();
             let Some(target) = targets.get_mut(name) else {

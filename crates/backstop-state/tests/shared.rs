@@ -107,6 +107,15 @@ async fn holds_and_capabilities_are_shared() {
     assert!(until(PROPAGATION, || b.try_acquire().is_err()).await);
     assert_eq!(b.state(), BreakerState::Closed, "a hold is not a trip");
 
+    a.force_close();
+    assert!(a.try_acquire().is_ok(), "an operator's close ends the hold");
+    assert!(until(PROPAGATION, || b.try_acquire().is_ok()).await);
+    let (_c_state, c, _) = replica(&spec, Duration::from_secs(30)).await;
+    assert!(
+        c.try_acquire().is_ok(),
+        "a replica started later finds no hold"
+    );
+
     a_prefill.store(true, Ordering::Relaxed);
     a_state.targets().learned(TARGET, "prefill_rejected");
     assert!(until(PROPAGATION, || b_prefill.load(Ordering::Relaxed)).await);

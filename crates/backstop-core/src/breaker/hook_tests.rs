@@ -116,6 +116,34 @@ async fn a_hold_lasts_at_most_an_hour_whatever_the_hint() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_forced_close_ends_a_hold_here_and_where_it_is_adopted() {
+    let (breaker, hook) = breaker_with_hook();
+    breaker.hold_for(Duration::from_secs(60));
+    assert!(breaker.try_acquire().is_err());
+    breaker.force_close();
+    assert!(
+        breaker.try_acquire().is_ok(),
+        "the operator's close ends the hold"
+    );
+    assert_eq!(breaker.snapshot().held_until, None);
+    let events = hook.events.lock().unwrap().clone();
+    assert_eq!(events.last(), Some(&BreakerEvent::Closed { forced: true }));
+
+    let (replica, _hook) = breaker_with_hook();
+    replica.adopt(&events[0]);
+    assert!(replica.try_acquire().is_err(), "the hold was adopted");
+    replica.adopt(&events[1]);
+    assert!(replica.try_acquire().is_ok(), "and so was its end");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_breaker_without_a_hold_shares_nothing_when_closed_again() {
+    let (breaker, hook) = breaker_with_hook();
+    breaker.force_close();
+    assert!(hook.events.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_probe_gate_keeps_a_half_open_breaker_skipping() {
     let (breaker, hook) = breaker_with_hook();
     fail(&breaker);

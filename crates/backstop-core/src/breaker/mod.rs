@@ -249,7 +249,7 @@ impl Breaker {
         });
     }
 
-    /// Closes the breaker by hand and forgets its failure counts.
+    /// Closes the breaker by hand, forgets its failure counts and ends a rate-limit hold in force.
     pub fn force_close(&self) {
         self.shared.with(Instant::now(), |inner| inner.close(true));
     }

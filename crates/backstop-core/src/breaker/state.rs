@@ -214,11 +214,18 @@ impl Inner {
         self.set_mode(Mode::Open { until }, Some(reason));
     }
 
+    /// Closes the breaker and forgets its failure counts; a forced close also ends a hold in force, since the
+    /// operator asked for the target to take calls now.
     pub(super) fn close(&mut self, forced: bool) {
         self.consecutive = 0;
         self.ring.clear();
+        let hold_ended = forced && self.held_until.take().is_some();
         match self.mode {
-            Mode::Closed => {}
+            Mode::Closed => {
+                if hold_ended {
+                    self.share(BreakerEvent::Closed { forced });
+                }
+            }
             Mode::Open { .. } | Mode::HalfOpen { .. } => {
                 self.share(BreakerEvent::Closed { forced });
                 self.set_mode(Mode::Closed, None);
