@@ -5,12 +5,18 @@
 //! about twice as much on a typical request as this tree, whose strings point into the body (only
 //! strings with escapes are decoded into their own buffer) and whose objects are vectors of pairs.
 //! serde_json still checks everything as it parses: UTF-8, escapes, lone surrogates, nesting depth.
+//!
+//! [`parse_keeping_text`] builds the same tree but keeps the strings of free-text keys as
+//! written ([`Str`]): a large prompt is scanned in place rather than decoded and copied.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Number;
+
+use super::text::{Str, TEXT_KEYS};
 
 /// A JSON value whose strings borrow from the text it was parsed from.
 #[derive(Debug, PartialEq)]
@@ -18,7 +24,7 @@ pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     Number(Number),
-    String(Cow<'a, str>),
+    String(Str<'a>),
     Array(Vec<Json<'a>>),
     Object(Obj<'a>),
 }
@@ -38,7 +44,7 @@ impl<'a> Obj<'a> {
 impl<'a> Json<'a> {
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
-            Json::String(s) => Some(s),
+            Json::String(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -90,13 +96,79 @@ impl<'a> Json<'a> {
 
 impl<'de> Deserialize<'de> for Json<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
+        Parse {
+            keep_text: false,
+            depth: 0,
+        }
+        .deserialize(deserializer)
     }
 }
 
-struct JsonVisitor;
+/// How deeply a tree parsed by [`parse_keeping_text`] may nest: below serde_json's own limit,
+/// which each parse of a kept container starts afresh, so that the whole stays bounded.
+const MAX_DEPTH: usize = 100;
 
-impl<'de> Visitor<'de> for JsonVisitor {
+/// Parses `text` into a tree whose strings under [`TEXT_KEYS`] are kept as written.
+///
+/// Fails on whatever a full parse would refuse (and, nested deeper than [`MAX_DEPTH`], on
+/// what it may accept): the caller parses again in full for an error that names the problem.
+pub(crate) fn parse_keeping_text(text: &str) -> Result<Json<'_>, serde_json::Error> {
+    parse_at(text, 0)
+}
+
+/// Parses `text`, a value at `depth` containers deep, keeping text.
+fn parse_at(text: &str, depth: usize) -> Result<Json<'_>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = Parse {
+        keep_text: true,
+        depth,
+    }
+    .deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// A value under a text key, scanned without decoding: a string is kept as written, anything
+/// else is parsed from its text.
+fn kept_value(raw: &RawValue, depth: usize) -> Result<Json<'_>, serde_json::Error> {
+    let token = raw.get();
+    if token.starts_with('"') {
+        return Str::written(token)
+            .map(Json::String)
+            .ok_or_else(|| serde_json::Error::custom("lone surrogate"));
+    }
+    parse_at(token, depth)
+}
+
+/// The parse of one value: whether it keeps text, and how many containers enclose it.
+#[derive(Clone, Copy)]
+struct Parse {
+    keep_text: bool,
+    depth: usize,
+}
+
+impl Parse {
+    /// The parse of the values inside a container this one opens.
+    fn inside<E: Error>(self) -> Result<Self, E> {
+        if self.keep_text && self.depth >= MAX_DEPTH {
+            return Err(E::custom("nested too deeply"));
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+            ..self
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Parse {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Parse {
     type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,29 +196,37 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Borrowed(s)))
+        Ok(Json::String(Str::decoded(Cow::Borrowed(s))))
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Owned(s.to_owned())))
+        Ok(Json::String(Str::decoded(Cow::Owned(s.to_owned()))))
     }
 
     fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
-        Ok(Json::String(Cow::Owned(s)))
+        Ok(Json::String(Str::decoded(Cow::Owned(s))))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let inside = self.inside()?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(inside)? {
             items.push(item);
         }
         Ok(Json::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inside = self.inside()?;
         let mut pairs = Vec::new();
         while let Some(Key(key)) = map.next_key()? {
-            pairs.push((key, map.next_value()?));
+            let value = if inside.keep_text && TEXT_KEYS.contains(&key.as_ref()) {
+                let raw: &'de RawValue = map.next_value()?;
+                kept_value(raw, inside.depth).map_err(A::Error::custom)?
+            } else {
+                map.next_value_seed(inside)?
+            };
+            pairs.push((key, value));
         }
         Ok(Json::Object(Obj(pairs)))
     }
@@ -186,10 +266,7 @@ mod tests {
         let text = r#"{"a":"plain","b\"":"esc\naped","n":[1,-2,2.5,null,true]}"#;
         let json: Json = serde_json::from_str(text).unwrap();
         let o = json.as_object().unwrap();
-        assert!(matches!(
-            o.get("a"),
-            Some(Json::String(Cow::Borrowed("plain")))
-        ));
+        assert_eq!(o.get("a").and_then(Json::as_str), Some("plain"));
         assert!(matches!(&o.0[1].0, Cow::Owned(k) if k == "b\""));
         assert_eq!(o.get("b\"").and_then(Json::as_str), Some("esc\naped"));
         let n = o.get("n").and_then(Json::as_array).unwrap();
