@@ -59,6 +59,12 @@ impl<'a> Str<'a> {
         Some(text)
     }
 
+    /// Whether the string's value has been decoded.
+    #[cfg(test)]
+    pub(crate) fn is_decoded(&self) -> bool {
+        self.decoded.get().is_some()
+    }
+
     /// The string's value.
     pub(crate) fn as_str(&self) -> &str {
         self.decoded

@@ -97,8 +97,9 @@ impl<'a> Json<'a> {
 impl<'de> Deserialize<'de> for Json<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Parse {
-            keep_text: false,
+            text_levels: 0,
             depth: 0,
+            max_depth: usize::MAX,
         }
         .deserialize(deserializer)
     }
@@ -108,49 +109,68 @@ impl<'de> Deserialize<'de> for Json<'de> {
 /// which each parse of a kept container starts afresh, so that the whole stays bounded.
 const MAX_DEPTH: usize = 100;
 
+/// How many containers under text keys, one inside the other, are parsed keeping text (an
+/// Anthropic tool result's blocks inside a message's blocks are two): deeper ones are decoded
+/// in full, so that no body is scanned more than this many times over, plus once.
+const TEXT_LEVELS: u8 = 3;
+
 /// Parses `text` into a tree whose strings under [`TEXT_KEYS`] are kept as written.
 ///
 /// Fails on whatever a full parse would refuse (and, nested deeper than [`MAX_DEPTH`], on
 /// what it may accept): the caller parses again in full for an error that names the problem.
 pub(crate) fn parse_keeping_text(text: &str) -> Result<Json<'_>, serde_json::Error> {
-    parse_at(text, 0)
+    parse_with(
+        text,
+        Parse {
+            text_levels: TEXT_LEVELS,
+            depth: 0,
+            max_depth: MAX_DEPTH,
+        },
+    )
 }
 
-/// Parses `text`, a value at `depth` containers deep, keeping text.
-fn parse_at(text: &str, depth: usize) -> Result<Json<'_>, serde_json::Error> {
+/// Parses the whole of `text` with `parse`.
+fn parse_with(text: &str, parse: Parse) -> Result<Json<'_>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = Parse {
-        keep_text: true,
-        depth,
-    }
-    .deserialize(&mut deserializer)?;
+    let value = parse.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
 }
 
 /// A value under a text key, scanned without decoding: a string is kept as written, anything
 /// else is parsed from its text.
-fn kept_value(raw: &RawValue, depth: usize) -> Result<Json<'_>, serde_json::Error> {
+fn kept_value(raw: &RawValue, parse: Parse) -> Result<Json<'_>, serde_json::Error> {
     let token = raw.get();
     if token.starts_with('"') {
         return Str::written(token)
             .map(Json::String)
             .ok_or_else(|| serde_json::Error::custom("lone surrogate"));
     }
-    parse_at(token, depth)
+    parse_with(
+        token,
+        Parse {
+            text_levels: parse.text_levels - 1,
+            ..parse
+        },
+    )
 }
 
-/// The parse of one value: whether it keeps text, and how many containers enclose it.
+/// The parse of one value.
 #[derive(Clone, Copy)]
 struct Parse {
-    keep_text: bool,
+    /// How many more containers under text keys, one inside the other, keep text (none: the
+    /// parse decodes every string).
+    text_levels: u8,
+    /// How many containers enclose the value.
     depth: usize,
+    /// How many may.
+    max_depth: usize,
 }
 
 impl Parse {
     /// The parse of the values inside a container this one opens.
     fn inside<E: Error>(self) -> Result<Self, E> {
-        if self.keep_text && self.depth >= MAX_DEPTH {
+        if self.depth >= self.max_depth {
             return Err(E::custom("nested too deeply"));
         }
         Ok(Self {
@@ -220,9 +240,9 @@ impl<'de> Visitor<'de> for Parse {
         let inside = self.inside()?;
         let mut pairs = Vec::new();
         while let Some(Key(key)) = map.next_key()? {
-            let value = if inside.keep_text && TEXT_KEYS.contains(&key.as_ref()) {
+            let value = if inside.text_levels > 0 && TEXT_KEYS.contains(&key.as_ref()) {
                 let raw: &'de RawValue = map.next_value()?;
-                kept_value(raw, inside.depth).map_err(A::Error::custom)?
+                kept_value(raw, inside).map_err(A::Error::custom)?
             } else {
                 map.next_value_seed(inside)?
             };
@@ -276,6 +296,28 @@ mod tests {
         assert_eq!(n[2].as_f64(), Some(2.5));
         assert!(n[3].is_null());
         assert_eq!(n[4].as_bool(), Some(true));
+    }
+
+    #[test]
+    fn text_is_kept_as_written_until_read() {
+        let text = r#"{"role":"user\n","content":"a\nb","x":{"text":[{"text":"c\td"}]}}"#;
+        let json = parse_keeping_text(text).unwrap();
+        let o = json.as_object().unwrap();
+        let string = |value: Option<&Json<'_>>| match value {
+            Some(Json::String(s)) => s.is_decoded(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            string(o.get("role")),
+            "a key outside the text keys is decoded"
+        );
+        assert!(!string(o.get("content")));
+        let inner = &o.get("x").and_then(Json::as_object).unwrap();
+        let part = &inner.get("text").and_then(Json::as_array).unwrap()[0];
+        assert!(!string(part.as_object().unwrap().get("text")));
+        assert_eq!(o.get("content").and_then(Json::as_str), Some("a\nb"));
+        assert!(string(o.get("content")));
+        assert_eq!(json, serde_json::from_str::<Json>(text).unwrap());
     }
 
     #[test]
