@@ -226,6 +226,7 @@ fn quoted(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::text::Str;
     use super::*;
     use std::borrow::Cow;
 
@@ -249,7 +250,7 @@ mod tests {
     fn unknown_values_are_quoted_and_cut_short() {
         let at = Loc::Root;
         let role = at.key("role");
-        let long = Json::String(Cow::Owned("w".repeat(500)));
+        let long = Json::String(Str::decoded(Cow::Owned("w".repeat(500))));
         let error = one_of(&long, &role, &["user"], "role").unwrap_err();
         assert!(error.message.len() < 150, "{}", error.message);
         assert!(

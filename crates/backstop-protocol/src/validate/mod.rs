@@ -17,6 +17,7 @@
 mod anthropic;
 mod check;
 mod openai;
+mod text;
 mod tree;
 
 use std::fmt;
@@ -81,7 +82,7 @@ pub fn validate_request(protocol: Protocol, body: &[u8]) -> Result<Envelope, Inv
 }
 
 /// Parses the body: UTF-8 first (so that the message can say so), then one JSON object whose
-/// strings borrow from `body`.
+/// strings borrow from `body`, free text kept as written ([`tree::parse_keeping_text`]).
 fn parse(body: &[u8]) -> Checked<Obj<'_>> {
     let text = std::str::from_utf8(body).map_err(|error| {
         InvalidRequest::body(format!(
@@ -89,15 +90,11 @@ fn parse(body: &[u8]) -> Checked<Obj<'_>> {
             error.valid_up_to()
         ))
     })?;
-    let parsed = serde_json::from_str::<Json<'_>>(text).map_err(|error| {
-        let what = if is_lone_surrogate(&error) {
-            "the request body holds a lone surrogate (a \\u escape of half a UTF-16 pair, not \
-             valid Unicode)"
-        } else {
-            "the request body is not valid JSON"
-        };
-        InvalidRequest::body(format!("{what}: {error}"))
-    })?;
+    // The fast parse fails on whatever the full one refuses; the full one then says why.
+    let parsed = match tree::parse_keeping_text(text) {
+        Ok(parsed) => parsed,
+        Err(_) => full_parse(text)?,
+    };
     let Json::Object(object) = parsed else {
         return Err(InvalidRequest::body(
             "the request body must be a JSON object",
@@ -109,6 +106,19 @@ fn parse(body: &[u8]) -> Checked<Obj<'_>> {
         )));
     }
     Ok(object)
+}
+
+/// Parses the body decoding every string, for the error serde_json gives about it.
+fn full_parse(text: &str) -> Checked<Json<'_>> {
+    serde_json::from_str::<Json<'_>>(text).map_err(|error| {
+        let what = if is_lone_surrogate(&error) {
+            "the request body holds a lone surrogate (a \\u escape of half a UTF-16 pair, not \
+             valid Unicode)"
+        } else {
+            "the request body is not valid JSON"
+        };
+        InvalidRequest::body(format!("{what}: {error}"))
+    })
 }
 
 /// Whether serde_json refused a `\uD800`-`\uDFFF` escape without its pair. Its error has no
@@ -213,7 +223,7 @@ fn envelope(body: &Obj<'_>, raw: &[u8]) -> Envelope {
     Envelope {
         may_ask_for_shape: SHAPE_KEYS.iter().any(|key| field(key).is_some()),
         model_span: match field("model") {
-            Some(Json::String(model)) => crate::envelope::string_span(raw, model),
+            Some(Json::String(model)) => crate::envelope::string_span(raw, model.as_str()),
             _ => None,
         },
         model: field("model")

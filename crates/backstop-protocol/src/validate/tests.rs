@@ -714,3 +714,80 @@ fn a_responses_request_for_hosted_tools_is_routed_and_refused_only_by_translatio
     let error = validate_request(Protocol::Responses, nameless.as_bytes()).unwrap_err();
     assert_eq!(error.param.as_deref(), Some("model"));
 }
+
+/// `base` of `protocol` with its message's content replaced by `content`, written as is.
+fn with_content(protocol: Protocol, content: &str) -> Vec<u8> {
+    String::from_utf8(with(protocol, json!({})))
+        .unwrap()
+        .replace(r#""content":"hi""#, &format!(r#""content":{content}"#))
+        .into_bytes()
+}
+
+#[test]
+fn free_text_with_escapes_is_checked_without_being_decoded() {
+    let text = r#""line\nquote\" caf\u00e9 \ud83d\ude00 back\\slash \\ud800 \/""#;
+    for protocol in [OA, AN] {
+        accepted(protocol, &with_content(protocol, text));
+        accepted(
+            protocol,
+            &with_content(protocol, &format!(r#"[{{"type":"text","text":{text}}}]"#)),
+        );
+        for (bad, fragment) in [
+            (r#""bad \x escape""#, "not valid JSON: invalid escape"),
+            (r#""bad \u12G4 hex""#, "not valid JSON: invalid escape"),
+            ("\"raw \n newline\"", "not valid JSON: control character"),
+            (r#""unterminated"#, "not valid JSON"),
+            (r#""\ud800""#, "holds a lone surrogate"),
+            (r#""x \udc00 y""#, "holds a lone surrogate"),
+            (r#""\ud83d\u0041""#, "holds a lone surrogate"),
+            (r#""\ud83d""#, "holds a lone surrogate"),
+            (
+                r#"[{"type":"text","text":"\ud800"}]"#,
+                "holds a lone surrogate",
+            ),
+            (r#"[{"type":"text","text":"\q"}]"#, "not valid JSON"),
+        ] {
+            let error = refused(protocol, &with_content(protocol, bad));
+            assert_eq!(error.param, None, "{bad}: {error}");
+            assert!(error.message.contains(fragment), "{bad}: {error}");
+        }
+        // A rule still sees a kept value's type.
+        let error = refused(protocol, &with_content(protocol, "5"));
+        assert_eq!(error.param.as_deref(), Some("messages[0].content"));
+        let error = refused(
+            protocol,
+            &with_content(protocol, r#"[{"type":"text","text":5}]"#),
+        );
+        assert_eq!(error.param.as_deref(), Some("messages[0].content[0].text"));
+    }
+    let system = with(AN, json!({"system": "PLACE"}));
+    let system = String::from_utf8(system).unwrap();
+    accepted(AN, system.replace("PLACE", r"a\nb\u00e9").as_bytes());
+    let error = refused(AN, system.replace("PLACE", r"a\ud800").as_bytes());
+    assert!(error.message.contains("lone surrogate"), "{error}");
+    let tool =
+        r#"[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"\udfff"}]}]"#;
+    let error = refused(AN, &with_content(AN, tool));
+    assert!(error.message.contains("lone surrogate"), "{error}");
+}
+
+#[test]
+fn text_keys_nested_in_each_other_are_bounded() {
+    for depth in [50, 110, 126, 5_000] {
+        let content = format!(
+            "{}\"x\\ny\"{}",
+            r#"{"content":"#.repeat(depth),
+            "}".repeat(depth)
+        );
+        let body = with_content(OA, &format!(r#"[{{"type":"text","text":{content}}}]"#));
+        let full = serde_json::from_slice::<Value>(&body);
+        match validate_request(OA, &body) {
+            // Deep but within serde_json's limit: a text part whose text is not a string.
+            Err(error) if full.is_ok() => {
+                assert_eq!(error.param.as_deref(), Some("messages[0].content[0].text"))
+            }
+            Err(error) => assert!(error.message.contains("recursion limit"), "{error}"),
+            Ok(_) => panic!("accepted at depth {depth}"),
+        }
+    }
+}
