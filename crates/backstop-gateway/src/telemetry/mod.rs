@@ -7,12 +7,14 @@
 
 mod collector;
 mod export;
+mod names;
 mod otlp;
 mod spans;
 mod tools;
 
 use collector::OtlpExporter;
 pub use export::{Flusher, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
+pub use names::{shared, TargetNames};
 pub use spans::{traced_call, CallKind, RequestTrace, RouteTrace, SpanEnd};
 pub use tools::{start_tool_call, tool_attempt, ToolAttemptSpan};
 

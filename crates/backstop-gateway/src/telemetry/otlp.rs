@@ -507,8 +507,10 @@ mod tests {
         let spans: Vec<SpanData> = (1..=6)
             .map(|n| span(n, scope("backstop"), n == 4))
             .collect();
-        let expected = reference(spans.clone(), &resource());
-        let decoded = ours(&spans, &resource());
+        // One resource for both: its attributes are listed in a hash map's order.
+        let resource = resource();
+        let expected = reference(spans.clone(), &resource);
+        let decoded = ours(&spans, &resource);
         // Field by field first, for a readable failure.
         let (ours_rs, expected_rs) = (&decoded.resource_spans[0], &expected.resource_spans[0]);
         assert_eq!(ours_rs.resource, expected_rs.resource);
@@ -540,8 +542,9 @@ mod tests {
             span(3, scope("b"), true),
             span(4, InstrumentationScope::builder("bare").build(), false),
         ];
-        let decoded = ours(&spans, &resource());
-        assert_eq!(decoded, reference(spans, &resource()));
+        let resource = resource();
+        let decoded = ours(&spans, &resource);
+        assert_eq!(decoded, reference(spans, &resource));
         let names: Vec<_> = decoded.resource_spans[0]
             .scope_spans
             .iter()
