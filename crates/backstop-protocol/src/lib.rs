@@ -42,6 +42,7 @@ pub mod responses;
 mod sse;
 mod stream;
 mod structured;
+mod summary;
 mod translate;
 mod usage;
 mod validate;
@@ -68,6 +69,7 @@ pub use providers::{
 };
 pub use sse::{write_sse, SseDecoder, SseEvent, MAX_EVENT_SIZE};
 pub use stream::{StreamDecoder, StreamEncoder};
+pub use summary::{read_summary, AnswerSummary};
 pub use translate::{decode_request, decode_response, encode_request, encode_response};
 pub use usage::read_usage;
 pub use validate::{invalid_request_of, validate_request, InvalidRequest};

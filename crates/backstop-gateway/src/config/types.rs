@@ -190,6 +190,8 @@ pub struct Target {
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
     pub label: String,
+    /// Its span attributes and names, shared by its clones.
+    pub trace_names: Arc<crate::telemetry::TargetNames>,
     /// What the gateway knows about this model on its provider (Vertex picks by model).
     spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
@@ -223,8 +225,10 @@ impl Target {
             Some(native) if provider.responses => Some((native, endpoints(native)?)),
             _ => None,
         };
+        let label = format!("{}/{model}", provider.name);
         Ok(Self {
-            label: format!("{}/{model}", provider.name),
+            trace_names: Arc::new(crate::telemetry::TargetNames::new(&model, &label)),
+            label,
             spec,
             endpoints: endpoints(spec)?,
             native_responses,
@@ -306,6 +310,8 @@ pub struct Price {
 pub struct Model {
     /// The public name clients send.
     pub name: String,
+    /// The same, as a span attribute's value (`backstop.model`).
+    pub trace_name: opentelemetry::StringValue,
     /// Its channels, balanced.
     pub targets: Vec<Target>,
     /// Other public models to try, in order, when every target failed.

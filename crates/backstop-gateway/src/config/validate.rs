@@ -532,6 +532,7 @@ fn model_from_raw(
     }
     Ok(Model {
         name: name.to_string(),
+        trace_name: crate::telemetry::shared(name),
         targets,
         fallbacks: raw.fallbacks.clone(),
         embedding_space: match raw.embedding_space.as_deref() {

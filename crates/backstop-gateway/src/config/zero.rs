@@ -111,6 +111,7 @@ pub fn zero_config_model(config: &Config, name: &str) -> Option<Model> {
     let provider = provider_for(config, kind, name)?;
     Some(Model {
         name: name.to_string(),
+        trace_name: crate::telemetry::shared(name),
         targets: vec![Target::new(provider, name.to_string(), 1).ok()?],
         fallbacks: Vec::new(),
         embedding_space: None,

@@ -126,11 +126,9 @@ async fn exchange(
         let (bytes, held) = whole(gateway, request, route, body, deadline).await?;
         let upstream = target.spec().protocol;
         let (body, usage) = render_success(request.protocol, upstream, &bytes)?;
-        // The finish reason and model are read for the trace only: a plain answer is not decoded.
+        // The finish reason and model are read for the trace only, and nothing else of the answer.
         let reported = match route.trace {
-            Some(_) => backstop_protocol::decode_response(upstream, &bytes)
-                .map(|decoded| Reported::of(&decoded))
-                .unwrap_or_default(),
+            Some(_) => Reported::summary(upstream, &bytes),
             None => Reported::default(),
         };
         return Ok(Answer::Whole {

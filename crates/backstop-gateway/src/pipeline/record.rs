@@ -51,6 +51,19 @@ impl Reported {
         }
     }
 
+    /// The finish reason and model of the whole answer `body` in protocol `upstream`, read
+    /// alone (see [`backstop_protocol::read_summary`]); nothing when it is not an answer.
+    pub fn summary(upstream: backstop_protocol::Protocol, body: &[u8]) -> Self {
+        match backstop_protocol::read_summary(upstream, body) {
+            Some(summary) => Self {
+                usage: None,
+                finish: Some(summary.finish),
+                model: Some(summary.model),
+            },
+            None => Self::default(),
+        }
+    }
+
     /// The same, borrowed for the record.
     pub fn answered(&self) -> Answered<'_> {
         Answered {

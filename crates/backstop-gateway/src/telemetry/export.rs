@@ -8,8 +8,6 @@
 //! queued is sent.
 
 use crate::metrics::Metrics;
-use bytes::Bytes;
-use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -202,36 +200,6 @@ async fn export_batch<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>, metri
             metrics.spans("export_failed", count);
             tracing::warn!(spans = count, "trace export timed out");
         }
-    }
-}
-
-/// The OTLP exporter's HTTP client: a plain reqwest client of the gateway's version.
-#[derive(Debug, Clone)]
-pub struct CollectorClient(pub reqwest::Client);
-
-#[async_trait::async_trait]
-impl HttpClient for CollectorClient {
-    async fn send_bytes(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Bytes>, HttpError> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .timeout(EXPORT_TIMEOUT)
-            .send()
-            .await?;
-        let mut out = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            out = out.header(name, value);
-        }
-        // The collector's answer is small (a partial-success notice at most); cap what is read.
-        let body = response.bytes().await?;
-        let body = body.slice(..body.len().min(64 << 10));
-        Ok(out.body(body)?)
     }
 }
 

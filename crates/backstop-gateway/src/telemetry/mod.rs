@@ -5,11 +5,16 @@
 //! gateway holds no [`Telemetry`] and routes carry no trace. Spans carry what happened
 //! (targets, classes, statuses, token counts) and never a prompt, an answer or a key.
 
+mod collector;
 mod export;
+mod names;
+mod otlp;
 mod spans;
 mod tools;
 
-pub use export::{CollectorClient, Flusher, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
+use collector::OtlpExporter;
+pub use export::{Flusher, QueueProcessor, EXPORT_TIMEOUT, QUEUE_SPANS};
+pub use names::{shared, TargetNames};
 pub use spans::{traced_call, CallKind, RequestTrace, RouteTrace, SpanEnd};
 pub use tools::{start_tool_call, tool_attempt, ToolAttemptSpan};
 
@@ -18,7 +23,6 @@ use crate::metrics::Metrics;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanExporter as _};
 use opentelemetry_sdk::Resource;
@@ -45,14 +49,7 @@ impl Telemetry {
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .ok();
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(CollectorClient(client?))
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(settings.traces_url())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build();
-        let (Some(runtime), Ok(mut exporter)) = (runtime, exporter) else {
+        let (Some(runtime), Some(client)) = (runtime, client) else {
             tracing::warn!("telemetry is configured but could not start: no spans are exported");
             return None;
         };
@@ -66,6 +63,7 @@ impl Telemetry {
             )
             .build();
         // The processor hands spans straight to the exporter, which puts the resource on each batch.
+        let mut exporter = OtlpExporter::new(client, settings.traces_url());
         exporter.set_resource(&resource);
         // New traces are sampled before any span is made (see `RequestTrace::start`); the SDK
         // records those and follows a client's decision for its own trace.

@@ -55,18 +55,18 @@ impl RequestTrace {
             _ => "/v1/chat/completions",
         };
         Self::begin(telemetry, &request.headers, || {
-            let model = request.envelope.model.clone();
-            (
-                format!("chat {model}"),
-                vec![
-                    KeyValue::new("gen_ai.operation.name", "chat"),
-                    KeyValue::new("gen_ai.request.model", model),
-                    KeyValue::new("http.request.method", "POST"),
-                    KeyValue::new("url.path", path),
-                    KeyValue::new("backstop.request_id", request.request_id().to_string()),
-                    KeyValue::new("backstop.stream", request.envelope.stream),
-                ],
-            )
+            let model = request.envelope.model.as_str();
+            // Room for the attributes the answer adds too: the vector is not grown then.
+            let mut attributes = Vec::with_capacity(REQUEST_ATTRIBUTES);
+            attributes.extend([
+                KeyValue::new("gen_ai.operation.name", "chat"),
+                KeyValue::new("gen_ai.request.model", model.to_owned()),
+                KeyValue::new("http.request.method", "POST"),
+                KeyValue::new("url.path", path),
+                KeyValue::new("backstop.request_id", request.request_id().to_owned()),
+                KeyValue::new("backstop.stream", request.envelope.stream),
+            ]);
+            (["chat ", model].concat(), attributes)
         })
     }
 
@@ -82,17 +82,22 @@ impl RequestTrace {
             return None;
         }
         let parent = telemetry.extract(headers);
-        let mut span = telemetry
-            .tracer()
-            .span_builder("call")
-            .with_kind(SpanKind::Server)
-            .start_with_context(telemetry.tracer(), &parent);
-        let sampled = span.span_context().is_sampled();
-        if sampled {
+        // The sampler follows a client's decision and records every new trace: the span is
+        // described only when it will be recorded, and made with its attributes at once.
+        let recorded = {
+            let parent_span = parent.span();
+            let context = parent_span.span_context();
+            !context.is_valid() || context.is_sampled()
+        };
+        let tracer = telemetry.tracer();
+        let mut builder = tracer.span_builder("call").with_kind(SpanKind::Server);
+        if recorded {
             let (name, attributes) = describe();
-            span.update_name(name);
-            span.set_attributes(attributes);
+            builder.name = name.into();
+            builder.attributes = Some(attributes);
         }
+        let span = builder.start_with_context(tracer, &parent);
+        let sampled = span.span_context().is_sampled();
         Some(Arc::new(Self {
             telemetry: telemetry.clone(),
             cx: parent.with_span(span),
@@ -143,28 +148,23 @@ impl RequestTrace {
         }
     }
 
-    /// Sets `attribute` on the request's span.
-    pub(crate) fn set(&self, attribute: KeyValue) {
-        if self.sampled {
-            self.cx.span().set_attribute(attribute);
-        }
-    }
-
     /// Notes how the request was answered: status, tier, who served and how many calls it took.
     pub fn answered(&self, status: u16, tier: &str, meta: Option<&ServedMeta>) {
         if !self.sampled {
             return;
         }
         self.status(status);
-        self.set(KeyValue::new("backstop.tier", tier.to_string()));
+        let mut attributes = Vec::with_capacity(5);
+        attributes.push(KeyValue::new("backstop.tier", tier.to_string()));
         if let Some(meta) = meta {
-            self.set(KeyValue::new("backstop.model", meta.model.clone()));
-            self.set(KeyValue::new("backstop.fallback", meta.fallback));
-            self.set(KeyValue::new("backstop.attempts", i64::from(meta.attempts)));
+            attributes.push(KeyValue::new("backstop.model", meta.model.clone()));
+            attributes.push(KeyValue::new("backstop.fallback", meta.fallback));
+            attributes.push(KeyValue::new("backstop.attempts", i64::from(meta.attempts)));
             if let Some(target) = &meta.target {
-                self.set(KeyValue::new("backstop.target", target.clone()));
+                attributes.push(KeyValue::new("backstop.target", target.clone()));
             }
         }
+        self.cx.span().set_attributes(attributes);
     }
 
     /// A trace of the calls to one route.
@@ -176,6 +176,12 @@ impl RequestTrace {
         })
     }
 }
+
+/// Attributes a request's span has at most: those it starts with, and those its answer adds.
+const REQUEST_ATTRIBUTES: usize = 12;
+
+/// Attributes an attempt's span has at most: those it starts with, and those its end adds.
+const ATTEMPT_ATTRIBUTES: usize = 18;
 
 /// The spans of the calls to one route of a request, by attempt number.
 pub struct RouteTrace {
@@ -197,13 +203,15 @@ impl RouteTrace {
         if !self.request.sampled {
             return self.request.cx.clone();
         }
-        let target = &route.target;
-        let mut attributes = vec![
+        let names = &route.target.trace_names;
+        // Room for the attributes the span's end adds too: the vector is not grown then.
+        let mut attributes = Vec::with_capacity(ATTEMPT_ATTRIBUTES);
+        attributes.extend([
             KeyValue::new("gen_ai.operation.name", "chat"),
-            KeyValue::new("gen_ai.system", system(target.provider.kind)),
-            KeyValue::new("gen_ai.request.model", target.model.clone()),
-            KeyValue::new("backstop.target", target.label.clone()),
-            KeyValue::new("backstop.model", route.model.name.clone()),
+            KeyValue::new("gen_ai.system", system(route.target.provider.kind)),
+            KeyValue::new("gen_ai.request.model", names.model.clone()),
+            KeyValue::new("backstop.target", names.label.clone()),
+            KeyValue::new("backstop.model", route.model.trace_name.clone()),
             KeyValue::new("backstop.attempt", i64::from(number)),
             KeyValue::new("backstop.fallback", route.is_fallback),
             KeyValue::new(
@@ -213,14 +221,14 @@ impl RouteTrace {
                     CallKind::Continuation => "continuation",
                 },
             ),
-        ];
+        ]);
         if let (true, Some(previous)) = (number > 1, *lock(&self.last_end)) {
             let waited = previous.elapsed().as_millis() as i64;
             attributes.push(KeyValue::new("backstop.retry_delay_ms", waited));
         }
         let name = match kind {
-            CallKind::Attempt => format!("chat {}", target.model),
-            CallKind::Continuation => format!("continue {}", target.model),
+            CallKind::Attempt => names.chat.clone(),
+            CallKind::Continuation => names.continuation.clone(),
         };
         let (span, cx) = self.request.client_span(name, attributes);
         let mut open = lock(&self.open);
@@ -246,14 +254,17 @@ impl RouteTrace {
         let Some(mut span) = span else { return };
         if hedge {
             span.set_attribute(KeyValue::new("backstop.hedge", true));
-            span.update_name(format!("hedge {}", route.target.model));
+            span.update_name(route.target.trace_names.hedge.clone());
         }
         let breaker = route.health.breaker.state().as_str();
         span.set_attribute(KeyValue::new("backstop.breaker_state", breaker));
         match ended {
             SpanEnd::Answered(answered) => {
                 span.set_attribute(KeyValue::new("backstop.outcome", "answered"));
-                let model = answered.model.unwrap_or(&route.target.model).to_string();
+                let model = match answered.model {
+                    Some(model) => StringValue::from(model.to_string()),
+                    None => route.target.trace_names.model.clone(),
+                };
                 span.set_attribute(KeyValue::new("gen_ai.response.model", model));
                 if let Some(finish) = answered.finish {
                     let reasons = vec![StringValue::from(finish.as_str())];
