@@ -37,13 +37,8 @@ impl Gateway {
 
     /// Starts `backstop serve` on port 0 and reads its `listening on http://ADDR` line.
     /// `ca` becomes the child's `SSL_CERT_FILE`; without it the child has only the system store.
-    async fn start(config: &Path, ca: Option<&Path>) -> Gateway {
-        Self::start_with(config, ca, &[]).await
-    }
-
-    /// [`Gateway::start`] with the environment variables `env` set for the child (and no
-    /// proxy variable but those).
-    async fn start_with(config: &Path, ca: Option<&Path>, env: &[(&str, &str)]) -> Gateway {
+    /// `env` is set for the child, and no proxy variable but those it names.
+    async fn start(config: &Path, ca: Option<&Path>, env: &[(&str, &str)]) -> Gateway {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backstop"));
         for name in PROXY_VARIABLES {
             command.env_remove(name);
@@ -166,7 +161,7 @@ async fn setup_with(
     std::fs::write(&ca, &certs.ca_pem).unwrap();
     let config_path = dir.join("backstop.toml");
     std::fs::write(&config_path, config(&mock)).unwrap();
-    let gateway = Gateway::start_with(&config_path, trust.then_some(ca.as_path()), env).await;
+    let gateway = Gateway::start(&config_path, trust.then_some(ca.as_path()), env).await;
     (mock, gateway)
 }
 
