@@ -3,6 +3,7 @@
 use super::credential_failure;
 use crate::config::Secret;
 use crate::pipeline::failure::Failure;
+use crate::upstream::UpstreamRequest;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -46,7 +47,7 @@ impl AwsCredentials {
 
     /// Signs `request` (method, URL, headers and body) now, adding the `authorization`,
     /// `x-amz-date` and, with a session token, `x-amz-security-token` headers.
-    pub fn sign(&self, request: &mut reqwest::Request) -> Result<(), Failure> {
+    pub fn sign(&self, request: &mut UpstreamRequest) -> Result<(), Failure> {
         let failed = |error: &dyn std::fmt::Display| {
             credential_failure(format!("cannot sign the request with SigV4: {error}"))
         };
@@ -67,18 +68,16 @@ impl AwsCredentials {
             .build()
             .map_err(|error| failed(&error))?
             .into();
-        let body = request
-            .body()
-            .and_then(reqwest::Body::as_bytes)
-            .unwrap_or_default();
+        let body = request.body().single().map(|b| &b[..]).unwrap_or_default();
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
             .collect();
+        let uri = request.uri().to_string();
         let signable = SignableRequest::new(
             request.method().as_str(),
-            request.url().as_str(),
+            &uri,
             headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
             SignableBody::Bytes(body),
         )

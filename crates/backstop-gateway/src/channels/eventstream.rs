@@ -24,9 +24,10 @@ struct Decoder {
 }
 
 /// The SSE form of an event-stream body.
-pub fn to_sse<S>(body: S) -> impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static
+pub fn to_sse<S, E>(body: S) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
 where
-    S: Stream<Item = reqwest::Result<Bytes>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Send + 'static,
 {
     let state = Decoder {
         decoder: MessageFrameDecoder::new(),
@@ -182,7 +183,11 @@ mod tests {
     }
 
     async fn decode(pieces: Vec<Vec<u8>>) -> String {
-        let body = stream::iter(pieces.into_iter().map(|p| Ok(Bytes::from(p))));
+        let body = stream::iter(
+            pieces
+                .into_iter()
+                .map(|p| Ok::<_, std::convert::Infallible>(Bytes::from(p))),
+        );
         let out: Vec<_> = to_sse(body).collect().await;
         out.into_iter()
             .map(|chunk| String::from_utf8(chunk.unwrap().to_vec()).unwrap())

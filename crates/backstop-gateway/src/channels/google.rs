@@ -6,7 +6,7 @@
 use super::credential_failure;
 use crate::config::Secret;
 use crate::pipeline::failure::Failure;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{UpstreamClient, UpstreamRequest};
 use backstop_core::FailureClass;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -180,16 +180,13 @@ async fn exchange(
         .append_pair("assertion", &assertion)
         .finish();
     let where_ = crate::redact::url(token_url);
-    let request = client
-        .post(token_url)
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(form)
-        .build()
+    let mut request = UpstreamClient::post(token_url, bytes::Bytes::from(form))
         .map_err(|_| credential_failure(format!("token_url `{where_}` is not a valid URL")))?;
-    let response = client.execute(request).await.map_err(|error| {
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    let mut response = client.execute(request).await.map_err(|error| {
         Failure::local(
             FailureClass::Transient,
             format!(
@@ -199,12 +196,19 @@ async fn exchange(
         )
     })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|_| {
+    let broke_off = || {
         Failure::local(
             FailureClass::Transient,
             format!("the token endpoint {where_} broke off its answer"),
         )
-    })?;
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| broke_off())? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_TOKEN_ANSWER {
+            break;
+        }
+    }
     if body.len() > MAX_TOKEN_ANSWER {
         return Err(credential_failure(format!(
             "the token endpoint {where_} answered too much"
@@ -235,7 +239,7 @@ async fn exchange(
 }
 
 /// Sets `authorization: Bearer TOKEN` on `request`, marked sensitive.
-pub(super) fn set_bearer(request: &mut reqwest::Request, token: &str) {
+pub(super) fn set_bearer(request: &mut UpstreamRequest, token: &str) {
     if let Ok(mut value) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
         value.set_sensitive(true);
         request

@@ -12,7 +12,7 @@ pub use aws::AwsCredentials;
 pub use google::{GoogleToken, ServiceAccount, DEFAULT_TOKEN_URL};
 
 use crate::pipeline::failure::{describe_transport, transport_class, Failure};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{TransportError, UpstreamClient, UpstreamRequest, UpstreamResponse};
 use backstop_core::FailureClass;
 use backstop_protocol::{Framing, ProviderSpec};
 use bytes::Bytes;
@@ -58,11 +58,8 @@ impl ChannelAuth {
 pub async fn send(
     client: &UpstreamClient,
     auth: Option<&ChannelAuth>,
-    request: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Failure> {
-    let mut request = request
-        .build()
-        .map_err(|error| Failure::local(transport_class(&error), describe_transport(&error)))?;
+    mut request: UpstreamRequest,
+) -> Result<UpstreamResponse, Failure> {
     match auth {
         None => {}
         Some(ChannelAuth::Bearer(token)) => {
@@ -77,15 +74,20 @@ pub async fn send(
     client
         .execute(request)
         .await
-        .map_err(|error| Failure::local(transport_class(&error), describe_transport(&error)))
+        .map_err(|error| transport_failure(&error))
+}
+
+/// The failure of a transport error: its class and description.
+pub fn transport_failure(error: &TransportError) -> Failure {
+    Failure::local(transport_class(error), describe_transport(error))
 }
 
 /// The body of a 2xx streaming answer as server-sent events of the provider's protocol:
 /// as it comes for an SSE provider, decoded from AWS event-stream frames for Bedrock.
 pub fn sse_body(
     spec: &ProviderSpec,
-    response: reqwest::Response,
-) -> BoxStream<'static, reqwest::Result<Bytes>> {
+    response: UpstreamResponse,
+) -> BoxStream<'static, Result<Bytes, TransportError>> {
     match spec.framing {
         Framing::Sse => response.bytes_stream().boxed(),
         Framing::AwsEventStream => eventstream::to_sse(response.bytes_stream()).boxed(),

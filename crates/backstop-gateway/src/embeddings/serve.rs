@@ -3,6 +3,7 @@
 //! budget of every other request. One attempt may be several upstream calls (Gemini takes at
 //! most 100 inputs a call); its answer is whole when the attempt ends.
 
+use crate::channels::transport_failure;
 use crate::config::{Config, Target};
 use crate::http::{ApiError, ErrorKind, ServedMeta};
 use crate::metrics::RequestLabels;
@@ -10,6 +11,7 @@ use crate::pipeline::{
     notes, plan, read_body, read_failure, record_attempt, upstream_error_for_caller, verdict,
     Answered, AttemptError, Ended, Events, Failure, Gateway, Route,
 };
+use crate::upstream::UpstreamClient;
 use axum::body::Body;
 use axum::response::Response;
 use backstop_core::{
@@ -345,23 +347,17 @@ async fn exchange(
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte).await);
     }
-    let send = gateway
-        .client()
-        .post_json(&target.provider, target.spec(), url, body)
-        .send();
-    let response = match timeout_at(first_byte, send).await {
+    let request = UpstreamClient::post_json(&target.provider, target.spec(), url, body)
+        .map_err(|error| transport_failure(&error))?;
+    let client = gateway.client();
+    let response = match timeout_at(first_byte, client.execute(request)).await {
         Err(_) => {
             return Err(Failure::local(
                 FailureClass::Unavailable,
                 "no response headers before the first_byte timeout",
             ))
         }
-        Ok(Err(error)) => {
-            return Err(Failure::local(
-                crate::pipeline::transport_class(&error),
-                crate::pipeline::describe_transport(&error),
-            ))
-        }
+        Ok(Err(error)) => return Err(transport_failure(&error)),
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {

@@ -4,9 +4,12 @@
 use super::buffers::{BufferBudget, Held};
 use super::classify::{class_of, class_of_status};
 use super::failure::{describe_transport, Failure};
+use super::outgoing::OutgoingBody;
 use super::request::ClientRequest;
 use super::Gateway;
+use crate::channels::transport_failure;
 use crate::config::Target;
+use crate::upstream::{UpstreamClient, UpstreamResponse};
 use backstop_core::FailureClass;
 use backstop_protocol::ProviderSpec;
 use bytes::Bytes;
@@ -25,16 +28,20 @@ pub async fn send(
     request: &ClientRequest,
     target: &Target,
     stream: bool,
-    body: impl Into<reqwest::Body>,
+    body: impl Into<OutgoingBody>,
     first_byte_deadline: Instant,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<UpstreamResponse, Failure> {
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte_deadline).await);
     }
     let client = gateway.client();
-    let mut built = client.request(target, stream, body, request.protocol, &request.headers);
+    let mut built =
+        UpstreamClient::request(target, stream, body, request.protocol, &request.headers)
+            .map_err(|error| transport_failure(&error))?;
     if let Some(telemetry) = gateway.telemetry() {
-        built = built.headers(telemetry.inject(&opentelemetry::Context::current()));
+        built
+            .headers_mut()
+            .extend(telemetry.inject(&opentelemetry::Context::current()));
     }
     let call = crate::channels::send(&client, target.provider.channel_auth.as_ref(), built);
     let response = match timeout_at(first_byte_deadline, call).await {
@@ -61,7 +68,7 @@ pub async fn send(
 pub async fn read_failure(
     gateway: &Gateway,
     target: &Target,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     deadline: Instant,
 ) -> Failure {
     let failure = upstream_failure(target.spec(), response, deadline, &gateway.buffers()).await;
@@ -72,7 +79,7 @@ pub async fn read_failure(
 /// as it grows. Past the limit, or when the budget has no room, the answer is too large:
 /// a failure of the request (no retry, no fallback, not counted against the target), a 502.
 pub async fn read_body(
-    mut response: reqwest::Response,
+    mut response: UpstreamResponse,
     deadline: Instant,
     limit: usize,
     budget: &BufferBudget,
@@ -132,7 +139,7 @@ pub async fn read_body(
 /// Reads and classifies a non-2xx upstream answer.
 async fn upstream_failure(
     spec: &ProviderSpec,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     deadline: Instant,
     budget: &BufferBudget,
 ) -> Failure {

@@ -1,6 +1,7 @@
 //! A failed attempt: its class, what the upstream said, and the hint it gave.
 
 use crate::redact::Redactor;
+use crate::upstream::{TransportError, TransportKind};
 use backstop_core::FailureClass;
 use backstop_protocol::Protocol;
 use bytes::Bytes;
@@ -63,7 +64,7 @@ impl fmt::Display for Failure {
 /// The class of a transport error before any response. A certificate the upstream presents
 /// and we do not trust (unknown issuer, expired, for another name) will not fix itself: the
 /// target is broken, like one that rejects our key. Anything else (refused, reset) may pass.
-pub fn transport_class(error: &reqwest::Error) -> FailureClass {
+pub fn transport_class(error: &TransportError) -> FailureClass {
     if is_untrusted_certificate(error) {
         FailureClass::TargetBroken
     } else {
@@ -84,18 +85,15 @@ fn is_untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
     wrapped || error.source().is_some_and(is_untrusted_certificate)
 }
 
-/// Describes a reqwest transport error without its URL (which may carry a key for some providers).
-pub fn describe_transport(error: &reqwest::Error) -> String {
-    let what = if error.is_connect() {
-        "connection failed"
-    } else if error.is_timeout() {
-        "timed out"
-    } else if error.is_body() || error.is_decode() {
-        "response body broke off"
-    } else if error.is_request() {
-        "connection reset or closed before a response"
-    } else {
-        "transport error"
+/// Describes a transport error by its kind and innermost cause, without the URL (which may
+/// carry a key for some providers).
+pub fn describe_transport(error: &TransportError) -> String {
+    let what = match error.kind() {
+        TransportKind::Connect => "connection failed",
+        TransportKind::Timeout => "timed out",
+        TransportKind::Body => "response body broke off",
+        TransportKind::Request => "connection reset or closed before a response",
+        TransportKind::Other => "transport error",
     };
     let mut source = std::error::Error::source(error);
     let mut detail = String::new();

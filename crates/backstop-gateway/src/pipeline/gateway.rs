@@ -97,12 +97,15 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl Gateway {
     /// A gateway for `config`.
-    pub fn new(config: Config) -> Result<Self, reqwest::Error> {
+    pub fn new(config: Config) -> Result<Self, crate::upstream::ClientBuildError> {
         Self::with_path(config, None)
     }
 
     /// A gateway for `config`, loaded from `path` (used by reload).
-    pub fn with_path(config: Config, path: Option<PathBuf>) -> Result<Self, reqwest::Error> {
+    pub fn with_path(
+        config: Config,
+        path: Option<PathBuf>,
+    ) -> Result<Self, crate::upstream::ClientBuildError> {
         let metrics = Arc::new(Metrics::new());
         let telemetry = config
             .telemetry
@@ -411,7 +414,7 @@ impl Gateway {
 }
 
 impl Live {
-    fn new(config: Config) -> Result<Self, reqwest::Error> {
+    fn new(config: Config) -> Result<Self, crate::upstream::ClientBuildError> {
         let client = UpstreamClient::new(config.timeouts.connect)?;
         let budget = Arc::new(RetryBudget::new(
             config.retry.budget_ratio,

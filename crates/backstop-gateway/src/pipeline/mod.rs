@@ -34,6 +34,7 @@ pub use events::GatewayObserver;
 pub use failure::{describe_transport, transport_class, Failure};
 pub use gateway::{Gateway, TargetHealth};
 pub use inject::{InjectedFault, InjectedKind};
+pub use outgoing::OutgoingBody;
 pub use plan::{plan, Route};
 pub use record::{record_attempt, record_usage, Answered, Ended};
 pub use reload::{ReloadError, Reloaded};

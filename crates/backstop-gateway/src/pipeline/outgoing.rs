@@ -47,16 +47,19 @@ impl From<Bytes> for Outgoing {
     }
 }
 
-impl From<Outgoing> for reqwest::Body {
+impl From<Outgoing> for OutgoingBody {
     fn from(body: Outgoing) -> Self {
-        if body.0.len() == 1 {
-            return reqwest::Body::from(body.whole());
-        }
         let remaining = body.len() as u64;
-        reqwest::Body::wrap(Pieces {
+        Self {
             pieces: body.0.into(),
             remaining,
-        })
+        }
+    }
+}
+
+impl From<Bytes> for OutgoingBody {
+    fn from(body: Bytes) -> Self {
+        Outgoing::from(body).into()
     }
 }
 
@@ -69,12 +72,23 @@ pub fn needs_whole_body(target: &Target) -> bool {
 
 /// The pieces as an HTTP body of exact length (so it goes out with `Content-Length`, in
 /// vectored writes).
-struct Pieces {
+#[derive(Debug)]
+pub struct OutgoingBody {
     pieces: VecDeque<Bytes>,
     remaining: u64,
 }
 
-impl http_body::Body for Pieces {
+impl OutgoingBody {
+    /// The bytes of a body in one piece (as a channel that signs it has it), else nothing.
+    pub fn single(&self) -> Option<&Bytes> {
+        match self.pieces.as_slices() {
+            ([one], []) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+impl http_body::Body for OutgoingBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -111,15 +125,15 @@ mod tests {
             Bytes::from_static(b",\"x\":1}"),
         ]);
         assert_eq!(body.len(), 21);
-        let wire = reqwest::Body::from(body.clone());
+        let wire = OutgoingBody::from(body.clone());
+        assert!(wire.single().is_none());
         assert_eq!(http_body::Body::size_hint(&wire).exact(), Some(21));
         let sent = wire.collect().await.unwrap().to_bytes();
         assert_eq!(&sent[..], b"{\"model\":\"gpt\",\"x\":1}");
         assert_eq!(&body.whole()[..], &sent[..]);
         let one = Outgoing::from(Bytes::from_static(b"{}"));
-        assert_eq!(
-            http_body::Body::size_hint(&reqwest::Body::from(one)).exact(),
-            Some(2)
-        );
+        let one = OutgoingBody::from(one);
+        assert_eq!(http_body::Body::size_hint(&one).exact(), Some(2));
+        assert_eq!(one.single().map(|b| &b[..]), Some(&b"{}"[..]));
     }
 }

@@ -17,7 +17,7 @@ pub enum ReloadError {
     Unsafe(String),
     /// The HTTP client could not be built.
     #[error("cannot build the upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] crate::upstream::ClientBuildError),
 }
 
 /// A reload that took effect.

@@ -35,7 +35,7 @@ pub struct RescueContext {
 /// A continuation that answered with a 2xx stream.
 pub struct Continuation {
     /// Its streaming response.
-    pub response: reqwest::Response,
+    pub response: crate::upstream::UpstreamResponse,
     /// The target continuing the answer.
     pub route: Route,
     /// Its attempt, finished when its stream ends.
@@ -129,14 +129,14 @@ struct ContinuationAttempts<'a> {
 
 impl Attempts for ContinuationAttempts<'_> {
     type Target = Route;
-    type Output = reqwest::Response;
+    type Output = crate::upstream::UpstreamResponse;
     type Error = AttemptError;
 
     fn call(
         &self,
         candidate: &Candidate<Route>,
         attempt: u32,
-    ) -> impl Future<Output = Result<reqwest::Response, AttemptError>> + Send {
+    ) -> impl Future<Output = Result<crate::upstream::UpstreamResponse, AttemptError>> + Send {
         let route = &candidate.inner;
         let call = async move {
             if !self.prefill.is_empty() && !accepts_prefill(route) {

@@ -7,10 +7,13 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backstop_mock::{MockConfig, MockServer, TestCerts, DEFAULT_ANSWER};
+use base64::Engine;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The gateway process; killed and reaped when dropped, whatever the test did.
 struct Gateway {
@@ -34,8 +37,13 @@ impl Gateway {
 
     /// Starts `backstop serve` on port 0 and reads its `listening on http://ADDR` line.
     /// `ca` becomes the child's `SSL_CERT_FILE`; without it the child has only the system store.
-    async fn start(config: &Path, ca: Option<&Path>) -> Gateway {
+    /// `env` is set for the child, and no proxy variable but those it names.
+    async fn start(config: &Path, ca: Option<&Path>, env: &[(&str, &str)]) -> Gateway {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backstop"));
+        for name in PROXY_VARIABLES {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
         command
             .arg("serve")
             .arg("--config")
@@ -79,6 +87,19 @@ impl Gateway {
     }
 }
 
+/// The variables a proxy is named by, removed from every child's environment but where a
+/// test sets them.
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// A per-test directory holding the config and the CA certificate.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("backstop-tls-{}-{name}", std::process::id()));
@@ -120,6 +141,16 @@ total = "15s"
 /// Starts an HTTPS mock (`http1_only`: ALPN offers only `http/1.1`), writes the config and the
 /// CA, and starts the gateway, trusting the CA when `trust` is set.
 async fn setup(name: &str, http1_only: bool, trust: bool) -> (MockServer, Gateway) {
+    setup_with(name, http1_only, trust, &[]).await
+}
+
+/// [`setup`] with the environment variables `env` set for the gateway.
+async fn setup_with(
+    name: &str,
+    http1_only: bool,
+    trust: bool,
+    env: &[(&str, &str)],
+) -> (MockServer, Gateway) {
     let certs = TestCerts::generate().unwrap();
     let mock = certs
         .start_mock(MockConfig::default(), http1_only)
@@ -130,7 +161,7 @@ async fn setup(name: &str, http1_only: bool, trust: bool) -> (MockServer, Gatewa
     std::fs::write(&ca, &certs.ca_pem).unwrap();
     let config_path = dir.join("backstop.toml");
     std::fs::write(&config_path, config(&mock)).unwrap();
-    let gateway = Gateway::start(&config_path, trust.then_some(ca.as_path())).await;
+    let gateway = Gateway::start(&config_path, trust.then_some(ca.as_path()), env).await;
     (mock, gateway)
 }
 
@@ -284,4 +315,101 @@ async fn an_untrusted_certificate_is_a_clean_error_in_the_callers_protocol() {
         .as_str()
         .unwrap_or_default()
         .contains("anth/claude-sonnet-4-5"));
+}
+
+/// A forward proxy that takes only `CONNECT`: it records each request head and tunnels the
+/// connection to the host it names.
+async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                seen.lock().unwrap().push(head.clone());
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|rest| rest.split(' ').next())
+                else {
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_is_reached_through_the_proxy_the_environment_names() {
+    let (proxy, heads) = connect_proxy().await;
+    let proxy_url = format!("http://user:pa55@{proxy}");
+    let (mock, gateway) =
+        setup_with("proxy", false, true, &[("HTTPS_PROXY", proxy_url.as_str())]).await;
+
+    assert_eq!(
+        answer(ask(&gateway, "gpt", false).await).await,
+        DEFAULT_ANSWER
+    );
+    assert_eq!(
+        streamed_answer(ask(&gateway, "claude", true).await).await,
+        DEFAULT_ANSWER
+    );
+
+    // A tunnel to the mock per worker's pool (one or two), each with the proxy's credentials;
+    // HTTP/2 negotiated inside it.
+    let port = mock.addr().port();
+    let credentials = base64::engine::general_purpose::STANDARD.encode("user:pa55");
+    let heads = heads.lock().unwrap().clone();
+    assert!((1..=2).contains(&heads.len()), "{heads:?}");
+    for head in &heads {
+        assert!(
+            head.starts_with(&format!("CONNECT localhost:{port} HTTP/1.1\r\n")),
+            "{heads:?}"
+        );
+        assert!(
+            head.to_lowercase()
+                .contains(&format!("proxy-authorization: basic {credentials}").to_lowercase()),
+            "{heads:?}"
+        );
+    }
+    let versions: Vec<String> = mock.requests().into_iter().map(|r| r.version).collect();
+    assert_eq!(versions, ["HTTP/2.0", "HTTP/2.0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_in_no_proxy_is_reached_directly() {
+    let (proxy, heads) = connect_proxy().await;
+    let proxy_url = format!("http://{proxy}");
+    let env = [
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("NO_PROXY", "localhost"),
+    ];
+    let (mock, gateway) = setup_with("no-proxy", false, true, &env).await;
+    assert_eq!(
+        answer(ask(&gateway, "gpt", false).await).await,
+        DEFAULT_ANSWER
+    );
+    assert!(heads.lock().unwrap().is_empty());
+    assert_eq!(mock.requests().len(), 1);
 }

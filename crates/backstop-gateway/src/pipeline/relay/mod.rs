@@ -76,7 +76,7 @@ enum Phase {
 
 /// One upstream stream being relayed (and, after a rescue, its continuation).
 pub struct Relay {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, crate::upstream::TransportError>>,
     sse: SseDecoder,
     decoder: StreamDecoder,
     output: Output,
@@ -133,7 +133,7 @@ impl Relay {
         gateway: &Gateway,
         request: &ClientRequest,
         route: &Route,
-        response: reqwest::Response,
+        response: crate::upstream::UpstreamResponse,
         deadline: Instant,
     ) -> Self {
         let upstream = route.target.spec();
@@ -343,7 +343,7 @@ impl Relay {
 
     /// The next upstream item if it has already arrived: it becomes ready within
     /// [`GATHER_TURNS`] scheduler turns, or `None`.
-    async fn arrived(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+    async fn arrived(&mut self) -> Option<Option<Result<Bytes, crate::upstream::TransportError>>> {
         for _ in 0..GATHER_TURNS {
             tokio::task::yield_now().await;
             if let Some(next) = self.upstream.next().now_or_never() {
@@ -556,7 +556,10 @@ impl Relay {
     }
 
     /// Relays the events completed by one upstream item (a chunk, an error, or the end).
-    fn take(&mut self, next: Option<reqwest::Result<Bytes>>) -> Result<(), Stop> {
+    fn take(
+        &mut self,
+        next: Option<Result<Bytes, crate::upstream::TransportError>>,
+    ) -> Result<(), Stop> {
         match next {
             Some(Ok(chunk)) => {
                 self.upstream_bytes += chunk.len() as u64;
