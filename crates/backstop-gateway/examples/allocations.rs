@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let _profiler = match profile {
         Some(path) => dhat::Profiler::builder()
             .file_name(path)
-            .trim_backtraces(Some(16))
+            .trim_backtraces(Some(64))
             .build(),
         None => dhat::Profiler::builder().testing().build(),
     };

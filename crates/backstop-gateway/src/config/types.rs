@@ -184,12 +184,12 @@ impl Provider {
 pub struct Target {
     /// The provider.
     pub provider: Arc<Provider>,
-    /// The upstream model name.
-    pub model: String,
+    /// The upstream model name (shared: a target is cloned into each request's plan).
+    pub model: Arc<str>,
     /// Balancing weight.
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
-    pub label: String,
+    pub label: Arc<str>,
     /// What the gateway knows about this model on its provider (Vertex picks by model).
     spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
@@ -224,12 +224,12 @@ impl Target {
             _ => None,
         };
         Ok(Self {
-            label: format!("{}/{model}", provider.name),
+            label: format!("{}/{model}", provider.name).into(),
             spec,
             endpoints: endpoints(spec)?,
             native_responses,
             provider,
-            model,
+            model: model.into(),
             weight,
         })
     }
