@@ -84,7 +84,7 @@ fn known_target(gateway: &Gateway, label: &str) -> Result<(), Box<Response>> {
     let mut labels: Vec<&str> = config
         .models
         .values()
-        .flat_map(|m| m.targets.iter().map(|t| t.label.as_str()))
+        .flat_map(|m| m.targets.iter().map(|t| &*t.label))
         .collect();
     labels.sort_unstable();
     labels.dedup();

@@ -52,7 +52,7 @@ struct TargetLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AttemptLabels {
     target: String,
-    outcome: String,
+    outcome: &'static str,
     class: String,
 }
 
@@ -71,7 +71,7 @@ struct TransitionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     target: String,
-    kind: String,
+    kind: &'static str,
 }
 
 /// Every metric the gateway exports.
@@ -407,8 +407,7 @@ impl Metrics {
                 "failure"
             } else {
                 "success"
-            }
-            .to_string(),
+            },
             class: class.unwrap_or("none").to_string(),
         };
         self.attempts.get_or_create(&labels).inc();
@@ -420,7 +419,7 @@ impl Metrics {
     pub fn attempt_cut(&self, target: &str, why: &str) {
         let labels = AttemptLabels {
             target: target.to_string(),
-            outcome: "cut".to_string(),
+            outcome: "cut",
             class: why.to_string(),
         };
         self.attempts.get_or_create(&labels).inc();
@@ -460,7 +459,7 @@ impl Metrics {
         for (kind, count) in [("input", input), ("output", output)] {
             let labels = TokenLabels {
                 target: target.to_string(),
-                kind: kind.to_string(),
+                kind,
             };
             self.tokens.get_or_create(&labels).inc_by(count);
         }

@@ -45,7 +45,12 @@ async fn messages(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
     model_request(&gateway, Protocol::Anthropic, request).await
 }
 
-async fn model_request(gateway: &Arc<Gateway>, protocol: Protocol, request: Request) -> Response {
+/// Serves one request of a model endpoint in `protocol`: its errors rendered in it.
+pub(crate) async fn model_request(
+    gateway: &Arc<Gateway>,
+    protocol: Protocol,
+    request: Request,
+) -> Response {
     match serve_model(gateway, protocol, request).await {
         Ok(response) => response,
         Err(error) => {

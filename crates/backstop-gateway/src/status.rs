@@ -72,7 +72,7 @@ fn models_by_target(gateway: &Gateway) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for model in gateway.config().models.values() {
         for target in &model.targets {
-            map.entry(target.label.clone())
+            map.entry(target.label.to_string())
                 .or_default()
                 .push(model.name.clone());
         }
@@ -158,7 +158,7 @@ pub fn status(gateway: &Gateway) -> Value {
             .targets
             .iter()
             .map(|t| {
-                let served = by_target.get(&t.label).cloned().unwrap_or_default();
+                let served = by_target.get(&*t.label).cloned().unwrap_or_default();
                 target_report(gateway, &t.label, &gateway.health(&t.label), &served)
             })
             .collect();

@@ -171,7 +171,10 @@ mod tests {
         );
         let config = parse(&text, &|_| None).unwrap();
         let smart = &config.models["smart"];
-        assert_eq!(smart.targets[0].model, "claude-sonnet-4-5-20250929");
+        assert_eq!(
+            smart.targets[0].model.as_ref(),
+            "claude-sonnet-4-5-20250929"
+        );
         assert_eq!(smart.context_window, Some(200_000));
         assert_eq!(smart.price.map(|p| p.output), Some(15.0));
         assert_eq!(

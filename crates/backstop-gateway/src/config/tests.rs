@@ -32,7 +32,7 @@ fn full_config_is_validated() {
     );
     let config = parse(&text, &env).unwrap();
     let smart = &config.models["smart"];
-    assert_eq!(smart.targets[1].label, "o/gpt");
+    assert_eq!(smart.targets[1].label.as_ref(), "o/gpt");
     assert_eq!(smart.targets[1].weight, 3);
     assert_eq!(smart.retry.max_attempts, 5);
     assert_eq!(
@@ -142,7 +142,10 @@ fn zero_config_serves_provider_model_names() {
     let config = zero_config(&lookup);
     assert!(config.zero_config);
     let model = zero_config_model(&config, "claude-sonnet-4-5").unwrap();
-    assert_eq!(model.targets[0].label, "anthropic/claude-sonnet-4-5");
+    assert_eq!(
+        model.targets[0].label.as_ref(),
+        "anthropic/claude-sonnet-4-5"
+    );
     assert!(zero_config_model(&config, "gpt-4o").is_none());
 }
 

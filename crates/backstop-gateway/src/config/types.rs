@@ -184,12 +184,12 @@ impl Provider {
 pub struct Target {
     /// The provider.
     pub provider: Arc<Provider>,
-    /// The upstream model name.
-    pub model: String,
+    /// The upstream model name (shared: a target is cloned into each request's plan).
+    pub model: Arc<str>,
     /// Balancing weight.
     pub weight: u32,
     /// `provider/model`, the label used in headers, logs and metrics.
-    pub label: String,
+    pub label: Arc<str>,
     /// Its span attributes and names, shared by its clones.
     pub trace_names: Arc<crate::telemetry::TargetNames>,
     /// What the gateway knows about this model on its provider (Vertex picks by model).
@@ -225,7 +225,7 @@ impl Target {
             Some(native) if provider.responses => Some((native, endpoints(native)?)),
             _ => None,
         };
-        let label = format!("{}/{model}", provider.name);
+        let label: Arc<str> = format!("{}/{model}", provider.name).into();
         Ok(Self {
             trace_names: Arc::new(crate::telemetry::TargetNames::new(&model, &label)),
             label,
@@ -233,7 +233,7 @@ impl Target {
             endpoints: endpoints(spec)?,
             native_responses,
             provider,
-            model,
+            model: model.into(),
             weight,
         })
     }

@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(config.providers.keys().collect::<Vec<_>>(), ["bedrock"]);
         let id = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0";
         let model = zero_config_model(&config, id).unwrap();
-        assert_eq!(model.targets[0].label, format!("bedrock/{id}"));
+        assert_eq!(*model.targets[0].label, *format!("bedrock/{id}"));
         assert_eq!(
             model.targets[0].endpoint(false).as_str(),
             "https://bedrock-runtime.eu-central-1.amazonaws.com/model/eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
@@ -195,7 +195,7 @@ mod tests {
         ]);
         let config = zero_config(&lookup);
         let model = zero_config_model(&config, "gpt-4o").unwrap();
-        assert_eq!(model.targets[0].label, "azure/gpt-4o");
+        assert_eq!(model.targets[0].label.as_ref(), "azure/gpt-4o");
         assert_eq!(
             model.targets[0].endpoint(false).as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2025-01-01-preview"
@@ -215,7 +215,7 @@ mod tests {
         ]);
         let config = zero_config(&both);
         let model = zero_config_model(&config, "gpt-4o").unwrap();
-        assert_eq!(model.targets[0].label, "openai/gpt-4o");
+        assert_eq!(model.targets[0].label.as_ref(), "openai/gpt-4o");
     }
 
     #[test]

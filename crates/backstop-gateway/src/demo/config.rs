@@ -121,13 +121,13 @@ mod tests {
         };
         let config = demo_config(&urls, Duration::from_secs(3)).unwrap();
         let smart = &config.models[MODEL];
-        let labels: Vec<&str> = smart.targets.iter().map(|t| t.label.as_str()).collect();
+        let labels: Vec<&str> = smart.targets.iter().map(|t| &*t.label).collect();
         assert_eq!(labels, PRIMARY);
         assert_eq!(smart.fallbacks, vec!["backup".to_string()]);
-        assert_eq!(config.models["backup"].targets[0].label, FALLBACK);
+        assert_eq!(config.models["backup"].targets[0].label.as_ref(), FALLBACK);
         assert_eq!(config.breaker.open_for, Duration::from_secs(3));
         let claude = &config.models[SAME_MODEL];
-        let labels: Vec<&str> = claude.targets.iter().map(|t| t.label.as_str()).collect();
+        let labels: Vec<&str> = claude.targets.iter().map(|t| &*t.label).collect();
         assert_eq!(labels, CHANNELS);
         assert!(claude.fallbacks.is_empty());
     }

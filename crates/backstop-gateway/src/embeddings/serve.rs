@@ -130,7 +130,7 @@ pub async fn serve(
             };
             error.meta = Some(Box::new(ServedMeta {
                 model: model.name.clone(),
-                target: last_route.map(|route| route.target.label.clone()),
+                target: last_route.map(|route| route.target.label.to_string()),
                 attempts: calls,
                 fallback: false,
                 degraded: None,
@@ -370,7 +370,7 @@ async fn exchange(
 fn meta(route: &Route, attempts: u32) -> ServedMeta {
     ServedMeta {
         model: route.model.name.clone(),
-        target: Some(route.target.label.clone()),
+        target: Some(route.target.label.to_string()),
         attempts,
         fallback: route.is_fallback,
         degraded: None,

@@ -83,7 +83,8 @@ fn same_version(version: &str, reported: &str) -> bool {
 /// Whether `reported` is a drift of `route`'s pinned target: counted, and logged the first time.
 fn drifted(drifts: &Drifts, metrics: &Metrics, route: &Route, reported: &str) -> bool {
     let target = &route.target;
-    if !route.model.policy.pinned.contains(&target.label) || same_version(&target.model, reported) {
+    if !route.model.policy.pinned.contains(&*target.label) || same_version(&target.model, reported)
+    {
         return false;
     }
     if drifts.observe(metrics, &target.label, reported) {

@@ -57,7 +57,7 @@ impl Tab {
     /// Sets `x-backstop-cost-usd` to what the request has cost so far.
     pub fn stamp(&self, headers: &mut HeaderMap) {
         if let Ok(value) = HeaderValue::from_str(&format!("{:.6}", self.spent())) {
-            headers.insert("x-backstop-cost-usd", value);
+            headers.insert(crate::http::COST_USD, value);
         }
     }
 }

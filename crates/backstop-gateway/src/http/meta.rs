@@ -1,7 +1,21 @@
 //! The `x-backstop-*` response headers: which model and target served, after how
 //! many upstream calls, and at which tier.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// `x-backstop-model`. The names are constants: a name given as `&str` is copied into a new
+/// allocation each time it is inserted.
+pub const MODEL: HeaderName = HeaderName::from_static("x-backstop-model");
+/// `x-backstop-target`.
+pub const TARGET: HeaderName = HeaderName::from_static("x-backstop-target");
+/// `x-backstop-attempts`.
+pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-backstop-attempts");
+/// `x-backstop-fallback`.
+pub const FALLBACK: HeaderName = HeaderName::from_static("x-backstop-fallback");
+/// `x-backstop-tier`.
+pub const TIER: HeaderName = HeaderName::from_static("x-backstop-tier");
+/// `x-backstop-cost-usd`.
+pub const COST_USD: HeaderName = HeaderName::from_static("x-backstop-cost-usd");
 
 /// How a request was served (or last tried), reported in response headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,20 +66,20 @@ impl ServedMeta {
     /// Writes the headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
         if let Ok(value) = HeaderValue::from_str(&self.model) {
-            headers.insert("x-backstop-model", value);
+            headers.insert(MODEL, value);
         }
         if let Some(value) = self
             .target
             .as_deref()
             .and_then(|t| HeaderValue::from_str(t).ok())
         {
-            headers.insert("x-backstop-target", value);
+            headers.insert(TARGET, value);
         }
-        headers.insert("x-backstop-attempts", HeaderValue::from(self.attempts));
+        headers.insert(ATTEMPTS, HeaderValue::from(self.attempts));
         headers.insert(
-            "x-backstop-fallback",
+            FALLBACK,
             HeaderValue::from_static(if self.fallback { "true" } else { "false" }),
         );
-        headers.insert("x-backstop-tier", HeaderValue::from_static(self.tier()));
+        headers.insert(TIER, HeaderValue::from_static(self.tier()));
     }
 }

@@ -11,4 +11,4 @@ pub use auth::{
 };
 pub use body::{read_limited, BodyTimeout};
 pub use error::{ApiError, ErrorKind};
-pub use meta::ServedMeta;
+pub use meta::{ServedMeta, COST_USD};

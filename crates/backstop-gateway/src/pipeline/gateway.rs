@@ -219,7 +219,7 @@ impl Gateway {
         let labels: HashSet<String> = config
             .models
             .values()
-            .flat_map(|model| model.targets.iter().map(|t| t.label.clone()))
+            .flat_map(|model| model.targets.iter().map(|t| t.label.to_string()))
             .collect();
         let mut live = Live::new(config)?;
         if live.config.server.max_buffered_bytes == old.server.max_buffered_bytes {

@@ -71,7 +71,7 @@ fn push_model(
     for index in order {
         if let (Some(target), Some(health)) = (model.targets.get(index), healths.get(index)) {
             out.push(Candidate {
-                name: target.label.clone(),
+                name: target.label.to_string(),
                 breaker: health.breaker.clone(),
                 context_window: model.context_window,
                 group: Some(group),

@@ -212,7 +212,7 @@ impl Gateway {
         error.message = format!("model `{}` could not be served: {summary}", model.name);
         error.meta = Some(Box::new(ServedMeta {
             model: model.name.clone(),
-            target: last_route.map(|route| route.target.label.clone()),
+            target: last_route.map(|route| route.target.label.to_string()),
             attempts: exhausted.calls,
             fallback: false,
             degraded: None,
@@ -253,7 +253,7 @@ fn request_at_fault(exhausted: &Exhausted<AttemptError>) -> bool {
 fn meta_of(route: &Route, attempts: u32) -> ServedMeta {
     ServedMeta {
         model: route.model.name.clone(),
-        target: Some(route.target.label.clone()),
+        target: Some(route.target.label.to_string()),
         attempts,
         fallback: route.is_fallback,
         degraded: None,

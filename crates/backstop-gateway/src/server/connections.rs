@@ -14,9 +14,9 @@
 //! requests: theirs are the connections that go.
 
 use super::connection::{CloseReason, Deadlined, Deadlines, Guarded, Tracker, Watched};
+use super::Edge;
 use crate::config::ServerSettings;
 use crate::pipeline::Gateway;
-use axum::Router;
 use http::Version;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -58,7 +58,7 @@ pub struct Share {
 /// The connections of one worker.
 pub struct Connections {
     gateway: Arc<Gateway>,
-    app: Router,
+    app: Edge,
     builder: Builder<TokioExecutor>,
     graceful: GracefulShutdown,
     /// In the order they were accepted; closed ones are pruned as the sweeper and eviction pass.
@@ -70,7 +70,7 @@ pub struct Connections {
 
 impl Connections {
     /// The connections of one worker serving `app` for `gateway`, with its `share` of them.
-    pub fn new(gateway: Arc<Gateway>, app: Router, share: Share) -> Self {
+    pub fn new(gateway: Arc<Gateway>, app: Edge, share: Share) -> Self {
         Self {
             gateway,
             app,

@@ -1,59 +1,28 @@
-//! The HTTP server: edge layers (request id, panic catcher), the router, connections held to
+//! The HTTP server: the edge (request id, panic guard, the model routes), the router, connections held to
 //! their deadlines and bounded in number, and graceful shutdown bounded by a grace period, on
 //! the caller's runtime or on a single-threaded runtime per core.
 
 mod connection;
 mod connections;
+mod edge;
 mod hangup;
 mod open_files;
 mod threads;
 
+pub use edge::{Edge, EdgeFuture, REQUEST_ID};
 pub use hangup::reload_on_hangup;
 pub use threads::serve_on_threads;
 
 use crate::pipeline::Gateway;
 use crate::routes;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::Router;
-use http::HeaderValue;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
-/// The full application: routes plus edge layers.
-pub fn app(gateway: Arc<Gateway>) -> Router {
-    routes::router(gateway)
-        .layer(middleware::from_fn(request_id))
-        .layer(CatchPanicLayer::new())
-}
-
-/// Accepts the client's `x-request-id` (if sane) or makes one, and returns it on the response.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .filter(|v| v.len() <= 128 && !v.is_empty())
-        .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&new_request_id()).unwrap_or(HeaderValue::from_static("unknown"))
-        });
-    request.headers_mut().insert("x-request-id", id.clone());
-    let span = tracing::info_span!("request", id = id.to_str().unwrap_or_default());
-    let mut response = next.run(request).instrument(span).await;
-    response.headers_mut().insert("x-request-id", id);
-    response
-}
-
-/// A random version-4 UUID from the thread-local generator (no system call per request).
-fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
+/// The full application: the router behind the edge (request id, span, panic guard).
+pub fn app(gateway: Arc<Gateway>) -> Edge {
+    Edge::new(gateway.clone(), routes::router(gateway))
 }
 
 /// Serves `gateway` on `listener`, on the caller's runtime, until `shutdown` resolves, then
