@@ -120,3 +120,30 @@ async fn past_the_waiting_room_an_answer_is_written_on_its_own_not_dropped() {
         Lookup::Stored(format!("answer {MAX_SETTLED}"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_answers_are_written_without_a_word_on_the_change_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec =
+        StateSpec::parse(&format!("sqlite:{}", dir.path().join("state.db").display())).unwrap();
+    let store = open(&spec);
+    let mut feed = store.subscribe();
+    for n in 0..2_000 {
+        let (record, lease) = (format!("idem:{n}"), format!("idem:{n}:lease"));
+        let looked = store.lookup(&record, &lease, entry("first")).await.unwrap();
+        assert_eq!(looked, Lookup::Leased);
+        store.settle(&record, entry("answer"), &lease, "first");
+    }
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.get("idem:1999").await.unwrap().as_deref(),
+        Some("answer")
+    );
+
+    store
+        .put_many(vec![("breaker:p/m".into(), entry("open"))])
+        .await
+        .unwrap();
+    let change = feed.recv().await.expect("no lag, no answer announced");
+    assert_eq!(change.key, "s:breaker:p/m");
+}

@@ -73,7 +73,12 @@ fn whole(answer: &Answer, protocol: Protocol) -> Option<ChatResponse> {
     let Answer::Whole { body, stream, .. } = answer else {
         return None;
     };
-    if !*stream {
+    decode_whole(body, *stream, protocol)
+}
+
+/// `body` decoded from the caller's protocol: JSON, or a whole stream's events when `stream`.
+fn decode_whole(body: &[u8], stream: bool, protocol: Protocol) -> Option<ChatResponse> {
+    if !stream {
         return backstop_protocol::decode_response(protocol, body).ok();
     }
     let mut decoder = StreamDecoder::new(protocol);
@@ -86,13 +91,19 @@ fn whole(answer: &Answer, protocol: Protocol) -> Option<ChatResponse> {
     collector.is_done().then(|| collector.finish())
 }
 
-/// Hands `answer` to `keeper`: a whole answer now, a stream when it ends cleanly.
+/// Hands `answer` to `keeper`: a stream when it ends cleanly; a whole answer in a task of its
+/// own, which runs once the response is on its way, so the client does not wait while the
+/// answer is decoded and stored (a duplicate arriving meanwhile waits for it, as for any
+/// answer in flight).
 fn attach(answer: &mut Answer, keeper: Keeper, protocol: Protocol) {
     match answer {
-        Answer::Whole { .. } => {
-            if let Some(decoded) = whole(answer, protocol) {
-                keeper.complete(decoded);
-            }
+        Answer::Whole { body, stream, .. } => {
+            let (body, stream) = (body.clone(), *stream);
+            tokio::spawn(async move {
+                if let Some(decoded) = decode_whole(&body, stream, protocol) {
+                    keeper.complete(decoded);
+                }
+            });
         }
         Answer::Stream(relay) => relay.keep(keeper),
     }

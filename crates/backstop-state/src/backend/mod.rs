@@ -156,15 +156,22 @@ impl Store {
 
     /// Writes `entries` (keys without the prefix) and announces them on the change feed.
     pub async fn put_many(&self, entries: Vec<(String, Entry)>) -> Result<(), StateError> {
-        self.put_many_within(entries, OP_TIMEOUT).await
+        let changes = self.write_many(entries, OP_TIMEOUT).await?;
+        if !matches!(self.backend, Backend::Redis(_)) {
+            for change in changes {
+                let _ = self.feed.send(change);
+            }
+        }
+        Ok(())
     }
 
-    /// [`Store::put_many`] with the time limit `limit`.
-    async fn put_many_within(
+    /// Writes `entries` (keys without the prefix) within `limit`, without announcing them on this process's
+    /// feed (on Redis they are still published to the other replicas); returns the changes made.
+    async fn write_many(
         &self,
         entries: Vec<(String, Entry)>,
         limit: Duration,
-    ) -> Result<(), StateError> {
+    ) -> Result<Vec<Change>, StateError> {
         let entries: Vec<_> = entries
             .into_iter()
             .map(|(key, entry)| (self.full(&key), entry))
@@ -182,12 +189,7 @@ impl Store {
                 }
             })
             .await?;
-        if !matches!(self.backend, Backend::Redis(_)) {
-            for change in changes {
-                let _ = self.feed.send(change);
-            }
-        }
-        Ok(())
+        Ok(changes)
     }
 
     /// The value under `key`, if any and not expired.
