@@ -18,8 +18,8 @@ use tower::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The variables a proxy is named by.
-const PROXY_VARIABLES: [&str; 6] = [
+/// The variables a proxy is named by (`NO_PROXY`/`no_proxy` list the hosts reached directly).
+pub const PROXY_VARIABLES: [&str; 6] = [
     "HTTPS_PROXY",
     "https_proxy",
     "HTTP_PROXY",

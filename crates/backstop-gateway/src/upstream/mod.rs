@@ -3,6 +3,7 @@
 //! It never retries on its own: retries happen in the pipeline's one loop.
 
 mod connect;
+pub use connect::PROXY_VARIABLES;
 mod transport;
 
 pub use transport::{

@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backstop_gateway::upstream::PROXY_VARIABLES;
 use backstop_mock::{MockConfig, MockServer, TestCerts, DEFAULT_ANSWER};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -40,7 +41,8 @@ impl Gateway {
     /// `env` is set for the child, and no proxy variable but those it names.
     async fn start(config: &Path, ca: Option<&Path>, env: &[(&str, &str)]) -> Gateway {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backstop"));
-        for name in PROXY_VARIABLES {
+        // No proxy variable but those the test names.
+        for name in PROXY_VARIABLES.into_iter().chain(["NO_PROXY", "no_proxy"]) {
             command.env_remove(name);
         }
         command.envs(env.iter().copied());
@@ -86,19 +88,6 @@ impl Gateway {
         }
     }
 }
-
-/// The variables a proxy is named by, removed from every child's environment but where a
-/// test sets them.
-const PROXY_VARIABLES: [&str; 8] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
 
 /// A per-test directory holding the config and the CA certificate.
 fn scratch(name: &str) -> PathBuf {
@@ -165,6 +154,18 @@ async fn setup_with(
     (mock, gateway)
 }
 
+/// Asserts that `gpt` answers whole and `streamed` answers as a stream, both in full.
+async fn answers_whole_and_streamed(gateway: &Gateway, streamed: &str) {
+    assert_eq!(
+        answer(ask(gateway, "gpt", false).await).await,
+        DEFAULT_ANSWER
+    );
+    assert_eq!(
+        streamed_answer(ask(gateway, streamed, true).await).await,
+        DEFAULT_ANSWER
+    );
+}
+
 async fn ask(gateway: &Gateway, model: &str, stream: bool) -> reqwest::Response {
     reqwest::Client::new()
         .post(gateway.url("/v1/chat/completions"))
@@ -211,14 +212,7 @@ async fn streamed_answer(response: reqwest::Response) -> String {
 async fn upstreams_behind_a_private_ca_are_reached_over_http2() {
     let (mock, gateway) = setup("h2", false, true).await;
 
-    assert_eq!(
-        answer(ask(&gateway, "gpt", false).await).await,
-        DEFAULT_ANSWER
-    );
-    assert_eq!(
-        streamed_answer(ask(&gateway, "gpt", true).await).await,
-        DEFAULT_ANSWER
-    );
+    answers_whole_and_streamed(&gateway, "gpt").await;
     let translated = ask(&gateway, "claude", false).await;
     assert_eq!(
         translated.headers()["x-backstop-target"],
@@ -250,14 +244,7 @@ async fn upstreams_behind_a_private_ca_are_reached_over_http2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_offering_only_http1_is_reached_over_http1() {
     let (mock, gateway) = setup("h1", true, true).await;
-    assert_eq!(
-        answer(ask(&gateway, "gpt", false).await).await,
-        DEFAULT_ANSWER
-    );
-    assert_eq!(
-        streamed_answer(ask(&gateway, "claude", true).await).await,
-        DEFAULT_ANSWER
-    );
+    answers_whole_and_streamed(&gateway, "claude").await;
     let versions: Vec<String> = mock.requests().into_iter().map(|r| r.version).collect();
     assert_eq!(versions, ["HTTP/1.1", "HTTP/1.1"]);
 }
@@ -367,14 +354,7 @@ async fn an_https_upstream_is_reached_through_the_proxy_the_environment_names() 
     let (mock, gateway) =
         setup_with("proxy", false, true, &[("HTTPS_PROXY", proxy_url.as_str())]).await;
 
-    assert_eq!(
-        answer(ask(&gateway, "gpt", false).await).await,
-        DEFAULT_ANSWER
-    );
-    assert_eq!(
-        streamed_answer(ask(&gateway, "claude", true).await).await,
-        DEFAULT_ANSWER
-    );
+    answers_whole_and_streamed(&gateway, "claude").await;
 
     // A tunnel to the mock per worker's pool (one or two), each with the proxy's credentials;
     // HTTP/2 negotiated inside it.
