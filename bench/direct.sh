@@ -9,6 +9,10 @@
 # Then ROUNDS alternating rounds (default 5) of SECONDS each (default 3) per row, closed loop at
 # CONNECTIONS (default 32), non-streaming then streaming; reported as medians over the rounds:
 # requests/s and its ratio to direct, the gateway's CPU and context switches per request.
+# Then open loop: OPEN_ROUNDS alternating rounds (default 5) of OPEN_SECONDS each (default 3) at RATE
+# requests/s (default 1,000; oha's latency corrected for coordinated omission), non-streaming, direct
+# and each gateway in front of the minimal upstream; a gateway's added p50 and p99 are the medians
+# of its per-round differences from direct.
 # Load generator, upstreams and gateways share the machine's cores, all on loopback.
 #   usage: bench/direct.sh [seconds-per-round] [connections]
 set -euo pipefail
@@ -16,6 +20,9 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_ROUND=${1:-3}
 CONNECTIONS=${2:-32}
 ROUNDS=${ROUNDS:-5}
+OPEN_ROUNDS=${OPEN_ROUNDS:-5}
+OPEN_SECONDS=${OPEN_SECONDS:-3}
+RATE=${RATE:-1000}
 source bench/lib.sh
 need_tools
 build_release
@@ -113,6 +120,34 @@ echo "-- non-streaming, $CONNECTIONS connections, medians of $ROUNDS rounds of $
 report false
 echo "-- streaming (20 events; the mock sends 60), $CONNECTIONS connections, medians of $ROUNDS rounds"
 report true
+
+# Open loop: the rows in front of the minimal upstream, at a fixed rate.
+echo "-- open loop: $RATE requests/s, non-streaming, $CONNECTIONS connections, $OPEN_ROUNDS alternating rounds of ${OPEN_SECONDS}s;" \
+  "added = the gateway's percentile minus direct's in the same round, median over the rounds"
+FIXED=(-q "$RATE" -n $((RATE * OPEN_SECONDS)) -c "$CONNECTIONS" --latency-correction)
+for i in $(seq "$OPEN_ROUNDS"); do
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r label url pid <<<"$row"
+    [ "$url" != "$MOCK_URL" ] && [ "$url" != "$GWMOCK_URL" ] || continue
+    load "$WORK/open" false "$url" "${FIXED[@]}"
+    [ "$(errors "$WORK/open")" = 0 ] || echo "warning: $label: $(errors "$WORK/open") errors at $RATE/s" >&2
+    printf '%s\t%s\t%s\n' "$label" "$(pct_ms "$WORK/open" p50)" "$(pct_ms "$WORK/open" p99)" >>"$WORK/open_round$i"
+  done
+done
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r label url pid <<<"$row"
+  [ -n "$pid" ] && [ "$url" != "$GWMOCK_URL" ] || continue
+  for i in $(seq "$OPEN_ROUNDS"); do
+    awk -F'\t' -v l="$label" '$1 == "direct" { d50 = $2; d99 = $3 } $1 == l { g50 = $2; g99 = $3 }
+      END { printf "%.0f %.0f %.0f %.0f\n", (g50 - d50) * 1000, (g99 - d99) * 1000, d50 * 1000, d99 * 1000 }' "$WORK/open_round$i"
+  done >"$WORK/open_added"
+  printf '%-22s added p50 %4s us  added p99 %5s us  (direct p50 %s us, p99 %s us; per round p50: %s)\n' "$label" \
+    "$(median 1 <"$WORK/open_added")" "$(median 2 <"$WORK/open_added")" \
+    "$(median 3 <"$WORK/open_added")" "$(median 4 <"$WORK/open_added")" \
+    "$(awk '{printf "%s%s", (NR > 1 ? "," : ""), $1}' "$WORK/open_added")"
+done
+
 SERVED=$(cat "$WORK/false" "$WORK/true" | awk -F'\t' '$1 == "gateway" { n += $5 } END { print n }')
+SERVED=$((SERVED + OPEN_ROUNDS * RATE * OPEN_SECONDS))
 echo "-- gateway RSS after its $SERVED requests: $(rss_mb "$GW_PID") MB (the info one: $(rss_mb "$GWINFO_PID") MB);" \
   "load at the end: $(uptime | sed 's/.*load average: //')"

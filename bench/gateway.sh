@@ -58,8 +58,6 @@ measure() {
   echo "$g $m $o $((rest > 0 ? rest : 0))" >"$out.ticks"
   row "$label" "$out"
 }
-# median FIELD: the median of that whitespace-separated column of standard input.
-median() { awk -v f="$1" '{print $f}' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # cpu_us REPORT FIELD: CPU per request of the gateway (1), mock (2), oha (3), the rest (4).
 cpu_us() { calc "$(awk -v f="$2" '{print $f}' "$1.ticks") / $HZ / $(total "$1") * 1e6" 0; }
 

@@ -105,6 +105,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
+# median FIELD: the median of that whitespace-separated column of standard input.
+median() { awk -v f="$1" '{print $f}' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 # calc EXPR: floating-point arithmetic with awk.
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 # verdict OK-EXPR: "ok" or "MISSED".
