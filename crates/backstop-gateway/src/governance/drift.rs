@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{record_usage, Failure, Route};
 use backstop_core::FailureClass;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -65,14 +66,25 @@ impl Drifts {
     }
 }
 
-/// The model an answer body says it came from (`model`; Gemini's `modelVersion`).
-fn reported_model(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    value
-        .get("model")
-        .or_else(|| value.get("modelVersion"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
+/// The two fields of an answer that name the model it came from; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct ReportedModel<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "modelVersion")]
+    model_version: Option<Cow<'a, str>>,
+}
+
+/// The model an answer body says it came from (`model`; Gemini's `modelVersion`), borrowed from the body
+/// unless it holds escapes.
+fn reported_model(body: &[u8]) -> Option<Cow<'_, str>> {
+    let fields: ReportedModel = serde_json::from_slice(body).ok()?;
+    fields.model.or(fields.model_version)
+}
+
+/// Whether `route`'s target is pinned to a version in the catalog: only then is what it reports compared.
+fn pinned(route: &Route) -> bool {
+    route.model.policy.pinned.contains(&*route.target.label)
 }
 
 /// Whether `reported` is the pinned `version`, in the provider's spelling.
@@ -83,8 +95,7 @@ fn same_version(version: &str, reported: &str) -> bool {
 /// Whether `reported` is a drift of `route`'s pinned target: counted, and logged the first time.
 fn drifted(drifts: &Drifts, metrics: &Metrics, route: &Route, reported: &str) -> bool {
     let target = &route.target;
-    if !route.model.policy.pinned.contains(&*target.label) || same_version(&target.model, reported)
-    {
+    if !pinned(route) || same_version(&target.model, reported) {
         return false;
     }
     if drifts.observe(metrics, &target.label, reported) {
@@ -117,6 +128,9 @@ pub fn check_answer(
     route: &Route,
     body: &[u8],
 ) -> Result<(), Failure> {
+    if !pinned(route) {
+        return Ok(());
+    }
     let Some(reported) = reported_model(body) else {
         return Ok(());
     };
@@ -173,6 +187,10 @@ mod tests {
         assert_eq!(
             reported_model(br#"{"modelVersion":"g1"}"#).as_deref(),
             Some("g1")
+        );
+        assert_eq!(
+            reported_model(br#"{"id":"x","model":"m\u0031","usage":{"model":3}}"#).as_deref(),
+            Some("m1")
         );
         assert_eq!(reported_model(b"not json"), None);
     }
