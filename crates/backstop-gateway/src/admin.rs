@@ -3,7 +3,7 @@
 //! faults, reload the configuration from disk.
 
 use crate::config::{parse_duration, AdminAccess};
-use crate::http::{constant_time_eq, presented_key, read_limited, ApiError, ErrorKind};
+use crate::http::{constant_time_eq, presented_key, read_json_body, ApiError, ErrorKind};
 use crate::pipeline::{Gateway, InjectedFault, InjectedKind, ReloadError, Reloaded};
 use crate::status;
 use axum::extract::{Path, Query, Request, State};
@@ -59,7 +59,14 @@ async fn require_admin_key(
         },
     }
     let (parts, body) = request.into_parts();
-    match read_limited(body, MAX_ADMIN_BODY as u64, "the admin API's limit").await {
+    match read_json_body(
+        &parts.headers,
+        body,
+        MAX_ADMIN_BODY as u64,
+        "the admin API's limit",
+    )
+    .await
+    {
         Ok(body) => next.run(Request::from_parts(parts, body.into())).await,
         Err(error) => error.render(Protocol::OpenAi),
     }

@@ -224,3 +224,41 @@ async fn invalid_requests_are_refused_before_any_upstream_call() {
         "no fallback for valid requests"
     );
 }
+
+#[tokio::test]
+async fn a_compressed_body_is_refused_by_its_encoding_not_as_bad_json() {
+    let (primary, secondary) = (mock().await, mock().await);
+    let gw = gateway(&two_upstreams(&primary, &secondary, "")).await;
+    let s = Setup {
+        primary,
+        secondary,
+        gw,
+    };
+    let client = reqwest::Client::new();
+    let case = Case {
+        name: "gzip body",
+        spoil: |b| b.to_string().into_bytes(),
+        param: None,
+        fragment: "Content-Encoding `gzip`",
+    };
+    for caller in [Caller::OpenAi, Caller::Anthropic] {
+        let post = |encoding: &'static str| {
+            client
+                .post(s.gw.url(caller.path()))
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .body((case.spoil)(caller.body("gpt", false)))
+                .send()
+        };
+        let what = format!("{caller:?} caller, {}", case.name);
+        assert_refused(post("gzip").await.unwrap(), caller, &case, &what).await;
+        assert_eq!(
+            s.primary.requests().len(),
+            0,
+            "{what}: the upstream was called"
+        );
+        let plain = post("identity").await.unwrap();
+        assert_eq!(plain.status(), 200, "{caller:?} caller, identity");
+        s.primary.clear_requests();
+    }
+}
