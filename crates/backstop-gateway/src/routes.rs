@@ -33,6 +33,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .merge(crate::tools::router())
         .merge(crate::mcp::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)
 }
@@ -119,6 +120,23 @@ async fn status(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 
 async fn healthz() -> Response {
     (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
+}
+
+/// A known path asked with a method it does not take: 405 (with `Allow`) and an error in the protocol of the
+/// path (Anthropic's on `/v1/messages`, OpenAI's elsewhere).
+async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path();
+    let protocol = if path == "/v1/messages" {
+        Protocol::Anthropic
+    } else {
+        Protocol::OpenAi
+    };
+    let mut error = ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!("{path} does not take {}", request.method()),
+    );
+    error.status = StatusCode::METHOD_NOT_ALLOWED;
+    error.render(protocol)
 }
 
 async fn not_found(request: Request) -> Response {

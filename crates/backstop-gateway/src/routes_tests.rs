@@ -161,3 +161,33 @@ async fn an_unknown_route_is_a_404_and_the_model_list_needs_the_key() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"][0]["id"], "gpt");
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_with_allow_and_an_error_in_the_paths_protocol() {
+    let gateway = gateway(CONFIG);
+    for (path, anthropic) in [
+        ("/v1/chat/completions", false),
+        ("/v1/messages", true),
+        ("/v1/models", false),
+    ] {
+        let request = Request::builder()
+            .method("PUT")
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let response = app(gateway.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        let allow = response.headers()[http::header::ALLOW].to_str().unwrap();
+        assert!(
+            allow.contains("POST") || allow.contains("GET"),
+            "{path}: {allow}"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["type"] == "error", anthropic, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("does not take PUT"), "{path}: {body}");
+    }
+}
