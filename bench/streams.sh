@@ -14,10 +14,11 @@
 # backed with a 2 MB transparent huge page counts 2 MB from its first byte; the gateway's
 # allocator (mimalloc) used to ask for huge pages (`madvise`), and the per-stream figure of one
 # build then moved by half between runs. It asks no more (the `no_thp` feature), and the script
-# samples the memory every 0.5 s from the moment every stream has its first event until two
-# samples in a row agree within 1% (at most 5 s), takes the last, and prints the first beside
-# it. ROUNDS=3 repeats each count on the same gateway (a round starts once the previous one's
-# streams have ended) and prints the spread.
+# samples the memory every 0.5 s for 3 s from the moment every stream has its first event, takes
+# the lowest, and prints the first beside it. ROUNDS=3 repeats each count on the same gateway (a
+# round starts once the previous one's streams have ended) and prints the spread: the first
+# round also pays for what the gateway keeps once grown (tokio's table of sockets, the upstream
+# pool's idle connections, the allocator's pages for each size), so rounds can differ.
 # The client opens at most 32 connections at a time: bursts overflow the listen queues of the
 # gateway and the mock on 2 cores, and a dropped SYN is retried a second later.
 # The client, the mock and the gateway share the machine's cores, all on loopback. Each stream
@@ -60,19 +61,21 @@ established() { ss -Htn state established "( sport = :$PORT )" | wc -l; }
 anon_mb() { awk '/^Anonymous:/ {printf "%.1f", $2/1024}' "/proc/$1/smaps_rollup"; }
 huge_mb() { awk '/^AnonHugePages:/ {printf "%.1f", $2/1024}' "/proc/$1/smaps_rollup"; }
 
-# settle: samples RSS and anonymous memory every 0.5 s until two samples in a row agree within
-# 1% (at most 10 samples); prints "FIRST-RSS RSS ANON HUGE" of the first and last samples.
+# settle: samples RSS every 0.5 s for 3 s once every stream is open; prints "FIRST-RSS RSS ANON
+# HUGE", RSS the lowest sample (pages freed while the streams opened are returned to the system a
+# second or so later: mimalloc's purge delay), anonymous memory and huge pages read with it.
 settle() {
-  local first rss anon last=0 i
+  local first rss low anon huge i
   first=$(rss_mb "$GW_PID")
-  rss=$first
-  for i in $(seq 10); do
+  low=$first anon=$(anon_mb "$GW_PID") huge=$(huge_mb "$GW_PID")
+  for i in $(seq 6); do
     sleep 0.5
-    last=$rss
     rss=$(rss_mb "$GW_PID")
-    verdict "$rss - $last <= $last / 100 && $last - $rss <= $last / 100" | grep -q ok && break
+    if verdict "$rss < $low" | grep -q ok; then
+      low=$rss anon=$(anon_mb "$GW_PID") huge=$(huge_mb "$GW_PID")
+    fi
   done
-  echo "$first $rss $(anon_mb "$GW_PID") $(huge_mb "$GW_PID")"
+  echo "$first $low $anon $huge"
 }
 
 # round N: holds N streams open; prints the RSS growth per stream once all are open.
