@@ -151,3 +151,7 @@ SERVED=$(cat "$WORK/false" "$WORK/true" | awk -F'\t' '$1 == "gateway" { n += $5 
 SERVED=$((SERVED + OPEN_ROUNDS * RATE * OPEN_SECONDS))
 echo "-- gateway RSS after its $SERVED requests: $(rss_mb "$GW_PID") MB (the info one: $(rss_mb "$GWINFO_PID") MB);" \
   "load at the end: $(uptime | sed 's/.*load average: //')"
+if [ -n "${BASE_BIN:-}" ]; then
+  BASE_SERVED=$(cat "$WORK/false" "$WORK/true" | awk -F'\t' '$1 ~ /^BASE_BIN/ { n += $5 } END { print n }')
+  echo "-- BASE_BIN gateway RSS after its $BASE_SERVED requests: $(rss_mb "$GWBASE_PID") MB"
+fi

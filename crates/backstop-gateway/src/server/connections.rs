@@ -14,6 +14,7 @@
 //! requests: theirs are the connections that go.
 
 use super::connection::{CloseReason, Deadlined, Deadlines, Guarded, Tracker, Watched};
+use super::sniff::{sniff, Builders};
 use super::Edge;
 use crate::config::ServerSettings;
 use crate::pipeline::Gateway;
@@ -29,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -59,8 +60,10 @@ pub struct Share {
 pub struct Connections {
     gateway: Arc<Gateway>,
     app: Edge,
-    builder: Builder<TokioExecutor>,
+    builders: Arc<Builders>,
     graceful: GracefulShutdown,
+    /// Set when the worker stops: connections still waiting for their first bytes close.
+    stopping: watch::Sender<bool>,
     /// In the order they were accepted; closed ones are pruned as the sweeper and eviction pass.
     trackers: VecDeque<Arc<Tracker>>,
     open: Arc<AtomicUsize>,
@@ -74,8 +77,9 @@ impl Connections {
         Self {
             gateway,
             app,
-            builder: http_builder(),
+            builders: Arc::new(Builders::new(http_builder())),
             graceful: GracefulShutdown::new(),
+            stopping: watch::Sender::new(false),
             trackers: VecDeque::new(),
             open: Arc::new(AtomicUsize::new(0)),
             share,
@@ -110,6 +114,7 @@ impl Connections {
         // Streams still running at the end of the grace end with an error event that says
         // why; the connections close a moment later, once those events are written.
         let stopped = Instant::now();
+        self.stopping.send_replace(true);
         self.gateway.drain(stopped + grace);
         let trackers = std::mem::take(&mut self.trackers);
         let settings = self.gateway.config().server.clone();
@@ -145,7 +150,7 @@ impl Connections {
         self.trackers.push_back(tracker.clone());
         self.open.fetch_add(1, Relaxed);
         metrics.connections_open(1);
-        let io = TokioIo::new(Watched::new(stream, tracker.clone()));
+        let watched = tracker.clone();
         let body_timeout = self.gateway.config().server.body_timeout;
         let app = self.app.clone();
         let requests = tracker.clone();
@@ -159,12 +164,25 @@ impl Connections {
                 Ok::<_, Infallible>(response.map(|body| Guarded::new(body, guard)))
             }
         });
-        let connection = self.builder.serve_connection(io, service).into_owned();
-        let connection = self.graceful.watch(connection);
+        let watcher = self.graceful.watcher();
+        let builders = self.builders.clone();
+        let mut stopping = self.stopping.subscribe();
         let open = self.open.clone();
         tokio::spawn(async move {
+            let serve = async {
+                let sniffed = tokio::select! {
+                    sniffed = sniff(&stream) => sniffed,
+                    _ = stopping.wait_for(|stopping| *stopping) => return,
+                };
+                let io = TokioIo::new(Watched::new(stream, watched));
+                let connection = builders
+                    .for_version(sniffed)
+                    .serve_connection(io, service)
+                    .into_owned();
+                let _ = watcher.watch(connection).await;
+            };
             tokio::select! {
-                _ = connection => {}
+                () = serve => {}
                 () = tracker.closing() => {}
             }
             tracker.set_closed();

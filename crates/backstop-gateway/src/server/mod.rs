@@ -7,6 +7,7 @@ mod connections;
 mod edge;
 mod hangup;
 mod open_files;
+mod sniff;
 mod threads;
 
 pub use edge::{Edge, EdgeFuture, REQUEST_ID};

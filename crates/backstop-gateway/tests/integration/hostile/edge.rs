@@ -226,3 +226,41 @@ async fn a_stream_still_running_at_the_end_of_the_grace_ends_with_an_error_event
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn an_http2_client_with_prior_knowledge_is_served_over_http2() {
+    let s = setup("").await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .post(s.gw.url("/v1/chat/completions"))
+        .json(&chat("gpt", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("chat.completion"));
+}
+
+#[tokio::test]
+async fn a_request_whose_first_byte_arrives_alone_is_still_read_as_http1() {
+    let s = setup("").await;
+    let body = chat("gpt", false).to_string();
+    let mut stream = TcpStream::connect(s.gw.addr).await.unwrap();
+    // "P" could begin the HTTP/2 preface: the version is told from the bytes that follow.
+    stream.write_all(b"P").await.unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rest = format!(
+        "OST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let answer = until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("chat.completion"), "{answer}");
+}
