@@ -39,9 +39,7 @@ pub async fn send(
         UpstreamClient::request(target, stream, body, request.protocol, &request.headers)
             .map_err(|error| transport_failure(&error))?;
     if let Some(telemetry) = gateway.telemetry() {
-        built
-            .headers_mut()
-            .extend(telemetry.inject(&opentelemetry::Context::current()));
+        telemetry.inject_into(&opentelemetry::Context::current(), built.headers_mut());
     }
     let call = crate::channels::send(&client, target.provider.channel_auth.as_ref(), built);
     let response = match timeout_at(first_byte_deadline, call).await {

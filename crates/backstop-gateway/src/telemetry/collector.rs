@@ -4,7 +4,7 @@
 //! the export task).
 
 use super::export::EXPORT_TIMEOUT;
-use super::otlp::{encode_batch, EncodedResource};
+use super::otlp::{encode_batch, EncodedResource, Scratch};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
@@ -18,6 +18,8 @@ pub struct OtlpExporter {
     client: reqwest::Client,
     url: String,
     resource: EncodedResource,
+    /// The encoder's buffers, kept from batch to batch (batches are encoded one at a time).
+    scratch: std::sync::Mutex<Scratch>,
 }
 
 impl OtlpExporter {
@@ -28,13 +30,20 @@ impl OtlpExporter {
             client,
             url,
             resource: EncodedResource::default(),
+            scratch: std::sync::Mutex::default(),
         }
     }
 }
 
 impl SpanExporter for OtlpExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let body = encode_batch(&batch, &self.resource);
+        let body = {
+            let mut scratch = self
+                .scratch
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            encode_batch(&batch, &self.resource, &mut scratch)
+        };
         drop(batch);
         let mut response = self
             .client

@@ -115,9 +115,15 @@ impl Telemetry {
     /// The `traceparent` / `tracestate` headers that carry `cx` to an upstream.
     pub fn inject(&self, cx: &opentelemetry::Context) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
-        self.propagator
-            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(&mut headers));
+        self.inject_into(cx, &mut headers);
         headers
+    }
+
+    /// Sets the `traceparent` / `tracestate` headers that carry `cx` in `headers`, a request's
+    /// own (no map of their own is built and merged).
+    pub fn inject_into(&self, cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
+        self.propagator
+            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
     }
 }
 

@@ -38,9 +38,23 @@ impl EncodedResource {
     }
 }
 
+/// The buffers the encoding of a batch writes into before the body, kept from one batch to
+/// the next: a batch of a few hundred KB is not grown anew (and its pages faulted in) each time.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// One `ScopeSpans`' fields.
+    scope: Vec<u8>,
+    /// Every `ScopeSpans` message of the batch.
+    scope_spans: Vec<u8>,
+}
+
 /// The `ExportTraceServiceRequest` of `spans` under `resource`: one `ResourceSpans`, with a
 /// `ScopeSpans` per instrumentation scope in the order the scopes first appear.
-pub fn encode_batch(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
+pub fn encode_batch(
+    spans: &[SpanData],
+    resource: &EncodedResource,
+    scratch: &mut Scratch,
+) -> Vec<u8> {
     let mut scopes: Vec<&InstrumentationScope> = Vec::new();
     for span in spans {
         if !scopes.contains(&&span.instrumentation_scope) {
@@ -48,12 +62,12 @@ pub fn encode_batch(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
         }
     }
     // The resource's spans: each scope's, then the resource and schema around them.
-    let mut scope_spans = Vec::with_capacity(spans.len() * 400);
-    let mut scratch = Vec::with_capacity(1024);
-    for scope in scopes {
-        scratch.clear();
-        encode_scope_spans(&mut scratch, scope, spans);
-        message(&mut scope_spans, 2, &scratch);
+    let Scratch { scope, scope_spans } = scratch;
+    scope_spans.clear();
+    for instrumentation_scope in scopes {
+        scope.clear();
+        encode_scope_spans(scope, instrumentation_scope, spans);
+        message(scope_spans, 2, scope);
     }
     let resource_len = key_len(1) + encoded_len_varint(resource.fields.len() as u64);
     let resource_spans_len = resource_len
@@ -64,7 +78,7 @@ pub fn encode_batch(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
     encode_key(1, WireType::LengthDelimited, &mut body);
     encode_varint(resource_spans_len as u64, &mut body);
     message(&mut body, 1, &resource.fields);
-    body.extend_from_slice(&scope_spans);
+    body.extend_from_slice(scope_spans);
     string(&mut body, 3, &resource.schema_url);
     body
 }
@@ -498,7 +512,11 @@ mod tests {
     }
 
     fn ours(spans: &[SpanData], resource: &Resource) -> ExportTraceServiceRequest {
-        let body = encode_batch(spans, &EncodedResource::new(resource));
+        let body = encode_batch(
+            spans,
+            &EncodedResource::new(resource),
+            &mut Scratch::default(),
+        );
         ExportTraceServiceRequest::decode(body.as_slice()).unwrap()
     }
 
