@@ -5,6 +5,8 @@
 # asks the check to add <= 20 us p50 at 1,000 req/s on SQLite. oha sends one fixed header (every keyed request
 # after the first would be a replay), so the client is the example crates/backstop-gateway/examples/idempotency_load.rs.
 #   usage: bench/idempotency.sh [rate=1000] [seconds-per-round=5] [rounds=6]
+#   environment: BIN=path (another build of the gateway), CLIENT_PROFILE=release (the client's cargo profile;
+#   `quick` builds it in minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-1000}
@@ -12,11 +14,12 @@ SECONDS_PER_ROUND=${2:-5}
 ROUNDS=${3:-6}
 source bench/lib.sh
 build_release
-cargo build --release --quiet -p backstop-gateway --example idempotency_load
+CLIENT_PROFILE=${CLIENT_PROFILE:-release}
+cargo build --profile "$CLIENT_PROFILE" --quiet -p backstop-gateway --example idempotency_load
 
 start_gateway_on_mock "sqlite:$WORK/state.db"
 
 echo "== $(nproc) cores shared by the client, the mock and the gateway; $(date -u +%F)"
 quiet_check
-target/release/examples/idempotency_load "$GW_URL" "$RATE" "$SECONDS_PER_ROUND" "$ROUNDS"
+target/"$CLIENT_PROFILE"/examples/idempotency_load "$GW_URL" "$RATE" "$SECONDS_PER_ROUND" "$ROUNDS"
 echo "$(curl -fsS "$GW_URL/metrics" | grep -E '^backstop_idempotency' || true)"

@@ -9,10 +9,13 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of `bytes`, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(bytes) {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// Who asks, for keys kept per client: a hash of the key presented, or `anonymous`.
@@ -149,6 +152,14 @@ mod tests {
         shouted.messages[0].content = vec![ContentPart::Text("  SAY   hello ".into())];
         assert_eq!(last_message("m", &shouted), last_message("m", &openai));
         assert_ne!(exact("m", &shouted), exact("m", &openai));
+    }
+
+    #[test]
+    fn a_hash_is_sha256_in_lower_case_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@ impl Store {
     /// On Redis this is one script (one round trip), shared by every replica. On memory and SQLite, which one
     /// process uses, an answer settled in this process is found in memory ([`Store::settle`]), a written one is
     /// read inline ([`Store::get_inline`]), and the lease is kept in this process, bounded: the file is not
-    /// written.
+    /// written. On SQLite a key this process never wrote is not read at all: the process keeps the fingerprints
+    /// of the keys its file may hold (see `known.rs`).
     pub async fn lookup(
         &self,
         record: &str,
@@ -62,8 +63,10 @@ impl Store {
             return Ok(Lookup::Stored(value));
         }
         let writes = self.settled_writes();
-        if let Some(value) = self.get_inline(record).await? {
-            return Ok(Lookup::Stored(value));
+        if self.may_hold(record) {
+            if let Some(value) = self.get_inline(record).await? {
+                return Ok(Lookup::Stored(value));
+            }
         }
         if let Some(holder) = self.leases.claim(lease, &entry.value, entry.ttl)? {
             return Ok(Lookup::Held(Some(holder)));
@@ -86,6 +89,15 @@ impl Store {
                 self.leases.release(lease, &entry.value);
                 Err(error)
             }
+        }
+    }
+
+    /// Whether the backend may hold `key`: `false` only on SQLite, for a key this process never wrote to its
+    /// file (see `known.rs`), which a lookup then need not read.
+    fn may_hold(&self, key: &str) -> bool {
+        match &self.backend {
+            Backend::Sqlite(s) => s.may_hold(&self.full(key)),
+            Backend::Memory(_) | Backend::Redis(_) => true,
         }
     }
 

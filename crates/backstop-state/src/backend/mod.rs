@@ -1,6 +1,7 @@
 //! The three backends behind one handle, [`Store`]: keys under a prefix, every operation timed, counted and
 //! bounded by a timeout, and the backend's health (up or degraded) tracked with one warning per outage.
 
+mod known;
 mod leases;
 mod lookup;
 mod memory;
@@ -12,6 +13,7 @@ mod redis;
 mod settled;
 mod sqlite;
 
+pub use known::MAX_KNOWN;
 pub use lookup::Lookup;
 pub use settled::MAX_SETTLED;
 pub use sqlite::SCHEMA_VERSION;

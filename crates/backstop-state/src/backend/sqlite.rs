@@ -4,6 +4,7 @@
 //! a file that is not a database, or a database of another program is refused at start with an error naming the
 //! file (the gateway exits 2), never overwritten.
 
+use super::known::{KnownKeys, MAX_KNOWN};
 use crate::record::{now_ms, Change, Entry};
 use crate::StateError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -59,6 +60,8 @@ pub struct Sqlite {
     conn: Arc<Mutex<Connection>>,
     /// A second, read-only connection for point lookups answered inline (see [`Sqlite::get_inline`]).
     reader: Arc<Mutex<Connection>>,
+    /// The keys the file may hold (see [`Sqlite::may_hold`]).
+    known: Arc<KnownKeys>,
 }
 
 impl Sqlite {
@@ -90,6 +93,7 @@ impl Sqlite {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000;")
             .map_err(|e| open_error(e.to_string()))?;
         migrate(&conn, path)?;
+        let known = KnownKeys::for_file(path, || live_keys(&conn))?;
         let reader = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         reader
             .execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 0;")
@@ -98,7 +102,15 @@ impl Sqlite {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
             reader: Arc::new(Mutex::new(reader)),
+            known,
         })
+    }
+
+    /// Whether the file may hold `key`: `false` only when it cannot, because this process writes every record of
+    /// the file and has not written this key since the file was opened (see `known.rs`). A lookup of a key never
+    /// stored then needs no read.
+    pub(crate) fn may_hold(&self, key: &str) -> bool {
+        self.known.may_hold(key)
     }
 
     /// The value under `key`, read on the calling thread through the read-only connection: a primary-key
@@ -146,6 +158,7 @@ impl Sqlite {
         entries: Vec<(String, Entry)>,
         origin: String,
     ) -> Result<Vec<Change>, StateError> {
+        self.known.add(entries.iter().map(|(key, _)| key.as_str()));
         self.run(move |conn| {
             let tx = conn.unchecked_transaction()?;
             tx.execute(
@@ -201,6 +214,7 @@ impl Sqlite {
         key: String,
         entry: Entry,
     ) -> Result<bool, StateError> {
+        self.known.add([key.as_str()]);
         self.run(move |conn| {
             let tx = conn.unchecked_transaction()?;
             tx.execute(
@@ -223,6 +237,7 @@ impl Sqlite {
         amount: f64,
         ttl: Option<std::time::Duration>,
     ) -> Result<f64, StateError> {
+        self.known.add([key.as_str()]);
         self.run(move |conn| {
             let tx = conn.unchecked_transaction()?;
             tx.execute(
@@ -272,6 +287,18 @@ impl Sqlite {
         })
         .await
     }
+}
+
+/// The keys of the file's live records, or `None` when there are more than [`MAX_KNOWN`].
+fn live_keys(conn: &Connection) -> Result<Option<Vec<String>>, StateError> {
+    let mut statement = conn
+        .prepare("SELECT key FROM records WHERE expires_at IS NULL OR expires_at > ?1 LIMIT ?2")?;
+    let keys = statement
+        .query_map(params![now_ms() as i64, MAX_KNOWN as i64 + 1], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok((keys.len() <= MAX_KNOWN).then_some(keys))
 }
 
 /// Checks the file's schema version and applies the missing migrations.
