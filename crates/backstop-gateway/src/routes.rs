@@ -1,7 +1,7 @@
 //! The HTTP routes: the model endpoints, the model list and the health checks.
 
 use crate::http::{
-    check_client_key, check_observer_key, identify_client, read_json_body, ApiError, ErrorKind,
+    check_client_key, check_observer_key, identify_client, read_client_body, ApiError, ErrorKind,
 };
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -74,8 +74,7 @@ async fn serve_model(
     let (parts, body) = request.into_parts();
     let config = gateway.config();
     let key = identify_client(config.auth.as_ref(), &parts.headers)?;
-    let limit = config.server.max_body_size;
-    let body = read_json_body(&parts.headers, body, limit, "server.max_body_size").await?;
+    let body = read_client_body(&parts.headers, body, &config).await?;
     let mut request = ClientRequest::new(protocol, parts.headers, body, config)?;
     gateway.admit(&mut request, key).await?;
     if let Some(accepted) = crate::queue::respond_async(gateway, &request).await? {

@@ -6,7 +6,7 @@
 
 mod serve;
 
-use crate::http::{identify_client, read_json_body, ApiError};
+use crate::http::{identify_client, read_client_body, ApiError};
 use crate::pipeline::Gateway;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -27,13 +27,7 @@ async fn create(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         let (parts, body) = request.into_parts();
         let config = gateway.config();
         let key = identify_client(config.auth.as_ref(), &parts.headers)?;
-        let body = read_json_body(
-            &parts.headers,
-            body,
-            config.server.max_body_size,
-            "server.max_body_size",
-        )
-        .await?;
+        let body = read_client_body(&parts.headers, body, &config).await?;
         let parsed =
             backstop_protocol::validate_embeddings(&body).map_err(ApiError::invalid_request)?;
         let tab = gateway

@@ -64,6 +64,17 @@ pub async fn read_json_body(
     read_limited(body, limit, limit_name).await
 }
 
+/// Reads whole the body of a client's API call (model, Responses, embeddings, MCP): [`read_json_body`] under
+/// `server.max_body_size`.
+pub async fn read_client_body(
+    headers: &HeaderMap,
+    body: Body,
+    config: &crate::config::Config,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = config.server.max_body_size;
+    read_json_body(headers, body, limit, "server.max_body_size").await
+}
+
 fn refuse_encoded(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(encoding) = headers.get(CONTENT_ENCODING) else {
         return Ok(());

@@ -9,7 +9,7 @@
 mod message;
 mod relay;
 
-use crate::http::{check_client_key, read_json_body, ApiError, ErrorKind};
+use crate::http::{check_client_key, read_client_body, ApiError, ErrorKind};
 use crate::pipeline::Gateway;
 use crate::telemetry::start_tool_call;
 use crate::tools::{
@@ -72,13 +72,7 @@ async fn proxy(gateway: &Arc<Gateway>, name: &str, request: Request) -> Result<R
         )
             .into_response());
     }
-    let body = read_json_body(
-        &parts.headers,
-        body,
-        config.server.max_body_size,
-        "server.max_body_size",
-    )
-    .await?;
+    let body = read_client_body(&parts.headers, body, &config).await?;
     let rpc = if parts.method == Method::POST {
         match RpcRequest::parse(&body) {
             Ok(rpc) => rpc,

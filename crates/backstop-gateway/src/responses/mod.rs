@@ -21,7 +21,7 @@ pub use queued::finish_queued;
 pub use store::{Limits, MemoryStore, ResponseStore, SharedStore, Stored};
 
 use crate::config::Config;
-use crate::http::{check_client_key, identify_client, read_json_body, ApiError, ErrorKind};
+use crate::http::{check_client_key, identify_client, read_client_body, ApiError, ErrorKind};
 use crate::pipeline::{ClientRequest, Gateway};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -132,13 +132,7 @@ async fn serve(shared: &Shared, request: Request) -> Result<Response, ApiError> 
     let (parts, body) = request.into_parts();
     let config = shared.gateway.config();
     let key = identify_client(config.auth.as_ref(), &parts.headers)?;
-    let body = read_json_body(
-        &parts.headers,
-        body,
-        config.server.max_body_size,
-        "server.max_body_size",
-    )
-    .await?;
+    let body = read_client_body(&parts.headers, body, &config).await?;
     let owner = owner(&parts.headers);
     let store = shared.store();
     let (body, echo) = match echo::prepare(body, &store, &owner).await {
