@@ -6,6 +6,12 @@
 # BIN=path runs another build of backstop (say, the one before a change) instead of building.
 BIN=${BIN:-target/release/backstop}
 HZ=$(getconf CLK_TCK)
+# GW_CPUS / LOAD_CPUS (taskset cpu lists, e.g. 0 and 1): the gateways run on the first cores, the mocks, sinks
+# and oha on the second; unset, every process shares every core. With the gateway alone on its core, its
+# throughput follows its own CPU per request, not the load generator's and the upstream's share of the same cores.
+GW_RUN=() LOAD_RUN=()
+[ -z "${GW_CPUS:-}" ] || GW_RUN=(taskset -c "$GW_CPUS")
+[ -z "${LOAD_CPUS:-}" ] || LOAD_RUN=(taskset -c "$LOAD_CPUS")
 PIDS=()
 WORK=$(mktemp -d)
 cleanup() {
@@ -48,7 +54,7 @@ start_mock() {
   local name=$1 script=${2:-}
   local args=(mock --listen 127.0.0.1:0)
   [ -n "$script" ] && args+=(--script "$script")
-  "$BIN" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  "${LOAD_RUN[@]}" "$BIN" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   local pid=$!
   PIDS+=("$pid")
   printf -v "${name}_PID" '%s' "$pid"
@@ -57,7 +63,7 @@ start_mock() {
 
 # start_gateway CONFIG: starts `backstop serve`; sets GW_URL and GW_PID.
 start_gateway() {
-  RUST_LOG=${GW_LOG:-error} "$BIN" serve --config "$1" --listen 127.0.0.1:0 \
+  RUST_LOG=${GW_LOG:-error} "${GW_RUN[@]}" "$BIN" serve --config "$1" --listen 127.0.0.1:0 \
     >"$WORK/gw.out" 2>"$WORK/gw.err" &
   GW_PID=$!
   PIDS+=("$GW_PID")
@@ -83,7 +89,7 @@ load() {
   local out=$1 stream=$2 url=$3
   shift 3
   local TIMEFORMAT='%U %S'
-  { time oha --no-tui --output-format json -m POST -T application/json -d "$(body "$stream")" \
+  { time "${LOAD_RUN[@]}" oha --no-tui --output-format json -m POST -T application/json -d "$(body "$stream")" \
     "$@" "$url/v1/chat/completions" >"$out" 2>"$out.err"; } 2>"$out.time"
 }
 # oha_ticks REPORT: CPU time oha itself used for that run, in clock ticks.

@@ -2,7 +2,8 @@
 """Holds N streaming chat requests open at once, for bench/streams.sh (not a test fixture).
 
 Opens N connections to the gateway (at most --connecting of them connecting at a time), sends one
-streaming OpenAI chat request on each with `connection: close`, and waits until every stream has
+streaming OpenAI chat request on each with `connection: close` (with --keep-alive, without it, as
+the SDKs send it: the connection stays open after its stream), and waits until every stream has
 its headers and first event. Then it prints
 
     open OPENED FAILED SECONDS
@@ -22,8 +23,9 @@ import time
 
 REQUEST = (
     "POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-    "content-length: {length}\r\nconnection: close\r\n\r\n{body}"
+    "content-length: {length}\r\n{close}\r\n{body}"
 )
+TERMINATOR = b"0\r\n\r\n"
 
 
 class Stream:
@@ -47,9 +49,13 @@ async def run_one(args, request, stream, gate):
         seen = await reader.readuntil(b"\n\n")
         stream.first = True
         stream.opened.set()
-        seen += await reader.read()
+        while not seen.endswith(TERMINATOR):
+            more = await reader.read(65536)
+            if not more:
+                break
+            seen += more
         writer.close()
-        complete = b"data: [DONE]" in seen and seen.endswith(b"0\r\n\r\n")
+        complete = b"data: [DONE]" in seen and seen.endswith(TERMINATOR)
         stream.outcome = "complete" if complete else "short"
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         stream.outcome = "error"
@@ -63,6 +69,7 @@ async def main():
     parser.add_argument("n", type=int, help="streams to hold open at once")
     parser.add_argument("--model", default="gpt")
     parser.add_argument("--connecting", type=int, default=32)
+    parser.add_argument("--keep-alive", action="store_true", help="no `connection: close`")
     args = parser.parse_args()
     args.host, _, port = args.url.removeprefix("http://").partition(":")
     args.port = int(port)
@@ -70,7 +77,12 @@ async def main():
         f'{{"model":"{args.model}","stream":true,'
         '"messages":[{"role":"user","content":"Say hello"}]}'
     )
-    request = REQUEST.format(host=args.url, length=len(body), body=body).encode()
+    request = REQUEST.format(
+        host=args.url,
+        length=len(body),
+        close="" if args.keep_alive else "connection: close\r\n",
+        body=body,
+    ).encode()
     gate = asyncio.Semaphore(args.connecting)
     streams = [Stream() for _ in range(args.n)]
     started = time.monotonic()

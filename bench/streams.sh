@@ -26,6 +26,8 @@
 # the script raises the open-file limit to 65,536 where it may (root with CAP_SYS_RESOURCE),
 # and where the limit stays lower runs at most the streams the gateway has descriptors for,
 # (limit - 200) / 2, saying so.
+# KEEP_ALIVE=1: the client's connections stay open after their stream (as the SDKs' do), instead of asking
+# `connection: close`; hyper then reads the connection again while the stream runs.
 #   usage: bench/streams.sh [counts=1000,10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,7 +83,7 @@ settle() {
 # round N: holds N streams open; prints the RSS growth per stream once all are open.
 round() {
   local n=$1 line first rss anon huge
-  python3 bench/stream_client.py --connecting 32 "$GW_URL" "$n" >"$WORK/client.$n" 2>"$WORK/client.$n.err" &
+  python3 bench/stream_client.py --connecting 32 ${KEEP_ALIVE:+--keep-alive} "$GW_URL" "$n" >"$WORK/client.$n" 2>"$WORK/client.$n.err" &
   local client=$!
   PIDS+=("$client")
   until line=$(grep '^open' "$WORK/client.$n" 2>/dev/null); do

@@ -15,7 +15,8 @@
 #     machine's CPU per batch (a real collector runs elsewhere and takes none of it).
 #   BEFORE=path/to/backstop: adds a fifth gateway, that build at sample_ratio 1.0 (before/after
 #     in the same run). ROUNDS=9 (rounds of seconds-per-run=2 s each). SINK_BIN=path: a built
-#     otlp_sink example instead of building it with the release profile.
+#     otlp_sink example instead of building it with the release profile. GW_CPUS=0 LOAD_CPUS=1
+#     (bench/lib.sh): each gateway alone on a core, so that its throughput reads its own cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-2}
@@ -30,13 +31,13 @@ build_release
 
 start_mock MOCK
 if [ "$SINK" = python ]; then
-  python3 bench/otlp_sink.py >"$WORK/sink.out" 2>"$WORK/sink.err" &
+  "${LOAD_RUN[@]}" python3 bench/otlp_sink.py >"$WORK/sink.out" 2>"$WORK/sink.err" &
 else
   if [ -z "$SINK_BIN" ]; then
     cargo build --release --quiet -p backstop-mock --example otlp_sink
     SINK_BIN=target/release/examples/otlp_sink
   fi
-  "$SINK_BIN" >"$WORK/sink.out" 2>"$WORK/sink.err" &
+  "${LOAD_RUN[@]}" "$SINK_BIN" >"$WORK/sink.out" 2>"$WORK/sink.err" &
 fi
 PIDS+=("$!")
 SINK_URL=$(wait_listening "$WORK/sink.out")

@@ -6,6 +6,10 @@
 //! runs it:
 //!
 //! `cargo run --release -p backstop-gateway --example idempotency_load -- URL [rate=1000] [seconds=5] [rounds=6]`
+//!
+//! With `GATEWAY_PID` set, each round also reports the gateway's CPU time per request (the sum of its threads'
+//! `/proc/PID/task/*/schedstat`, nanoseconds on a CPU) and the run the median of the per-round differences: how
+//! much of the added latency is work, and how much waiting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,6 +77,19 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted.get(index.min(last)).copied().unwrap_or(0)
 }
 
+/// Nanoseconds the live threads of process `pid` have spent on a CPU so far (the gateway's threads live as long
+/// as it does).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn median(values: &mut [i64]) -> i64 {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)
@@ -104,29 +121,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     round(&client, &url, rate, 1, false, run).await;
     round(&client, &url, rate, 1, true, run).await;
     println!("{rate} requests/s, {seconds} s a round, {rounds} rounds of each, alternating");
+    let gateway: Option<u32> = std::env::var("GATEWAY_PID")
+        .ok()
+        .and_then(|pid| pid.parse().ok());
     let mut differences = Vec::new();
+    let mut cpu_differences = Vec::new();
     for n in 0..rounds {
         let mut p50 = [0u64; 2];
+        let mut cpu = [0i64; 2];
         let order = if n % 2 == 0 {
             [false, true]
         } else {
             [true, false]
         };
         for keyed in order {
+            let spent = gateway.map(cpu_ns);
             let (latencies, failed) = round(&client, &url, rate, seconds, keyed, run).await;
             let (middle, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
             p50[usize::from(keyed)] = middle;
+            let per_request = gateway.zip(spent).map(|(pid, spent)| {
+                let answered = (rate * seconds).max(1);
+                (cpu_ns(pid).saturating_sub(spent) / answered) as i64
+            });
+            cpu[usize::from(keyed)] = per_request.unwrap_or(0);
+            let cpu_text = per_request.map_or(String::new(), |ns| {
+                format!("  gateway CPU {:>5.1} µs/request", ns as f64 / 1000.0)
+            });
             println!(
-                "round {n} {:<16} p50 {middle:>6} µs  p99 {p99:>7} µs  answers {:>6}  failed {failed}",
+                "round {n} {:<16} p50 {middle:>6} µs  p99 {p99:>7} µs  answers {:>6}  failed {failed}{cpu_text}",
                 if keyed { "Idempotency-Key" } else { "no key" },
                 latencies.len()
             );
         }
         differences.push(p50[1] as i64 - p50[0] as i64);
+        cpu_differences.push(cpu[1] - cpu[0]);
     }
     let added = median(&mut differences);
     println!(
         "added p50 (median of the per-round differences): {added} µs; per round: {differences:?}"
     );
+    if gateway.is_some() {
+        let added_cpu = median(&mut cpu_differences) as f64 / 1000.0;
+        println!("added gateway CPU per request (median of the per-round differences): {added_cpu:.1} µs");
+    }
     Ok(())
 }
