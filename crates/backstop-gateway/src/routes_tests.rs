@@ -191,3 +191,22 @@ async fn a_wrong_method_is_a_405_with_allow_and_an_error_in_the_paths_protocol()
         assert!(message.contains("does not take PUT"), "{path}: {body}");
     }
 }
+
+/// Every request's future is allocated and moved once at the edge: an upstream call, its largest part, is held
+/// in it once (not once per place the engine and the tracing await it, which made it 57 KB).
+#[test]
+fn a_request_future_stays_small() {
+    let gateway = gateway(CONFIG);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .body(Body::empty())
+        .unwrap();
+    let future =
+        crate::routes::model_request(&gateway, backstop_protocol::Protocol::OpenAi, request);
+    let size = std::mem::size_of_val(&future);
+    assert!(
+        size < 16 * 1024,
+        "the future of a request takes {size} bytes"
+    );
+}

@@ -10,7 +10,8 @@ use super::walk::{Mode, Walk};
 use super::Attempts;
 use std::future::Future;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::error::Elapsed;
+use tokio::time::{Instant, Timeout};
 
 /// How an attempt (and its hedge, if one was sent) ended.
 pub(super) enum Raced<R, E> {
@@ -22,37 +23,41 @@ pub(super) enum Raced<R, E> {
     OutOfTime,
 }
 
-fn settle<R, E>(attempt: Attempt, result: Option<Result<R, E>>) -> Raced<R, E> {
+fn settle<R, E>(attempt: Attempt, result: Result<Result<R, E>, Elapsed>) -> Raced<R, E> {
     match result {
-        Some(Ok(value)) => Raced::Answer { value, attempt },
-        Some(Err(error)) => Raced::Failed { attempt, error },
-        None => Raced::OutOfTime,
+        Ok(Ok(value)) => Raced::Answer { value, attempt },
+        Ok(Err(error)) => Raced::Failed { attempt, error },
+        Err(_) => Raced::OutOfTime,
     }
 }
 
-/// `work`, or `None` once `deadline` passes.
-async fn timed<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
-    match deadline {
-        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
-        None => Some(work.await),
-    }
+/// `work`, ended once `deadline` passes (none: a deadline decades away).
+fn timed<F: Future>(deadline: Option<Instant>, work: F) -> Timeout<F> {
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
+    tokio::time::timeout_at(deadline, work)
 }
+
+/// How far away the deadline of a call without one is.
+const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 impl<A: Attempts> Walk<'_, A> {
     /// Runs `attempt`, hedged when the caller asks for it.
+    ///
+    /// The call is pinned where it is made and only ever awaited through that pin, and a hedge's call (rare) is
+    /// boxed: an attempt's call is the largest part of the engine's future, which every request allocates and
+    /// moves once, so it is held once, not once per place it is awaited.
     pub(super) async fn race(&mut self, attempt: Attempt) -> Raced<A::Output, A::Error> {
         let (attempts, candidates) = (self.attempts, self.candidates);
         let deadline = self.deadline();
         let candidate = &candidates[attempt.candidate()];
-        let first = timed(deadline, attempts.call(candidate, attempt.number()));
         let delay = match self.mode() {
             Mode::Answer => attempts.hedge_delay(candidate),
             Mode::Continuation => None,
         };
+        let mut first = std::pin::pin!(timed(deadline, attempts.call(candidate, attempt.number())));
         let Some(delay) = delay else {
             return settle(attempt, first.await);
         };
-        tokio::pin!(first);
         tokio::select! {
             result = &mut first => return settle(attempt, result),
             () = tokio::time::sleep(delay) => {}
@@ -60,11 +65,10 @@ impl<A: Attempts> Walk<'_, A> {
         let Some(hedge) = self.hedge(attempt.candidate(), delay) else {
             return settle(attempt, first.await);
         };
-        let second = timed(
+        let mut second = Box::pin(timed(
             deadline,
             attempts.call(&candidates[hedge.candidate()], hedge.number()),
-        );
-        tokio::pin!(second);
+        ));
         tokio::select! {
             result = &mut first => match settle(attempt, result) {
                 Raced::Failed { attempt, error } => match settle(hedge, second.await) {

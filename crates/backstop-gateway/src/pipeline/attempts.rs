@@ -65,7 +65,8 @@ impl Attempts for RequestAttempts<'_> {
     ) -> impl Future<Output = Result<Answer, AttemptError>> + Send {
         let deadline = request_deadline(self.gateway, self.request);
         let route = &candidate.inner;
-        let call = call(self.gateway, self.request, route, deadline);
+        let (gateway, request) = (self.gateway, self.request);
+        let call = move || call(gateway, request, route, deadline);
         traced_call(route, attempt, CallKind::Attempt, call)
     }
 

@@ -138,7 +138,7 @@ impl Attempts for ContinuationAttempts<'_> {
         attempt: u32,
     ) -> impl Future<Output = Result<crate::upstream::UpstreamResponse, AttemptError>> + Send {
         let route = &candidate.inner;
-        let call = async move {
+        let call = move || async move {
             if !self.prefill.is_empty() && !accepts_prefill(route) {
                 let why = ApiError::new(ErrorKind::InvalidRequest, "does not accept a prefill");
                 return Err(AttemptError::Unsendable(why));

@@ -341,14 +341,17 @@ fn system(kind: ProviderKind) -> &'static str {
     }
 }
 
-/// Runs `call`, call `number` to `route`, in its own span when the route is traced (the
-/// span is ended by the attempt's record, or as cancelled if `call` is dropped first).
+/// Runs the call `make` makes, call `number` to `route`, in its own span when the route is
+/// traced (the span is ended by the attempt's record, or as cancelled if the call is dropped
+/// first). The call is made in place and awaited through its pin: the future of an upstream
+/// call is the largest part of a request's, and is held once.
 pub async fn traced_call<F: Future>(
     route: &Route,
     number: u32,
     kind: CallKind,
-    call: F,
+    make: impl FnOnce() -> F,
 ) -> F::Output {
+    let call = std::pin::pin!(make());
     let Some(trace) = &route.trace else {
         return call.await;
     };
