@@ -64,11 +64,20 @@ impl SseDecoder {
             self.after_cr = false;
             rest = rest.strip_prefix(b"\n").unwrap_or(rest);
         }
-        while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
             let ending = rest[i];
-            self.line.extend_from_slice(&rest[..i]);
-            self.check_size()?;
-            self.take_line(&mut out);
+            if self.line.is_empty() {
+                // The whole line is in this chunk: read where it lies, not copied.
+                self.check_size(i)?;
+                self.take_line(&rest[..i], &mut out);
+            } else {
+                self.line.extend_from_slice(&rest[..i]);
+                self.check_size(0)?;
+                let line = std::mem::take(&mut self.line);
+                self.take_line(&line, &mut out);
+                self.line = line;
+                self.line.clear();
+            }
             rest = &rest[i + 1..];
             if ending == b'\r' {
                 if rest.is_empty() {
@@ -79,7 +88,7 @@ impl SseDecoder {
             }
         }
         self.line.extend_from_slice(rest);
-        self.check_size()?;
+        self.check_size(0)?;
         Ok(out)
     }
 
@@ -89,10 +98,11 @@ impl SseDecoder {
             return None;
         }
         let mut out = Vec::new();
-        if !self.line.is_empty() {
-            self.take_line(&mut out);
+        let line = std::mem::take(&mut self.line);
+        if !line.is_empty() {
+            self.take_line(&line, &mut out);
         }
-        self.take_line(&mut out);
+        self.take_line(&[], &mut out);
         out.pop()
     }
 
@@ -101,8 +111,10 @@ impl SseDecoder {
         self.failed
     }
 
-    fn check_size(&mut self) -> Result<(), ProtocolError> {
-        if self.line.len() + self.data.len() > MAX_EVENT_SIZE {
+    /// Fails the decoder once the pending line, `more` bytes of a line not copied into it, and the event's
+    /// data pass [`MAX_EVENT_SIZE`].
+    fn check_size(&mut self, more: usize) -> Result<(), ProtocolError> {
+        if self.line.len() + more + self.data.len() > MAX_EVENT_SIZE {
             self.failed = true;
             self.line = Vec::new();
             self.data = String::new();
@@ -111,9 +123,9 @@ impl SseDecoder {
         Ok(())
     }
 
-    /// Processes the pending line (which has just been terminated).
-    fn take_line(&mut self, out: &mut Vec<SseEvent>) {
-        if self.line.is_empty() {
+    /// Processes `line`, which has just been terminated.
+    fn take_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+        if line.is_empty() {
             if self.has_data {
                 out.push(SseEvent {
                     event: self.event.take(),
@@ -125,13 +137,16 @@ impl SseDecoder {
             self.has_data = false;
             return;
         }
-        if self.line.first() == Some(&b':') {
+        if line.first() == Some(&b':') {
             // A comment (`: keepalive`): no field, no event, nothing decoded or kept.
-            self.line.clear();
             return;
         }
-        let line = String::from_utf8_lossy(&self.line);
-        let (field, value) = match line.find(':') {
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        // `:` is ASCII: its byte index is a character boundary.
+        let (field, value) = match memchr::memchr(b':', line.as_bytes()) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(' ').unwrap_or(v))
@@ -149,7 +164,6 @@ impl SseDecoder {
             "event" => self.event = Some(value.to_owned()),
             _ => {}
         }
-        self.line.clear();
     }
 }
 
@@ -261,6 +275,15 @@ mod tests {
         assert!(d.push(comments.as_bytes()).is_empty());
         assert!(d.push(b": unfinished comm").is_empty());
         assert_eq!(d.push(b"ent\n\ndata: x\n\n")[0].data, "x");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_whether_a_line_arrives_whole_or_in_pieces() {
+        let whole = SseDecoder::new().push(b"data: a\xffb\n\n");
+        assert_eq!(whole[0].data, "a\u{fffd}b");
+        let mut d = SseDecoder::new();
+        assert!(d.push(b"data: a\xe2\x82").is_empty());
+        assert_eq!(d.push(b"\xacb\xff\n\n")[0].data, "a\u{20ac}b\u{fffd}");
     }
 
     #[test]
