@@ -161,23 +161,29 @@ impl Sqlite {
         self.known.add(entries.iter().map(|(key, _)| key.as_str()));
         self.run(move |conn| {
             let tx = conn.unchecked_transaction()?;
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                params![now_ms() as i64],
+            )?
+            .execute(params![now_ms() as i64])?;
+            // One statement for the batch, parsed once per connection, not once per row.
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = ?2, expires_at = ?3",
             )?;
             let mut changes = Vec::with_capacity(entries.len());
             for (key, entry) in entries {
-                tx.execute(
-                    "INSERT INTO records (key, value, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET value = ?2, expires_at = ?3",
-                    params![key, entry.value, entry.expires_at_ms().map(|t| t as i64)],
-                )?;
+                insert.execute(params![
+                    key,
+                    entry.value,
+                    entry.expires_at_ms().map(|t| t as i64)
+                ])?;
                 changes.push(Change {
                     key,
                     value: Some(entry.value),
                     origin: origin.clone(),
                 });
             }
+            drop(insert);
             tx.commit()?;
             Ok(changes)
         })
