@@ -7,9 +7,9 @@
 //!
 //! `cargo run --release -p backstop-gateway --example idempotency_load -- URL [rate=1000] [seconds=5] [rounds=6]`
 //!
-//! With `GATEWAY_PID` set, each round also reports the gateway's CPU time per request (the sum of its threads'
-//! `/proc/PID/task/*/schedstat`, nanoseconds on a CPU) and the run the median of the per-round differences: how
-//! much of the added latency is work, and how much waiting.
+//! With `GATEWAY_PID` set, each round also reports the gateway's CPU time per request (`/proc/PID/stat`, which
+//! counts the threads that ended too, such as the blocking pool's; `GATEWAY_CLK_TCK` ticks a second) and the run
+//! the median of the per-round differences: how much of the added latency is work, and how much waiting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,17 +77,27 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted.get(index.min(last)).copied().unwrap_or(0)
 }
 
-/// Nanoseconds the live threads of process `pid` have spent on a CPU so far (the gateway's threads live as long
-/// as it does).
+/// Nanoseconds process `pid` has spent on a CPU so far, its ended threads included (`utime` and `stime` of
+/// `/proc/PID/stat`, in clock ticks of `GATEWAY_CLK_TCK` a second, 100 unless told).
 fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let ticks_per_second: u64 = std::env::var("GATEWAY_CLK_TCK")
+        .ok()
+        .and_then(|ticks| ticks.parse().ok())
+        .unwrap_or(100);
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    ticks * 1_000_000_000 / ticks_per_second.max(1)
 }
 
 fn median(values: &mut [i64]) -> i64 {
