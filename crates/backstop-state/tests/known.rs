@@ -91,10 +91,12 @@ async fn an_expired_key_is_read_and_found_gone() {
     let spec = sqlite(&dir);
     let (store, reads) = open(&spec);
     assert_eq!(look(&store, "idem:1", "first").await, Lookup::Leased);
-    let short = entry("answer", Duration::from_millis(1));
+    // Long enough to be written (an answer that expires while it waits is dropped, never written), short
+    // enough to wait out.
+    let short = entry("answer", Duration::from_millis(300));
     store.settle("idem:1", short, "idem:1:lease", "first");
     store.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         look(&store, "idem:1", "second").await,
         Lookup::Leased,
