@@ -13,7 +13,7 @@
 //! [`KnownKeys::for_file`]).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -34,9 +34,13 @@ fn open_files() -> MutexGuard<'static, HashMap<PathBuf, Weak<KnownKeys>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn fingerprint(key: &str) -> u64 {
+/// The fingerprint of the key made of `parts` one after the other: the same as of the joined key, with no
+/// joined copy made (the hasher reads a stream of bytes).
+fn fingerprint(parts: &[&str]) -> u64 {
     let mut hasher = DefaultHasher::new();
-    key.hash(&mut hasher);
+    for part in parts {
+        hasher.write(part.as_bytes());
+    }
     hasher.finish()
 }
 
@@ -53,7 +57,7 @@ impl KnownKeys {
         if let Some(known) = files.get(&path).and_then(Weak::upgrade) {
             return Ok(known);
         }
-        let fingerprints = load()?.map(|keys| keys.iter().map(|key| fingerprint(key)).collect());
+        let fingerprints = load()?.map(|keys| keys.iter().map(|key| fingerprint(&[key])).collect());
         let known = Arc::new(KnownKeys {
             fingerprints: Mutex::new(fingerprints),
         });
@@ -74,7 +78,7 @@ impl KnownKeys {
             let Some(set) = fingerprints.as_mut() else {
                 return;
             };
-            let print = fingerprint(key);
+            let print = fingerprint(&[key]);
             if set.len() >= MAX_KNOWN && !set.contains(&print) {
                 tracing::info!(
                     "the state file holds over {MAX_KNOWN} keys: lookups of new keys read it from now on"
@@ -86,11 +90,11 @@ impl KnownKeys {
         }
     }
 
-    /// Whether the file may hold `key`: `false` only when it cannot.
-    pub(crate) fn may_hold(&self, key: &str) -> bool {
+    /// Whether the file may hold the key made of `parts` (a prefix and a key, say): `false` only when it cannot.
+    pub(crate) fn may_hold(&self, parts: &[&str]) -> bool {
         self.lock()
             .as_ref()
-            .is_none_or(|set| set.contains(&fingerprint(key)))
+            .is_none_or(|set| set.contains(&fingerprint(parts)))
     }
 }
 
@@ -106,11 +110,15 @@ mod tests {
     #[test]
     fn a_key_is_known_once_loaded_or_added() {
         let known = open(Path::new("/nonexistent/known-a.db"), &["loaded"]);
-        assert!(known.may_hold("loaded"));
-        assert!(!known.may_hold("new"));
+        assert!(known.may_hold(&["loaded"]));
+        assert!(!known.may_hold(&["new"]));
         known.add(["new"]);
-        assert!(known.may_hold("new"));
-        assert!(!known.may_hold("other"));
+        assert!(known.may_hold(&["new"]));
+        assert!(!known.may_hold(&["other"]));
+        assert!(
+            known.may_hold(&["ne", "w"]),
+            "a key in parts is the joined key"
+        );
     }
 
     #[test]
@@ -119,12 +127,12 @@ mod tests {
         let first = open(path, &[]);
         let second = open(path, &["ignored: the open set is reused"]);
         first.add(["written by the first"]);
-        assert!(second.may_hold("written by the first"));
-        assert!(!second.may_hold("ignored: the open set is reused"));
+        assert!(second.may_hold(&["written by the first"]));
+        assert!(!second.may_hold(&["ignored: the open set is reused"]));
         drop((first, second));
         let reopened = open(path, &["loaded again"]);
-        assert!(reopened.may_hold("loaded again"));
-        assert!(!reopened.may_hold("written by the first"));
+        assert!(reopened.may_hold(&["loaded again"]));
+        assert!(!reopened.may_hold(&["written by the first"]));
     }
 
     #[test]
@@ -132,14 +140,14 @@ mod tests {
         let known = open(Path::new("/nonexistent/known-c.db"), &[]);
         let keys: Vec<String> = (0..MAX_KNOWN).map(|n| n.to_string()).collect();
         known.add(keys.iter().map(String::as_str));
-        assert!(!known.may_hold("never written"));
+        assert!(!known.may_hold(&["never written"]));
         known.add(["one too many"]);
-        assert!(known.may_hold("one too many"));
-        assert!(known.may_hold("never written"));
+        assert!(known.may_hold(&["one too many"]));
+        assert!(known.may_hold(&["never written"]));
 
         let too_many =
             KnownKeys::for_file(Path::new("/nonexistent/known-d.db"), || Ok::<_, ()>(None))
                 .unwrap();
-        assert!(too_many.may_hold("anything"));
+        assert!(too_many.may_hold(&["anything"]));
     }
 }

@@ -96,7 +96,7 @@ impl Store {
     /// file (see `known.rs`), which a lookup then need not read.
     fn may_hold(&self, key: &str) -> bool {
         match &self.backend {
-            Backend::Sqlite(s) => s.may_hold(&self.full(key)),
+            Backend::Sqlite(s) => s.may_hold(&self.prefix, key),
             Backend::Memory(_) | Backend::Redis(_) => true,
         }
     }

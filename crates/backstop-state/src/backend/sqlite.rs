@@ -106,11 +106,11 @@ impl Sqlite {
         })
     }
 
-    /// Whether the file may hold `key`: `false` only when it cannot, because this process writes every record of
-    /// the file and has not written this key since the file was opened (see `known.rs`). A lookup of a key never
-    /// stored then needs no read.
-    pub(crate) fn may_hold(&self, key: &str) -> bool {
-        self.known.may_hold(key)
+    /// Whether the file may hold `prefix` followed by `key`: `false` only when it cannot, because this process
+    /// writes every record of the file and has not written this key since the file was opened (see `known.rs`).
+    /// A lookup of a key never stored then needs no read.
+    pub(crate) fn may_hold(&self, prefix: &str, key: &str) -> bool {
+        self.known.may_hold(&[prefix, key])
     }
 
     /// The value under `key`, read on the calling thread through the read-only connection: a primary-key
