@@ -50,12 +50,18 @@ fn sqlite(dir: &tempfile::TempDir) -> StateSpec {
     StateSpec::parse(&format!("sqlite:{}", dir.path().join("state.db").display())).unwrap()
 }
 
+/// A store on a new file in `dir`, where `idem:1` was just looked up and leased (as "first").
+async fn leased_on_new_file(dir: &tempfile::TempDir) -> (StateSpec, Arc<Store>, Arc<Reads>) {
+    let spec = sqlite(dir);
+    let (store, reads) = open(&spec);
+    assert_eq!(look(&store, "idem:1", "first").await, Lookup::Leased);
+    (spec, store, reads)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_reads_nothing_and_a_stored_one_is_found_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = sqlite(&dir);
-    let (store, reads) = open(&spec);
-    assert_eq!(look(&store, "idem:1", "first").await, Lookup::Leased);
+    let (spec, store, reads) = leased_on_new_file(&dir).await;
     assert_eq!(reads.count(), 0, "a key never stored is not read");
 
     let answer = entry("answer", Duration::from_secs(60));
@@ -88,9 +94,7 @@ async fn a_new_key_reads_nothing_and_a_stored_one_is_found_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_key_is_read_and_found_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = sqlite(&dir);
-    let (store, reads) = open(&spec);
-    assert_eq!(look(&store, "idem:1", "first").await, Lookup::Leased);
+    let (_, store, reads) = leased_on_new_file(&dir).await;
     // Long enough to be written (an answer that expires while it waits is dropped, never written), short
     // enough to wait out.
     let short = entry("answer", Duration::from_millis(300));
