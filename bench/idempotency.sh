@@ -6,7 +6,7 @@
 # after the first would be a replay), so the client is the example crates/backstop-gateway/examples/idempotency_load.rs.
 #   usage: bench/idempotency.sh [rate=1000] [seconds-per-round=5] [rounds=6]
 #   environment: BIN=path (another build of the gateway), CLIENT_PROFILE=release (the client's cargo profile;
-#   `quick` builds it in minutes)
+#   `quick` builds it in minutes), STATE=memory (the gateway's `state`: the key's cost without the file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-1000}
@@ -17,7 +17,7 @@ build_release
 CLIENT_PROFILE=${CLIENT_PROFILE:-release}
 cargo build --profile "$CLIENT_PROFILE" --quiet -p backstop-gateway --example idempotency_load
 
-start_gateway_on_mock "sqlite:$WORK/state.db"
+start_gateway_on_mock "${STATE:-sqlite:$WORK/state.db}"
 
 echo "== $(nproc) cores shared by the client, the mock and the gateway; $(date -u +%F)"
 quiet_check

@@ -12,3 +12,9 @@ pub use auth::{
 pub use body::{read_client_body, read_json_body, read_limited, BodyTimeout};
 pub use error::{ApiError, ErrorKind};
 pub use meta::{ServedMeta, COST_USD};
+
+/// A random version-4 UUID from the thread-local generator (seeded from the system's, no system
+/// call per id): request ids, lease tokens.
+pub fn random_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}

@@ -166,9 +166,9 @@ fn panicked(protocol: Protocol, panic: &(dyn Any + Send)) -> Response {
     ApiError::new(ErrorKind::Internal, "internal error in the gateway").render(protocol)
 }
 
-/// A random version-4 UUID from the thread-local generator (no system call per request).
+/// A new request id: a random version-4 UUID.
 fn new_request_id() -> HeaderValue {
-    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let uuid = crate::http::random_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = uuid.hyphenated().encode_lower(&mut text);
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))

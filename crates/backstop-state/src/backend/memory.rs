@@ -2,12 +2,19 @@
 
 use crate::record::{now_ms, Change, Entry};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+/// How often a write also drops the records that have expired (a read never sees them either way): a
+/// pass over every record on each write would cost a write time in proportion to the records kept.
+const PURGE_EVERY_MS: u64 = 1_000;
 
 /// Records in a map, each with its expiry in Unix milliseconds.
 #[derive(Default)]
 pub struct Memory {
     records: Mutex<HashMap<String, (String, Option<u64>)>>,
+    /// When a write next drops the expired records, in Unix milliseconds.
+    next_purge_ms: AtomicU64,
     /// The durable queue's jobs (durable here only as long as the process).
     pub(crate) jobs: super::queue_memory::MemoryJobs,
 }
@@ -26,7 +33,11 @@ impl Memory {
     pub(crate) fn put_many(&self, entries: &[(String, Entry)], origin: &str) -> Vec<Change> {
         let mut records = self.lock();
         let now = now_ms();
-        records.retain(|_, (_, expires)| live(*expires, now));
+        if now >= self.next_purge_ms.load(Ordering::Relaxed) {
+            self.next_purge_ms
+                .store(now + PURGE_EVERY_MS, Ordering::Relaxed);
+            records.retain(|_, (_, expires)| live(*expires, now));
+        }
         entries
             .iter()
             .map(|(key, entry)| {
