@@ -14,6 +14,7 @@ pub mod embeddings;
 pub mod governance;
 pub mod http;
 pub mod keep;
+pub mod log_format;
 pub mod log_writer;
 pub mod logging;
 pub mod mcp;

@@ -3,6 +3,7 @@
 //! with a newline, an upstream message with escape codes) are escaped in text logs, as
 //! JSON escapes them. Colour only when stderr is a terminal, never in JSON.
 
+use crate::log_format::{JsonLine, TextLine};
 use crate::log_writer::LogGuard;
 use clap::ValueEnum;
 use std::fmt::Write as _;
@@ -10,6 +11,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{debug_fn, Writer};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::fmt::FormatFields;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -35,24 +37,26 @@ pub fn init(format: LogFormat) -> Option<LogGuard> {
         .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .fmt_fields(
-                debug_fn(|writer: &mut Writer<'_>, field, value| {
-                    if field.name() != "message" {
-                        write!(writer, "{field}=")?;
-                    }
-                    write!(EscapeControls(writer), "{value:?}")
-                })
-                .delimited(" "),
-            )
+            .event_format(TextLine {
+                ansi: std::io::stderr().is_terminal(),
+            })
+            .fmt_fields(text_fields())
             .try_init(),
-        LogFormat::Json => builder
-            .with_ansi(false)
-            .json()
-            .flatten_event(true)
-            .try_init(),
+        LogFormat::Json => builder.event_format(JsonLine).try_init(),
     };
     guard
+}
+
+/// The fields of a text line: `name=value` (the message without its name), each value as its
+/// `Debug` writes it with control characters escaped, separated by spaces.
+pub fn text_fields() -> impl for<'w> FormatFields<'w> + 'static {
+    debug_fn(|writer: &mut Writer<'_>, field, value| {
+        if field.name() != "message" {
+            write!(writer, "{field}=")?;
+        }
+        write!(EscapeControls(writer), "{value:?}")
+    })
+    .delimited(" ")
 }
 
 /// `text` with every control character written as its escape (`\n`, `\u{1b}`).

@@ -1,5 +1,6 @@
-//! The edge every request passes first: its id, its `tracing` span, a guard against panics and,
-//! for the two model endpoints, the route, all in one service of ours.
+//! The edge every request passes first: its id (which the request's log lines carry, see
+//! [`crate::log_format`]), a guard against panics and, for the two model endpoints, the route,
+//! all in one service of ours.
 //!
 //! The request id is the client's `x-request-id` when it is sane (non-empty, at most 128
 //! bytes), otherwise a new UUID; it is set on the request for the pipeline and echoed on every
@@ -10,6 +11,7 @@
 //! cost several.
 
 use crate::http::{ApiError, ErrorKind};
+use crate::log_format::in_request;
 use crate::pipeline::Gateway;
 use crate::routes;
 use axum::body::Body;
@@ -25,7 +27,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Service, ServiceExt};
-use tracing::Span;
 
 /// The header that carries the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,24 +48,26 @@ impl Edge {
     }
 
     /// The handler's future for `request`: a model endpoint's directly, any other's through
-    /// the router.
-    fn route(&self, request: Request<Body>) -> BoxedResponse {
+    /// the router, run as the request `id`'s.
+    fn route(&self, request: Request<Body>, id: HeaderValue) -> BoxedResponse {
         let direct = (request.method() == Method::POST)
             .then(|| model_protocol(request.uri().path()))
             .flatten();
         match direct {
             Some(protocol) => {
                 let gateway = self.gateway.clone();
-                Box::pin(async move { routes::model_request(&gateway, protocol, request).await })
+                Box::pin(in_request(id, async move {
+                    routes::model_request(&gateway, protocol, request).await
+                }))
             }
             None => {
                 let routed = self.router.clone().oneshot(request);
-                Box::pin(async move {
+                Box::pin(in_request(id, async move {
                     match routed.await {
                         Ok(response) => response,
                         Err(never) => match never {},
                     }
-                })
+                }))
             }
         }
     }
@@ -103,27 +106,21 @@ impl Service<Request<Body>> for Edge {
             .cloned()
             .unwrap_or_else(new_request_id);
         request.headers_mut().insert(REQUEST_ID, id.clone());
-        let span = tracing::info_span!("request", id = id.to_str().unwrap_or_default());
         let protocol = protocol_of(request.uri().path());
-        let handler = {
-            let _entered = span.enter();
-            catch_unwind(AssertUnwindSafe(|| self.route(request)))
-        };
+        let handler = catch_unwind(AssertUnwindSafe(|| self.route(request, id.clone())));
         EdgeFuture {
             handler: handler.ok(),
-            span,
             id: Some(id),
             protocol,
         }
     }
 }
 
-/// A request's answer as the edge gives it: the handler polled in the request's span, a panic
-/// turned into a 500, the request id set on the response.
+/// A request's answer as the edge gives it: the handler polled, a panic turned into a 500, the
+/// request id set on the response.
 pub struct EdgeFuture {
     /// `None` when the handler panicked before it returned its future.
     handler: Option<BoxedResponse>,
-    span: Span,
     id: Option<HeaderValue>,
     protocol: Protocol,
 }
@@ -134,10 +131,7 @@ impl Future for EdgeFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let polled = match this.handler.as_mut() {
-            Some(handler) => {
-                let _entered = this.span.enter();
-                catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)))
-            }
+            Some(handler) => catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))),
             None => Err(Box::new("the handler panicked before it started") as Box<dyn Any + Send>),
         };
         let mut response = match polled {
