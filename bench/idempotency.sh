@@ -21,5 +21,5 @@ start_gateway_on_mock "${STATE:-sqlite:$WORK/state.db}"
 
 echo "== $(nproc) cores shared by the client, the mock and the gateway; $(date -u +%F)"
 quiet_check
-GATEWAY_PID=$GW_PID GATEWAY_CLK_TCK=$HZ target/"$CLIENT_PROFILE"/examples/idempotency_load "$GW_URL" "$RATE" "$SECONDS_PER_ROUND" "$ROUNDS"
+GATEWAY_PID=$GW_PID GATEWAY_CLK_TCK=$HZ "${LOAD_RUN[@]}" target/"$CLIENT_PROFILE"/examples/idempotency_load "$GW_URL" "$RATE" "$SECONDS_PER_ROUND" "$ROUNDS"
 echo "$(curl -fsS "$GW_URL/metrics" | grep -E '^backstop_idempotency' || true)"

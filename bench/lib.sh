@@ -6,8 +6,8 @@
 # BIN=path runs another build of backstop (say, the one before a change) instead of building.
 BIN=${BIN:-target/release/backstop}
 HZ=$(getconf CLK_TCK)
-# GW_CPUS / LOAD_CPUS (taskset cpu lists, e.g. 0 and 1): the gateways run on the first cores, the mocks, sinks
-# and oha on the second; unset, every process shares every core. With the gateway alone on its core, its
+# GW_CPUS / LOAD_CPUS (taskset cpu lists, e.g. 0 and 1): the gateways run on the first cores, the mocks, sinks,
+# oha and the other clients on the second; unset, every process shares every core. With the gateway alone on its core, its
 # throughput follows its own CPU per request, not the load generator's and the upstream's share of the same cores.
 GW_RUN=() LOAD_RUN=()
 [ -z "${GW_CPUS:-}" ] || GW_RUN=(taskset -c "$GW_CPUS")
