@@ -10,7 +10,9 @@
 //! inside a request; the fields as the text formatter of [`crate::logging`] writes them).
 //! JSON: one object a line, `timestamp`, `level`, the event's fields (`message` among them),
 //! `target`, and inside a request `span` and `spans` naming it, as `tracing-subscriber`'s
-//! flattened JSON wrote them. With colour, the level is coloured and the rest dimmed.
+//! flattened JSON wrote them; but where the event has a `target` field of its own (the
+//! upstream target of an attempt), the module that wrote the line is `module`, so that no key
+//! appears twice. With colour, the level is coloured and the rest dimmed.
 
 use http::HeaderValue;
 use std::cell::RefCell;
@@ -109,10 +111,14 @@ where
         let mut fields = JsonFields {
             writer: &mut writer,
             result: Ok(()),
+            has_target: false,
         };
         event.record(&mut fields);
         fields.result?;
-        writer.write_str(",\"target\":")?;
+        match fields.has_target {
+            true => writer.write_str(",\"module\":")?,
+            false => writer.write_str(",\"target\":")?,
+        }
         json_string(&mut writer, metadata.target())?;
         with_request_id(|id| {
             let mut span = String::with_capacity(id.len() + 32);
@@ -129,10 +135,13 @@ where
 struct JsonFields<'a, 'w> {
     writer: &'a mut Writer<'w>,
     result: fmt::Result,
+    /// Whether one of the fields is named `target`.
+    has_target: bool,
 }
 
 impl JsonFields<'_, '_> {
     fn pair(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        self.has_target |= field.name() == "target";
         if self.result.is_ok() {
             self.result = (|| {
                 self.writer.write_char(',')?;

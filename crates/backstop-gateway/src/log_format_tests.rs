@@ -121,6 +121,18 @@ fn a_json_line_has_the_fields_their_types_and_the_request() {
 }
 
 #[test]
+fn a_json_line_with_a_target_field_keeps_it_and_names_the_module_apart() {
+    let lines = lines(true, None, || {
+        tracing::info!(target = %"up/m", attempt = 1, "attempt failed");
+    });
+    let keys = lines[0].matches("\"target\":").count();
+    assert_eq!(keys, 1, "one `target` key: {}", lines[0]);
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["target"], "up/m");
+    assert_eq!(line["module"], "backstop_gateway::log_format::tests");
+}
+
+#[test]
 fn a_json_line_outside_a_request_has_no_span() {
     let lines = lines(true, None, || tracing::info!(ratio = f64::NAN, "started"));
     let line: Value = serde_json::from_str(&lines[0]).unwrap();
