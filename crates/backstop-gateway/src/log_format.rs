@@ -43,16 +43,18 @@ fn with_request_id(write: impl FnOnce(&str) -> fmt::Result) -> fmt::Result {
         .unwrap_or(Ok(()))
 }
 
-/// Human-readable lines.
-pub struct TextLine {
-    /// Colour (stderr is a terminal).
-    pub ansi: bool,
+/// How lines are written.
+pub enum LineFormat {
+    /// Human-readable lines, coloured when `ansi` (stderr is a terminal).
+    Text { ansi: bool },
+    /// One JSON object a line.
+    Json,
 }
 
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
-impl<S, N> FormatEvent<S, N> for TextLine
+impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -60,24 +62,41 @@ where
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
+        writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let metadata = event.metadata();
-        let (dim, reset) = if self.ansi { (DIM, RESET) } else { ("", "") };
-        write!(writer, "{dim}")?;
-        write_timestamp(&mut writer)?;
-        write!(writer, "{reset} ")?;
-        let level = metadata.level();
-        match self.ansi {
-            true => write!(writer, "{}{level:>5}{RESET} ", colour(level))?,
-            false => write!(writer, "{level:>5} ")?,
+        match *self {
+            LineFormat::Text { ansi } => text_line(ansi, ctx, writer, event),
+            LineFormat::Json => json_line(writer, event),
         }
-        with_request_id(|id| write!(writer, "request{{id={:?}}}: ", id))?;
-        write!(writer, "{dim}{}:{reset} ", metadata.target())?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
     }
+}
+
+/// `timestamp LEVEL request{id="…"}: target: fields`, the fields as `ctx`'s formatter writes them.
+fn text_line<S, N>(
+    ansi: bool,
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let metadata = event.metadata();
+    let (dim, reset) = if ansi { (DIM, RESET) } else { ("", "") };
+    writer.write_str(dim)?;
+    write_timestamp(&mut writer)?;
+    write!(writer, "{reset} ")?;
+    let level = metadata.level();
+    match ansi {
+        true => write!(writer, "{}{level:>5}{RESET} ", colour(level))?,
+        false => write!(writer, "{level:>5} ")?,
+    }
+    with_request_id(|id| write!(writer, "request{{id={id:?}}}: "))?;
+    write!(writer, "{dim}{}:{reset} ", metadata.target())?;
+    ctx.field_format().format_fields(writer.by_ref(), event)?;
+    writeln!(writer)
 }
 
 fn colour(level: &Level) -> &'static str {
@@ -90,45 +109,37 @@ fn colour(level: &Level) -> &'static str {
     }
 }
 
-/// One JSON object a line.
-pub struct JsonLine;
-
-impl<S, N> FormatEvent<S, N> for JsonLine
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let metadata = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", metadata.level())?;
-        let mut fields = JsonFields {
-            writer: &mut writer,
-            result: Ok(()),
-            has_target: false,
-        };
-        event.record(&mut fields);
-        fields.result?;
-        match fields.has_target {
-            true => writer.write_str(",\"module\":")?,
-            false => writer.write_str(",\"target\":")?,
-        }
-        json_string(&mut writer, metadata.target())?;
-        with_request_id(|id| {
-            let mut span = String::with_capacity(id.len() + 32);
-            span.push_str("{\"id\":");
-            json_string(&mut span, id)?;
-            span.push_str(",\"name\":\"request\"}");
-            write!(writer, ",\"span\":{span},\"spans\":[{span}]")
-        })?;
-        writer.write_str("}\n")
+/// `{"timestamp":…,"level":…,fields…,"target":…,"span":…,"spans":[…]}`.
+fn json_line(mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    let metadata = event.metadata();
+    writer.write_str("{\"timestamp\":\"")?;
+    write_timestamp(&mut writer)?;
+    write!(writer, "\",\"level\":\"{}\"", metadata.level())?;
+    let mut fields = JsonFields {
+        writer: &mut writer,
+        result: Ok(()),
+        has_target: false,
+    };
+    event.record(&mut fields);
+    fields.result?;
+    match fields.has_target {
+        true => writer.write_str(",\"module\":")?,
+        false => writer.write_str(",\"target\":")?,
     }
+    json_string(&mut writer, metadata.target())?;
+    with_request_id(|id| {
+        let span = |writer: &mut Writer<'_>| {
+            writer.write_str("{\"id\":")?;
+            json_string(writer, id)?;
+            writer.write_str(",\"name\":\"request\"}")
+        };
+        writer.write_str(",\"span\":")?;
+        span(&mut writer)?;
+        writer.write_str(",\"spans\":[")?;
+        span(&mut writer)?;
+        writer.write_char(']')
+    })?;
+    writer.write_str("}\n")
 }
 
 /// Writes an event's fields as `,"name":value` pairs.

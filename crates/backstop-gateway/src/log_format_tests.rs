@@ -26,20 +26,16 @@ impl<'a> MakeWriter<'a> for Kept {
     }
 }
 
-/// The lines `log` writes through a subscriber made by `subscriber`, inside the request `id`
-/// when there is one.
-fn lines(json: bool, id: Option<&'static str>, log: fn()) -> Vec<String> {
+/// The lines `log` writes in `format`, inside the request `id` when there is one.
+fn lines(format: LineFormat, id: Option<&'static str>, log: fn()) -> Vec<String> {
     let kept = Kept::default();
-    let builder = tracing_subscriber::fmt().with_writer(kept.clone());
-    let dispatch = match json {
-        true => tracing::Dispatch::new(builder.event_format(JsonLine).finish()),
-        false => tracing::Dispatch::new(
-            builder
-                .event_format(TextLine { ansi: false })
-                .fmt_fields(crate::logging::text_fields())
-                .finish(),
-        ),
-    };
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(kept.clone())
+            .event_format(format)
+            .fmt_fields(crate::logging::text_fields())
+            .finish(),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -50,6 +46,9 @@ fn lines(json: bool, id: Option<&'static str>, log: fn()) -> Vec<String> {
     let text = String::from_utf8(kept.0.lock().unwrap().clone()).unwrap();
     text.lines().map(str::to_string).collect()
 }
+
+const TEXT: LineFormat = LineFormat::Text { ansi: false };
+const JSON: LineFormat = LineFormat::Json;
 
 /// A timestamp as the lines write it: this year, UTC, microseconds.
 fn assert_timestamp(timestamp: &str) {
@@ -63,7 +62,7 @@ fn assert_timestamp(timestamp: &str) {
 
 #[test]
 fn a_text_line_in_a_request_names_it() {
-    let lines = lines(false, Some("req-1"), || {
+    let lines = lines(TEXT, Some("req-1"), || {
         tracing::info!(model = %"gpt", served_by = "mock/m", attempts = 2, stream = false, "request");
     });
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -77,8 +76,18 @@ fn a_text_line_in_a_request_names_it() {
 }
 
 #[test]
+fn a_coloured_text_line_colours_the_level_and_dims_the_rest() {
+    let lines = lines(LineFormat::Text { ansi: true }, Some("req-1"), || {
+        tracing::warn!(attempts = 2, "retrying");
+    });
+    let line = &lines[0];
+    assert!(line.starts_with("\x1b[2m"), "{line:?}");
+    assert!(line.contains("\x1b[0m \x1b[33m WARN\x1b[0m request{id=\"req-1\"}: \x1b[2mbackstop_gateway::log_format::tests:\x1b[0m retrying attempts=2"), "{line:?}");
+}
+
+#[test]
 fn a_text_line_outside_a_request_has_no_request_part_and_escapes_controls() {
-    let lines = lines(false, None, || {
+    let lines = lines(TEXT, None, || {
         tracing::warn!(model = %"x\nFORGED \u{1b}[31m", "model unknown");
     });
     assert_eq!(lines.len(), 1, "one line, the newline escaped: {lines:?}");
@@ -91,7 +100,7 @@ fn a_text_line_outside_a_request_has_no_request_part_and_escapes_controls() {
 
 #[test]
 fn a_json_line_has_the_fields_their_types_and_the_request() {
-    let lines = lines(true, Some("id \"quoted\" \\"), || {
+    let lines = lines(JSON, Some("id \"quoted\" \\"), || {
         tracing::error!(
             served_by = %"up/m",
             status = 503u16,
@@ -122,7 +131,7 @@ fn a_json_line_has_the_fields_their_types_and_the_request() {
 
 #[test]
 fn a_json_line_with_a_target_field_keeps_it_and_names_the_module_apart() {
-    let lines = lines(true, None, || {
+    let lines = lines(JSON, None, || {
         tracing::info!(target = %"up/m", attempt = 1, "attempt failed");
     });
     let keys = lines[0].matches("\"target\":").count();
@@ -134,7 +143,7 @@ fn a_json_line_with_a_target_field_keeps_it_and_names_the_module_apart() {
 
 #[test]
 fn a_json_line_outside_a_request_has_no_span() {
-    let lines = lines(true, None, || tracing::info!(ratio = f64::NAN, "started"));
+    let lines = lines(JSON, None, || tracing::info!(ratio = f64::NAN, "started"));
     let line: Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(line["message"], "started");
     assert_eq!(line["target"], "backstop_gateway::log_format::tests");

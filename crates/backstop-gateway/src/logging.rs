@@ -3,7 +3,7 @@
 //! with a newline, an upstream message with escape codes) are escaped in text logs, as
 //! JSON escapes them. Colour only when stderr is a terminal, never in JSON.
 
-use crate::log_format::{JsonLine, TextLine};
+use crate::log_format::LineFormat;
 use crate::log_writer::LogGuard;
 use clap::ValueEnum;
 use std::fmt::Write as _;
@@ -37,12 +37,12 @@ pub fn init(format: LogFormat) -> Option<LogGuard> {
         .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder
-            .event_format(TextLine {
+            .event_format(LineFormat::Text {
                 ansi: std::io::stderr().is_terminal(),
             })
             .fmt_fields(text_fields())
             .try_init(),
-        LogFormat::Json => builder.event_format(JsonLine).try_init(),
+        LogFormat::Json => builder.event_format(LineFormat::Json).try_init(),
     };
     guard
 }
