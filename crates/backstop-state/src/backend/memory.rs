@@ -114,3 +114,40 @@ impl Memory {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entries(key: &str, ttl: Duration) -> Vec<(String, Entry)> {
+        let entry = Entry {
+            value: "v".into(),
+            ttl: Some(ttl),
+        };
+        vec![(key.to_string(), entry)]
+    }
+
+    #[test]
+    fn an_expired_record_is_never_read_and_is_dropped_by_the_next_purge() {
+        let memory = Memory::default();
+        memory.put_many(&entries("short", Duration::from_millis(1)), "test");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(memory.get("short"), None, "expired: never read");
+        memory.put_many(&entries("second", Duration::from_secs(60)), "test");
+        assert_eq!(
+            memory.lock().len(),
+            2,
+            "a write within a second of the last purge passes over nothing"
+        );
+        memory.next_purge_ms.store(0, Ordering::Relaxed);
+        memory.put_many(&entries("third", Duration::from_secs(60)), "test");
+        let mut kept: Vec<String> = memory.lock().keys().cloned().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            ["second", "third"],
+            "the purge dropped the expired one"
+        );
+    }
+}
