@@ -56,7 +56,7 @@ pub async fn prepare(
     store: &ResponseStore,
     owner: &str,
 ) -> Result<(Bytes, Echo), Refused> {
-    let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
+    let id = format!("resp_{}", crate::http::random_uuid().simple());
     let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
         return Ok((
             body,
