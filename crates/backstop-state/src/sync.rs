@@ -4,10 +4,12 @@
 
 use crate::targets::{Targets, TARGET_KINDS};
 use crate::Store;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// How often a shared backend is read again in full.
 const RESYNC_EVERY: Duration = Duration::from_secs(1);
@@ -20,36 +22,55 @@ const RESYNC_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Starts the feed forwarder (Redis) and the sync task; the receiver fires once the feed is subscribed.
 pub(crate) fn spawn(store: Arc<Store>, targets: Arc<Targets>) -> oneshot::Receiver<()> {
-    let mut changes = store.subscribe();
+    let changes = store.subscribe();
     let feed = store.clone();
     let (ready, subscribed) = oneshot::channel();
     tokio::spawn(async move { feed.run_feed(ready).await });
     tokio::spawn(async move {
-        let mut delay = RESYNC_EVERY;
-        loop {
-            let tick = async {
-                if store.is_shared() {
-                    tokio::time::sleep(delay).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(change) => targets.apply_change(&change),
-                    Err(RecvError::Lagged(_)) => {
-                        resync(&store, &targets, RESYNC_TIMEOUT, false).await;
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                () = tick => {
-                    let up = resync(&store, &targets, RESYNC_TIMEOUT, false).await;
-                    delay = if up { RESYNC_EVERY } else { (delay * 2).min(RESYNC_MAX) };
-                }
-            }
-        }
+        let periodic = store.is_shared();
+        follow(
+            changes,
+            periodic,
+            |change| targets.apply_change(change),
+            || {
+                let (store, targets) = (store.clone(), targets.clone());
+                async move { resync(&store, &targets, RESYNC_TIMEOUT, false).await }
+            },
+        )
+        .await;
     });
     subscribed
+}
+
+/// The sync task's loop: applies each change received, resyncs when the feed lagged, and with
+/// `periodic` also every [`RESYNC_EVERY`] (backing off to [`RESYNC_MAX`] while `resync` fails).
+/// The next periodic resync is a deadline that changes received meanwhile do not move, so a steady
+/// feed never holds off the repair of what it missed. Ends when the feed closes.
+async fn follow<C: Clone, R: Future<Output = bool>>(
+    mut changes: broadcast::Receiver<C>,
+    periodic: bool,
+    mut apply: impl FnMut(&C),
+    mut resync: impl FnMut() -> R,
+) {
+    let mut delay = RESYNC_EVERY;
+    let next_resync = tokio::time::sleep(delay);
+    tokio::pin!(next_resync);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) => apply(&change),
+                Err(RecvError::Lagged(_)) => {
+                    resync().await;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            () = &mut next_resync, if periodic => {
+                let up = resync().await;
+                delay = if up { RESYNC_EVERY } else { (delay * 2).min(RESYNC_MAX) };
+                next_resync.as_mut().reset(Instant::now() + delay);
+            }
+        }
+    }
 }
 
 /// Reads every record about targets and applies it (each kind within `limit`); `false` if the
@@ -66,4 +87,78 @@ pub(crate) async fn resync(store: &Store, targets: &Targets, limit: Duration, al
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Runs `follow` for `run` of paused time while a change arrives every `every`; returns
+    /// how many changes were applied and how many resyncs ran.
+    async fn follow_for(run: Duration, every: Duration, periodic: bool, up: bool) -> (u32, u32) {
+        let (sender, changes) = broadcast::channel(16);
+        let feeder = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if sender.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        let applied = Cell::new(0);
+        let resyncs = Cell::new(0);
+        let task = follow(
+            changes,
+            periodic,
+            |()| applied.set(applied.get() + 1),
+            || {
+                resyncs.set(resyncs.get() + 1);
+                std::future::ready(up)
+            },
+        );
+        let _ = tokio::time::timeout(run, task).await;
+        feeder.abort();
+        (applied.get(), resyncs.get())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_feed_does_not_hold_off_the_periodic_resync() {
+        let (applied, resyncs) = follow_for(
+            Duration::from_millis(5_500),
+            Duration::from_millis(100),
+            true,
+            true,
+        )
+        .await;
+        assert!(applied >= 50, "{applied} changes applied");
+        assert_eq!(resyncs, 5, "one resync a second while changes keep coming");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_resync_backs_off_to_the_longest_pause() {
+        // Resyncs at 1, 3, 7, 12 and 17 s: the pause doubles from a second and stops at five.
+        let (_, resyncs) = follow_for(
+            Duration::from_millis(17_500),
+            Duration::from_millis(100),
+            true,
+            false,
+        )
+        .await;
+        assert_eq!(resyncs, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_local_store_never_resyncs_on_a_timer() {
+        let (applied, resyncs) = follow_for(
+            Duration::from_secs(5),
+            Duration::from_millis(500),
+            false,
+            true,
+        )
+        .await;
+        assert!(applied >= 9, "{applied} changes applied");
+        assert_eq!(resyncs, 0);
+    }
 }
