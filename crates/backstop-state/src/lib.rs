@@ -128,7 +128,8 @@ impl State {
     }
 }
 
-/// This process's name in what it writes: the host name and a random suffix (a restart is a new replica).
+/// This state layer's name in what it writes: the host name and a random suffix, so a restart is a
+/// new replica and so are two state layers in one process.
 fn replica_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -136,6 +137,15 @@ fn replica_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "backstop".to_string());
-    let suffix: u32 = std::process::id() ^ (record::now_ms() as u32).rotate_left(13);
-    format!("{host}-{suffix:08x}")
+    format!("{host}-{:08x}", rand::random::<u32>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replicas_opened_at_once_have_their_own_names() {
+        let names: std::collections::HashSet<String> =
+            (0..100).map(|_| super::replica_name()).collect();
+        assert_eq!(names.len(), 100);
+    }
 }
