@@ -67,7 +67,8 @@ pub async fn send(
         }
         Some(ChannelAuth::Aws(credentials)) => credentials.sign(&mut request)?,
         Some(ChannelAuth::Google(token)) => {
-            let token = token.get(client).await?;
+            // Boxed: a token exchange is rare, and this future is part of every request's.
+            let token = Box::pin(token.get(client)).await?;
             google::set_bearer(&mut request, token.expose());
         }
     }
@@ -113,4 +114,29 @@ pub fn output_filtered() -> Failure {
         FailureClass::ContentFilter,
         "the provider's content filter stopped the answer (finish_reason content_filter)",
     )
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use std::mem::size_of_val;
+    use std::time::Duration;
+
+    /// Sending is awaited inside every request's handler, whose future keeps room for the
+    /// largest thing it awaits for as long as the request is served (for a stream, until its
+    /// first event): a token exchange, which is rare, is boxed, and so is the pool's answer.
+    #[test]
+    fn sending_holds_no_room_for_a_token_exchange() {
+        let client = UpstreamClient::new(Duration::from_secs(1)).unwrap();
+        let request =
+            || UpstreamClient::post("http://127.0.0.1:9/v1", bytes::Bytes::new()).unwrap();
+        let request_size = std::mem::size_of::<UpstreamRequest>();
+        let executed = size_of_val(&client.execute(request()));
+        let sent = size_of_val(&send(&client, None, request()));
+        assert!(executed <= 64, "execute: {executed} bytes");
+        assert!(
+            sent <= 3 * request_size,
+            "send: {sent} bytes, a request {request_size}"
+        );
+    }
 }

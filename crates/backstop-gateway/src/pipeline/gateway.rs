@@ -61,7 +61,7 @@ const PREFILL_REJECTED: &str = "prefill_rejected";
 /// What a reload swaps at once.
 struct Live {
     config: Arc<Config>,
-    client: UpstreamClient,
+    client: Arc<UpstreamClient>,
     budget: Arc<RetryBudget>,
     redactor: Arc<Redactor>,
     buffers: Arc<BufferBudget>,
@@ -136,7 +136,7 @@ impl Gateway {
     }
 
     /// The upstream HTTP client.
-    pub fn client(&self) -> UpstreamClient {
+    pub fn client(&self) -> Arc<UpstreamClient> {
         self.live.load().client.clone()
     }
 
@@ -415,7 +415,7 @@ impl Gateway {
 
 impl Live {
     fn new(config: Config) -> Result<Self, crate::upstream::ClientBuildError> {
-        let client = UpstreamClient::new(config.timeouts.connect)?;
+        let client = Arc::new(UpstreamClient::new(config.timeouts.connect)?);
         let budget = Arc::new(RetryBudget::new(
             config.retry.budget_ratio,
             config.retry.budget_min_per_second,

@@ -17,6 +17,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 use hyper_util::client::proxy::matcher::Matcher;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,15 +67,14 @@ impl UpstreamClient {
         })
     }
 
-    /// The pool of the calling thread: its own one if it asked for it (built the first time,
-    /// and again after a reload replaced this client), else the shared one.
-    fn http(&self) -> HttpClient {
+    /// Runs `f` on the pool of the calling thread: its own one if it asked for it (built the
+    /// first time, and again after a reload replaced this client), else the shared one.
+    fn with_http<R>(&self, f: impl FnOnce(&HttpClient) -> R) -> R {
         if !WANTS_OWN_POOL.with(Cell::get) {
-            return self.shared.clone();
+            return f(&self.shared);
         }
-        OWN_POOL.with_borrow_mut(|own| match own {
-            Some((id, client)) if *id == self.id => client.clone(),
-            _ => {
+        OWN_POOL.with_borrow_mut(|own| {
+            if own.as_ref().is_none_or(|(id, _)| *id != self.id) {
                 let client = transport::build(self.connect_timeout, self.proxies.clone())
                     .unwrap_or_else(|error| {
                         tracing::warn!(
@@ -82,8 +82,11 @@ impl UpstreamClient {
                         );
                         self.shared.clone()
                     });
-                *own = Some((self.id, client.clone()));
-                client
+                *own = Some((self.id, client));
+            }
+            match own {
+                Some((_, client)) => f(client),
+                None => f(&self.shared),
             }
         })
     }
@@ -92,17 +95,21 @@ impl UpstreamClient {
     /// signed, where its channel signs), with the gateway's user-agent, and the proxy's
     /// credentials when it goes to a proxy as a whole URL. It is never retried and a redirect
     /// is returned as it is.
-    pub async fn execute(
+    ///
+    /// The request is handed to the pool before the future is returned, so the future holds
+    /// the pool's (boxed) answer and nothing else: it is awaited inside every request's
+    /// handler, whose size it adds to.
+    pub fn execute(
         &self,
         mut request: UpstreamRequest,
-    ) -> Result<UpstreamResponse, TransportError> {
+    ) -> impl Future<Output = Result<UpstreamResponse, TransportError>> + Send + 'static {
         request
             .headers_mut()
             .insert(http::header::USER_AGENT, USER_AGENT);
         if let Some(proxies) = &self.proxies {
             connect::authorize_plain(proxies, &mut request);
         }
-        transport::send(&self.http(), request).await
+        self.with_http(|client| transport::send(client, request))
     }
 
     /// A POST of `body` to `url` with no headers yet (a token endpoint's, a chat endpoint's).

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,15 +159,15 @@ impl std::error::Error for TransportError {
 }
 
 /// Sends `request` through `client`.
-pub async fn send(
+pub fn send(
     client: &HttpClient,
     request: UpstreamRequest,
-) -> Result<UpstreamResponse, TransportError> {
-    let response = client
-        .request(request)
-        .await
-        .map_err(TransportError::sending)?;
-    Ok(UpstreamResponse(response))
+) -> impl Future<Output = Result<UpstreamResponse, TransportError>> + Send + 'static {
+    let response = client.request(request);
+    async move {
+        let response = response.await.map_err(TransportError::sending)?;
+        Ok(UpstreamResponse(response))
+    }
 }
 
 /// An upstream's answer: status, headers, and a body read as a stream of `Bytes`.
