@@ -14,7 +14,7 @@
 //! requests: theirs are the connections that go.
 
 use super::connection::{CloseReason, Deadlined, Deadlines, Guarded, Tracker, Watched};
-use super::sniff::{sniff, Builders};
+use super::sniff::{sniff, Builders, Sniffed};
 use super::Edge;
 use crate::config::ServerSettings;
 use crate::pipeline::Gateway;
@@ -77,7 +77,7 @@ impl Connections {
         Self {
             gateway,
             app,
-            builders: Arc::new(Builders::new(http_builder())),
+            builders: Arc::new(http_builders()),
             graceful: GracefulShutdown::new(),
             stopping: watch::Sender::new(false),
             trackers: VecDeque::new(),
@@ -158,7 +158,9 @@ impl Connections {
             let guard = requests.begin_request(request.version() == Version::HTTP_2);
             let request =
                 request.map(|body| axum::body::Body::new(Deadlined::new(body, body_timeout)));
-            let response = app.clone().oneshot(request);
+            // Boxed: the handler's future is freed once it answers, so a connection that
+            // streams its answer holds the response body and not the room the handler took.
+            let response = Box::pin(app.clone().oneshot(request));
             async move {
                 let response = response.await?;
                 Ok::<_, Infallible>(response.map(|body| Guarded::new(body, guard)))
@@ -175,11 +177,18 @@ impl Connections {
                     _ = stopping.wait_for(|stopping| *stopping) => return,
                 };
                 let io = TokioIo::new(Watched::new(stream, watched));
-                let connection = builders
-                    .for_version(sniffed)
-                    .serve_connection(io, service)
-                    .into_owned();
-                let _ = watcher.watch(connection).await;
+                if sniffed == Sniffed::Http1 {
+                    let connection = builders.http1().serve_connection(io, service);
+                    let _ = watcher.watch(connection).await;
+                } else {
+                    // Boxed: the automatic connection has room for HTTP/2's state, which the
+                    // HTTP/1.1 connections (most of them) need not carry.
+                    let connection = builders
+                        .other(sniffed)
+                        .serve_connection(io, service)
+                        .into_owned();
+                    let _ = Box::pin(watcher.watch(connection)).await;
+                }
             };
             tokio::select! {
                 () = serve => {}
@@ -249,9 +258,16 @@ fn deadlines(settings: &ServerSettings) -> Deadlines {
     }
 }
 
-/// hyper's HTTP/1.1 and HTTP/2 server with the gateway's limits. Header and idle deadlines are
-/// the sweeper's (see the module documentation), so hyper's own header timer is off.
-fn http_builder() -> Builder<TokioExecutor> {
+/// hyper's HTTP/1.1 and HTTP/2 servers with the gateway's limits. Header and idle deadlines
+/// are the sweeper's (see the module documentation), so hyper's own header timer is off.
+fn http_builders() -> Builders {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(None);
+    Builders::new(http1, auto_builder())
+}
+
+/// The automatic builder: HTTP/1.1 with the settings of [`http_builders`]'s own, and HTTP/2.
+fn auto_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

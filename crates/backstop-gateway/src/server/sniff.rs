@@ -10,6 +10,7 @@
 //! the latest; when the bytes peeked so far are a part of the preface and no more, the
 //! automatic builder decides as before.
 
+use hyper::server::conn::http1;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpStream;
@@ -51,30 +52,39 @@ pub async fn sniff(stream: &TcpStream) -> Sniffed {
     }
 }
 
-/// The server's builders: one per version, and the automatic one for connections that did not
-/// say enough.
+/// The server's builders: hyper's own HTTP/1.1 one, and hyper-util's automatic one (HTTP/2
+/// only, or either for connections that did not say enough).
+///
+/// An HTTP/1.1 connection is served by hyper's builder directly: its connection's state is
+/// half of the automatic one's, which has room for HTTP/2's, and every open stream holds it.
 pub struct Builders {
-    http1: Builder<TokioExecutor>,
+    http1: http1::Builder,
     http2: Builder<TokioExecutor>,
     auto: Builder<TokioExecutor>,
 }
 
 impl Builders {
-    /// Builders with the settings of `auto`.
-    pub fn new(auto: Builder<TokioExecutor>) -> Self {
+    /// The builders of the two: `http1` for HTTP/1.1 connections, `auto` (whose HTTP/1.1
+    /// settings should match) for the others.
+    pub fn new(http1: http1::Builder, auto: Builder<TokioExecutor>) -> Self {
         Self {
-            http1: auto.clone().http1_only(),
+            http1,
             http2: auto.clone().http2_only(),
             auto,
         }
     }
 
-    /// The builder for a connection whose first bytes said `sniffed`.
-    pub fn for_version(&self, sniffed: Sniffed) -> &Builder<TokioExecutor> {
+    /// The builder for a connection whose first bytes said [`Sniffed::Http1`].
+    pub fn http1(&self) -> &http1::Builder {
+        &self.http1
+    }
+
+    /// The builder for a connection whose first bytes said `sniffed`, other than HTTP/1.1:
+    /// HTTP/2 only once the whole preface came, else the automatic one.
+    pub fn other(&self, sniffed: Sniffed) -> &Builder<TokioExecutor> {
         match sniffed {
-            Sniffed::Http1 => &self.http1,
             Sniffed::Http2 => &self.http2,
-            Sniffed::Unknown => &self.auto,
+            Sniffed::Http1 | Sniffed::Unknown => &self.auto,
         }
     }
 }
