@@ -158,8 +158,9 @@ impl Connections {
             let guard = requests.begin_request(request.version() == Version::HTTP_2);
             let request =
                 request.map(|body| axum::body::Body::new(Deadlined::new(body, body_timeout)));
-            // Boxed: the handler's future is freed once it answers, so a connection that
-            // streams its answer holds the response body and not the room the handler took.
+            // Boxed: hyper keeps the box it puts this future in (emptied) for as long as the
+            // connection is open, so the handler goes in a box of its own, freed once it
+            // answers; a connection that streams its answer then holds a few words for it.
             let response = Box::pin(app.clone().oneshot(request));
             async move {
                 let response = response.await?;
