@@ -30,7 +30,9 @@ impl Governance {
                     format!("client key `{}` may not use model `{model}`", key.name),
                 ));
             }
-            if let Err(error) = self.check_limits(key, protocol).await {
+            // Boxed: only keys with limits wait here, and every request's future would
+            // otherwise keep room for it.
+            if let Err(error) = Box::pin(self.check_limits(key, protocol)).await {
                 metrics.governance().rate_limited(&key.name);
                 return Err(error);
             }

@@ -142,10 +142,12 @@ async fn exchange(
     let started = Instant::now();
     let first_byte_deadline = deadline.min(started + request.config.timeouts.first_byte);
     let response = send(gateway, request, target, true, body, first_byte_deadline).await?;
-    let mut relay = Relay::new(gateway, request, route, response, deadline);
+    // Boxed before it is primed, not after: the handler's future then keeps no room for a
+    // relay while it waits for the stream's first event, as every stream's does.
+    let mut relay = Box::new(Relay::new(gateway, request, route, response, deadline));
     relay.prime(first_byte_deadline).await?;
     observe_first_byte(gateway, route, started.elapsed());
-    Ok(Answer::Stream(Box::new(relay)))
+    Ok(Answer::Stream(relay))
 }
 
 /// The canonical form of `request` asking for a whole answer.

@@ -35,13 +35,17 @@ pub async fn send(
         return Err(fault.play(first_byte_deadline).await);
     }
     let client = gateway.client();
-    let mut built =
-        UpstreamClient::request(target, stream, body, request.protocol, &request.headers)
-            .map_err(|error| transport_failure(&error))?;
-    if let Some(telemetry) = gateway.telemetry() {
-        telemetry.inject_into(&opentelemetry::Context::current(), built.headers_mut());
-    }
-    let call = crate::channels::send(&client, target.provider.channel_auth.as_ref(), built);
+    let call = {
+        // In a block of its own: the built request is moved into the call, and the handler's
+        // future keeps no room for it while the call is awaited.
+        let mut built =
+            UpstreamClient::request(target, stream, body, request.protocol, &request.headers)
+                .map_err(|error| transport_failure(&error))?;
+        if let Some(telemetry) = gateway.telemetry() {
+            telemetry.inject_into(&opentelemetry::Context::current(), built.headers_mut());
+        }
+        crate::channels::send(&client, target.provider.channel_auth.as_ref(), built)
+    };
     let response = match timeout_at(first_byte_deadline, call).await {
         Err(_) => {
             let message = "no response headers before the first_byte timeout";
@@ -51,7 +55,9 @@ pub async fn send(
         Ok(Ok(response)) => response,
     };
     if !response.status().is_success() {
-        return Err(read_failure(gateway, target, response, first_byte_deadline).await);
+        // Boxed: reading an error body is the rarer path, and every request's future would
+        // otherwise keep room for it.
+        return Err(Box::pin(read_failure(gateway, target, response, first_byte_deadline)).await);
     }
     gateway.governance().quotas.observe(
         &target.label,

@@ -108,15 +108,15 @@ impl Gateway {
             }
             Err(exhausted) if !request_at_fault(&exhausted) => {
                 let calls = exhausted.calls;
-                match tiers
-                    .degraded(calls, || static_answer(request, &model, calls))
-                    .await
-                {
+                // The paths after the engine gave up are boxed: every request's future would
+                // otherwise keep room for the largest of them.
+                let degraded = tiers.degraded(calls, || static_answer(request, &model, calls));
+                match Box::pin(degraded).await {
                     Ok(answer) => Ok(answer),
                     Err(Some(held)) => Err(held),
                     Err(None) => {
                         let error = self.exhausted_error(request, &model, &candidates, exhausted);
-                        crate::queue::after_failure(self, request, &model, error).await
+                        Box::pin(crate::queue::after_failure(self, request, &model, error)).await
                     }
                 }
             }

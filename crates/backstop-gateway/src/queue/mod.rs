@@ -51,7 +51,8 @@ pub async fn respond_async(
         model: model.name.clone(),
         ..ServedMeta::default()
     };
-    let result = enqueue(gateway, request, meta).await;
+    // Boxed: asking for an asynchronous answer is rare, and every request awaits this.
+    let result = Box::pin(enqueue(gateway, request, meta)).await;
     let (tier, status) = match &result {
         Ok(response) => ("queued", response.status()),
         Err(error) => ("none", error.status),
