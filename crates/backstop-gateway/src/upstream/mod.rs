@@ -74,7 +74,10 @@ impl UpstreamClient {
             return f(&self.shared);
         }
         OWN_POOL.with_borrow_mut(|own| {
-            if own.as_ref().is_none_or(|(id, _)| *id != self.id) {
+            if own.as_ref().is_some_and(|(id, _)| *id != self.id) {
+                *own = None;
+            }
+            let (_, client) = own.get_or_insert_with(|| {
                 let client = transport::build(self.connect_timeout, self.proxies.clone())
                     .unwrap_or_else(|error| {
                         tracing::warn!(
@@ -82,12 +85,9 @@ impl UpstreamClient {
                         );
                         self.shared.clone()
                     });
-                *own = Some((self.id, client));
-            }
-            match own {
-                Some((_, client)) => f(client),
-                None => f(&self.shared),
-            }
+                (self.id, client)
+            });
+            f(client)
         })
     }
 
