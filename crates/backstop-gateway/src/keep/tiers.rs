@@ -146,7 +146,9 @@ impl Tiers {
         calls: u32,
         static_answer: impl FnOnce() -> Option<Response>,
     ) -> Result<Response, Option<ApiError>> {
-        if let Some(response) = self.cached_answer(calls, CacheServe::OnFailure).await {
+        // Boxed: this runs once the engine has given up, and the future of every request
+        // that awaits it would otherwise keep room for a cache read.
+        if let Some(response) = Box::pin(self.cached_answer(calls, CacheServe::OnFailure)).await {
             return Ok(response);
         }
         if let Some(response) = static_answer() {

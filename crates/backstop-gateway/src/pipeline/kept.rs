@@ -34,8 +34,7 @@ impl Gateway {
             let calls = served.calls;
             drop(self.commit(request, candidates, served));
             let next = tiers.degraded(calls, || static_answer(request, model, calls));
-            // Boxed: a held answer is rare, and every request awaits this future.
-            return Box::pin(next).await.map_err(|error| {
+            return next.await.map_err(|error| {
                 error.unwrap_or_else(|| {
                     ApiError::new(ErrorKind::Internal, "an answer was held without a reason")
                 })

@@ -108,14 +108,16 @@ impl Gateway {
             }
             Err(exhausted) if !request_at_fault(&exhausted) => {
                 let calls = exhausted.calls;
-                // The paths after the engine gave up are boxed: every request's future would
-                // otherwise keep room for the largest of them.
-                let degraded = tiers.degraded(calls, || static_answer(request, &model, calls));
-                match Box::pin(degraded).await {
+                match tiers
+                    .degraded(calls, || static_answer(request, &model, calls))
+                    .await
+                {
                     Ok(answer) => Ok(answer),
                     Err(Some(held)) => Err(held),
                     Err(None) => {
                         let error = self.exhausted_error(request, &model, &candidates, exhausted);
+                        // Boxed: queueing after a failure is rare, and every request's future
+                        // would otherwise keep room for it.
                         Box::pin(crate::queue::after_failure(self, request, &model, error)).await
                     }
                 }
