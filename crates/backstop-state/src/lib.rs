@@ -137,7 +137,7 @@ fn replica_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "backstop".to_string());
-    format!("{host}-{:08x}", rand::random::<u32>())
+    format!("{host}-{:016x}", rand::random::<u64>())
 }
 
 #[cfg(test)]

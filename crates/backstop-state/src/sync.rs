@@ -94,12 +94,12 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    /// Runs `follow` for `run` of paused time while a change arrives every `every`; returns
-    /// how many changes were applied and how many resyncs ran.
-    async fn follow_for(run: Duration, every: Duration, periodic: bool, up: bool) -> (u32, u32) {
+    /// Runs `follow` for `run_ms` of paused time while a change arrives every `every_ms`;
+    /// returns how many changes were applied and how many resyncs ran.
+    async fn follow_for(run_ms: u64, every_ms: u64, periodic: bool, up: bool) -> (u32, u32) {
         let (sender, changes) = broadcast::channel(16);
         let feeder = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
             loop {
                 tick.tick().await;
                 if sender.send(()).is_err() {
@@ -118,20 +118,14 @@ mod tests {
                 std::future::ready(up)
             },
         );
-        let _ = tokio::time::timeout(run, task).await;
+        let _ = tokio::time::timeout(Duration::from_millis(run_ms), task).await;
         feeder.abort();
         (applied.get(), resyncs.get())
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_steady_feed_does_not_hold_off_the_periodic_resync() {
-        let (applied, resyncs) = follow_for(
-            Duration::from_millis(5_500),
-            Duration::from_millis(100),
-            true,
-            true,
-        )
-        .await;
+        let (applied, resyncs) = follow_for(5_500, 100, true, true).await;
         assert!(applied >= 50, "{applied} changes applied");
         assert_eq!(resyncs, 5, "one resync a second while changes keep coming");
     }
@@ -139,25 +133,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failing_resync_backs_off_to_the_longest_pause() {
         // Resyncs at 1, 3, 7, 12 and 17 s: the pause doubles from a second and stops at five.
-        let (_, resyncs) = follow_for(
-            Duration::from_millis(17_500),
-            Duration::from_millis(100),
-            true,
-            false,
-        )
-        .await;
+        let (_, resyncs) = follow_for(17_500, 100, true, false).await;
         assert_eq!(resyncs, 5);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_local_store_never_resyncs_on_a_timer() {
-        let (applied, resyncs) = follow_for(
-            Duration::from_secs(5),
-            Duration::from_millis(500),
-            false,
-            true,
-        )
-        .await;
+        let (applied, resyncs) = follow_for(5_000, 500, false, true).await;
         assert!(applied >= 9, "{applied} changes applied");
         assert_eq!(resyncs, 0);
     }

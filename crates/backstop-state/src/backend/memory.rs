@@ -131,14 +131,20 @@ mod tests {
     #[test]
     fn an_expired_record_is_never_read_and_is_dropped_by_the_next_purge() {
         let memory = Memory::default();
-        memory.put_many(&entries("short", Duration::from_millis(1)), "test");
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(memory.get("short"), None, "expired: never read");
+        let before = now_ms();
+        memory.put_many(&entries("gone", Duration::ZERO), "test");
+        assert_eq!(memory.get("gone"), None, "expired: never read");
+        let next = memory.next_purge_ms.load(Ordering::Relaxed);
+        assert!(
+            (before + PURGE_EVERY_MS..=now_ms() + PURGE_EVERY_MS).contains(&next),
+            "the next purge is due a second after this one"
+        );
+        memory.next_purge_ms.store(u64::MAX, Ordering::Relaxed);
         memory.put_many(&entries("second", Duration::from_secs(60)), "test");
         assert_eq!(
             memory.lock().len(),
             2,
-            "a write within a second of the last purge passes over nothing"
+            "a write before the purge is due passes over nothing"
         );
         memory.next_purge_ms.store(0, Ordering::Relaxed);
         memory.put_many(&entries("third", Duration::from_secs(60)), "test");
