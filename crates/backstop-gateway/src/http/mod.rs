@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+mod detach;
 mod error;
 mod meta;
 
@@ -10,6 +11,7 @@ pub use auth::{
     check_client_key, check_observer_key, constant_time_eq, identify_client, presented_key,
 };
 pub use body::{read_client_body, read_json_body, read_limited, BodyTimeout};
+pub use detach::detach;
 pub use error::{ApiError, ErrorKind};
 pub use meta::{ServedMeta, COST_USD};
 

@@ -3,8 +3,9 @@
 //! all in one service of ours.
 //!
 //! The request id is the client's `x-request-id` when it is sane (non-empty, at most 128
-//! bytes), otherwise a new UUID; it is set on the request for the pipeline and echoed on every
-//! response, errors and panics included. A panic in a handler is a 500 in the caller's
+//! bytes), copied out of the connection's read buffer (see [`crate::http::detach`]), otherwise a
+//! new UUID; it is set on the request for the pipeline and echoed on every response, errors and
+//! panics included. A panic in a handler is a 500 in the caller's
 //! protocol. `POST /v1/chat/completions`, `/chat/completions` and `/v1/messages` go straight to
 //! their handler; every other request goes through the router. The work per request is one
 //! boxed future (the handler's), where a `from_fn` middleware, a panic layer and the router
@@ -103,7 +104,7 @@ impl Service<Request<Body>> for Edge {
             .headers()
             .get(&REQUEST_ID)
             .filter(|v| v.len() <= MAX_REQUEST_ID && !v.is_empty())
-            .cloned()
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
             .unwrap_or_else(new_request_id);
         request.headers_mut().insert(REQUEST_ID, id.clone());
         let protocol = protocol_of(request.uri().path());
