@@ -104,7 +104,7 @@ echo
 echo "== against the targets (issue 11), this run"
 printf '%-58s %14s  %s\n' \
   "gateway CPU per request, large / small (median of $ROUNDS rounds)" \
-  "$(awk '{print $1}' "$WORK/rounds" | median) / $(awk '{print $2}' "$WORK/rounds" | median) us = $RATIO" \
+  "$(awk '{print $2}' "$WORK/rounds" | median) / $(awk '{print $1}' "$WORK/rounds" | median) us = $RATIO" \
   "$(verdict "$RATIO <= 1.10") (<= 1.10)" \
   "backstop check, large config" "$(cat "$WORK/check.large") ms" \
   "$(verdict "$(cat "$WORK/check.large") < 1000") (< 1 s)" \
