@@ -71,11 +71,10 @@ async fn serve_model(
     protocol: Protocol,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (http::request::Parts { mut headers, .. }, body) = request.into_parts();
+    let (http::request::Parts { headers, .. }, body) = request.into_parts();
     let config = gateway.config();
     let key = identify_client(config.auth.as_ref(), &headers)?;
     let body = read_client_body(&headers, body, &config).await?;
-    let body = crate::http::detach(&mut headers, body);
     let mut request = ClientRequest::new(protocol, headers, body, config)?;
     gateway.admit(&mut request, key).await?;
     if let Some(accepted) = crate::queue::respond_async(gateway, &request).await? {

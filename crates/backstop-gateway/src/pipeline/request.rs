@@ -39,13 +39,16 @@ impl ClientRequest {
     /// Validates `body` as a request of `protocol` and reads its envelope. This is the one place
     /// a request is checked: an invalid one is a 400 naming the field, before any plan or
     /// upstream call, whichever path (forwarded or translated) it would have taken.
-    /// It runs under `config`, the snapshot the edge checked its key against.
+    /// It runs under `config`, the snapshot the edge checked its key against. The headers and
+    /// body are moved off the connection's read buffer ([`crate::http::detach`]): a request is
+    /// kept until its answer ends, a stream's for as long as it is open.
     pub fn new(
         protocol: Protocol,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         body: Bytes,
         config: Arc<Config>,
     ) -> Result<Self, ApiError> {
+        let body = crate::http::detach(&mut headers, body);
         let envelope = backstop_protocol::validate_request(protocol, &body)
             .map_err(ApiError::invalid_request)?;
         Ok(Self {
@@ -167,4 +170,30 @@ fn may_ask_for_shape(body: &[u8]) -> bool {
     ];
     KEYS.iter()
         .any(|key| memchr::memmem::find(body, key).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn a_request_holds_nothing_of_the_buffer_it_was_read_from() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let buffer = Bytes::from(format!("req-1{body}").into_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-request-id",
+            HeaderValue::from_maybe_shared(buffer.slice(..5)).unwrap(),
+        );
+        let config = Arc::new(crate::config::parse("", &|_| None).unwrap());
+        let request =
+            ClientRequest::new(Protocol::OpenAi, headers, buffer.slice(5..), config).unwrap();
+        assert_eq!(request.request_id(), "req-1");
+        assert_eq!(request.body, body.as_bytes());
+        assert!(
+            buffer.is_unique(),
+            "the request still shares the read buffer"
+        );
+    }
 }

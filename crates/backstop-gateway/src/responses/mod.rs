@@ -129,11 +129,10 @@ async fn create(State(shared): State<Shared>, request: Request) -> Response {
 }
 
 async fn serve(shared: &Shared, request: Request) -> Result<Response, ApiError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let config = shared.gateway.config();
     let key = identify_client(config.auth.as_ref(), &parts.headers)?;
     let body = read_client_body(&parts.headers, body, &config).await?;
-    let body = crate::http::detach(&mut parts.headers, body);
     let owner = owner(&parts.headers);
     let store = shared.store();
     let (body, echo) = match echo::prepare(body, &store, &owner).await {
