@@ -121,7 +121,8 @@ pub use budget::RetryBudget;
 pub use class::{Classify, FailureClass, Verdict};
 pub use deadline::{Deadline, Elapsed};
 pub use engine::{
-    Attempt, AttemptRecord, Attempts, Candidate, Exhausted, Policy, Retry, Served, StopReason,
+    Attempt, AttemptRecord, Attempts, Candidate, Candidates, Exhausted, Policy, Retry, Served,
+    StopReason,
 };
 pub use executor::{execute, execute_observed, Outcome};
 pub use hints::{parse_reset_duration, parse_reset_timestamp, parse_retry_after, retry_hint};

@@ -63,3 +63,38 @@ impl<T> Candidate<T> {
         self.group.is_some() && self.group == other.group
     }
 }
+
+/// The candidates of one call, in the order they are tried.
+///
+/// A slice or a vector of candidates is one. A caller whose later candidates cost something to work out (a
+/// gateway's fallback models: each target looked up, balanced, checked against the policies) can build them only
+/// when the engine reaches them, since most calls are served by their first candidate: the engine asks for
+/// candidate `index` only after it is done with those before it, or looks one up ahead to hedge on it.
+pub trait Candidates<T>: Sync {
+    /// Candidate `index`, built (with those before it) if it was not yet; `None` past the last.
+    fn get(&self, index: usize) -> Option<&Candidate<T>>;
+
+    /// Candidate `index` if it is built, never building more. The engine looks this way for another channel of
+    /// the candidate's group ahead, which a lazy caller builds with the group's first candidate.
+    fn built(&self, index: usize) -> Option<&Candidate<T>> {
+        self.get(index)
+    }
+}
+
+impl<T: Sync> Candidates<T> for [Candidate<T>] {
+    fn get(&self, index: usize) -> Option<&Candidate<T>> {
+        <[Candidate<T>]>::get(self, index)
+    }
+}
+
+impl<T: Sync> Candidates<T> for Vec<Candidate<T>> {
+    fn get(&self, index: usize) -> Option<&Candidate<T>> {
+        self.as_slice().get(index)
+    }
+}
+
+impl<T: Sync, const N: usize> Candidates<T> for [Candidate<T>; N] {
+    fn get(&self, index: usize) -> Option<&Candidate<T>> {
+        self.as_slice().get(index)
+    }
+}

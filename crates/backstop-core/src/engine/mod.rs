@@ -6,7 +6,8 @@
 //! consults, never a loop of its own. The Backstop gateway serves all its traffic through it; [`execute`] is the
 //! same engine behind a closure.
 //!
-//! For each candidate in order ([`run`]):
+//! For each candidate in order ([`run`]; the caller may build later candidates only when they are reached, see
+//! [`Candidates`]):
 //! 1. skip it when a context-length failure or the prompt's size rules its window out;
 //! 2. take a breaker permit; an open breaker means the candidate is skipped without a call;
 //! 3. call it, within the deadline; when the caller's [`Attempts::hedge_delay`] passes without an answer, send
@@ -35,7 +36,7 @@ mod race;
 mod walk;
 
 pub use attempt::{Attempt, AttemptRecord, Exhausted, Served, StopReason};
-pub use candidate::{Candidate, Retry};
+pub use candidate::{Candidate, Candidates, Retry};
 
 use crate::budget::RetryBudget;
 use crate::class::{FailureClass, Verdict};
@@ -116,9 +117,9 @@ pub trait Attempts: Sync {
 
 /// Serves a call from `candidates`, with retries, hedges, breakers and fallback; see the
 /// [module documentation](self).
-pub async fn run<A: Attempts>(
+pub async fn run<A: Attempts, C: Candidates<A::Target> + ?Sized>(
     policy: &Policy,
-    candidates: &[Candidate<A::Target>],
+    candidates: &C,
     attempts: &A,
 ) -> Result<Served<A::Output>, Exhausted<A::Error>> {
     if let Some(budget) = &policy.budget {
@@ -131,9 +132,9 @@ pub async fn run<A: Attempts>(
 
 /// Continues an answer after its commit point: tries `candidates` in order, once each, without retries or hedges;
 /// any failure moves on. `candidates` are those after the one whose answer broke.
-pub async fn continue_on<A: Attempts>(
+pub async fn continue_on<A: Attempts, C: Candidates<A::Target> + ?Sized>(
     policy: &Policy,
-    candidates: &[Candidate<A::Target>],
+    candidates: &C,
     attempts: &A,
 ) -> Result<Served<A::Output>, Exhausted<A::Error>> {
     Walk::new(policy, candidates, attempts, Mode::Continuation)

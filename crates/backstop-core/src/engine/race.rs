@@ -6,6 +6,7 @@
 //! both fail, the hedge's failure is recorded here and the first attempt's failure decides what comes next.
 
 use super::attempt::Attempt;
+use super::candidate::{Candidate, Candidates};
 use super::walk::{Mode, Walk};
 use super::Attempts;
 use std::future::Future;
@@ -40,16 +41,19 @@ fn timed<F: Future>(deadline: Option<Instant>, work: F) -> Timeout<F> {
 /// How far away the deadline of a call without one is.
 const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 86_400);
 
-impl<A: Attempts> Walk<'_, A> {
+impl<'a, A: Attempts, C: Candidates<A::Target> + ?Sized> Walk<'a, A, C> {
     /// Runs `attempt`, hedged when the caller asks for it.
     ///
     /// The call is pinned where it is made and only ever awaited through that pin, and a hedge's call (rare) is
     /// boxed: an attempt's call is the largest part of the engine's future, which every request allocates and
     /// moves once, so it is held once, not once per place it is awaited.
-    pub(super) async fn race(&mut self, attempt: Attempt) -> Raced<A::Output, A::Error> {
-        let (attempts, candidates) = (self.attempts, self.candidates);
+    pub(super) async fn race(
+        &mut self,
+        attempt: Attempt,
+        candidate: &'a Candidate<A::Target>,
+    ) -> Raced<A::Output, A::Error> {
+        let attempts = self.attempts;
         let deadline = self.deadline();
-        let candidate = &candidates[attempt.candidate()];
         let delay = match self.mode() {
             Mode::Answer => attempts.hedge_delay(candidate),
             Mode::Continuation => None,
@@ -62,22 +66,19 @@ impl<A: Attempts> Walk<'_, A> {
             result = &mut first => return settle(attempt, result),
             () = tokio::time::sleep(delay) => {}
         }
-        let Some(hedge) = self.hedge(attempt.candidate(), delay) else {
+        let Some((hedge, to)) = self.hedge(attempt.candidate(), candidate, delay) else {
             return settle(attempt, first.await);
         };
-        let mut second = Box::pin(timed(
-            deadline,
-            attempts.call(&candidates[hedge.candidate()], hedge.number()),
-        ));
+        let mut second = Box::pin(timed(deadline, attempts.call(to, hedge.number())));
         tokio::select! {
             result = &mut first => match settle(attempt, result) {
                 Raced::Failed { attempt, error } => match settle(hedge, second.await) {
                     Raced::Answer { value, attempt: hedge } => {
-                        self.record(attempt, error);
+                        self.record(attempt, candidate, error);
                         Raced::Answer { value, attempt: hedge }
                     }
                     Raced::Failed { attempt: hedge, error: hedge_error } => {
-                        self.record(hedge, hedge_error);
+                        self.record(hedge, to, hedge_error);
                         Raced::Failed { attempt, error }
                     }
                     Raced::OutOfTime => Raced::Failed { attempt, error },
@@ -86,7 +87,7 @@ impl<A: Attempts> Walk<'_, A> {
             },
             result = &mut second => match settle(hedge, result) {
                 Raced::Failed { attempt: hedge, error } => {
-                    self.record(hedge, error);
+                    self.record(hedge, to, error);
                     settle(attempt, first.await)
                 }
                 other => other,
@@ -94,28 +95,36 @@ impl<A: Attempts> Walk<'_, A> {
         }
     }
 
-    /// The hedge for the attempt on candidate `index`: the first later candidate that fits and whose breaker
-    /// gives a permit, if the budget pays for it.
-    fn hedge(&mut self, index: usize, delay: Duration) -> Option<Attempt> {
-        let (to, permit) = (index + 1..self.candidates.len())
-            .filter(|&i| self.unfit(i).is_none())
-            .find_map(|i| {
-                let permit = self.candidates[i].breaker.try_acquire().ok()?;
-                Some((i, permit))
+    /// The hedge for the attempt on `from`, candidate `index`: the first later candidate that fits and whose
+    /// breaker gives a permit, if the budget pays for it.
+    fn hedge(
+        &mut self,
+        index: usize,
+        from: &Candidate<A::Target>,
+        delay: Duration,
+    ) -> Option<(Attempt, &'a Candidate<A::Target>)> {
+        let candidates = self.candidates;
+        let (to, candidate, permit) = (index + 1..)
+            .map_while(|i| Some((i, candidates.get(i)?)))
+            .filter(|(_, candidate)| self.unfit(candidate).is_none())
+            .find_map(|(i, candidate)| {
+                let permit = candidate.breaker.try_acquire().ok()?;
+                Some((i, candidate, permit))
             })?;
         if let Some(budget) = &self.policy.budget {
             if !budget.try_withdraw() {
                 return None;
             }
         }
-        let (from, to_name) = (&self.candidates[index].name, &self.candidates[to].name);
-        self.attempts.observer().hedge(from, to_name, delay);
+        self.attempts
+            .observer()
+            .hedge(&from.name, &candidate.name, delay);
         self.calls += 1;
-        Some(Attempt::new(permit, to, 1, true))
+        Some((Attempt::new(permit, to, 1, true), candidate))
     }
 
-    /// Records a failed attempt that does not decide what comes next (the other side of a hedge).
-    fn record(&mut self, attempt: Attempt, error: A::Error) {
+    /// Records a failed attempt on `candidate` that does not decide what comes next (the other side of a hedge).
+    fn record(&mut self, attempt: Attempt, candidate: &Candidate<A::Target>, error: A::Error) {
         if self.out_of_time() {
             return;
         }
@@ -124,6 +133,6 @@ impl<A: Attempts> Walk<'_, A> {
             return;
         }
         let (class, _) = self.classify(&error);
-        self.fail(attempt, class, error);
+        self.fail(attempt, candidate, class, error);
     }
 }

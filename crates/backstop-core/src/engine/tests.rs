@@ -5,7 +5,7 @@ use crate::breaker::{Breaker, BreakerConfig};
 use crate::budget::RetryBudget;
 use proptest::prelude::*;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::time::Instant;
 
@@ -147,9 +147,13 @@ fn paused<F: Future>(work: F) -> F::Output {
 /// Runs the engine on a scenario; also checks that every call was recorded, served or cancelled as a hedge's
 /// loser, and nothing twice.
 fn engine_trace(scenario: &Scenario) -> Trace {
+    trace_on(scenario, &candidates(scenario))
+}
+
+/// [`engine_trace`] on the candidates of `scenario` as `list` gives them.
+fn trace_on<C: Candidates<usize> + ?Sized>(scenario: &Scenario, list: &C) -> Trace {
     let scripted = Scripted::new(scenario);
-    let list = candidates(scenario);
-    let result = paused(run(&policy(scenario), &list, &scripted));
+    let result = paused(run(&policy(scenario), list, &scripted));
     let calls = scripted.calls.lock().unwrap().clone();
     let recorded = scripted.recorded.load(Ordering::Relaxed) as usize;
     let result = match result {
@@ -224,8 +228,65 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     })
 }
 
+/// Candidates built a chunk at a time when the engine reaches them, as a gateway builds its fallback models'
+/// targets: a chunk holds every candidate of the groups it has (so the lookahead for another channel sees them
+/// all); counts the chunks built.
+struct Lazy {
+    all: Vec<Candidate<usize>>,
+    /// Where each chunk ends (exclusive).
+    ends: Vec<usize>,
+    built: AtomicUsize,
+}
+
+impl Lazy {
+    fn new(all: Vec<Candidate<usize>>) -> Self {
+        let splits_a_group = |at: usize| {
+            all[..at]
+                .iter()
+                .any(|before| all[at..].iter().any(|after| before.same_group(after)))
+        };
+        let ends = (1..=all.len()).filter(|&at| !splits_a_group(at)).collect();
+        Lazy {
+            all,
+            ends,
+            built: AtomicUsize::new(0),
+        }
+    }
+
+    fn chunk_of(&self, index: usize) -> Option<usize> {
+        self.ends.iter().position(|&end| index < end)
+    }
+}
+
+impl Candidates<usize> for Lazy {
+    fn get(&self, index: usize) -> Option<&Candidate<usize>> {
+        let chunk = self.chunk_of(index)?;
+        self.built.fetch_max(chunk + 1, Ordering::Relaxed);
+        self.all.get(index)
+    }
+
+    fn built(&self, index: usize) -> Option<&Candidate<usize>> {
+        let chunk = self.chunk_of(index)?;
+        (chunk < self.built.load(Ordering::Relaxed)).then(|| &self.all[index])
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Candidates built only when the engine reaches them change nothing of what it does, and an answer without
+    /// hedges leaves the chunks after the one that served unbuilt.
+    #[test]
+    fn candidates_built_when_reached_change_nothing(scenario in scenario()) {
+        let lazy = Lazy::new(candidates(&scenario));
+        let trace = trace_on(&scenario, &lazy);
+        if let (Ok(served), false) =
+            (&trace.result, scenario.candidates.iter().any(|c| c.hedge_after.is_some()))
+        {
+            prop_assert_eq!(lazy.built.load(Ordering::Relaxed), lazy.chunk_of(*served).unwrap() + 1);
+        }
+        prop_assert_eq!(trace, reference(&scenario));
+    }
 
     /// The engine makes the same calls, in the same order, with the same result as the reference model:
     /// retries in place, another channel first, budget, hedges, breakers, stops.

@@ -1,7 +1,7 @@
 //! The loop over the candidates of one call.
 
 use super::attempt::{Attempt, AttemptRecord, Exhausted, Served, StopReason};
-use super::candidate::Candidate;
+use super::candidate::{Candidate, Candidates};
 use super::race::Raced;
 use super::{Attempts, Policy};
 use crate::breaker::BreakerState;
@@ -30,9 +30,9 @@ enum Next {
 }
 
 /// One walk over the candidates, and what it has seen so far.
-pub(super) struct Walk<'a, A: Attempts> {
+pub(super) struct Walk<'a, A: Attempts, C: ?Sized> {
     pub(super) policy: &'a Policy,
-    pub(super) candidates: &'a [Candidate<A::Target>],
+    pub(super) candidates: &'a C,
     pub(super) attempts: &'a A,
     mode: Mode,
     started: Instant,
@@ -44,17 +44,12 @@ pub(super) struct Walk<'a, A: Attempts> {
     /// The largest context window (or prompt size) that failed with a context-length error.
     too_small: Option<u64>,
     /// The candidate last given up on, for `Observer::fallback`.
-    last_failed: Option<(usize, FailureClass)>,
+    last_failed: Option<(&'a Candidate<A::Target>, FailureClass)>,
     rng: SmallRng,
 }
 
-impl<'a, A: Attempts> Walk<'a, A> {
-    pub(super) fn new(
-        policy: &'a Policy,
-        candidates: &'a [Candidate<A::Target>],
-        attempts: &'a A,
-        mode: Mode,
-    ) -> Self {
+impl<'a, A: Attempts, C: Candidates<A::Target> + ?Sized> Walk<'a, A, C> {
+    pub(super) fn new(policy: &'a Policy, candidates: &'a C, attempts: &'a A, mode: Mode) -> Self {
         Walk {
             policy,
             candidates,
@@ -87,9 +82,13 @@ impl<'a, A: Attempts> Walk<'a, A> {
     }
 
     pub(super) async fn run(mut self) -> Result<Served<A::Output>, Exhausted<A::Error>> {
-        'candidates: for index in 0..self.candidates.len() {
-            if let Some(reason) = self.unfit(index) {
-                self.skip(index, reason);
+        let candidates = self.candidates;
+        'candidates: for index in 0.. {
+            let Some(candidate) = candidates.get(index) else {
+                break;
+            };
+            if let Some(reason) = self.unfit(candidate) {
+                self.skip(index, candidate, reason);
                 continue;
             }
             let mut number = 0u32;
@@ -97,26 +96,24 @@ impl<'a, A: Attempts> Walk<'a, A> {
                 if self.out_of_time() {
                     return Err(self.stop(StopReason::Deadline));
                 }
-                let candidate = &self.candidates[index];
                 let permit = match candidate.breaker.try_acquire() {
                     Ok(permit) => permit,
                     Err(rejected) => {
                         let at = rejected.retry_at;
                         self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
-                        self.skip(index, SkipReason::BreakerOpen { retry_at: at });
+                        self.skip(index, candidate, SkipReason::BreakerOpen { retry_at: at });
                         continue 'candidates;
                     }
                 };
                 if let (0, Some((from, class))) = (number, self.last_failed.take()) {
-                    let from = &self.candidates[from].name;
                     self.attempts
                         .observer()
-                        .fallback(from, &candidate.name, class);
+                        .fallback(&from.name, &candidate.name, class);
                 }
                 number += 1;
                 self.calls += 1;
                 let attempt = Attempt::new(permit, index, number, false);
-                let (attempt, error) = match self.race(attempt).await {
+                let (attempt, error) = match self.race(attempt, candidate).await {
                     Raced::Answer { value, attempt } => {
                         return Ok(Served {
                             served_by: attempt.candidate(),
@@ -140,11 +137,11 @@ impl<'a, A: Attempts> Walk<'a, A> {
                     continue 'candidates;
                 }
                 let (class, hint) = self.classify(&error);
-                self.fail(attempt, class, error);
-                self.last_failed = Some((index, class));
-                match self.next(index, number, class, hint) {
+                self.fail(attempt, candidate, class, error);
+                self.last_failed = Some((candidate, class));
+                match self.next(index, candidate, number, class, hint) {
                     Next::Retry(delay) => {
-                        let name = &self.candidates[index].name;
+                        let name = &candidate.name;
                         self.attempts.observer().retry(name, number, class, delay);
                         tokio::time::sleep(delay).await;
                     }
@@ -156,9 +153,9 @@ impl<'a, A: Attempts> Walk<'a, A> {
         Err(self.stop(StopReason::Exhausted))
     }
 
-    /// Why candidate `index` cannot serve before any call, if it cannot.
-    pub(super) fn unfit(&self, index: usize) -> Option<SkipReason> {
-        let window = self.candidates[index].context_window?;
+    /// Why `candidate` cannot serve before any call, if it cannot.
+    pub(super) fn unfit(&self, candidate: &Candidate<A::Target>) -> Option<SkipReason> {
+        let window = candidate.context_window?;
         if let Some(failed) = self.too_small.filter(|&failed| window <= failed) {
             return Some(SkipReason::ContextWindowTooSmall { window, failed });
         }
@@ -175,12 +172,17 @@ impl<'a, A: Attempts> Walk<'a, A> {
         }
     }
 
-    /// Records a failed attempt (the engine's one call to [`Attempts::record_failure`]) and keeps it for the
-    /// final error.
-    pub(super) fn fail(&mut self, attempt: Attempt, class: FailureClass, error: A::Error) {
+    /// Records a failed attempt on `candidate` (the engine's one call to [`Attempts::record_failure`]) and keeps
+    /// it for the final error.
+    pub(super) fn fail(
+        &mut self,
+        attempt: Attempt,
+        candidate: &Candidate<A::Target>,
+        class: FailureClass,
+        error: A::Error,
+    ) {
         let index = attempt.candidate();
         let number = attempt.number();
-        let candidate = &self.candidates[index];
         self.attempts
             .record_failure(candidate, attempt, class, &error);
         self.failures.push(AttemptRecord {
@@ -192,10 +194,11 @@ impl<'a, A: Attempts> Walk<'a, A> {
         });
     }
 
-    /// The remedy for a failure of `class` on attempt `number` of candidate `index`.
+    /// The remedy for a failure of `class` on attempt `number` of `candidate`, the one at `index`.
     fn next(
         &mut self,
         index: usize,
+        candidate: &Candidate<A::Target>,
         number: u32,
         class: FailureClass,
         hint: Option<Duration>,
@@ -203,9 +206,8 @@ impl<'a, A: Attempts> Walk<'a, A> {
         if self.mode == Mode::Continuation {
             return Next::MoveOn;
         }
-        let candidate = &self.candidates[index];
         match class {
-            FailureClass::Transient => self.retry_in_place(index, number, hint),
+            FailureClass::Transient => self.retry_in_place(index, candidate, number, hint),
             FailureClass::ContextLength => {
                 let size = candidate
                     .context_window
@@ -226,11 +228,19 @@ impl<'a, A: Attempts> Walk<'a, A> {
     /// After a transient failure: another open channel of the same group comes first; then a retry in place if
     /// the candidate has attempts left, its breaker is not open, the delay is acceptable, the deadline allows
     /// it and the budget agrees.
-    fn retry_in_place(&mut self, index: usize, number: u32, hint: Option<Duration>) -> Next {
-        let candidate = &self.candidates[index];
-        let channel_ahead = self.candidates[index + 1..].iter().any(|other| {
-            candidate.same_group(other) && other.breaker.state() != BreakerState::Open
-        });
+    fn retry_in_place(
+        &mut self,
+        index: usize,
+        candidate: &Candidate<A::Target>,
+        number: u32,
+        hint: Option<Duration>,
+    ) -> Next {
+        let candidates = self.candidates;
+        let channel_ahead = (index + 1..)
+            .map_while(|ahead| candidates.built(ahead))
+            .any(|other| {
+                candidate.same_group(other) && other.breaker.state() != BreakerState::Open
+            });
         let retry = candidate.retry.as_ref().unwrap_or(&self.policy.retry);
         if channel_ahead
             || number >= retry.max_attempts.max(1)
@@ -256,10 +266,13 @@ impl<'a, A: Attempts> Walk<'a, A> {
         Next::Retry(delay)
     }
 
-    pub(super) fn skip(&mut self, index: usize, reason: SkipReason) {
-        self.attempts
-            .observer()
-            .skipped(&self.candidates[index].name, &reason);
+    pub(super) fn skip(
+        &mut self,
+        index: usize,
+        candidate: &Candidate<A::Target>,
+        reason: SkipReason,
+    ) {
+        self.attempts.observer().skipped(&candidate.name, &reason);
         self.skipped.push((index, reason));
     }
 
