@@ -20,17 +20,6 @@ struct Rule {
     globs: Vec<String>,
 }
 
-/// Drops the candidates of a chat request the region policy does not allow; a 503 when none is left, a 400 for
-/// a malformed header.
-pub fn restrict(
-    request: &ClientRequest,
-    model: &Model,
-    candidates: &mut Vec<Candidate<Route>>,
-) -> Result<(), ApiError> {
-    let key = request.tab.as_ref().and_then(|tab| tab.key());
-    restrict_for(&Asked::new(key, &request.headers), model, candidates)
-}
-
 /// Who asked, as the region policy sees a request: its client key and its headers.
 pub struct Asked<'a> {
     key: Option<&'a ClientKey>,
@@ -43,6 +32,12 @@ impl<'a> Asked<'a> {
         Asked { key, headers }
     }
 
+    /// The request `request` as the region policy sees it.
+    pub fn request(request: &'a ClientRequest) -> Self {
+        let key = request.tab.as_ref().and_then(|tab| tab.key());
+        Asked::new(key, &request.headers)
+    }
+
     fn request_id(&self) -> &str {
         self.headers
             .get("x-request-id")
@@ -51,75 +46,92 @@ impl<'a> Asked<'a> {
     }
 }
 
-/// [`restrict`] for any request: drops the candidates the rules of `model`, of the key and of the header that
-/// `asked` carries do not allow.
-pub fn restrict_for(
-    asked: &Asked<'_>,
-    model: &Model,
-    candidates: &mut Vec<Candidate<Route>>,
-) -> Result<(), ApiError> {
-    let mut rules = Vec::new();
-    if let Some(globs) = &model.policy.regions {
-        rules.push(Rule {
-            source: format!("model `{}`", model.name),
-            globs: globs.clone(),
-        });
-    }
-    if let Some(key) = asked.key {
-        if let Some(globs) = &key.regions {
+/// The region rules in force for one request, worked out once: the model asked for's, the key's and the
+/// header's. A fallback model's own rule is its own and applies to its targets.
+pub struct Regions {
+    rules: Vec<Rule>,
+}
+
+impl Regions {
+    /// The rules for a request for `model` that `asked` makes; a 400 for a malformed header.
+    pub fn of(asked: &Asked<'_>, model: &Model) -> Result<Self, ApiError> {
+        let mut rules = Vec::new();
+        if let Some(globs) = &model.policy.regions {
             rules.push(Rule {
-                source: format!("key `{}`", key.name),
+                source: format!("model `{}`", model.name),
                 globs: globs.clone(),
             });
         }
+        if let Some(key) = asked.key {
+            if let Some(globs) = &key.regions {
+                rules.push(Rule {
+                    source: format!("key `{}`", key.name),
+                    globs: globs.clone(),
+                });
+            }
+        }
+        if let Some(globs) = header_globs(asked.headers)? {
+            rules.push(Rule {
+                source: REGIONS_HEADER.to_string(),
+                globs,
+            });
+        }
+        Ok(Regions { rules })
     }
-    if let Some(globs) = header_globs(asked.headers)? {
-        rules.push(Rule {
-            source: REGIONS_HEADER.to_string(),
-            globs,
-        });
+
+    /// Drops the candidates of a request for `model` that the rules do not allow; says which it dropped
+    /// (`provider/model (region)`), and logs them under `request_id`.
+    pub fn keep_allowed(
+        &self,
+        model: &Model,
+        candidates: &mut Vec<Candidate<Route>>,
+        request_id: &str,
+    ) -> Vec<String> {
+        let own =
+            |route: &Route| {
+                route.model.name == model.name
+                    || route.model.policy.regions.as_ref().is_none_or(|globs| {
+                        region_of(route).is_some_and(|r| region_matches(globs, r))
+                    })
+            };
+        if self.rules.is_empty() && candidates.iter().all(|c| own(&c.inner)) {
+            return Vec::new();
+        }
+        let allowed = |route: &Route| {
+            own(route)
+                && self
+                    .rules
+                    .iter()
+                    .all(|rule| region_of(route).is_some_and(|r| region_matches(&rule.globs, r)))
+        };
+        let excluded: Vec<String> = candidates
+            .iter()
+            .filter(|c| !allowed(&c.inner))
+            .map(|c| {
+                let region = region_of(&c.inner).unwrap_or("no region");
+                format!("{} ({region})", c.inner.target.label)
+            })
+            .collect();
+        candidates.retain(|c| allowed(&c.inner));
+        if !excluded.is_empty() {
+            tracing::debug!(
+                request_id,
+                model = %model.name,
+                "region policy excluded {}",
+                excluded.join(", ")
+            );
+        }
+        excluded
     }
-    let own = |route: &Route| {
-        route.model.name == model.name
-            || route
-                .model
-                .policy
-                .regions
-                .as_ref()
-                .is_none_or(|globs| region_of(route).is_some_and(|r| region_matches(globs, r)))
-    };
-    if rules.is_empty() && candidates.iter().all(|c| own(&c.inner)) {
-        return Ok(());
-    }
-    let allowed = |route: &Route| {
-        own(route)
-            && rules
-                .iter()
-                .all(|rule| region_of(route).is_some_and(|r| region_matches(&rule.globs, r)))
-    };
-    let excluded: Vec<String> = candidates
-        .iter()
-        .filter(|c| !allowed(&c.inner))
-        .map(|c| {
-            let region = region_of(&c.inner).unwrap_or("no region");
-            format!("{} ({region})", c.inner.target.label)
-        })
-        .collect();
-    candidates.retain(|c| allowed(&c.inner));
-    if !excluded.is_empty() {
-        tracing::debug!(
-            request_id = asked.request_id(),
-            model = %model.name,
-            "region policy excluded {}",
-            excluded.join(", ")
-        );
-    }
-    if candidates.is_empty() {
-        let rules: Vec<String> = rules
+
+    /// The 503 for a request for `model` of which the rules left no target: they dropped `excluded`.
+    pub fn nothing_left(&self, model: &Model, excluded: &[String]) -> ApiError {
+        let rules: Vec<String> = self
+            .rules
             .iter()
             .map(|rule| format!("{} allows [{}]", rule.source, rule.globs.join(", ")))
             .collect();
-        return Err(ApiError::new(
+        ApiError::new(
             ErrorKind::Unavailable,
             format!(
                 "model `{}` could not be served: the region policy left no target ({}; excluded: {})",
@@ -127,7 +139,21 @@ pub fn restrict_for(
                 rules.join("; "),
                 excluded.join(", ")
             ),
-        ));
+        )
+    }
+}
+
+/// Drops the candidates the rules of `model`, of the key and of the header that `asked` carries do not allow;
+/// a 503 when none is left, a 400 for a malformed header.
+pub fn restrict_for(
+    asked: &Asked<'_>,
+    model: &Model,
+    candidates: &mut Vec<Candidate<Route>>,
+) -> Result<(), ApiError> {
+    let regions = Regions::of(asked, model)?;
+    let excluded = regions.keep_allowed(model, candidates, asked.request_id());
+    if candidates.is_empty() && !excluded.is_empty() {
+        return Err(regions.nothing_left(model, &excluded));
     }
     Ok(())
 }

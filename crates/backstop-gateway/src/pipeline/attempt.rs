@@ -17,7 +17,7 @@ use crate::http::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::response::Response;
-use backstop_core::{Attempt, Candidate, Exhausted, FailureClass};
+use backstop_core::{Attempt, Candidates, Exhausted, FailureClass};
 use backstop_protocol::{translate_error, ChatRequest, Protocol, StreamEncoder, Usage};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -36,11 +36,15 @@ pub enum AttemptError {
     Failed(Failure),
 }
 
-/// What happened to each candidate, in plan order: its last failure, why it could not be
+/// What happened to each candidate built, in plan order: its last failure, why it could not be
 /// sent, or why it was skipped.
-pub fn notes(candidates: &[Candidate<Route>], exhausted: &Exhausted<AttemptError>) -> Vec<String> {
+pub fn notes<C: Candidates<Route> + ?Sized>(
+    candidates: &C,
+    exhausted: &Exhausted<AttemptError>,
+) -> Vec<String> {
     let mut notes = Vec::new();
-    for (index, candidate) in candidates.iter().enumerate() {
+    let built = (0..).map_while(|index| Some((index, candidates.built(index)?)));
+    for (index, candidate) in built {
         let label = &candidate.name;
         let failed = exhausted.attempts.iter().rfind(|a| a.candidate == index);
         let not_sent = exhausted.not_sent.iter().find(|(i, _)| *i == index);

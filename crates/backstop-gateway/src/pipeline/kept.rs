@@ -4,7 +4,7 @@
 
 use super::attempt::Answer;
 use super::fallback_tier::static_answer;
-use super::plan::Route;
+use super::plan::Plan;
 use super::request::ClientRequest;
 use super::Gateway;
 use crate::config::Model;
@@ -12,7 +12,7 @@ use crate::http::{ApiError, ErrorKind};
 use crate::keep::tiers::Tiers;
 use crate::keep::Keeper;
 use axum::response::Response;
-use backstop_core::{Candidate, Served};
+use backstop_core::Served;
 use backstop_protocol::{
     ChatResponse, ContentPart, Protocol, ResponseCollector, SseDecoder, StreamDecoder,
 };
@@ -25,14 +25,19 @@ impl Gateway {
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
         model: &Model,
-        candidates: Vec<Candidate<Route>>,
+        plan: &Plan,
         mut served: Served<Answer>,
         mut tiers: Tiers,
     ) -> Result<Response, ApiError> {
-        let route = &candidates[served.served_by].inner;
+        let Some(route) = plan.route(served.served_by) else {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "the answer's target is not in the plan",
+            ));
+        };
         if tiers.holds(route, || tool_calls(&served.value, request.protocol)) {
             let calls = served.calls;
-            drop(self.commit(request, candidates, served));
+            drop(self.commit(request, plan, route, served));
             let next = tiers.degraded(calls, || static_answer(request, model, calls));
             return next.await.map_err(|error| {
                 error.unwrap_or_else(|| {
@@ -43,7 +48,7 @@ impl Gateway {
         if let Some(keeper) = tiers.keeper(route) {
             attach(&mut served.value, keeper, request.protocol);
         }
-        Ok(self.commit(request, candidates, served))
+        Ok(self.commit(request, plan, route, served))
     }
 }
 

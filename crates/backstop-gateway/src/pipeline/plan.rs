@@ -1,12 +1,19 @@
 //! The plan of one request: the public model's targets in balanced order, then
-//! each fallback model's targets, as the engine's candidates.
+//! each fallback model's targets, as the engine's candidates. A chat request's plan builds
+//! its fallback models' candidates only when the engine reaches them ([`Plan`]): most
+//! requests are served by the model asked for, and a fallback's candidates cost their
+//! health, balancing and policy checks.
 
-use super::{Gateway, TargetHealth};
+use super::{ClientRequest, Gateway, TargetHealth};
 use crate::config::{Balance, Config, ContentFilterPolicy, Model, Target};
+use crate::governance::regions::{Asked, Regions};
+use crate::http::ApiError;
 use crate::telemetry::{RequestTrace, RouteTrace};
-use backstop_core::{Backoff, BalanceCandidate, BreakerState, Candidate, Retry, Strategy};
+use backstop_core::{
+    Backoff, BalanceCandidate, BreakerState, Candidate, Candidates, Retry, Strategy,
+};
 use backstop_protocol::Protocol;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One place the request may be sent: a target of a public model.
 #[derive(Clone)]
@@ -23,6 +30,184 @@ pub struct Route {
     pub trace: Option<Arc<RouteTrace>>,
     /// The request's tab, charged with what each call costs.
     pub tab: Option<Arc<crate::governance::Tab>>,
+}
+
+/// The candidates of a chat request, one group per model: the model asked for, then each
+/// of its fallbacks, each group built when the engine first reaches it, with the request's
+/// tab, its region policy and its preference for targets with quota room applied.
+pub struct Plan {
+    source: Source,
+    groups: Box<[OnceLock<Vec<Candidate<Route>>>]>,
+    /// The group the first candidate belongs to (after a split, see [`Plan::after`]).
+    first_group: usize,
+}
+
+/// What a plan's groups are built from.
+#[derive(Clone)]
+struct Source {
+    gateway: Arc<Gateway>,
+    request: Arc<ClientRequest>,
+    model: Arc<Model>,
+    trace: Option<Arc<RequestTrace>>,
+    regions: Arc<Regions>,
+}
+
+impl Plan {
+    /// The plan of `request` for `model` (resolved in the request's configuration), traced
+    /// under `trace`: the first group is built now, and the next ones too while the region
+    /// policy leaves none. A 503 when the policy leaves no target at all, a 400 for a
+    /// malformed region header.
+    pub fn new(
+        gateway: &Arc<Gateway>,
+        request: &Arc<ClientRequest>,
+        model: &Arc<Model>,
+        trace: Option<&Arc<RequestTrace>>,
+    ) -> Result<Plan, ApiError> {
+        let regions = Regions::of(&Asked::request(request), model)?;
+        let plan = Plan {
+            source: Source {
+                gateway: gateway.clone(),
+                request: request.clone(),
+                model: model.clone(),
+                trace: trace.cloned(),
+                regions: Arc::new(regions),
+            },
+            groups: (0..=model.fallbacks.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            first_group: 0,
+        };
+        let mut excluded = Vec::new();
+        for (group, cell) in plan.groups.iter().enumerate() {
+            let (candidates, dropped) = plan.source.build(group);
+            excluded.extend(dropped);
+            let found = !candidates.is_empty();
+            let _ = cell.set(candidates);
+            if found {
+                return Ok(plan);
+            }
+        }
+        if excluded.is_empty() {
+            return Ok(plan);
+        }
+        Err(plan.source.regions.nothing_left(model, &excluded))
+    }
+
+    /// The route of candidate `index`, if it is built.
+    pub fn route(&self, index: usize) -> Option<&Route> {
+        self.built(index).map(|candidate| &candidate.inner)
+    }
+
+    /// The plan of the candidates after candidate `index`: those already built are copied,
+    /// the groups not yet built after its own stay to be built when reached.
+    pub fn after(&self, index: usize) -> Plan {
+        self.get(index);
+        let mut skip = index + 1;
+        let mut groups = Vec::with_capacity(self.groups.len());
+        let mut first_group = self.first_group;
+        for cell in self.groups.iter() {
+            match cell.get() {
+                Some(built) if skip >= built.len() && groups.is_empty() => {
+                    skip -= built.len();
+                    first_group += 1;
+                }
+                Some(built) => {
+                    let rest = built[skip.min(built.len())..].to_vec();
+                    skip = 0;
+                    groups.push(OnceLock::from(rest));
+                }
+                None => groups.push(OnceLock::new()),
+            }
+        }
+        Plan {
+            source: self.source.clone(),
+            groups: groups.into(),
+            first_group,
+        }
+    }
+
+    /// Every candidate, the groups not yet built built now.
+    pub fn into_candidates(self) -> Vec<Candidate<Route>> {
+        let Plan {
+            source,
+            groups,
+            first_group,
+        } = self;
+        let mut out = Vec::new();
+        for (offset, cell) in groups.into_vec().into_iter().enumerate() {
+            match cell.into_inner() {
+                Some(built) => out.extend(built),
+                None => out.extend(source.build(first_group + offset).0),
+            }
+        }
+        out
+    }
+
+    /// Candidate `index`, building groups when `build` says so.
+    fn find(&self, mut index: usize, build: bool) -> Option<&Candidate<Route>> {
+        for (offset, cell) in self.groups.iter().enumerate() {
+            let group = match cell.get() {
+                Some(group) => group,
+                None if build => {
+                    cell.get_or_init(|| self.source.build(self.first_group + offset).0)
+                }
+                None => return None,
+            };
+            match group.get(index) {
+                Some(candidate) => return Some(candidate),
+                None => index -= group.len(),
+            }
+        }
+        None
+    }
+}
+
+impl Candidates<Route> for Plan {
+    fn get(&self, index: usize) -> Option<&Candidate<Route>> {
+        self.find(index, true)
+    }
+
+    fn built(&self, index: usize) -> Option<&Candidate<Route>> {
+        self.find(index, false)
+    }
+}
+
+impl Source {
+    /// The candidates of group `group` (0: the model asked for; then its fallbacks in
+    /// order), and those the region policy dropped.
+    fn build(&self, group: usize) -> (Vec<Candidate<Route>>, Vec<String>) {
+        let request = &self.request;
+        let model = match group.checked_sub(1) {
+            None => Some(&self.model),
+            Some(fallback) => self
+                .model
+                .fallbacks
+                .get(fallback)
+                .and_then(|name| request.config.models.get(name)),
+        };
+        let Some(model) = model else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut out = Vec::new();
+        let trace = self.trace.as_ref();
+        push_model(
+            &self.gateway,
+            model,
+            group,
+            request.protocol,
+            trace,
+            &mut out,
+        );
+        for candidate in &mut out {
+            candidate.inner.tab = request.tab.clone();
+        }
+        let excluded = self
+            .regions
+            .keep_allowed(&self.model, &mut out, request.request_id());
+        let quotas = &self.gateway.governance().quotas;
+        crate::governance::quota::prefer_roomy(quotas, self.gateway.metrics(), request, &mut out);
+        (out, excluded)
+    }
 }
 
 /// The ordered candidates for `requested`, each model's targets balanced, its fallbacks
@@ -118,3 +303,7 @@ fn balanced(model: &Model, healths: &[Arc<TargetHealth>]) -> Vec<usize> {
     }
     order
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use super::attempt::{notes, AttemptError};
 use super::attempts::{request_deadline, verdict, Events};
 use super::call::send;
 use super::failure::Failure;
-use super::plan::Route;
+use super::plan::{Plan, Route};
 use super::record::{record_attempt, Ended};
 use super::request::ClientRequest;
 use super::Gateway;
@@ -29,6 +29,9 @@ use tokio::time::Instant;
 pub struct RescueContext {
     gateway: Arc<Gateway>,
     request: Arc<ClientRequest>,
+    /// The candidates after the one serving, as planned: built into `next` when a stream
+    /// first breaks.
+    planned: Option<Plan>,
     next: Vec<Candidate<Route>>,
 }
 
@@ -52,16 +55,13 @@ pub fn accepts_prefill(route: &Route) -> bool {
 }
 
 impl RescueContext {
-    /// A context whose continuations are tried on `next`, in order.
-    pub fn new(
-        gateway: Arc<Gateway>,
-        request: Arc<ClientRequest>,
-        next: Vec<Candidate<Route>>,
-    ) -> Self {
+    /// A context whose continuations are tried on the candidates of `next`, in order.
+    pub fn new(gateway: Arc<Gateway>, request: Arc<ClientRequest>, next: Plan) -> Self {
         Self {
             gateway,
             request,
-            next,
+            planned: Some(next),
+            next: Vec::new(),
         }
     }
 
@@ -74,6 +74,9 @@ impl RescueContext {
         prefill: &str,
         max_tokens: Option<u64>,
     ) -> Result<Continuation, Vec<String>> {
+        if let Some(planned) = self.planned.take() {
+            self.next = planned.into_candidates();
+        }
         let attempts = ContinuationAttempts {
             gateway: &self.gateway,
             request: &self.request,

@@ -6,7 +6,7 @@
 use super::attempt::{notes, upstream_error_for_caller, Answer, AttemptError};
 use super::attempts::RequestAttempts;
 use super::fallback_tier::static_answer;
-use super::plan::{self, Route};
+use super::plan::{Plan, Route};
 use super::request::ClientRequest;
 use super::rescue::RescueContext;
 use super::Gateway;
@@ -16,7 +16,7 @@ use crate::keep::tiers::{Start, Tiers};
 use crate::metrics::RequestLabels;
 use crate::telemetry::RequestTrace;
 use axum::response::Response;
-use backstop_core::{engine, Candidate, Exhausted, FailureClass, Policy, Served, StopReason};
+use backstop_core::{engine, Exhausted, FailureClass, Policy, Served, StopReason};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -89,23 +89,14 @@ impl Gateway {
             Start::Answered(response) => return Ok(response),
             Start::Serve(tiers) => tiers,
         };
-        let mut candidates = plan::plan(self, &request.config, &model, request.protocol, trace);
-        for candidate in &mut candidates {
-            candidate.inner.tab = request.tab.clone();
-        }
-        crate::governance::regions::restrict(request, &model, &mut candidates)?;
-        let quotas = &self.governance().quotas;
-        crate::governance::quota::prefer_roomy(quotas, self.metrics(), request, &mut candidates);
+        let plan = Plan::new(self, request, &model, trace)?;
         let policy = Policy {
             budget: Some(self.budget()),
             ..Policy::default()
         };
         let attempts = RequestAttempts::new(self, request);
-        match engine::run(&policy, &candidates, &attempts).await {
-            Ok(served) => {
-                self.served(request, &model, candidates, served, tiers)
-                    .await
-            }
+        match engine::run(&policy, &plan, &attempts).await {
+            Ok(served) => self.served(request, &model, &plan, served, tiers).await,
             Err(exhausted) if !request_at_fault(&exhausted) => {
                 let calls = exhausted.calls;
                 match tiers
@@ -115,27 +106,28 @@ impl Gateway {
                     Ok(answer) => Ok(answer),
                     Err(Some(held)) => Err(held),
                     Err(None) => {
-                        let error = self.exhausted_error(request, &model, &candidates, exhausted);
+                        let error = self.exhausted_error(request, &model, &plan, exhausted);
                         // Boxed: queueing after a failure is rare, and every request's future
                         // would otherwise keep room for it.
                         Box::pin(crate::queue::after_failure(self, request, &model, error)).await
                     }
                 }
             }
-            Err(exhausted) => Err(self.exhausted_error(request, &model, &candidates, exhausted)),
+            Err(exhausted) => Err(self.exhausted_error(request, &model, &plan, exhausted)),
         }
     }
 
-    /// Hands the served answer to the client, with the headers that say who served it.
+    /// Hands the answer served by `route` to the client, with the headers that say who
+    /// served it; a stream that breaks is continued on the candidates of `plan` after it.
     pub(super) fn commit(
         self: &Arc<Self>,
         request: &Arc<ClientRequest>,
-        mut candidates: Vec<Candidate<Route>>,
+        plan: &Plan,
+        route: &Route,
         served: Served<Answer>,
     ) -> Response {
-        let later = candidates.split_off(served.served_by + 1);
-        let route = &candidates[served.served_by].inner;
-        let rescue = || RescueContext::new(self.clone(), request.clone(), later);
+        let later = || plan.after(served.served_by);
+        let rescue = || RescueContext::new(self.clone(), request.clone(), later());
         let mut response = served
             .value
             .commit(self.metrics(), route, served.attempt, rescue);
@@ -149,7 +141,7 @@ impl Gateway {
         &self,
         request: &ClientRequest,
         model: &Model,
-        candidates: &[Candidate<Route>],
+        plan: &Plan,
         exhausted: Exhausted<AttemptError>,
     ) -> ApiError {
         let last = exhausted.attempts.last();
@@ -157,7 +149,7 @@ impl Gateway {
             AttemptError::Failed(failure) => Some(failure),
             AttemptError::Unsendable(_) => None,
         });
-        let last_route = last.map(|record| &candidates[record.candidate].inner);
+        let last_route = last.and_then(|record| plan.route(record.candidate));
         if let (StopReason::Permanent, Some(failure), Some(route)) =
             (exhausted.reason, last_failure, last_route)
         {
@@ -173,7 +165,7 @@ impl Gateway {
             error.meta = Some(Box::new(meta_of(route, exhausted.calls)));
             return error;
         }
-        let mut tried = notes(candidates, &exhausted);
+        let mut tried = notes(plan, &exhausted);
         if exhausted.reason == StopReason::Deadline {
             tried.push(self.why_out_of_time().into());
         }
