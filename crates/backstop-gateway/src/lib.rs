@@ -31,5 +31,7 @@ pub mod status;
 pub mod status_page;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_log;
 pub mod tools;
 pub mod upstream;

@@ -1,30 +1,6 @@
 use super::*;
+use crate::test_log::Kept;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Keeps what is written.
-#[derive(Clone, Default)]
-struct Kept(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Kept {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Kept {
-    type Writer = Kept;
-
-    fn make_writer(&'a self) -> Kept {
-        self.clone()
-    }
-}
 
 /// The lines `log` writes in `format`, inside the request `id` when there is one.
 fn lines(format: LineFormat, id: Option<&'static str>, log: fn()) -> Vec<String> {
@@ -43,8 +19,7 @@ fn lines(format: LineFormat, id: Option<&'static str>, log: fn()) -> Vec<String>
         Some(id) => runtime.block_on(in_request(HeaderValue::from_static(id), async { log() })),
         None => log(),
     });
-    let text = String::from_utf8(kept.0.lock().unwrap().clone()).unwrap();
-    text.lines().map(str::to_string).collect()
+    kept.lines()
 }
 
 const TEXT: LineFormat = LineFormat::Text { ansi: false };

@@ -140,7 +140,7 @@ impl Future for EdgeFuture {
             Ok(Poll::Ready(response)) => response,
             Err(panic) => {
                 this.handler = None;
-                panicked(this.protocol, &*panic)
+                panicked(this.protocol, &*panic, this.id.as_ref())
             }
         };
         if let Some(id) = this.id.take() {
@@ -150,14 +150,15 @@ impl Future for EdgeFuture {
     }
 }
 
-/// The 500 for a handler that panicked, logged with the panic's message.
-fn panicked(protocol: Protocol, panic: &(dyn Any + Send)) -> Response {
+/// The 500 for a handler that panicked, logged with the panic's message and the request's id.
+fn panicked(protocol: Protocol, panic: &(dyn Any + Send), id: Option<&HeaderValue>) -> Response {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("no message");
-    tracing::error!("a request's handler panicked: {message}");
+    let request_id = id.and_then(|id| id.to_str().ok()).unwrap_or("-");
+    tracing::error!(request_id, "a request's handler panicked: {message}");
     ApiError::new(ErrorKind::Internal, "internal error in the gateway").render(protocol)
 }
 

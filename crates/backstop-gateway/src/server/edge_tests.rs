@@ -66,13 +66,27 @@ async fn send(
     )
 }
 
+/// One test for both, since the panic's log line is one callsite: a test on another thread
+/// without the capturing subscriber could leave it cached as disabled.
 #[tokio::test]
-async fn a_panic_is_a_500_in_openai_form_with_the_request_id() {
-    for path in ["/boom", "/later"] {
-        let (status, id, body) = send(panicking_edge(), "GET", path, Some("abc")).await;
+async fn a_panic_is_a_500_in_openai_form_logged_with_the_request_id() {
+    let kept = crate::test_log::Kept::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(kept.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    for (path, id) in [("/boom", "req-early"), ("/later", "req-late")] {
+        let (status, echoed, body) = send(panicking_edge(), "GET", path, Some(id)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
-        assert_eq!(id.as_deref(), Some("abc"), "{path}");
+        assert_eq!(echoed.as_deref(), Some(id), "{path}");
         assert_eq!(body["error"]["type"], "api_error", "{path}: {body}");
+        let lines = kept.lines();
+        let line = lines.iter().rfind(|line| line.contains("panicked"));
+        assert!(
+            line.is_some_and(|line| line.contains(id)),
+            "{path}: {lines:?}"
+        );
     }
 }
 
