@@ -15,6 +15,7 @@ use http::HeaderMap;
 pub const REGIONS_HEADER: &str = "x-backstop-regions";
 
 /// One rule: where it comes from and its globs.
+#[derive(Clone)]
 struct Rule {
     source: String,
     globs: Vec<String>,
@@ -48,6 +49,7 @@ impl<'a> Asked<'a> {
 
 /// The region rules in force for one request, worked out once: the model asked for's, the key's and the
 /// header's. A fallback model's own rule is its own and applies to its targets.
+#[derive(Clone)]
 pub struct Regions {
     rules: Vec<Rule>,
 }

@@ -37,9 +37,12 @@ pub struct Route {
 /// tab, its region policy and its preference for targets with quota room applied.
 pub struct Plan {
     source: Source,
-    groups: Box<[OnceLock<Vec<Candidate<Route>>>]>,
-    /// The group the first candidate belongs to (after a split, see [`Plan::after`]).
-    first_group: usize,
+    /// The first group, built with the plan.
+    first: Vec<Candidate<Route>>,
+    /// The groups after it, each built when first reached.
+    rest: Box<[OnceLock<Vec<Candidate<Route>>>]>,
+    /// The number of the first group of `rest` (0: the model asked for).
+    next_group: usize,
 }
 
 /// What a plan's groups are built from.
@@ -49,7 +52,7 @@ struct Source {
     request: Arc<ClientRequest>,
     model: Arc<Model>,
     trace: Option<Arc<RequestTrace>>,
-    regions: Arc<Regions>,
+    regions: Regions,
 }
 
 impl Plan {
@@ -63,23 +66,25 @@ impl Plan {
         model: &Arc<Model>,
         trace: Option<&Arc<RequestTrace>>,
     ) -> Result<Plan, ApiError> {
-        let regions = Regions::of(&Asked::request(request), model)?;
-        let plan = Plan {
-            source: Source {
-                gateway: gateway.clone(),
-                request: request.clone(),
-                model: model.clone(),
-                trace: trace.cloned(),
-                regions: Arc::new(regions),
-            },
-            groups: (0..=model.fallbacks.len())
-                .map(|_| OnceLock::new())
-                .collect(),
-            first_group: 0,
+        let source = Source {
+            gateway: gateway.clone(),
+            request: request.clone(),
+            model: model.clone(),
+            trace: trace.cloned(),
+            regions: Regions::of(&Asked::request(request), model)?,
         };
-        let mut excluded = Vec::new();
-        for (group, cell) in plan.groups.iter().enumerate() {
-            let (candidates, dropped) = plan.source.build(group);
+        let (first, mut excluded) = source.build(0);
+        let plan = Plan {
+            first,
+            rest: model.fallbacks.iter().map(|_| OnceLock::new()).collect(),
+            next_group: 1,
+            source,
+        };
+        if !plan.first.is_empty() {
+            return Ok(plan);
+        }
+        for (offset, cell) in plan.rest.iter().enumerate() {
+            let (candidates, dropped) = plan.source.build(plan.next_group + offset);
             excluded.extend(dropped);
             let found = !candidates.is_empty();
             let _ = cell.set(candidates);
@@ -103,54 +108,55 @@ impl Plan {
     pub fn after(&self, index: usize) -> Plan {
         self.get(index);
         let mut skip = index + 1;
-        let mut groups = Vec::with_capacity(self.groups.len());
-        let mut first_group = self.first_group;
-        for cell in self.groups.iter() {
-            match cell.get() {
-                Some(built) if skip >= built.len() && groups.is_empty() => {
-                    skip -= built.len();
-                    first_group += 1;
-                }
-                Some(built) => {
-                    let rest = built[skip.min(built.len())..].to_vec();
-                    skip = 0;
-                    groups.push(OnceLock::from(rest));
-                }
-                None => groups.push(OnceLock::new()),
+        let mut first = None;
+        let mut next_group = self.next_group;
+        if skip < self.first.len() {
+            first = Some(self.first[skip..].to_vec());
+        }
+        skip = skip.saturating_sub(self.first.len());
+        let mut rest = self.rest.iter().peekable();
+        while first.is_none() {
+            // A group not yet built comes after `index`'s: it stays in the rest.
+            let Some(group) = rest.peek().and_then(|cell| cell.get()) else {
+                break;
+            };
+            if skip < group.len() {
+                first = Some(group[skip..].to_vec());
             }
+            skip = skip.saturating_sub(group.len());
+            rest.next();
+            next_group += 1;
         }
         Plan {
             source: self.source.clone(),
-            groups: groups.into(),
-            first_group,
+            first: first.unwrap_or_default(),
+            rest: rest.cloned().collect(),
+            next_group,
         }
     }
 
     /// Every candidate, the groups not yet built built now.
     pub fn into_candidates(self) -> Vec<Candidate<Route>> {
-        let Plan {
-            source,
-            groups,
-            first_group,
-        } = self;
-        let mut out = Vec::new();
-        for (offset, cell) in groups.into_vec().into_iter().enumerate() {
+        let mut out = self.first;
+        for (offset, cell) in self.rest.into_vec().into_iter().enumerate() {
             match cell.into_inner() {
                 Some(built) => out.extend(built),
-                None => out.extend(source.build(first_group + offset).0),
+                None => out.extend(self.source.build(self.next_group + offset).0),
             }
         }
         out
     }
 
     /// Candidate `index`, building groups when `build` says so.
-    fn find(&self, mut index: usize, build: bool) -> Option<&Candidate<Route>> {
-        for (offset, cell) in self.groups.iter().enumerate() {
+    fn find(&self, index: usize, build: bool) -> Option<&Candidate<Route>> {
+        if let Some(candidate) = self.first.get(index) {
+            return Some(candidate);
+        }
+        let mut index = index - self.first.len();
+        for (offset, cell) in self.rest.iter().enumerate() {
             let group = match cell.get() {
                 Some(group) => group,
-                None if build => {
-                    cell.get_or_init(|| self.source.build(self.first_group + offset).0)
-                }
+                None if build => cell.get_or_init(|| self.source.build(self.next_group + offset).0),
                 None => return None,
             };
             match group.get(index) {

@@ -92,7 +92,20 @@ async fn the_plan_after_a_candidate_keeps_the_rest_in_order() {
     assert!(after_first.built(1).is_none());
     let rest = names(after_first.into_candidates());
     assert_eq!(rest, [second, "us/c".into(), "eu/d".into(), "eu/e".into()]);
+    let after_group = plan.after(1);
+    assert!(
+        after_group.built(0).is_none(),
+        "the next group was built by the split"
+    );
+    assert_eq!(
+        names(after_group.into_candidates()),
+        ["us/c", "eu/d", "eu/e"]
+    );
     plan.get(2).unwrap();
+    assert_eq!(
+        names(plan.after(1).into_candidates()),
+        ["us/c", "eu/d", "eu/e"]
+    );
     assert_eq!(names(plan.after(2).into_candidates()), ["eu/d", "eu/e"]);
     assert!(plan.after(4).into_candidates().is_empty());
 }
