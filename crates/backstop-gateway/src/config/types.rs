@@ -195,31 +195,43 @@ pub struct Target {
     /// What the gateway knows about this model on its provider (Vertex picks by model).
     spec: &'static ProviderSpec,
     /// The URLs a chat request goes to, non-streaming and streaming, parsed once.
-    endpoints: Arc<[reqwest::Url; 2]>,
+    endpoints: Arc<[Endpoint; 2]>,
     /// With a provider that speaks the Responses API natively: its spec and endpoints, which
     /// serve a Responses client (see [`Target::for_caller`]).
-    native_responses: Option<(&'static ProviderSpec, Arc<[reqwest::Url; 2]>)>,
+    native_responses: Option<(&'static ProviderSpec, Arc<[Endpoint; 2]>)>,
+}
+
+/// A URL a chat request goes to, parsed once: as a URL (shown by `check`) and as the URI of
+/// the requests sent to it.
+#[derive(Debug)]
+struct Endpoint {
+    url: reqwest::Url,
+    uri: http::Uri,
+}
+
+impl Endpoint {
+    /// The endpoint at `url`; an error when it is not a URI a request can be sent to.
+    fn new(url: reqwest::Url) -> Result<Self, String> {
+        let uri = http::Uri::try_from(url.as_str()).map_err(|error| error.to_string())?;
+        Ok(Endpoint { url, uri })
+    }
 }
 
 impl Target {
     /// `model` on `provider`, with balancing `weight`; an error when the provider's
-    /// `base_url` and the model do not make a URL.
-    pub fn new(
-        provider: Arc<Provider>,
-        model: String,
-        weight: u32,
-    ) -> Result<Self, url::ParseError> {
+    /// `base_url` and the model do not make a URL a request can be sent to.
+    pub fn new(provider: Arc<Provider>, model: String, weight: u32) -> Result<Self, String> {
         let spec = provider.kind.spec_for(&model);
         let endpoints = |spec: &ProviderSpec| {
-            let url = |stream| {
+            let endpoint = |stream| {
                 let endpoint = spec.endpoint(&provider.base_url, &model, stream);
-                let mut url = reqwest::Url::parse(&endpoint)?;
+                let mut url = reqwest::Url::parse(&endpoint).map_err(|error| error.to_string())?;
                 if !provider.query.is_empty() {
                     url.query_pairs_mut().extend_pairs(&provider.query);
                 }
-                Ok::<_, url::ParseError>(url)
+                Endpoint::new(url)
             };
-            Ok::<_, url::ParseError>(Arc::new([url(false)?, url(true)?]))
+            Ok::<_, String>(Arc::new([endpoint(false)?, endpoint(true)?]))
         };
         let native_responses = match provider.kind.responses_spec() {
             Some(native) if provider.responses => Some((native, endpoints(native)?)),
@@ -274,7 +286,12 @@ impl Target {
 
     /// The URL a chat request goes to.
     pub fn endpoint(&self, stream: bool) -> &reqwest::Url {
-        &self.endpoints[usize::from(stream)]
+        &self.endpoints[usize::from(stream)].url
+    }
+
+    /// The same, as the URI of a request (parsed once, with the configuration).
+    pub fn uri(&self, stream: bool) -> &http::Uri {
+        &self.endpoints[usize::from(stream)].uri
     }
 }
 

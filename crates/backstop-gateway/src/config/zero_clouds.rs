@@ -170,6 +170,12 @@ mod tests {
             model.targets[0].endpoint(false).as_str(),
             "https://bedrock-runtime.eu-central-1.amazonaws.com/model/eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
         );
+        let target = &model.targets[0];
+        assert_eq!(
+            target.uri(false).to_string(),
+            target.endpoint(false).as_str()
+        );
+        assert_eq!(target.uri(true).to_string(), target.endpoint(true).as_str());
         assert!(zero_config_model(&config, "gpt-4o").is_none());
         let plan = routing_plan(&config);
         assert!(
@@ -200,6 +206,12 @@ mod tests {
             model.targets[0].endpoint(false).as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2025-01-01-preview"
         );
+        let target = &model.targets[0];
+        assert_eq!(
+            target.uri(false).to_string(),
+            target.endpoint(false).as_str()
+        );
+        assert_eq!(target.uri(true).to_string(), target.endpoint(true).as_str());
         assert!(zero_config_model(&config, "claude-sonnet-4-5").is_none());
         let plan = routing_plan(&config);
         assert!(

@@ -347,7 +347,8 @@ async fn exchange(
     if let Some(fault) = gateway.injected(&target.label) {
         return Err(fault.play(first_byte).await);
     }
-    let request = UpstreamClient::post_json(&target.provider, target.spec(), url, body)
+    let request = UpstreamClient::uri(url)
+        .and_then(|uri| UpstreamClient::post_json(&target.provider, target.spec(), uri, body))
         .map_err(|error| transport_failure(&error))?;
     let client = gateway.client();
     let response = match timeout_at(first_byte, client.execute(request)).await {

@@ -117,14 +117,24 @@ impl UpstreamClient {
         url: &str,
         body: impl Into<OutgoingBody>,
     ) -> Result<UpstreamRequest, TransportError> {
+        Ok(Self::post_to(Self::uri(url)?, body))
+    }
+
+    /// `url` as the URI of a request: parsed as a URL first, so that it is normalized as
+    /// the configuration's URLs are.
+    pub fn uri(url: &str) -> Result<Uri, TransportError> {
         let parsed = url::Url::parse(url)
             .map_err(|error| TransportError::new(TransportKind::Other, error))?;
-        let uri = Uri::try_from(parsed.as_str())
-            .map_err(|error| TransportError::new(TransportKind::Other, error))?;
+        Uri::try_from(parsed.as_str())
+            .map_err(|error| TransportError::new(TransportKind::Other, error))
+    }
+
+    /// A POST of `body` to `uri` with no headers yet.
+    fn post_to(uri: Uri, body: impl Into<OutgoingBody>) -> UpstreamRequest {
         let mut request = http::Request::new(body.into());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
-        Ok(request)
+        request
     }
 
     /// A request to `target` carrying `body`, with the provider's auth and extra headers.
@@ -140,7 +150,8 @@ impl UpstreamClient {
     ) -> Result<UpstreamRequest, TransportError> {
         let provider = &target.provider;
         let spec = target.spec();
-        let mut request = Self::post_json(provider, spec, target.endpoint(stream).as_str(), body)?;
+        let uri = target.uri(stream).clone();
+        let mut request = Self::post_json(provider, spec, uri, body)?;
         let headers = request.headers_mut();
         if stream {
             headers.insert(
@@ -158,15 +169,15 @@ impl UpstreamClient {
         Ok(request)
     }
 
-    /// A JSON POST of `body` to `url` at `provider`, with its auth (as `spec` says), version and
+    /// A JSON POST of `body` to `uri` at `provider`, with its auth (as `spec` says), version and
     /// extra headers. A header the configuration gives that is not a valid header is an error.
     pub fn post_json(
         provider: &Provider,
         spec: &ProviderSpec,
-        url: &str,
+        uri: Uri,
         body: impl Into<OutgoingBody>,
     ) -> Result<UpstreamRequest, TransportError> {
-        let mut request = Self::post(url, body)?;
+        let mut request = Self::post_to(uri, body);
         let headers = request.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,
