@@ -11,7 +11,7 @@
 use crate::pipeline::{ClientRequest, Route};
 use backstop_core::hints::{parse_reset_duration, parse_reset_timestamp};
 use backstop_core::Candidate;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -120,49 +120,53 @@ impl Quotas {
 
 /// The header names of one limit, both providers' spellings.
 struct Names {
-    openai: [&'static str; 3],
-    anthropic: [&'static str; 3],
+    openai: [HeaderName; 3],
+    anthropic: [HeaderName; 3],
 }
 
-const REQUESTS: Names = Names {
+static REQUESTS: Names = Names {
     openai: [
-        "x-ratelimit-limit-requests",
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
     ],
     anthropic: [
-        "anthropic-ratelimit-requests-limit",
-        "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-requests-reset",
+        HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+        HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-requests-reset"),
     ],
 };
 
-const TOKENS: Names = Names {
+static TOKENS: Names = Names {
     openai: [
-        "x-ratelimit-limit-tokens",
-        "x-ratelimit-remaining-tokens",
-        "x-ratelimit-reset-tokens",
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
     ],
     anthropic: [
-        "anthropic-ratelimit-tokens-limit",
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-tokens-reset",
+        HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+        HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
     ],
 };
 
-const INPUT_TOKENS: Names = Names {
-    openai: TOKENS.openai,
+static INPUT_TOKENS: Names = Names {
+    openai: [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ],
     anthropic: [
-        "anthropic-ratelimit-input-tokens-limit",
-        "anthropic-ratelimit-input-tokens-remaining",
-        "anthropic-ratelimit-input-tokens-reset",
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
     ],
 };
 
 fn room(headers: &HeaderMap, names: &Names, now: Instant) -> Option<Room> {
-    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
-    let number = |name: &str| text(name)?.parse::<u64>().ok();
-    let [limit, remaining, reset] = names.openai;
+    let text = |name: &HeaderName| headers.get(name)?.to_str().ok().map(str::trim);
+    let number = |name: &HeaderName| text(name)?.parse::<u64>().ok();
+    let [limit, remaining, reset] = &names.openai;
     if let (Some(limit), Some(remaining)) = (number(limit), number(remaining)) {
         let wait = text(reset).and_then(parse_reset_duration);
         return Some(Room {
@@ -171,7 +175,7 @@ fn room(headers: &HeaderMap, names: &Names, now: Instant) -> Option<Room> {
             reset_at: now + wait.unwrap_or(DEFAULT_RESET),
         });
     }
-    let [limit, remaining, reset] = names.anthropic;
+    let [limit, remaining, reset] = &names.anthropic;
     let (limit, remaining) = (number(limit)?, number(remaining)?);
     let wait = text(reset).and_then(|value| parse_reset_timestamp(value, SystemTime::now()));
     Some(Room {

@@ -46,15 +46,13 @@ impl ServedMeta {
 
     /// Reads the headers back from a response (for metrics and the request log).
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         Some(Self {
-            model: text("x-backstop-model")?.to_string(),
-            target: text("x-backstop-target").map(str::to_string),
-            attempts: text("x-backstop-attempts")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            fallback: text("x-backstop-fallback") == Some("true"),
-            degraded: match text("x-backstop-tier") {
+            model: text(&MODEL)?.to_string(),
+            target: text(&TARGET).map(str::to_string),
+            attempts: text(&ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
+            fallback: text(&FALLBACK) == Some("true"),
+            degraded: match text(&TIER) {
                 Some("cached") => Some("cached"),
                 Some("static") => Some("static"),
                 Some("queued") => Some("queued"),
