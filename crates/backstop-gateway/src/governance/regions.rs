@@ -41,7 +41,7 @@ impl<'a> Asked<'a> {
 
     fn request_id(&self) -> &str {
         self.headers
-            .get("x-request-id")
+            .get(&crate::http::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
     }

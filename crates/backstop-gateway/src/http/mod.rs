@@ -15,6 +15,9 @@ pub use detach::detach;
 pub use error::{ApiError, ErrorKind};
 pub use meta::{ServedMeta, COST_USD};
 
+/// The header that carries the request id (set by the edge on every request and answer).
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// A random version-4 UUID from the thread-local generator (seeded from the system's, no system
 /// call per id): request ids, lease tokens.
 pub fn random_uuid() -> uuid::Uuid {

@@ -68,7 +68,7 @@ impl ClientRequest {
     /// The request id set by the edge (`x-request-id`).
     pub fn request_id(&self) -> &str {
         self.headers
-            .get("x-request-id")
+            .get(&crate::http::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
     }

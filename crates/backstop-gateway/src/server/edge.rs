@@ -11,7 +11,7 @@
 //! boxed future (the handler's), where a `from_fn` middleware, a panic layer and the router
 //! cost several.
 
-use crate::http::{ApiError, ErrorKind};
+use crate::http::{ApiError, ErrorKind, REQUEST_ID};
 use crate::log_format::in_request;
 use crate::pipeline::Gateway;
 use crate::routes;
@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::response::Response;
 use axum::Router;
 use backstop_protocol::Protocol;
-use http::{HeaderName, HeaderValue, Method, Request};
+use http::{HeaderValue, Method, Request};
 use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,9 +28,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Service, ServiceExt};
-
-/// The header that carries the request id.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest client request id accepted.
 const MAX_REQUEST_ID: usize = 128;

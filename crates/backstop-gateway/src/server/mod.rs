@@ -10,7 +10,8 @@ mod open_files;
 mod sniff;
 mod threads;
 
-pub use edge::{Edge, EdgeFuture, REQUEST_ID};
+pub use crate::http::REQUEST_ID;
+pub use edge::{Edge, EdgeFuture};
 pub use hangup::reload_on_hangup;
 pub use threads::serve_on_threads;
 
