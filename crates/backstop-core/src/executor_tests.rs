@@ -65,12 +65,12 @@ impl Upstreams {
         self.calls
             .lock()
             .unwrap()
-            .push((c.name.clone(), attempt, Instant::now()));
+            .push((c.name.to_string(), attempt, Instant::now()));
         let reply = self
             .scripts
             .lock()
             .unwrap()
-            .get_mut(&c.name)
+            .get_mut(&*c.name)
             .and_then(|q| q.pop_front());
         async move {
             match reply {

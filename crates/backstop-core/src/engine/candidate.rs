@@ -26,8 +26,8 @@ impl Default for Retry {
 /// One thing that can serve the call: a target, a fallback model, a mirror of a tool.
 #[derive(Clone, Debug)]
 pub struct Candidate<T> {
-    /// A name for records and observers (`provider/model`, a URL...).
-    pub name: String,
+    /// A name for records and observers (`provider/model`, a URL...), shared by the candidate's copies.
+    pub name: Arc<str>,
     /// Its breaker (share it between requests: it is the memory of the target's health).
     pub breaker: Arc<Breaker>,
     /// Its context window in tokens, if known (for context-length fallback).
@@ -46,7 +46,7 @@ pub struct Candidate<T> {
 
 impl<T> Candidate<T> {
     /// A candidate in a group of its own, without a known context window, with the policy's retry rule.
-    pub fn new(name: impl Into<String>, breaker: Arc<Breaker>, inner: T) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, breaker: Arc<Breaker>, inner: T) -> Self {
         Candidate {
             name: name.into(),
             breaker,

@@ -187,7 +187,7 @@ impl<'a, A: Attempts, C: Candidates<A::Target> + ?Sized> Walk<'a, A, C> {
             .record_failure(candidate, attempt, class, &error);
         self.failures.push(AttemptRecord {
             candidate: index,
-            name: candidate.name.clone(),
+            name: candidate.name.to_string(),
             attempt: number,
             class,
             error,

@@ -262,7 +262,7 @@ fn push_model(
     for index in order {
         if let (Some(target), Some(health)) = (model.targets.get(index), healths.get(index)) {
             out.push(Candidate {
-                name: target.label.to_string(),
+                name: target.label.clone(),
                 breaker: health.breaker.clone(),
                 context_window: model.context_window,
                 group: Some(group),

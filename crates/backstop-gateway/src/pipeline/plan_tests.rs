@@ -48,8 +48,10 @@ fn plan(gateway: &Arc<Gateway>, regions: Option<&str>) -> Result<Plan, ApiError>
 
 /// The names of `candidates`, each group's sorted (balancing orders a group at random).
 fn names(candidates: Vec<Candidate<Route>>) -> Vec<String> {
-    let mut candidates: Vec<(Option<usize>, String)> =
-        candidates.into_iter().map(|c| (c.group, c.name)).collect();
+    let mut candidates: Vec<(Option<usize>, String)> = candidates
+        .into_iter()
+        .map(|c| (c.group, c.name.to_string()))
+        .collect();
     candidates.sort();
     candidates.into_iter().map(|(_, name)| name).collect()
 }
@@ -67,7 +69,7 @@ async fn fallback_models_are_built_only_when_reached() {
         "a fallback was built before it was reached"
     );
     let fallback = plan.get(2).unwrap();
-    assert_eq!(fallback.name, "us/c");
+    assert_eq!(&*fallback.name, "us/c");
     assert!(fallback.inner.is_fallback);
     assert_eq!(fallback.group, Some(1));
     assert!(
@@ -86,9 +88,9 @@ async fn fallback_models_are_built_only_when_reached() {
 async fn the_plan_after_a_candidate_keeps_the_rest_in_order() {
     let gateway = gateway();
     let plan = plan(&gateway, None).unwrap();
-    let second = plan.get(1).unwrap().name.clone();
+    let second = plan.get(1).unwrap().name.to_string();
     let after_first = plan.after(0);
-    assert_eq!(after_first.built(0).unwrap().name, second);
+    assert_eq!(*after_first.built(0).unwrap().name, *second);
     assert!(after_first.built(1).is_none());
     let rest = names(after_first.into_candidates());
     assert_eq!(rest, [second, "us/c".into(), "eu/d".into(), "eu/e".into()]);
