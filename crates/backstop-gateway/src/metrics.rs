@@ -74,6 +74,16 @@ struct TokenLabels {
     kind: &'static str,
 }
 
+/// The series of one target that each of its answers updates, looked up once ([`Metrics::of_target`]) and
+/// kept with the target's health: an answer then costs no label built and no lookup.
+#[derive(Clone)]
+pub struct TargetSeries {
+    answered: Counter,
+    input_tokens: Counter,
+    output_tokens: Counter,
+    first_byte: Histogram,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -399,6 +409,29 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
     }
 
+    /// The series of `target` that its answers update.
+    pub fn of_target(&self, target: &str) -> TargetSeries {
+        let tokens = |kind| {
+            let labels = TokenLabels {
+                target: target.to_string(),
+                kind,
+            };
+            self.tokens.get_or_create(&labels).clone()
+        };
+        TargetSeries {
+            answered: self.attempts.get_or_create(&success(target)).clone(),
+            input_tokens: tokens("input"),
+            output_tokens: tokens("output"),
+            first_byte: self.ttfb.get_or_create(&target_label(target)).clone(),
+        }
+    }
+
+    /// One upstream attempt on `target` answered, counted on its `series`.
+    pub fn answered(&self, target: &str, series: &TargetSeries) {
+        series.answered.inc();
+        self.activity.call(target, None);
+    }
+
     /// One upstream attempt ended; `class` is `None` on success.
     pub fn attempt(&self, target: &str, class: Option<&str>) {
         let labels = AttemptLabels {
@@ -454,25 +487,24 @@ impl Metrics {
         self.activity.circuit(target, to);
     }
 
-    /// Tokens and cost of a successful attempt.
-    pub fn usage(&self, target: &str, input: u64, output: u64, cost_usd: Option<f64>) {
-        for (kind, count) in [("input", input), ("output", output)] {
-            let labels = TokenLabels {
-                target: target.to_string(),
-                kind,
-            };
-            self.tokens.get_or_create(&labels).inc_by(count);
-        }
+    /// Tokens and cost of a successful attempt on `target`, counted on its `series`.
+    pub fn usage(
+        &self,
+        target: &str,
+        series: &TargetSeries,
+        (input, output): (u64, u64),
+        cost_usd: Option<f64>,
+    ) {
+        series.input_tokens.inc_by(input);
+        series.output_tokens.inc_by(output);
         if let Some(cost) = cost_usd {
             self.cost.get_or_create(&target_label(target)).inc_by(cost);
         }
     }
 
-    /// Time to first byte of a successful attempt.
-    pub fn first_byte(&self, target: &str, elapsed: Duration) {
-        self.ttfb
-            .get_or_create(&target_label(target))
-            .observe(elapsed.as_secs_f64());
+    /// Time to first byte of a successful attempt, on its target's `series`.
+    pub fn first_byte(&self, series: &TargetSeries, elapsed: Duration) {
+        series.first_byte.observe(elapsed.as_secs_f64());
     }
 
     /// A malformed stream event was dropped.
@@ -571,6 +603,15 @@ impl Metrics {
     }
 }
 
+/// The labels of a successful attempt on `target`.
+fn success(target: &str) -> AttemptLabels {
+    AttemptLabels {
+        target: target.to_string(),
+        outcome: "success",
+        class: "none".to_string(),
+    }
+}
+
 fn target_label(target: &str) -> TargetLabel {
     TargetLabel {
         target: target.to_string(),
@@ -593,13 +634,19 @@ mod tests {
             Duration::from_millis(30),
         );
         metrics.attempt("p/m", Some("transient"));
-        metrics.usage("p/m", 10, 5, Some(0.5));
+        let series = metrics.of_target("p/m");
+        metrics.answered("p/m", &series);
+        metrics.usage("p/m", &series, (10, 5), Some(0.5));
+        metrics.first_byte(&metrics.of_target("p/m"), Duration::from_millis(20));
         metrics.circuit("p/m", "open", 2);
         let text = metrics.render();
         for line in [
             "backstop_requests_total{model=\"smart\",tier=\"full\",status=\"200\"} 1",
             "backstop_upstream_attempts_total{target=\"p/m\",outcome=\"failure\",class=\"transient\"} 1",
             "backstop_tokens_total{target=\"p/m\",kind=\"input\"} 10",
+            "backstop_tokens_total{target=\"p/m\",kind=\"output\"} 5",
+            "backstop_upstream_attempts_total{target=\"p/m\",outcome=\"success\",class=\"none\"} 1",
+            "backstop_time_to_first_byte_seconds_count{target=\"p/m\"} 1",
             "backstop_cost_usd_total{target=\"p/m\"} 0.5",
             "backstop_circuit_state{target=\"p/m\"} 2",
             "backstop_circuit_transitions_total{target=\"p/m\",to=\"open\"} 1",

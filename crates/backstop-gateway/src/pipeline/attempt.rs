@@ -356,7 +356,8 @@ fn held_body(bytes: Bytes, held: Held) -> Body {
 
 fn observe_first_byte(gateway: &Gateway, route: &Route, elapsed: std::time::Duration) {
     route.health.latency.observe(elapsed);
-    gateway.metrics().first_byte(&route.target.label, elapsed);
+    let metrics = gateway.metrics();
+    metrics.first_byte(route.health.series(metrics), elapsed);
 }
 
 /// The body for the caller and its usage: the upstream's bytes when the protocols match

@@ -9,7 +9,7 @@ use super::relay::cadence::UsualPause;
 use super::reload::{self, ReloadError, Reloaded};
 use crate::config::{self, Config, Model};
 use crate::http::{ApiError, ErrorKind};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TargetSeries};
 use crate::redact::Redactor;
 use crate::responses::ResponseStore;
 use crate::telemetry::Telemetry;
@@ -43,9 +43,17 @@ pub struct TargetHealth {
     pub usual_pause: UsualPause,
     /// The state layer that shares what is learned about this target, when one is attached.
     state: Option<Arc<Targets>>,
+    /// Its series that each answer updates, looked up at its first.
+    series: OnceLock<TargetSeries>,
 }
 
 impl TargetHealth {
+    /// The target's series that each answer updates, in `metrics`.
+    pub fn series(&self, metrics: &Metrics) -> &TargetSeries {
+        self.series
+            .get_or_init(|| metrics.of_target(self.breaker.name()))
+    }
+
     /// Notes that the target rejected an assistant prefill, and shares it.
     pub fn learn_prefill_rejected(&self) {
         self.prefill_rejected.store(true, Ordering::Relaxed);
@@ -262,6 +270,7 @@ impl Gateway {
                     prefill_rejected,
                     usual_pause: UsualPause::default(),
                     state,
+                    series: OnceLock::new(),
                 })
             })
             .clone()

@@ -99,7 +99,7 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
     match ended {
         Ended::Answered(answered) => {
             attempt.finish(None);
-            metrics.attempt(label, None);
+            metrics.answered(label, route.health.series(metrics));
             if let Some(usage) = answered.usage {
                 record_usage(metrics, route, usage);
             }
@@ -147,8 +147,8 @@ pub fn record_usage(metrics: &Metrics, route: &Route, usage: &Usage) {
     });
     metrics.usage(
         &route.target.label,
-        usage.input_tokens,
-        usage.output_tokens,
+        route.health.series(metrics),
+        (usage.input_tokens, usage.output_tokens),
         cost,
     );
     if let Some(tab) = &route.tab {
