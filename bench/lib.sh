@@ -61,6 +61,23 @@ start_mock() {
   printf -v "${name}_URL" '%s' "$(wait_listening "$WORK/$name.out")"
 }
 
+# model_table N URL: a configuration of 10 providers (all at URL) and N public models m0..m(N-1),
+# 3 targets each on 3 of the providers, each falling back on the next two (bench/models.sh, bench/ab.sh).
+model_table() {
+  local n=$1 url=$2 i
+  printf 'state = "memory"\n'
+  for i in $(seq 0 9); do
+    printf '[providers.p%d]\nkind = "openai"\nbase_url = "%s/v1"\n' "$i" "$url"
+  done
+  for ((i = 0; i < n; i++)); do
+    printf '[models.m%d]\ntargets = [' "$i"
+    printf '{ provider = "p%d", model = "up-%d-a" }, ' $((i % 10)) "$i"
+    printf '{ provider = "p%d", model = "up-%d-b" }, ' $(((i + 1) % 10)) "$i"
+    printf '{ provider = "p%d", model = "up-%d-c" }]\n' $(((i + 2) % 10)) "$i"
+    if ((i + 2 < n)); then printf 'fallbacks = ["m%d", "m%d"]\n' $((i + 1)) $((i + 2)); fi
+  done
+}
+
 # start_gateway CONFIG: starts `backstop serve`; sets GW_URL and GW_PID.
 start_gateway() {
   RUST_LOG=${GW_LOG:-error} "${GW_RUN[@]}" "$BIN" serve --config "$1" --listen 127.0.0.1:0 \

@@ -25,23 +25,8 @@ log_capacity = 100
 TOML
 start_mock MOCK "$WORK/mock.toml"
 
-# config N: a configuration with N public models m0..m(N-1), 3 targets each, 2 fallbacks each.
-config() {
-  local n=$1 i
-  printf 'state = "memory"\n'
-  for i in $(seq 0 9); do
-    printf '[providers.p%d]\nkind = "openai"\nbase_url = "%s/v1"\n' "$i" "$MOCK_URL"
-  done
-  for ((i = 0; i < n; i++)); do
-    printf '[models.m%d]\ntargets = [' "$i"
-    printf '{ provider = "p%d", model = "up-%d-a" }, ' $((i % 10)) "$i"
-    printf '{ provider = "p%d", model = "up-%d-b" }, ' $(((i + 1) % 10)) "$i"
-    printf '{ provider = "p%d", model = "up-%d-c" }]\n' $(((i + 2) % 10)) "$i"
-    if ((i + 2 < n)); then printf 'fallbacks = ["m%d", "m%d"]\n' $((i + 1)) $((i + 2)); fi
-  done
-}
-config 1 >"$WORK/small.toml"
-config "$MODELS" >"$WORK/large.toml"
+model_table 1 "$MOCK_URL" >"$WORK/small.toml"
+model_table "$MODELS" "$MOCK_URL" >"$WORK/large.toml"
 MODEL=m$((MODELS / 2))
 
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
