@@ -55,7 +55,7 @@
 //! })
 //! .await
 //! .expect("the mirror answers");
-//! assert_eq!(candidates[out.served_by].name, "mirror");
+//! assert_eq!(&*candidates[out.served_by].name, "mirror");
 //! assert_eq!(out.attempts, 4); // 3 on the primary, then 1 on the mirror
 //! # }
 //! ```
