@@ -75,7 +75,8 @@ struct TokenLabels {
 }
 
 /// The series of one target that each of its answers updates, looked up once ([`Metrics::of_target`]) and
-/// kept with the target's health: an answer then costs no label built and no lookup.
+/// kept with the target's health: an answer then costs no label built and no lookup. They are created
+/// together, at the target's first byte, so a target whose first call broke after it shows them at 0.
 #[derive(Clone)]
 pub struct TargetSeries {
     answered: Counter,
@@ -432,19 +433,16 @@ impl Metrics {
         self.activity.call(target, None);
     }
 
-    /// One upstream attempt ended; `class` is `None` on success.
-    pub fn attempt(&self, target: &str, class: Option<&str>) {
+    /// One upstream attempt on `target` failed with `class` (an answer is counted by
+    /// [`Metrics::answered`]).
+    pub fn attempt_failed(&self, target: &str, class: &str) {
         let labels = AttemptLabels {
             target: target.to_string(),
-            outcome: if class.is_some() {
-                "failure"
-            } else {
-                "success"
-            },
-            class: class.unwrap_or("none").to_string(),
+            outcome: "failure",
+            class: class.to_string(),
         };
         self.attempts.get_or_create(&labels).inc();
-        self.activity.call(target, class);
+        self.activity.call(target, Some(class));
     }
 
     /// One upstream stream that the gateway itself ended while it was healthy: `why` is
@@ -633,7 +631,7 @@ mod tests {
             },
             Duration::from_millis(30),
         );
-        metrics.attempt("p/m", Some("transient"));
+        metrics.attempt_failed("p/m", "transient");
         let series = metrics.of_target("p/m");
         metrics.answered("p/m", &series);
         metrics.usage("p/m", &series, (10, 5), Some(0.5));

@@ -43,7 +43,7 @@ pub struct TargetHealth {
     pub usual_pause: UsualPause,
     /// The state layer that shares what is learned about this target, when one is attached.
     state: Option<Arc<Targets>>,
-    /// Its series that each answer updates, looked up at its first.
+    /// Its series that each answer updates, looked up at its first byte.
     series: OnceLock<TargetSeries>,
 }
 

@@ -112,7 +112,7 @@ pub fn record_attempt(metrics: &Metrics, route: &Route, attempt: Attempt, ended:
                 // target until the upstream said it may be called again.
                 route.health.breaker.hold_for(hint);
             }
-            metrics.attempt(label, Some(failure.class.as_str()));
+            metrics.attempt_failed(label, failure.class.as_str());
             tracing::info!(
                 target = %label,
                 class = failure.class.as_str(),
