@@ -14,6 +14,9 @@ use http::HeaderMap;
 /// The request header that narrows the regions further.
 pub const REGIONS_HEADER: &str = "x-backstop-regions";
 
+/// [`REGIONS_HEADER`] as a header name, looked up on every request without parsing the name.
+const REGIONS_NAME: http::HeaderName = http::HeaderName::from_static(REGIONS_HEADER);
+
 /// One rule: where it comes from and its globs.
 #[derive(Clone)]
 struct Rule {
@@ -166,7 +169,7 @@ fn region_of(route: &Route) -> Option<&str> {
 
 /// The globs of `x-backstop-regions` (comma-separated), if sent.
 fn header_globs(headers: &HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(value) = headers.get(REGIONS_HEADER) else {
+    let Some(value) = headers.get(&REGIONS_NAME) else {
         return Ok(None);
     };
     let globs: Vec<String> = value

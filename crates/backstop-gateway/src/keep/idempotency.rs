@@ -35,6 +35,9 @@ use tokio::time::Instant;
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
 
+/// [`HEADER`] as a header name, looked up on every request without parsing the name.
+const NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
+
 /// The longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
 
@@ -47,7 +50,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// The request's `Idempotency-Key`, if it has one; a 400 naming the header if it is empty,
 /// longer than 255 bytes or not printable ASCII.
 pub fn key_of(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(HEADER) else {
+    let Some(value) = headers.get(&NAME) else {
         return Ok(None);
     };
     let bytes = value.as_bytes();
