@@ -15,6 +15,7 @@ mod sqlite;
 
 pub use known::MAX_KNOWN;
 pub use lookup::Lookup;
+pub use memory::MAX_MEMORY_BYTES;
 pub use settled::MAX_SETTLED;
 pub use sqlite::SCHEMA_VERSION;
 
@@ -182,7 +183,7 @@ impl Store {
         let changes = self
             .timed("put", limit, async {
                 match &self.backend {
-                    Backend::Memory(m) => Ok(m.put_many(&entries, &origin)),
+                    Backend::Memory(m) => m.put_many(&entries, &origin),
                     Backend::Sqlite(s) => s.put_many(entries.clone(), origin.clone()).await,
                     Backend::Redis(r) => {
                         r.put_many(entries.clone(), origin.clone(), &self.channel())
@@ -234,7 +235,7 @@ impl Store {
         let key = self.full(key);
         self.timed("claim", OP_TIMEOUT, async {
             match &self.backend {
-                Backend::Memory(m) => Ok(m.set_if_absent(&key, &entry)),
+                Backend::Memory(m) => m.set_if_absent(&key, &entry),
                 Backend::Sqlite(s) => s.set_if_absent(key.clone(), entry.clone()).await,
                 Backend::Redis(r) => r.set_if_absent(&key, &entry).await,
             }
@@ -267,7 +268,7 @@ impl Store {
         let key = self.full(key);
         self.timed("add", OP_TIMEOUT, async {
             match &self.backend {
-                Backend::Memory(m) => Ok(m.add(&key, amount, ttl)),
+                Backend::Memory(m) => m.add(&key, amount, ttl),
                 Backend::Sqlite(s) => s.add(key.clone(), amount, ttl).await,
                 Backend::Redis(r) => r.add(&key, amount, ttl).await,
             }
