@@ -39,14 +39,17 @@ fn bench(c: &mut Criterion) {
                 let mut dec = StreamDecoder::new(from);
                 let mut enc = to.map(|p| StreamEncoder::new(p, true));
                 let mut out = BytesMut::new();
+                let mut events = Vec::new();
                 for ev in sse.push(black_box(bytes)) {
-                    for e in dec.decode(&ev).unwrap() {
-                        if let Some(enc) = enc.as_mut() {
-                            enc.encode(&e, &mut out);
+                    events.clear();
+                    dec.decode_into(&ev, &mut events).unwrap();
+                    if let Some(enc) = enc.as_mut() {
+                        for e in &events {
+                            enc.encode(e, &mut out);
                         }
                     }
                 }
-                out
+                (out, events)
             })
         });
     }

@@ -42,12 +42,29 @@ impl StreamDecoder {
     /// Decodes one event. A malformed event gives an error and leaves the decoder usable; an
     /// error reported by the upstream inside the stream gives [`ProtocolError::Upstream`].
     pub fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
-        match &mut self.inner {
-            DecoderInner::OpenAi(d) => d.decode(ev),
-            DecoderInner::Anthropic(d) => d.decode(ev),
-            DecoderInner::Gemini(d) => d.decode(ev),
-            DecoderInner::Responses(d) => d.decode(ev),
+        let mut out = Vec::new();
+        self.decode_into(ev, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`decode`](Self::decode), appending the events to `out` (a buffer a stream reuses for
+    /// each of its events); on an error `out` is left as it was.
+    pub fn decode_into(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProtocolError> {
+        let before = out.len();
+        let decoded = match &mut self.inner {
+            DecoderInner::OpenAi(d) => d.decode(ev, out),
+            DecoderInner::Anthropic(d) => d.decode(ev, out),
+            DecoderInner::Gemini(d) => d.decode(ev, out),
+            DecoderInner::Responses(d) => d.decode(ev).map(|events| out.extend(events)),
+        };
+        if decoded.is_err() {
+            out.truncate(before);
         }
+        decoded
     }
 
     /// Whether the protocol's terminator was seen (`[DONE]`, `message_stop`, or Gemini's final

@@ -404,3 +404,47 @@ fn openai_error_chunk_is_classified() {
         }
     );
 }
+
+#[test]
+fn openai_chunks_translate_the_choice_with_index_zero_wherever_it_stands() {
+    let event = |data: &str| SseEvent {
+        event: None,
+        data: data.into(),
+    };
+    let mut dec = StreamDecoder::new(Protocol::OpenAi);
+    let mut out = vec![StreamEvent::Done];
+    dec.decode_into(
+        &event(r#"{"id":"c","model":"m","choices":[{"index":1,"delta":{"content":"other"},"finish_reason":"length"},{"index":0,"delta":{"content":"mine"},"finish_reason":null},{"index":0,"delta":{"content":"again"}}]}"#),
+        &mut out,
+    )
+    .unwrap();
+    let text = StreamEvent::TextDelta {
+        text: "mine".into(),
+    };
+    assert_eq!(out.len(), 3, "appended after what the buffer held: {out:?}");
+    assert_eq!(out[2], text);
+    assert!(
+        !dec.saw_finish(),
+        "the other choice's finish is not this answer's"
+    );
+    for choices in [r#""choices":null"#, r#""choices":[]"#, r#""x":1"#] {
+        let events = dec
+            .decode(&event(&format!(r#"{{"id":"c",{choices}}}"#)))
+            .unwrap();
+        assert!(events.is_empty(), "{choices}: {events:?}");
+    }
+    for bad in [
+        r#""choices":{}"#,
+        r#""choices":[{"index":"0"}]"#,
+        r#""choices":3"#,
+    ] {
+        let mut out = vec![StreamEvent::Done];
+        let json = format!(r#"{{"id":"c",{bad}}}"#);
+        assert!(dec.decode_into(&event(&json), &mut out).is_err(), "{bad}");
+        assert_eq!(
+            out,
+            [StreamEvent::Done],
+            "{bad}: an error leaves the buffer as it was"
+        );
+    }
+}

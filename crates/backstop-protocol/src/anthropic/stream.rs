@@ -32,14 +32,17 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Result<&'a str, ProtocolError> {
 }
 
 impl Decoder {
-    pub(crate) fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
+    pub(crate) fn decode(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProtocolError> {
         let v: Value = serde_json::from_str(&ev.data)?;
         let kind = v
             .get("type")
             .and_then(Value::as_str)
             .or(ev.event.as_deref())
             .unwrap_or("");
-        let mut out = Vec::new();
         match kind {
             "message_start" => {
                 out.push(StreamEvent::Start {
@@ -137,7 +140,7 @@ impl Decoder {
             }
             _ => {} // ping, content_block_stop, and event types added later
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `message_delta` usage is cumulative and may omit the input fields.

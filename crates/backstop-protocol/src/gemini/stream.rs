@@ -21,12 +21,15 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
+    pub(crate) fn decode(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProtocolError> {
         let v: Value = serde_json::from_str(&ev.data)?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(stream_error_event(Protocol::Gemini, &ev.data));
         }
-        let mut out = Vec::new();
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
@@ -86,7 +89,7 @@ impl Decoder {
             out.push(StreamEvent::Finish { reason });
             out.push(StreamEvent::Done);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

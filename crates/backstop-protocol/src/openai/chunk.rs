@@ -15,12 +15,54 @@ pub(crate) struct Chunk<'a> {
     pub(crate) id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) choices: Option<Vec<Choice<'a>>>,
+    /// The choice with index 0, the only one translated (requests with n > 1 are not).
+    #[serde(borrow, default, rename = "choices")]
+    pub(crate) first_choice: FirstChoice<'a>,
     #[serde(default)]
     pub(crate) usage: Option<ChunkUsage>,
     #[serde(default)]
     pub(crate) error: Option<IgnoredAny>,
+}
+
+/// The choice with index 0 of a chunk's `choices` (absent or `null`: none), read without keeping the others.
+#[derive(Default)]
+pub(crate) struct FirstChoice<'a>(pub(crate) Option<Choice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of choices or null")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FirstChoice(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FirstChoice(None))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_seq(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut first = None;
+                while let Some(choice) = seq.next_element::<Choice<'a>>()? {
+                    if first.is_none() && choice.index == 0 {
+                        first = Some(choice);
+                    }
+                }
+                Ok(FirstChoice(first))
+            }
+        }
+        deserializer.deserialize_option(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]

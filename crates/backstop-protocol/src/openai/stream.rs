@@ -23,17 +23,21 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    pub(crate) fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProtocolError> {
+    pub(crate) fn decode(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProtocolError> {
         let data = ev.data.trim();
         if data == "[DONE]" {
             self.terminated = true;
-            return Ok(vec![StreamEvent::Done]);
+            out.push(StreamEvent::Done);
+            return Ok(());
         }
         let chunk: Chunk<'_> = serde_json::from_str(data)?;
         if chunk.error.is_some() {
             return Err(stream_error_event(Protocol::OpenAi, data));
         }
-        let mut out = Vec::new();
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
@@ -41,9 +45,7 @@ impl Decoder {
                 model: chunk.model.as_deref().unwrap_or("").to_owned(),
             });
         }
-        // Only the first choice is translated (requests with n > 1 are not translated).
-        let choice = chunk.choices.iter().flatten().find(|c| c.index == 0);
-        if let Some(choice) = choice {
+        if let Some(choice) = &chunk.first_choice.0 {
             if let Some(delta) = &choice.delta {
                 for t in [&delta.content, &delta.refusal].into_iter().flatten() {
                     if !t.is_empty() {
@@ -53,7 +55,7 @@ impl Decoder {
                     }
                 }
                 for c in delta.tool_calls.iter().flatten() {
-                    self.tool_delta(c, &mut out)?;
+                    self.tool_delta(c, out)?;
                 }
             }
             if let Some(r) = &choice.finish_reason {
@@ -66,7 +68,7 @@ impl Decoder {
         if let Some(u) = &chunk.usage {
             out.push(StreamEvent::Usage(u.to_usage()));
         }
-        Ok(out)
+        Ok(())
     }
 
     fn tool_delta(

@@ -79,6 +79,8 @@ pub struct Relay {
     upstream: BoxStream<'static, Result<Bytes, crate::upstream::TransportError>>,
     sse: SseDecoder,
     decoder: StreamDecoder,
+    /// The canonical events of the upstream event being relayed, a buffer kept for the next.
+    events: Vec<StreamEvent>,
     output: Output,
     /// The attempt being relayed, from the commit point until its stream ends.
     attempt: Option<Attempt>,
@@ -143,6 +145,7 @@ impl Relay {
             upstream: crate::channels::sse_body(upstream, response),
             sse: SseDecoder::new(),
             decoder: StreamDecoder::new(upstream.protocol),
+            events: Vec::new(),
             output: Output::new(
                 request.protocol,
                 upstream.protocol,
@@ -608,8 +611,10 @@ impl Relay {
     }
 
     fn relay_event(&mut self, event: SseEvent) -> Result<(), Failure> {
-        let events = match self.decoder.decode(&event) {
-            Ok(events) => events,
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        match self.decoder.decode_into(&event, &mut events) {
+            Ok(()) => {}
             Err(ProtocolError::Upstream { kind, message }) => {
                 let failure = Failure::local(
                     class_of(kind, 200),
@@ -621,9 +626,10 @@ impl Relay {
                 self.malformed += 1;
                 self.metrics.malformed_event(&self.route.target.label);
                 tracing::warn!(target = %self.route.target.label, "dropped a malformed stream event: {error}");
+                self.events = events;
                 return Ok(());
             }
-        };
+        }
         for canonical in &events {
             if let Some(collector) = &mut self.collector {
                 collector.push(canonical);
@@ -651,7 +657,8 @@ impl Relay {
                 StreamEvent::ToolCallDelta { .. } | StreamEvent::Done => {}
             }
         }
-        self.output.write(&event, events);
+        self.output.write(&event, &mut events);
+        self.events = events;
         match self.output.restart_news() {
             Some(Matching::Matched) => {
                 self.broken = None;

@@ -117,15 +117,15 @@ impl Output {
         self.tool_calls
     }
 
-    /// Writes one upstream event (`raw`) that decoded to `events`.
-    pub fn write(&mut self, raw: &SseEvent, mut events: Vec<StreamEvent>) {
+    /// Writes one upstream event (`raw`) that decoded to `events` (which a continuation's adjustments may change).
+    pub fn write(&mut self, raw: &SseEvent, events: &mut Vec<StreamEvent>) {
         if self.spliced {
-            self.adapt_continuation(&mut events);
+            self.adapt_continuation(events);
             if events.is_empty() {
                 return;
             }
         }
-        for event in &events {
+        for event in events.iter() {
             match event {
                 StreamEvent::Start { id, model } if self.start.is_none() => {
                     self.start = Some((id.clone(), model.clone()));
@@ -169,7 +169,7 @@ impl Output {
                 }
             }
             Mode::Encode(encoder) => {
-                for event in &events {
+                for event in events.iter() {
                     encoder.encode(event, sink);
                 }
             }
@@ -184,7 +184,7 @@ impl Output {
             self.release_held();
         }
         if delivered {
-            for event in &events {
+            for event in events.iter() {
                 if let StreamEvent::TextDelta { text } = event {
                     self.keep_text(text);
                     self.delivered_deltas += 1;
@@ -421,17 +421,17 @@ mod tests {
         let mut output = Output::new(Protocol::OpenAi, Protocol::Anthropic, false, 1024);
         output.write(
             &raw(),
-            vec![StreamEvent::Start {
+            &mut vec![StreamEvent::Start {
                 id: "s".into(),
                 model: "m".into(),
             }],
         );
         let before = output.take();
-        output.write(&raw(), call(0));
+        output.write(&raw(), &mut call(0));
         assert_eq!(output.ready(), 0, "held while streaming");
         output.write(
             &raw(),
-            vec![StreamEvent::ToolCallDelta {
+            &mut vec![StreamEvent::ToolCallDelta {
                 index: 0,
                 arguments: "1}".into(),
             }],
@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(output.ready(), 0);
         output.write(
             &raw(),
-            vec![StreamEvent::Finish {
+            &mut vec![StreamEvent::Finish {
                 reason: FinishReason::ToolCalls,
             }],
         );
@@ -456,7 +456,7 @@ mod tests {
             reason: FinishReason::ToolCalls,
         });
         events.push(StreamEvent::Done);
-        output.write(&raw(), events);
+        output.write(&raw(), &mut events);
         assert!(output.ready() > 0);
         assert_eq!(output.tool_calls(), 1);
     }
@@ -466,17 +466,17 @@ mod tests {
         let mut output = Output::new(Protocol::OpenAi, Protocol::OpenAi, false, 1024);
         output.write(
             &raw(),
-            vec![StreamEvent::TextDelta {
+            &mut vec![StreamEvent::TextDelta {
                 text: "Hello ".into(),
             }],
         );
         output.take();
-        output.write(&raw(), call(0));
+        output.write(&raw(), &mut call(0));
         assert_eq!(output.prefill(), Some(("Hello", true)));
         output.splice(true, 1);
         output.write(
             &raw(),
-            vec![
+            &mut vec![
                 StreamEvent::Start {
                     id: "other".into(),
                     model: "x".into(),
@@ -501,13 +501,13 @@ mod tests {
                 text: text.to_string(),
             }]
         };
-        output.write(&raw(), delta("1234"));
-        output.write(&raw(), delta("5678"));
+        output.write(&raw(), &mut delta("1234"));
+        output.write(&raw(), &mut delta("5678"));
         assert_eq!(output.prefill(), Some(("12345678", false)));
-        output.write(&raw(), delta("9"));
+        output.write(&raw(), &mut delta("9"));
         assert_eq!(output.prefill(), None);
         assert_eq!(output.served_text.capacity(), 0, "the kept text is freed");
-        output.write(&raw(), delta("0"));
+        output.write(&raw(), &mut delta("0"));
         assert_eq!(output.prefill(), None, "and stays dropped");
         assert_eq!(output.delivered_tokens(), 4);
     }
