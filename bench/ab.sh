@@ -4,7 +4,8 @@
 # less on this machine; run A=B to see the noise). By default both serve one model ("gpt", one target)
 # in front of bench/upstream; TABLE=N serves the N-model table of bench/models.sh (on the mock) and
 # asks MODEL (default m$((N / 2)), which has two fallback models).
-# REQUESTS (default 50,000) non-streaming requests a run at 32 connections; GW_LOG sets the log level.
+# REQUESTS (default 50,000) requests a run at 32 connections, streaming with STREAM=1 (bench/upstream's
+# 20-event stream; the figure is then CPU per stream); GW_LOG sets the log level.
 #   usage: A=path B=path bench/ab.sh [rounds=8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ else
     "$UP_URL" >"$WORK/gw.toml"
   MODEL=gpt
 fi
+STREAM_FIELD=
+[ "${STREAM:-0}" = 0 ] || STREAM_FIELD='"stream":true,'
 BIN=$A start_gateway "$WORK/gw.toml"; A_PID=$GW_PID; A_URL=$GW_URL
 BIN=$B start_gateway "$WORK/gw.toml"; B_PID=$GW_PID; B_URL=$GW_URL
 # run PID URL: one oha run; prints the gateway's CPU per request, in us.
@@ -34,7 +37,7 @@ run() {
   local pid=$1 url=$2 g
   g=$(cpu_ticks "$pid")
   oha --no-tui --output-format json -m POST -T application/json -n "$REQUESTS" -c 32 \
-    -d "{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}" \
+    -d "{\"model\":\"$MODEL\",$STREAM_FIELD\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}" \
     "$url/v1/chat/completions" >"$WORK/run.json"
   g=$(($(cpu_ticks "$pid") - g))
   [ "$(errors "$WORK/run.json")" = 0 ] || echo "warning: $(errors "$WORK/run.json") errors" >&2
@@ -53,6 +56,6 @@ for i in $(seq "$ROUNDS"); do
   echo "$a $b $(calc "$b / $a" 3)" >>"$WORK/rounds"
   printf 'round %2d: A %6s us  B %6s us  B/A %s\n' "$i" "$a" "$b" "$(calc "$b / $a" 3)"
 done
-echo "gateway CPU per request, medians of $ROUNDS rounds ($MODEL, ${GW_LOG:-error} log):" \
+echo "gateway CPU per request, medians of $ROUNDS rounds ($MODEL, ${GW_LOG:-error} log${STREAM_FIELD:+, streaming}):" \
   "A $(median 1 <"$WORK/rounds") us, B $(median 2 <"$WORK/rounds") us," \
   "B/A $(median 3 <"$WORK/rounds") (B cheaper in $(awk '$3 < 1' "$WORK/rounds" | wc -l) of $ROUNDS)"

@@ -448,3 +448,47 @@ fn openai_chunks_translate_the_choice_with_index_zero_wherever_it_stands() {
         );
     }
 }
+
+#[test]
+fn anthropic_block_deltas_decode_alike_by_either_path() {
+    // With the event name `content_block_delta` the decoder reads borrowed fields first; without
+    // it, the data alone decides and it reads a JSON tree. Both must give the same events or errors.
+    let cases = [
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\"b\n\u00e9"},"extra":[1,{"x":null}]}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"q\":"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta"}}"#,
+        r#"{"type":"content_block_delta","index":7,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"x"}}}"#,
+        r#"{"type":"content_block_delta","index":"1","delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+        r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":0}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"text":"untyped"}}"#,
+        r#"{"type":"ping"}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"cut"#,
+    ];
+    let decoder = || {
+        let mut dec = StreamDecoder::new(Protocol::Anthropic);
+        let start = SseEvent {
+            event: Some("content_block_start".into()),
+            data: r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}"#.into(),
+        };
+        dec.decode(&start).unwrap();
+        dec
+    };
+    for data in cases {
+        let named = decoder().decode(&SseEvent {
+            event: Some("content_block_delta".into()),
+            data: data.into(),
+        });
+        let unnamed = decoder().decode(&SseEvent {
+            event: None,
+            data: data.into(),
+        });
+        assert_eq!(format!("{named:?}"), format!("{unnamed:?}"), "{data}");
+    }
+}

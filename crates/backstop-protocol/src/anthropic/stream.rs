@@ -1,6 +1,9 @@
 //! Anthropic Messages streams: decoding upstream events and encoding client events.
 
+use std::borrow::Cow;
+
 use bytes::BytesMut;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::canonical::{FinishReason, StreamEvent, Usage};
@@ -31,12 +34,36 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Result<&'a str, ProtocolError> {
     })
 }
 
+/// A `content_block_delta` event, most of a stream's events, read as borrowed fields rather than
+/// a [`Value`] tree; unknown fields are skipped.
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    index: u64,
+    #[serde(borrow)]
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+}
+
 impl Decoder {
     pub(crate) fn decode(
         &mut self,
         ev: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), ProtocolError> {
+        if ev.event.as_deref() == Some("content_block_delta") && self.block_delta(ev, out) {
+            return Ok(());
+        }
         let v: Value = serde_json::from_str(&ev.data)?;
         let kind = v
             .get("type")
@@ -101,19 +128,7 @@ impl Decoder {
                         text: str_at(delta, "/text")?.to_owned(),
                     }),
                     Some("input_json_delta") => {
-                        let json = str_at(delta, "/partial_json")?;
-                        // Deltas of blocks we do not translate (server tools) are skipped.
-                        let tool = self
-                            .tool_blocks
-                            .iter()
-                            .find(|(b, _)| *b == index)
-                            .map(|(_, t)| *t);
-                        if let Some(tool) = tool.filter(|_| !json.is_empty()) {
-                            out.push(StreamEvent::ToolCallDelta {
-                                index: tool,
-                                arguments: json.to_owned(),
-                            });
-                        }
+                        self.input_delta(index, str_at(delta, "/partial_json")?, out);
                     }
                     _ => {} // thinking, signature and citation deltas have no equivalent
                 }
@@ -141,6 +156,46 @@ impl Decoder {
             _ => {} // ping, content_block_stop, and event types added later
         }
         Ok(())
+    }
+
+    /// Decodes a text or tool-input delta from its borrowed fields; `false` (nothing written)
+    /// for any other event, or one not of the expected shape, which the [`Value`] path decodes
+    /// or rejects with its error.
+    fn block_delta(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> bool {
+        let Ok(event) = serde_json::from_str::<BlockDelta<'_>>(&ev.data) else {
+            return false;
+        };
+        if event.kind != "content_block_delta" {
+            return false;
+        }
+        match (
+            &*event.delta.kind,
+            event.delta.text,
+            event.delta.partial_json,
+        ) {
+            ("text_delta", Some(text), _) => out.push(StreamEvent::TextDelta {
+                text: text.into_owned(),
+            }),
+            ("input_json_delta", _, Some(json)) => self.input_delta(event.index, &json, out),
+            ("text_delta" | "input_json_delta", _, _) => return false,
+            _ => {} // thinking, signature and citation deltas have no equivalent
+        }
+        true
+    }
+
+    /// A tool call's input, in part: skipped for blocks not translated (server tools).
+    fn input_delta(&self, index: u64, json: &str, out: &mut Vec<StreamEvent>) {
+        let tool = self
+            .tool_blocks
+            .iter()
+            .find(|(b, _)| *b == index)
+            .map(|(_, t)| *t);
+        if let Some(tool) = tool.filter(|_| !json.is_empty()) {
+            out.push(StreamEvent::ToolCallDelta {
+                index: tool,
+                arguments: json.to_owned(),
+            });
+        }
     }
 
     /// `message_delta` usage is cumulative and may omit the input fields.
