@@ -58,11 +58,12 @@ impl Records {
             .map(|(value, _)| value)
     }
 
-    /// Whether writing `writes` (key, value) keeps the records within their limit: always when they add
-    /// nothing (a record replaced by one no larger).
+    /// Whether writing `writes` (key, value; of a key written twice the last value stays) keeps the records
+    /// within their limit: always when they add nothing (a record replaced by one no larger).
     fn fit<'a>(&self, writes: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+        let last: HashMap<&str, &str> = writes.collect();
         let (mut added, mut freed) = (0, 0);
-        for (key, value) in writes {
+        for (key, value) in last {
             added += size(key, value);
             freed += self.map.get(key).map_or(0, |(old, _)| size(key, old));
         }
@@ -313,6 +314,22 @@ mod tests {
         assert!(put(&memory, "k06", "0123456789", hour).is_err());
         memory.next_purge_ms.store(0, Ordering::Relaxed);
         put(&memory, "k06", "0123456789", hour).expect("the purge freed the expired record");
+        let twice = |first: &str, last: &str| {
+            let entry = |value: &str| Entry {
+                value: value.into(),
+                ttl: Some(hour),
+            };
+            let batch = [
+                ("k00".to_string(), entry(first)),
+                ("k00".to_string(), entry(last)),
+            ];
+            memory.put_many(&batch, "test").map(drop)
+        };
+        assert!(
+            twice("", &"x".repeat(200)).is_err(),
+            "a key written twice in a batch counts once, with its last value"
+        );
+        twice(&"x".repeat(200), "0123456789").expect("and a last value no larger fits");
         let kept: usize = memory
             .lock()
             .map
