@@ -13,6 +13,8 @@
 # requests/s (default 1,000; oha's latency corrected for coordinated omission), non-streaming, direct
 # and each gateway in front of the minimal upstream; a gateway's added p50 and p99 are the medians
 # of its per-round differences from direct.
+# "bare proxy" is bench/proxy in front of the minimal upstream: the same HTTP stack and thread
+# model as the gateway and nothing else, the floor of what any gateway built of it can cost.
 # Load generator, upstreams and gateways share the machine's cores, all on loopback.
 #   usage: bench/direct.sh [seconds-per-round] [connections]
 set -euo pipefail
@@ -29,6 +31,7 @@ build_release
 UPSTREAM_BIN=${UPSTREAM_BIN:-target/release/bench-upstream}
 [ "$UPSTREAM_BIN" != target/release/bench-upstream ] ||
   cargo build --release --quiet -p backstop-bench-upstream
+cargo build --release --quiet -p backstop-bench-proxy
 
 "$UPSTREAM_BIN" >"$WORK/up.out" 2>"$WORK/up.err" &
 UP_PID=$!
@@ -52,8 +55,13 @@ gateway() {
 gateway GW "$UP_URL" error
 gateway GWINFO "$UP_URL" info
 gateway GWMOCK "$MOCK_URL" error
+target/release/bench-proxy "$UP_URL" >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+PROXY_URL=$(wait_listening "$WORK/proxy.out")
 # Each row: label, URL, and the PID whose CPU is the gateway's (none for the direct rows).
-ROWS=("direct|$UP_URL|" "gateway|$GW_URL|$GW_PID" "gateway, info log|$GWINFO_URL|$GWINFO_PID")
+ROWS=("direct|$UP_URL|" "bare proxy|$PROXY_URL|$PROXY_PID" "gateway|$GW_URL|$GW_PID"
+  "gateway, info log|$GWINFO_URL|$GWINFO_PID")
 if [ -n "${BASE_BIN:-}" ]; then
   gateway GWBASE "$UP_URL" "${BASE_LOG:-error}" "$BASE_BIN"
   ROWS+=("BASE_BIN, ${BASE_LOG:-error} log|$GWBASE_URL|$GWBASE_PID")
