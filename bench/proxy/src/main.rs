@@ -51,8 +51,15 @@ fn worker(listener: TcpListener, base: Arc<Uri>) -> std::io::Result<()> {
         let client: Upstream = Client::builder(TokioExecutor::new()).build(connector);
         let listener = tokio::net::TcpListener::from_std(listener)?;
         loop {
-            let (socket, _) = listener.accept().await?;
-            socket.set_nodelay(true)?;
+            // A failed accept (a connection reset before it was taken, no file descriptor
+            // left) ends that connection, not the proxy.
+            let Ok((socket, _)) = listener.accept().await else {
+                tokio::task::yield_now().await;
+                continue;
+            };
+            if socket.set_nodelay(true).is_err() {
+                continue;
+            }
             let (client, base) = (client.clone(), base.clone());
             tokio::spawn(async move {
                 let service =
@@ -72,10 +79,12 @@ fn main() -> std::io::Result<()> {
         .next()
         .and_then(|url| url.parse().ok())
         .ok_or_else(|| std::io::Error::other("usage: bench-proxy UPSTREAM-URL [THREADS]"))?;
-    let threads = args
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = match args.next() {
+        Some(n) => n.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+            std::io::Error::other(format!("THREADS must be a positive number, not {n:?}"))
+        })?,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     println!("listening on http://{}", listener.local_addr()?);
