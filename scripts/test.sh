@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import openai, anthropic, pytest, boto3, google.auth, agents, mcp, websockets, opentelemetry.proto" 2>/dev/null; then
+if ! python3 -c "import openai, anthropic, pytest, boto3, google.auth, agents, mcp, websockets, opentelemetry.proto, langchain_openai, langchain_anthropic, pydantic_ai" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 fi
 
