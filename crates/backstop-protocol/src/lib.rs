@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod anthropic;
+mod call_id;
 mod canonical;
 mod collect;
 mod embeddings;

@@ -382,7 +382,26 @@ fn responses_decode() {
     let ge = gemini::decode_response(response_fixture(Protocol::Gemini).as_bytes()).unwrap();
     assert_eq!(ge.finish, FinishReason::ToolCalls);
     assert_eq!((ge.usage.input_tokens, ge.usage.output_tokens), (120, 40));
-    assert!(matches!(&ge.content[2], ContentPart::ToolCall { id, .. } if id == "call_1"));
+    // Gemini gives no ids: each call gets its own, never one an earlier answer had.
+    let ids: Vec<&str> = ge
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::ToolCall { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let again = gemini::decode_response(response_fixture(Protocol::Gemini).as_bytes()).unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    for part in &again.content {
+        if let ContentPart::ToolCall { id, .. } = part {
+            assert!(
+                id.starts_with("call_") && !ids.contains(&id.as_str()),
+                "{id} repeated"
+            );
+        }
+    }
 }
 
 fn semantics(r: &ChatResponse) -> (Vec<ContentPart>, FinishReason, u64, u64) {

@@ -67,7 +67,7 @@ pub(crate) fn parts_to_content(parts: &[Value], calls: &mut u32, out: &mut Vec<C
             let id = f
                 .get("id")
                 .and_then(Value::as_str)
-                .map_or_else(|| format!("call_{calls}"), str::to_owned);
+                .map_or_else(crate::call_id::fresh_call_id, str::to_owned);
             *calls += 1;
             out.push(ContentPart::ToolCall {
                 id,

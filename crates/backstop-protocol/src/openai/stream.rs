@@ -87,7 +87,7 @@ impl Decoder {
                 id: c
                     .id
                     .as_deref()
-                    .map_or_else(|| format!("call_{index}"), str::to_owned),
+                    .map_or_else(crate::call_id::fresh_call_id, str::to_owned),
                 name: f.and_then(|f| f.name.as_deref()).unwrap_or("").to_owned(),
             });
         }
