@@ -109,3 +109,45 @@ def test_pydantic_ai_typed_output_and_tool_agent_through_a_failing_upstream(gate
     mock.fault(kind="status", status=503, count=1)
     assert agent.run_sync("Weather in Paris?").output == answer
     assert asked == [PARIS]
+
+
+def test_a_conversation_gemini_served_continues_on_anthropic(gateway, mock, answer):
+    """Gemini gives its tool calls no ids; the ids Backstop makes up never repeat, so the same
+    conversation, two tool turns later, is accepted by Anthropic (which refuses repeated ids;
+    so does the mock)."""
+    tools = [get_weather]
+    gemini = langchain("openai", "gemini", gateway).bind_tools(tools)
+    history = []
+    for question in ["Weather in Paris?", "And in Tokyo?"]:
+        # Each question asked on its own, so that Gemini answers each with a tool call.
+        call = gemini.invoke([HumanMessage(question)])
+        assert [c["name"] for c in call.tool_calls] == ["get_weather"]
+        history += [HumanMessage(question), call, ToolMessage("sunny", tool_call_id=call.tool_calls[0]["id"])]
+    ids = [m.tool_calls[0]["id"] for m in history if getattr(m, "tool_calls", None)]
+    assert len(set(ids)) == 2, ids
+    reply = langchain("openai", "claude", gateway).bind_tools(tools).invoke(history)
+    assert reply.content == answer
+
+
+def test_repeated_tool_call_ids_in_a_history_are_made_unique_for_anthropic(gateway, mock, answer):
+    """A history that already repeats an id (as another gateway, or a provider numbering each
+    answer's calls from 0, left it) is sent to Anthropic with each call renamed and its result
+    following it."""
+    def turn(question, result):
+        call = {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        return [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_0", "content": result},
+        ]
+
+    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="client-key", max_retries=0, timeout=20)
+    messages = turn("Paris?", "sunny") + turn("Tokyo?", "rainy")
+    completion = sdk.chat.completions.create(model="claude", messages=messages)
+    assert completion.choices[0].message.content == answer
+    sent = mock.requests()[-1]["body"]["messages"]
+    uses = [b for m in sent for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_use"]
+    results = [b for m in sent for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
+    assert len({u["id"] for u in uses}) == 2
+    assert [r["tool_use_id"] for r in results] == [u["id"] for u in uses]
+    assert [r["content"][0]["text"] for r in results] == ["sunny", "rainy"]

@@ -127,6 +127,38 @@ pub(crate) fn openai(body: &Value) -> Result<Ask, String> {
 }
 
 /// `POST /v1/messages`.
+/// Anthropic's rules for `tool_use` ids: each of the pattern `^[a-zA-Z0-9_-]+$` and unique
+/// in the request, or the whole request is refused, with the API's own messages.
+fn check_tool_use_ids(messages: &[Value]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in messages.iter().enumerate() {
+        let Some(blocks) = m.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, b) in blocks.iter().enumerate() {
+            if b.get("type").and_then(Value::as_str) != Some("tool_use") {
+                continue;
+            }
+            let id = b.get("id").and_then(Value::as_str).unwrap_or("");
+            let valid = !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            if !valid {
+                return Err(format!(
+                    "messages.{i}.content.{j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+                ));
+            }
+            if !seen.insert(id) {
+                return Err(format!(
+                    "messages.{i}.content.{j}: `tool_use` ids must be unique"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn anthropic(body: &Value) -> Result<Ask, String> {
     let model = model_of(body).map_err(|_| "model: Field required".to_owned())?;
     let messages = messages_of(body)?;
@@ -137,6 +169,7 @@ pub(crate) fn anthropic(body: &Value) -> Result<Ask, String> {
         ),
         None => return Err("max_tokens: Field required".to_owned()),
     };
+    check_tool_use_ids(messages)?;
     let last = messages.last();
     let last_is_tool_result = last
         .and_then(|m| m.get("content"))

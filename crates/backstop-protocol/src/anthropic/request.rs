@@ -267,6 +267,7 @@ pub fn encode_request(req: &ChatRequest, upstream_model: &str) -> Result<Encoded
         }
         last_role = Some(m.role);
     }
+    super::tool_ids::make_unique(&mut messages);
     o.insert("messages".into(), Value::Array(messages));
     if !req.tools.is_empty() {
         let tools = req.tools.iter().map(|t| {
