@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.request
 
+import openai
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -163,6 +164,16 @@ idle = "2s"
 total = "20s"
 {extra}
 """
+
+
+def mock_answer(mock):
+    """The mock's deterministic answer, asked of the mock directly (its log cleared after)."""
+    client = openai.OpenAI(base_url=f"{mock.url}/v1", api_key="x", max_retries=0)
+    messages = [{"role": "user", "content": "Say hello"}]
+    text = client.chat.completions.create(model="probe", messages=messages).choices[0].message.content
+    mock.clear()
+    assert text and len(text.split()) > 10
+    return text
 
 
 def wait_until(predicate, timeout=5.0):

@@ -17,7 +17,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from conftest import standard_config
+from conftest import mock_answer, standard_config
 
 # The mock's configured tool arguments (see docs/mock.md).
 PARIS = {"location": "Paris", "unit": "celsius"}
@@ -41,12 +41,7 @@ def gateway(mock, mock2, gateway_factory):
 
 @pytest.fixture
 def answer(mock):
-    """The mock's deterministic answer, asked of the mock directly."""
-    client = openai.OpenAI(base_url=f"{mock.url}/v1", api_key="x", max_retries=0)
-    messages = [{"role": "user", "content": "hi"}]
-    text = client.chat.completions.create(model="probe", messages=messages).choices[0].message.content
-    mock.clear()
-    return text
+    return mock_answer(mock)
 
 
 def langchain(protocol, model, gateway):

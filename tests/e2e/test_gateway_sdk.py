@@ -7,7 +7,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import http, standard_config
+from conftest import http, mock_answer, standard_config
 
 WEATHER_TOOL_OPENAI = {
     "type": "function",
@@ -40,12 +40,7 @@ def anth(gateway):
 
 @pytest.fixture
 def answer(mock):
-    """The mock's deterministic answer, asked of the mock directly."""
-    client = openai.OpenAI(base_url=f"{mock.url}/v1", api_key="x", max_retries=0)
-    text = client.chat.completions.create(model="probe", messages=HELLO).choices[0].message.content
-    mock.clear()
-    assert text and len(text.split()) > 10
-    return text
+    return mock_answer(mock)
 
 
 @pytest.mark.parametrize("model", ["gpt", "claude", "gemini"])

@@ -5,7 +5,7 @@ equals the complete answer exactly."""
 import anthropic
 import openai
 
-from conftest import standard_config
+from conftest import mock_answer, standard_config
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -31,13 +31,6 @@ targets = [{{ provider = "backup_anthropic", model = "claude-backup" }}]
 """
 
 
-def answer_of(mock):
-    client = openai.OpenAI(base_url=f"{mock.url}/v1", api_key="x", max_retries=0)
-    text = client.chat.completions.create(model="probe", messages=HELLO).choices[0].message.content
-    mock.clear()
-    return text
-
-
 def streamed_text(client, model):
     """The text and finish reasons of a streamed chat completion."""
     text, finishes = "", []
@@ -54,7 +47,7 @@ def start(mock, mock2, gateway_factory):
 
 
 def test_openai_sdk_stream_cut_at_40_of_60_is_completed(mock, mock2, gateway_factory):
-    answer = answer_of(mock)
+    answer = mock_answer(mock)
     gateway = start(mock, mock2, gateway_factory)
     mock.fault(route="openai", kind="cut_after", events=41)
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0)
@@ -65,7 +58,7 @@ def test_openai_sdk_stream_cut_at_40_of_60_is_completed(mock, mock2, gateway_fac
 
 
 def test_anthropic_sdk_stream_stalled_after_20_is_completed(mock, mock2, gateway_factory):
-    answer = answer_of(mock)
+    answer = mock_answer(mock)
     gateway = start(mock, mock2, gateway_factory)
     mock.fault(route="anthropic", kind="stall", after=22, **{"for": "10s"})
     client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0)
@@ -94,7 +87,7 @@ def test_openai_sdk_sees_a_clean_error_when_nobody_can_continue(mock, mock2, gat
 
 
 def test_openai_sdk_stream_restarted_where_no_target_takes_a_prefill(mock, mock2, gateway_factory):
-    answer = answer_of(mock)
+    answer = mock_answer(mock)
     gateway = start(mock, mock2, gateway_factory)
     mock.fault(route="openai", kind="cut_after", events=20)
     mock2.fault(kind="reject_prefill")
@@ -107,7 +100,7 @@ def test_openai_sdk_stream_restarted_where_no_target_takes_a_prefill(mock, mock2
 
 
 def test_anthropic_sdk_stream_restarted_where_no_target_takes_a_prefill(mock, mock2, gateway_factory):
-    answer = answer_of(mock)
+    answer = mock_answer(mock)
     gateway = start(mock, mock2, gateway_factory)
     mock.fault(route="anthropic", kind="cut_after", events=25)
     mock2.fault(kind="reject_prefill")

@@ -126,7 +126,6 @@ pub(crate) fn openai(body: &Value) -> Result<Ask, String> {
     })
 }
 
-/// `POST /v1/messages`.
 /// Anthropic's rules for `tool_use` ids: each of the pattern `^[a-zA-Z0-9_-]+$` and unique
 /// in the request, or the whole request is refused, with the API's own messages.
 fn check_tool_use_ids(messages: &[Value]) -> Result<(), String> {
@@ -159,6 +158,7 @@ fn check_tool_use_ids(messages: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
+/// `POST /v1/messages`.
 pub(crate) fn anthropic(body: &Value) -> Result<Ask, String> {
     let model = model_of(body).map_err(|_| "model: Field required".to_owned())?;
     let messages = messages_of(body)?;

@@ -32,9 +32,8 @@ mod tests {
         let ids: Vec<String> = (0..10_000).map(|_| fresh_call_id()).collect();
         let distinct: std::collections::HashSet<&String> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len());
-        // Anthropic's `tool_use.id` pattern is `^[a-zA-Z0-9_-]+$`.
         assert!(ids.iter().all(|id| id.len() == 21
             && id.starts_with("call_")
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+            && crate::anthropic::tool_ids::valid(id)));
     }
 }

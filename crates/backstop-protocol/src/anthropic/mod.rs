@@ -3,7 +3,7 @@
 mod request;
 mod response;
 pub(crate) mod stream;
-mod tool_ids;
+pub(crate) mod tool_ids;
 
 pub use request::{decode_request, encode_request, DEFAULT_MAX_TOKENS};
 pub use response::{decode_response, encode_response};

@@ -12,8 +12,7 @@ use std::collections::{HashMap, HashSet};
 /// already unique and valid is left untouched.
 pub(super) fn make_unique(messages: &mut [Value]) {
     let mut seen = HashSet::new();
-    let clean = tool_uses(messages).all(|id| valid(id) && seen.insert(id.to_owned()));
-    if clean {
+    if tool_uses(messages).all(|id| valid(id) && seen.insert(id)) {
         return;
     }
     let taken: HashSet<String> = tool_uses(messages).map(str::to_owned).collect();
@@ -63,7 +62,8 @@ fn tool_uses(messages: &[Value]) -> impl Iterator<Item = &str> {
         .map(|b| b.get("id").and_then(Value::as_str).unwrap_or(""))
 }
 
-fn valid(id: &str) -> bool {
+/// Whether Anthropic accepts `id`: `^[a-zA-Z0-9_-]+$`.
+pub(crate) fn valid(id: &str) -> bool {
     !id.is_empty()
         && id
             .bytes()
@@ -169,6 +169,6 @@ mod tests {
             ["call", "fc_1_2_2", "fc_1_2", "fc_1_2_2", "call", "fc_1_2"]
         );
         let mut seen = HashSet::new();
-        assert!(tool_uses(&messages).all(|id| valid(id) && seen.insert(id.to_owned())));
+        assert!(tool_uses(&messages).all(|id| valid(id) && seen.insert(id)));
     }
 }
